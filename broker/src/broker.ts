@@ -1,0 +1,87 @@
+// Composition: config -> store -> delivery -> server. Used by main.ts, the CLI and the tests, so
+// every one of them runs the same broker.
+import { randomUUID } from "node:crypto";
+import type { BrokerConfig } from "./config.ts";
+import { Admin } from "./delivery/admin.ts";
+import { DeliveryService } from "./delivery/delivery-service.ts";
+import { Publisher } from "./delivery/publishing.ts";
+import type { Logger } from "./log.ts";
+import { GrpcServer } from "./server/grpc-server.ts";
+import { PostgresCatalogStore } from "./store/catalog-store.ts";
+import { connectDatabase } from "./store/database.ts";
+import { type EmbeddedPostgres, startEmbeddedPostgres } from "./store/embedded-postgres.ts";
+import { PostgresEventStore } from "./store/event-store.ts";
+import { migrate } from "./store/migrate.ts";
+import { JobQueue } from "./store/queue.ts";
+import { PostgresWakeupBus } from "./store/wakeups.ts";
+
+export interface RunningBroker {
+  /** host:port the gRPC server is bound to. */
+  grpcAddress: string;
+  databaseUrl: string;
+  /** Graceful: stop taking streams, let consumers settle, release the rest, close everything. */
+  stop(): Promise<void>;
+}
+
+export async function startBroker(config: Readonly<BrokerConfig>, log: Logger): Promise<RunningBroker> {
+  let embedded: EmbeddedPostgres | undefined;
+  let databaseUrl = config.databaseUrl;
+  if (!databaseUrl) {
+    embedded = await startEmbeddedPostgres({
+      dataDir: config.dataDir,
+      port: config.embeddedPostgresPort,
+      log,
+    });
+    databaseUrl = embedded.url;
+  }
+  const sql = connectDatabase(databaseUrl);
+  const applied = await migrate(sql);
+  if (applied.length > 0) log.info(`applied migrations: ${applied.join(", ")}`);
+  const queue = await JobQueue.start({
+    connectionString: databaseUrl,
+    superviseIntervalSeconds: config.superviseIntervalSeconds,
+    onError: (error) => log.error("pg-boss", error),
+  });
+
+  const brokerId = randomUUID();
+  const events = new PostgresEventStore(sql, queue, brokerId);
+  const catalog = new PostgresCatalogStore(sql, queue);
+  const deliveries = new DeliveryService(queue, events, {
+    pollIntervalMs: config.pollIntervalMs,
+    onError: (error, context) => log.error(context, error),
+  });
+  const publisher = new Publisher(events, (subscriptions) => deliveries.wake(subscriptions));
+  let server: GrpcServer | undefined;
+  const admin = new Admin(catalog, (name) => server?.subscriptionDeleted(name));
+  await new PostgresWakeupBus(sql, brokerId).listen((subscriptions) => deliveries.wake(subscriptions));
+  deliveries.start();
+
+  server = new GrpcServer({
+    admin,
+    publisher,
+    deliveries,
+    subscriber: { heartbeatIntervalMs: config.heartbeatIntervalMs, openTimeoutMs: 30_000 },
+    log: (message, error) => log.error(message, error),
+  });
+  const grpcAddress = await server.listen(config.grpcAddress);
+  log.info(`pgmesh broker ${brokerId} serving gRPC on ${grpcAddress}`);
+
+  let stopping: Promise<void> | undefined;
+  const grpc = server;
+  return {
+    grpcAddress,
+    databaseUrl,
+    stop: () => {
+      stopping ??= (async () => {
+        grpc.stopAccepting();
+        await deliveries.drain(config.drainTimeoutMs);
+        await grpc.shutdown(5_000);
+        await queue.stop();
+        await sql.end({ timeout: 5 });
+        await embedded?.stop();
+        log.info("pgmesh broker stopped");
+      })();
+      return stopping;
+    },
+  };
+}

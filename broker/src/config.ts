@@ -1,0 +1,84 @@
+// The broker's configuration: environment variables, overridden by command-line flags, checked
+// once and frozen. Every setting has a default that works on a laptop with nothing installed.
+import { resolve } from "node:path";
+import { parseArgs } from "node:util";
+import type { Level } from "./log.ts";
+
+export interface BrokerConfig {
+  /** Postgres to use; when absent the broker runs an embedded Postgres. */
+  databaseUrl: string | undefined;
+  /** host:port for gRPC; port 0 picks a free port. */
+  grpcAddress: string;
+  /** host:port for /metrics and health checks over HTTP. */
+  metricsAddress: string;
+  /** Where the embedded Postgres keeps its data. */
+  dataDir: string;
+  embeddedPostgresPort: number;
+  heartbeatIntervalMs: number;
+  /** Fallback poll for retries and lapsed leases, which nothing announces. */
+  pollIntervalMs: number;
+  /** How often lapsed leases are found and put back (pg-boss supervision). */
+  superviseIntervalSeconds: number;
+  /** On SIGTERM, how long consumers get to settle what they hold. */
+  drainTimeoutMs: number;
+  logLevel: Level;
+}
+
+const FLAGS = {
+  "database-url": { type: "string" },
+  "grpc-address": { type: "string" },
+  "metrics-address": { type: "string" },
+  "data-dir": { type: "string" },
+  "embedded-postgres-port": { type: "string" },
+  "log-level": { type: "string" },
+} as const;
+
+export function loadConfig(
+  argv: string[] = [],
+  env: NodeJS.ProcessEnv = process.env,
+): Readonly<BrokerConfig> {
+  const { values } = parseArgs({ args: argv, options: FLAGS, strict: true, allowPositionals: false });
+  const config: BrokerConfig = {
+    databaseUrl: values["database-url"] ?? (env.DATABASE_URL || undefined),
+    grpcAddress: values["grpc-address"] ?? env.PGMESH_GRPC_ADDRESS ?? "127.0.0.1:50051",
+    metricsAddress: values["metrics-address"] ?? env.PGMESH_METRICS_ADDRESS ?? "127.0.0.1:9464",
+    dataDir: resolve(values["data-dir"] ?? env.PGMESH_DATA_DIR ?? ".pgmesh"),
+    embeddedPostgresPort: integer(
+      "embedded Postgres port",
+      values["embedded-postgres-port"] ?? env.PGMESH_EMBEDDED_POSTGRES_PORT ?? "54329",
+      1,
+      65535,
+    ),
+    heartbeatIntervalMs: integer("PGMESH_HEARTBEAT_MS", env.PGMESH_HEARTBEAT_MS ?? "15000", 100, 600_000),
+    pollIntervalMs: integer("PGMESH_POLL_MS", env.PGMESH_POLL_MS ?? "1000", 50, 60_000),
+    superviseIntervalSeconds: integer(
+      "PGMESH_SUPERVISE_SECONDS",
+      env.PGMESH_SUPERVISE_SECONDS ?? "5",
+      1,
+      3600,
+    ),
+    drainTimeoutMs: integer("PGMESH_DRAIN_MS", env.PGMESH_DRAIN_MS ?? "10000", 0, 600_000),
+    logLevel: level(values["log-level"] ?? env.PGMESH_LOG_LEVEL ?? "info"),
+  };
+  address("gRPC address", config.grpcAddress);
+  address("metrics address", config.metricsAddress);
+  return Object.freeze(config);
+}
+
+function integer(name: string, raw: string, min: number, max: number): number {
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new Error(`${name} must be a whole number from ${min} to ${max}, got ${JSON.stringify(raw)}`);
+  }
+  return value;
+}
+
+function address(name: string, value: string): void {
+  if (!/^.+:\d{1,5}$/.test(value))
+    throw new Error(`${name} must look like host:port, got ${JSON.stringify(value)}`);
+}
+
+function level(raw: string): Level {
+  if (["debug", "info", "warn", "error", "silent"].includes(raw)) return raw as Level;
+  throw new Error(`log level must be one of debug, info, warn, error, silent; got ${JSON.stringify(raw)}`);
+}

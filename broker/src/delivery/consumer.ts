@@ -1,0 +1,122 @@
+// One open subscriber stream: its window of unsettled deliveries and the leases it holds.
+import type { Lease, StoredEvent, Subscription } from "./model.ts";
+
+export interface OutboundDelivery {
+  ackId: string;
+  attempt: number;
+  event: StoredEvent;
+}
+
+/** Where a consumer's deliveries go; the server implements it on the gRPC stream. */
+export interface DeliverySink {
+  deliver(deliveries: OutboundDelivery[]): void;
+}
+
+export type SettleStatus = "acked" | "nacked" | "stale" | "unknown";
+
+export const DEFAULT_MAX_OUTSTANDING = 100;
+export const MAX_OUTSTANDING_LIMIT = 10_000;
+// Ack ids of leases that lapsed on this stream are remembered so that a late ack is answered
+// "stale" rather than "unknown"; bounded so a consumer that never acks cannot grow it forever.
+const LAPSED_MEMORY = 10_000;
+
+interface HeldLease {
+  lease: Lease;
+  deliveredAt: number;
+}
+
+export class Consumer {
+  readonly subscription: Subscription;
+  readonly name: string;
+  private window: number;
+  private readonly held = new Map<string, HeldLease>();
+  private readonly lapsed = new Set<string>();
+  private closed = false;
+
+  constructor(
+    subscription: Subscription,
+    name: string,
+    maxOutstanding: number,
+    readonly sink: DeliverySink,
+  ) {
+    this.subscription = subscription;
+    this.name = name;
+    this.window = maxOutstanding;
+  }
+
+  /** How many more deliveries this stream may take now. */
+  get free(): number {
+    return this.closed ? 0 : Math.max(0, this.window - this.held.size);
+  }
+
+  get outstanding(): number {
+    return this.held.size;
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  setWindow(maxOutstanding: number): void {
+    this.window = maxOutstanding;
+  }
+
+  /** Records the lease as held by this stream and returns the ack id to send with it. */
+  hold(lease: Lease, now: number): string {
+    const ackId = ackIdOf(lease);
+    this.held.set(ackId, { lease, deliveredAt: now });
+    return ackId;
+  }
+
+  /** Splits ack ids into the leases this stream holds and the ids it cannot settle. */
+  claim(ackIds: string[]): { leases: Map<string, Lease>; others: Map<string, SettleStatus> } {
+    const leases = new Map<string, Lease>();
+    const others = new Map<string, SettleStatus>();
+    for (const ackId of ackIds) {
+      const held = this.held.get(ackId);
+      if (held) {
+        this.held.delete(ackId);
+        leases.set(ackId, held.lease);
+      } else {
+        others.set(ackId, this.lapsed.has(ackId) ? "stale" : "unknown");
+      }
+    }
+    return { leases, others };
+  }
+
+  /**
+   * Forgets leases older than the subscription's ack deadline: the queue has handed them (or
+   * will) to another consumer, so they no longer count against this stream's window.
+   */
+  expireLapsed(now: number): number {
+    const deadline = this.subscription.ackDeadlineSeconds * 1000;
+    let count = 0;
+    for (const [ackId, held] of this.held) {
+      if (now - held.deliveredAt < deadline) continue;
+      this.held.delete(ackId);
+      this.rememberLapsed(ackId);
+      count++;
+    }
+    return count;
+  }
+
+  /** Marks the stream closed and hands back every lease it still holds. */
+  close(): Lease[] {
+    this.closed = true;
+    const leases = [...this.held.values()].map((h) => h.lease);
+    this.held.clear();
+    return leases;
+  }
+
+  private rememberLapsed(ackId: string): void {
+    if (this.lapsed.size >= LAPSED_MEMORY) {
+      const oldest = this.lapsed.values().next().value;
+      if (oldest !== undefined) this.lapsed.delete(oldest);
+    }
+    this.lapsed.add(ackId);
+  }
+}
+
+// The attempt is part of the id, so an ack for attempt 1 can never be mistaken for attempt 2 of
+// the same event on the same stream.
+const ackIdOf = (lease: Lease) => `${lease.jobId}:${lease.retryCount}`;

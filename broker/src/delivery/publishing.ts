@@ -1,0 +1,117 @@
+// The publish use case: validate a batch, store it (store/ makes it one transaction), then wake
+// this broker's dispatchers for the subscriptions that got deliveries.
+import { randomUUID } from "node:crypto";
+import { invalidArgument } from "./errors.ts";
+import type { EventEnvelope, PublishOutcome } from "./model.ts";
+import { assertName } from "./names.ts";
+import type { EventStore } from "./ports.ts";
+
+export const PUBLISH_LIMITS = {
+  maxBatch: 1000,
+  /** Per event: payload plus every string field, so that one event fits any consumer's message limit. */
+  maxEventBytes: 1024 * 1024,
+  maxIdLength: 256,
+  maxSourceLength: 256,
+  maxTypeLength: 256,
+  maxSubjectLength: 1024,
+  maxOrderingKeyLength: 256,
+  maxAttributes: 64,
+  maxAttributeValueLength: 4096,
+} as const;
+
+// CloudEvents extension attribute names: lower-case letters and digits (we also allow '_' and '-').
+const ATTRIBUTE_NAME = /^[a-z0-9][a-z0-9_-]{0,63}$/;
+
+export class Publisher {
+  constructor(
+    private readonly events: EventStore,
+    private readonly onPublished: (subscriptions: string[]) => void,
+  ) {}
+
+  async publish(topic: string, batch: EventEnvelope[]): Promise<PublishOutcome[]> {
+    assertName("topic", topic);
+    if (batch.length === 0) throw invalidArgument("a publish request needs at least one event");
+    if (batch.length > PUBLISH_LIMITS.maxBatch) {
+      throw invalidArgument(
+        `a publish request holds at most ${PUBLISH_LIMITS.maxBatch} events, got ${batch.length}`,
+      );
+    }
+    const normalised = batch.map((event, index) => normaliseEvent(event, index));
+    const { outcomes, subscriptions } = await this.events.publish(topic, normalised);
+    if (subscriptions.length > 0) this.onPublished(subscriptions);
+    return outcomes;
+  }
+}
+
+/** Validates one event and fills the defaults (id, type). Throws invalid_argument naming the field. */
+export function normaliseEvent(event: EventEnvelope, index: number): EventEnvelope {
+  const at = `events[${index}]`;
+  const id = event.id || randomUUID();
+  checkLength(`${at}.id`, id, PUBLISH_LIMITS.maxIdLength);
+  if (!event.source)
+    throw invalidArgument(`${at}.source is required (who produced the event, e.g. "orders-service")`);
+  checkLength(`${at}.source`, event.source, PUBLISH_LIMITS.maxSourceLength);
+  if (event.dataTypeUrl && !event.dataTypeUrl.includes("/")) {
+    throw invalidArgument(
+      `${at}.data.type_url ${JSON.stringify(event.dataTypeUrl.slice(0, 100))} is not a type URL (expected e.g. "type.googleapis.com/shop.v1.OrderPlaced")`,
+    );
+  }
+  const type = event.type || event.dataTypeUrl.slice(event.dataTypeUrl.lastIndexOf("/") + 1);
+  if (!type) throw invalidArgument(`${at}.type is required when the event has no data`);
+  checkLength(`${at}.type`, type, PUBLISH_LIMITS.maxTypeLength);
+  checkLength(`${at}.subject`, event.subject, PUBLISH_LIMITS.maxSubjectLength);
+  checkLength(`${at}.ordering_key`, event.orderingKey, PUBLISH_LIMITS.maxOrderingKeyLength);
+  const names = Object.keys(event.attributes);
+  if (names.length > PUBLISH_LIMITS.maxAttributes) {
+    throw invalidArgument(
+      `${at}.attributes has ${names.length} entries; at most ${PUBLISH_LIMITS.maxAttributes} are allowed`,
+    );
+  }
+  for (const name of names) {
+    if (!ATTRIBUTE_NAME.test(name)) {
+      throw invalidArgument(
+        `${at}.attributes key ${JSON.stringify(name.slice(0, 80))} is not valid: use 1-64 characters of a-z, 0-9, '_' and '-'`,
+      );
+    }
+    checkLength(
+      `${at}.attributes["${name}"]`,
+      event.attributes[name] ?? "",
+      PUBLISH_LIMITS.maxAttributeValueLength,
+    );
+  }
+  const size = envelopeSize(event);
+  if (size > PUBLISH_LIMITS.maxEventBytes) {
+    throw invalidArgument(
+      `${at} is ${formatBytes(size)}; an event may be at most ${formatBytes(PUBLISH_LIMITS.maxEventBytes)} (payload and attributes together)`,
+    );
+  }
+  return { ...event, id, type };
+}
+
+function checkLength(field: string, value: string, max: number): void {
+  if (value.length > max)
+    throw invalidArgument(`${field} is ${value.length} characters long; the limit is ${max}`);
+}
+
+function envelopeSize(event: EventEnvelope): number {
+  let size = event.data.byteLength;
+  for (const text of [
+    event.id,
+    event.source,
+    event.type,
+    event.subject,
+    event.orderingKey,
+    event.dataTypeUrl,
+  ]) {
+    size += Buffer.byteLength(text);
+  }
+  for (const [name, value] of Object.entries(event.attributes))
+    size += Buffer.byteLength(name) + Buffer.byteLength(value);
+  return size;
+}
+
+function formatBytes(bytes: number): string {
+  return bytes >= 1024 * 1024
+    ? `${(bytes / (1024 * 1024)).toFixed(2)} MiB`
+    : `${(bytes / 1024).toFixed(1)} KiB`;
+}

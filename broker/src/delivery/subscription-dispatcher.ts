@@ -1,0 +1,96 @@
+// Moves one subscription's pending deliveries onto this broker's streams for it. It leases only
+// as many as the streams have free window, so a stream never holds more unsettled deliveries
+// than its consumer allowed. It runs when woken (publish, settle, new stream, NOTIFY, fallback poll)
+// and drains until the queue is empty or every window is full.
+import type { Consumer, OutboundDelivery } from "./consumer.ts";
+import type { Lease, Subscription } from "./model.ts";
+import type { DeliveryQueue, EventStore } from "./ports.ts";
+
+const MAX_BATCH = 500;
+
+export class SubscriptionDispatcher {
+  readonly consumers = new Set<Consumer>();
+  private running = false;
+  private wokenWhileRunning = false;
+  private rotation = 0;
+
+  constructor(
+    readonly subscription: Subscription,
+    private readonly queue: DeliveryQueue,
+    private readonly events: EventStore,
+    private readonly onError: (error: unknown, subscription: Subscription) => void,
+  ) {}
+
+  get free(): number {
+    let free = 0;
+    for (const consumer of this.consumers) free += consumer.free;
+    return free;
+  }
+
+  wake(): void {
+    if (this.running) {
+      this.wokenWhileRunning = true;
+      return;
+    }
+    this.running = true;
+    void this.run();
+  }
+
+  /** Resolves when no dispatch pass is in progress. */
+  async idle(): Promise<void> {
+    while (this.running) await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+
+  private async run(): Promise<void> {
+    try {
+      do {
+        this.wokenWhileRunning = false;
+        await this.dispatchUntilDrained();
+      } while (this.wokenWhileRunning);
+    } catch (error) {
+      this.onError(error, this.subscription);
+    } finally {
+      this.running = false;
+    }
+  }
+
+  private async dispatchUntilDrained(): Promise<void> {
+    for (;;) {
+      const wanted = Math.min(this.free, MAX_BATCH);
+      if (wanted === 0) return;
+      const leases = await this.queue.lease(this.subscription.queue, wanted);
+      if (leases.length === 0) return;
+      await this.hand(leases);
+      if (leases.length < wanted) return;
+    }
+  }
+
+  private async hand(leases: Lease[]): Promise<void> {
+    const events = await this.events.loadEvents(leases.map((l) => l.eventSeq));
+    const now = Date.now();
+    const consumers = [...this.consumers];
+    const start = this.rotation++ % Math.max(1, consumers.length);
+    const ordered = [...consumers.slice(start), ...consumers.slice(0, start)];
+    const unplaced: Lease[] = [];
+    const missing: Lease[] = [];
+    let next = 0;
+    for (const consumer of ordered) {
+      const batch: OutboundDelivery[] = [];
+      while (next < leases.length && consumer.free > 0) {
+        const lease = leases[next++] as Lease;
+        const event = events.get(lease.eventSeq);
+        if (!event) {
+          missing.push(lease);
+          continue;
+        }
+        batch.push({ ackId: consumer.hold(lease, now), attempt: lease.retryCount + 1, event });
+      }
+      if (batch.length > 0) consumer.sink.deliver(batch);
+    }
+    unplaced.push(...leases.slice(next));
+    // Streams that closed while we were leasing leave deliveries nobody can take: back they go.
+    if (unplaced.length > 0) await this.queue.release(this.subscription.queue, unplaced);
+    // An event row can only be missing if it was removed by hand; there is nothing to deliver.
+    if (missing.length > 0) await this.queue.complete(this.subscription.queue, missing);
+  }
+}

@@ -1,0 +1,15 @@
+// pgmesh.v1.PublisherService on top of the delivery layer's Publisher.
+import type { PublisherServiceServer } from "@pgmesh/sdk/gen/pgmesh/v1/publisher";
+import type { Publisher } from "../delivery/publishing.ts";
+import { envelopeFromWire } from "./convert.ts";
+import type { ErrorLogger } from "./status.ts";
+import { unary } from "./unary.ts";
+
+export function publisherHandlers(publisher: Publisher, log: ErrorLogger): PublisherServiceServer {
+  return {
+    publish: unary("Publish", log, async (request) => {
+      const results = await publisher.publish(request.topic, request.events.map(envelopeFromWire));
+      return { results };
+    }),
+  };
+}

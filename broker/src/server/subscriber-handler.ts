@@ -1,0 +1,259 @@
+// pgmesh.v1.SubscriberService.Subscribe: one bidirectional stream per consumer. The first message
+// opens the stream on a subscription; after that the client settles deliveries (ack, nack) and
+// resizes its window (flow); the server sends deliveries, a result for every settle, and
+// heartbeats while idle. Client messages are handled one at a time, in order.
+import { type ServerDuplexStream, status } from "@grpc/grpc-js";
+import {
+  AckStatus,
+  type SubscribeRequest,
+  type SubscribeResponse,
+  type SubscriberServiceServer,
+} from "@pgmesh/sdk/gen/pgmesh/v1/subscriber";
+import type { Admin } from "../delivery/admin.ts";
+import {
+  type Consumer,
+  DEFAULT_MAX_OUTSTANDING,
+  MAX_OUTSTANDING_LIMIT,
+  type SettleStatus,
+} from "../delivery/consumer.ts";
+import type { DeliveryService, SettleResult } from "../delivery/delivery-service.ts";
+import { invalidArgument, MeshError } from "../delivery/errors.ts";
+import { eventToWire } from "./convert.ts";
+import { type ErrorLogger, toServiceError } from "./status.ts";
+
+export interface SubscriberOptions {
+  heartbeatIntervalMs: number;
+  openTimeoutMs: number;
+}
+
+type Stream = ServerDuplexStream<SubscribeRequest, SubscribeResponse>;
+
+const STATUS: Record<SettleStatus, AckStatus> = {
+  acked: AckStatus.ACK_STATUS_ACKED,
+  nacked: AckStatus.ACK_STATUS_NACKED,
+  stale: AckStatus.ACK_STATUS_STALE,
+  unknown: AckStatus.ACK_STATUS_UNKNOWN,
+};
+
+export class SubscriberStreams {
+  private readonly sessions = new Set<StreamSession>();
+  private accepting = true;
+
+  constructor(
+    private readonly admin: Admin,
+    private readonly deliveries: DeliveryService,
+    private readonly options: SubscriberOptions,
+    private readonly log: ErrorLogger,
+  ) {}
+
+  handlers(): SubscriberServiceServer {
+    return {
+      subscribe: (call: Stream) => {
+        if (!this.accepting) {
+          call.emit("error", {
+            code: status.UNAVAILABLE,
+            details: "the broker is shutting down; reconnect to another",
+          });
+          return;
+        }
+        const session = new StreamSession(call, this.admin, this.deliveries, this.options, this.log);
+        this.sessions.add(session);
+        session.finished.then(() => this.sessions.delete(session));
+      },
+    };
+  }
+
+  /** Refuses new streams; open ones keep settling until closeAll. */
+  stopAccepting(): void {
+    this.accepting = false;
+  }
+
+  async endSubscription(name: string): Promise<void> {
+    const ending = [...this.sessions].filter((s) => s.subscriptionName === name);
+    await Promise.all(
+      ending.map((s) => s.fail({ code: status.NOT_FOUND, details: `subscription ${name} was deleted` })),
+    );
+  }
+
+  /** Ends every open stream with UNAVAILABLE (so clients reconnect elsewhere) and releases its leases. */
+  async closeAll(): Promise<void> {
+    await Promise.all(
+      [...this.sessions].map((s) =>
+        s.fail({ code: status.UNAVAILABLE, details: "the broker is shutting down" }),
+      ),
+    );
+  }
+}
+
+class StreamSession {
+  private consumer: Consumer | undefined;
+  private queue: Promise<void> = Promise.resolve();
+  private ended = false;
+  private lastWrite = Date.now();
+  private readonly heartbeat: NodeJS.Timeout;
+  private readonly openTimer: NodeJS.Timeout;
+  private resolveFinished!: () => void;
+  readonly finished = new Promise<void>((resolve) => {
+    this.resolveFinished = resolve;
+  });
+
+  constructor(
+    private readonly call: Stream,
+    private readonly admin: Admin,
+    private readonly deliveries: DeliveryService,
+    private readonly options: SubscriberOptions,
+    private readonly log: ErrorLogger,
+  ) {
+    this.openTimer = setTimeout(
+      () =>
+        this.fail(
+          toServiceError(invalidArgument("no `open` message arrived; send `open` first"), log, "Subscribe"),
+        ),
+      options.openTimeoutMs,
+    );
+    this.heartbeat = setInterval(() => {
+      if (this.consumer && Date.now() - this.lastWrite >= options.heartbeatIntervalMs) {
+        this.write({ response: { $case: "heartbeat", value: { time: new Date() } } });
+      }
+    }, options.heartbeatIntervalMs);
+    call.on("data", (request: SubscribeRequest) => {
+      this.queue = this.queue
+        .then(() => this.handle(request))
+        .catch((error: unknown) => this.failWith(error));
+    });
+    call.on("end", () => {
+      // The client half-closed: settle what is queued, release the rest, and finish cleanly.
+      this.queue = this.queue.then(() => this.finish());
+    });
+    call.on("cancelled", () => void this.finish());
+    call.on("error", () => void this.finish());
+    call.on("close", () => void this.finish());
+  }
+
+  get subscriptionName(): string | undefined {
+    return this.consumer?.subscription.name;
+  }
+
+  async fail(error: Partial<{ code: status; details: string }>): Promise<void> {
+    if (!this.ended) {
+      this.ended = true;
+      this.call.emit("error", error);
+    }
+    await this.finish();
+  }
+
+  private failWith(error: unknown): Promise<void> {
+    return this.fail(toServiceError(error, this.log, "Subscribe"));
+  }
+
+  private async handle(request: SubscribeRequest): Promise<void> {
+    if (this.ended) return;
+    const message = request.request;
+    if (!message) throw invalidArgument("empty request: set one of open, ack, nack or flow");
+    if (message.$case === "open") {
+      if (this.consumer) throw invalidArgument("the stream is already open; `open` may only be sent once");
+      await this.open(
+        message.value.subscription,
+        message.value.consumer,
+        message.value.maxOutstandingMessages,
+      );
+      return;
+    }
+    const consumer = this.consumer;
+    if (!consumer) throw invalidArgument(`the first message must be \`open\`, got \`${message.$case}\``);
+    switch (message.$case) {
+      case "ack":
+        this.sendResults(await this.deliveries.ack(consumer, message.value.ackIds));
+        return;
+      case "nack":
+        this.sendResults(await this.deliveries.nack(consumer, message.value.ackIds));
+        return;
+      case "flow":
+        this.deliveries.setWindow(consumer, checkWindow(message.value.maxOutstandingMessages, true));
+        return;
+    }
+  }
+
+  private async open(subscriptionName: string, consumerName: string, maxOutstanding: number): Promise<void> {
+    clearTimeout(this.openTimer);
+    const window = checkWindow(maxOutstanding, false);
+    const subscription = await this.admin.getSubscription(subscriptionName);
+    if (this.ended) return;
+    this.write({
+      response: {
+        $case: "opened",
+        value: {
+          subscription: subscription.name,
+          topic: subscription.topic,
+          maxOutstandingMessages: window,
+          ackDeadline: { seconds: subscription.ackDeadlineSeconds, nanos: 0 },
+          heartbeatInterval: { seconds: Math.ceil(this.options.heartbeatIntervalMs / 1000), nanos: 0 },
+        },
+      },
+    });
+    this.consumer = this.deliveries.open(subscription, consumerName.slice(0, 200), window, {
+      deliver: (batch) =>
+        this.write({
+          response: {
+            $case: "deliveries",
+            value: {
+              deliveries: batch.map((d) => ({
+                ackId: d.ackId,
+                deliveryAttempt: d.attempt,
+                event: eventToWire(d.event),
+              })),
+            },
+          },
+        }),
+    });
+  }
+
+  private sendResults(results: SettleResult[]): void {
+    if (results.length === 0) return;
+    this.write({
+      response: {
+        $case: "ackResults",
+        value: { results: results.map((r) => ({ ackId: r.ackId, status: STATUS[r.status] })) },
+      },
+    });
+  }
+
+  private write(response: SubscribeResponse): void {
+    if (this.ended) return;
+    this.lastWrite = Date.now();
+    this.call.write(response);
+  }
+
+  private finishing: Promise<void> | undefined;
+
+  private finish(): Promise<void> {
+    this.finishing ??= (async () => {
+      clearTimeout(this.openTimer);
+      clearInterval(this.heartbeat);
+      const consumer = this.consumer;
+      try {
+        if (consumer) await this.deliveries.close(consumer);
+      } catch (error) {
+        // The leases are not lost: they lapse and are redelivered after the ack deadline.
+        this.log("releasing a closed stream's deliveries failed", error);
+      }
+      if (!this.ended) {
+        this.ended = true;
+        this.call.end();
+      }
+      this.resolveFinished();
+    })();
+    return this.finishing;
+  }
+}
+
+function checkWindow(value: number, allowZero: boolean): number {
+  if (value === 0 && !allowZero) return DEFAULT_MAX_OUTSTANDING;
+  if (value > MAX_OUTSTANDING_LIMIT) {
+    throw new MeshError(
+      "invalid_argument",
+      `max_outstanding_messages is at most ${MAX_OUTSTANDING_LIMIT}, got ${value}`,
+    );
+  }
+  return value;
+}

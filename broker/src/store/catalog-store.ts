@@ -1,0 +1,91 @@
+// Topics and subscriptions in Postgres. A subscription owns a pg-boss queue, created before its
+// row is visible to publishers and dropped after its row is gone, so a publish never fans out to
+// a queue that does not exist.
+import { randomBytes } from "node:crypto";
+import { MeshError, notFound } from "../delivery/errors.ts";
+import type { Page, Subscription, Topic } from "../delivery/model.ts";
+import type { CatalogStore } from "../delivery/ports.ts";
+import type { Sql } from "./database.ts";
+import * as subscriptions from "./queries/subscriptions.ts";
+import * as topics from "./queries/topics.ts";
+import type { JobQueue } from "./queue.ts";
+
+export class PostgresCatalogStore implements CatalogStore {
+  constructor(
+    private readonly sql: Sql,
+    private readonly queue: JobQueue,
+  ) {}
+
+  async createTopic(name: string): Promise<Topic> {
+    const topic = await topics.insertTopic(this.sql, name);
+    if (!topic) throw new MeshError("already_exists", `topic ${name} already exists`);
+    return topic;
+  }
+
+  getTopic(name: string): Promise<Topic | undefined> {
+    return topics.selectTopic(this.sql, name);
+  }
+
+  async listTopics(pageSize: number, after: string): Promise<Page<Topic>> {
+    const rows = await topics.selectTopicsAfter(this.sql, after, pageSize + 1);
+    return pageOf(rows, pageSize, (t) => t.name);
+  }
+
+  async deleteTopic(name: string): Promise<boolean> {
+    return this.sql.begin(async (tx) => {
+      const subs = await topics.countSubscriptionsOf(tx, name);
+      if (subs > 0) {
+        throw new MeshError(
+          "failed_precondition",
+          `topic ${name} still has ${subs} subscription(s); delete them first`,
+        );
+      }
+      return topics.deleteTopicRow(tx, name);
+    });
+  }
+
+  async createSubscription(sub: Omit<Subscription, "createdAt" | "queue">): Promise<Subscription> {
+    if (await subscriptions.selectSubscription(this.sql, sub.name)) {
+      throw new MeshError("already_exists", `subscription ${sub.name} already exists`);
+    }
+    if (!(await topics.selectTopic(this.sql, sub.topic))) throw notFound(`topic ${sub.topic} does not exist`);
+    // A fresh queue per incarnation: a subscription deleted and created again under the same name
+    // must not inherit the old one's deliveries, nor another broker's cached queue settings.
+    const queue = `sub/${sub.name}/${randomBytes(4).toString("hex")}`;
+    await this.queue.createQueue(queue, sub.ackDeadlineSeconds);
+    try {
+      const row = await this.sql.begin(async (tx) => {
+        if (!(await topics.lockTopicShared(tx, sub.topic)))
+          throw notFound(`topic ${sub.topic} does not exist`);
+        return subscriptions.insertSubscription(tx, { ...sub, queue });
+      });
+      if (!row) throw new MeshError("already_exists", `subscription ${sub.name} already exists`);
+      return row;
+    } catch (error) {
+      await this.queue.deleteQueue(queue);
+      throw error;
+    }
+  }
+
+  getSubscription(name: string): Promise<Subscription | undefined> {
+    return subscriptions.selectSubscription(this.sql, name);
+  }
+
+  async listSubscriptions(topic: string, pageSize: number, after: string): Promise<Page<Subscription>> {
+    const rows = await subscriptions.selectSubscriptionsAfter(this.sql, topic, after, pageSize + 1);
+    return pageOf(rows, pageSize, (s) => s.name);
+  }
+
+  async deleteSubscription(name: string): Promise<boolean> {
+    const row = await subscriptions.deleteSubscriptionRow(this.sql, name);
+    if (!row) return false;
+    await this.queue.deleteQueue(row.queue);
+    return true;
+  }
+}
+
+function pageOf<T>(rows: T[], pageSize: number, key: (row: T) => string): Page<T> {
+  const items = rows.slice(0, pageSize);
+  const last = items.at(-1);
+  return { items, nextPageToken: rows.length > pageSize && last ? key(last) : "" };
+}

