@@ -1,0 +1,41 @@
+// Starts a real broker on port 0 against a test database, with a real gRPC client.
+import { PgmeshClient } from "@pgmesh/sdk";
+import { type RunningBroker, startBroker } from "../../src/broker.ts";
+import { loadConfig } from "../../src/config.ts";
+import { createLogger, type Level } from "../../src/log.ts";
+
+export interface TestBroker {
+  broker: RunningBroker;
+  client: PgmeshClient;
+  address: string;
+  stop(): Promise<void>;
+}
+
+export async function startTestBroker(
+  databaseUrl: string,
+  env: Record<string, string> = {},
+): Promise<TestBroker> {
+  const config = loadConfig([], {
+    DATABASE_URL: databaseUrl,
+    PGMESH_GRPC_ADDRESS: "127.0.0.1:0",
+    PGMESH_METRICS_ADDRESS: "127.0.0.1:0",
+    PGMESH_POLL_MS: "200",
+    PGMESH_SUPERVISE_SECONDS: "1",
+    PGMESH_DRAIN_MS: "1000",
+    ...env,
+  });
+  const broker = await startBroker(
+    config,
+    createLogger((process.env.PGMESH_TEST_LOG_LEVEL as Level) ?? "silent"),
+  );
+  const client = new PgmeshClient(broker.grpcAddress);
+  return {
+    broker,
+    client,
+    address: broker.grpcAddress,
+    stop: async () => {
+      client.close();
+      await broker.stop();
+    },
+  };
+}
