@@ -32,6 +32,8 @@ export class Consumer {
   private readonly held = new Map<string, HeldLease>();
   private readonly lapsed = new Set<string>();
   private closed = false;
+  /** Settles claimed from this stream and not yet answered by the queue; a drain waits for them. */
+  settling = 0;
 
   constructor(
     subscription: Subscription,

@@ -104,7 +104,7 @@ export class DeliveryService {
     if (this.poller) clearInterval(this.poller);
     await Promise.all([...this.dispatchers.values()].map((d) => d.idle()));
     const deadline = Date.now() + timeoutMs;
-    while (Date.now() < deadline && [...this.consumers].some((c) => c.outstanding > 0)) {
+    while (Date.now() < deadline && [...this.consumers].some((c) => c.outstanding > 0 || c.settling > 0)) {
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
   }
@@ -120,7 +120,15 @@ export class DeliveryService {
     apply: (leases: Lease[]) => Promise<Set<string>>,
   ): Promise<SettleResult[]> {
     const { leases, others } = consumer.claim(ackIds);
-    const settled = leases.size > 0 ? await apply([...leases.values()]) : new Set<string>();
+    let settled = new Set<string>();
+    if (leases.size > 0) {
+      consumer.settling++;
+      try {
+        settled = await apply([...leases.values()]);
+      } finally {
+        consumer.settling--;
+      }
+    }
     // Settling frees window: the dispatcher may now hand out more.
     if (leases.size > 0) this.wake([consumer.subscription.name]);
     return ackIds.map((ackId) => {

@@ -134,6 +134,12 @@ class StreamSession {
     return this.consumer?.subscription.name;
   }
 
+  /** Ends the stream with a status once the messages already received have been handled. */
+  async failAfterPending(error: Partial<{ code: status; details: string }>): Promise<void> {
+    await this.queue;
+    await this.fail(error);
+  }
+
   async fail(error: Partial<{ code: status; details: string }>): Promise<void> {
     if (!this.ended) {
       this.ended = true;

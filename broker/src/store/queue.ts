@@ -39,6 +39,8 @@ export class JobQueue implements DeliveryQueue {
       schedule: false,
       supervise: true,
       superviseIntervalSeconds: options.superviseIntervalSeconds,
+      // Lapsed leases are found by the per-queue monitor pass, which runs at most this often.
+      monitorIntervalSeconds: options.superviseIntervalSeconds,
       registerInstance: false,
     });
     boss.on("error", options.onError);

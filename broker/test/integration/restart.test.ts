@@ -1,0 +1,114 @@
+// Durability and multi-broker behaviour: state lives in Postgres, not in a broker.
+import { AckStatus } from "@pgmesh/sdk/gen/pgmesh/v1/subscriber";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startTestBroker, type TestBroker } from "../support/broker.ts";
+import { createTestDatabase, type TestDatabase } from "../support/database.ts";
+import { StreamProbe, sleep } from "../support/stream-probe.ts";
+
+let db: TestDatabase;
+const brokers: TestBroker[] = [];
+
+async function broker(env: Record<string, string> = {}): Promise<TestBroker> {
+  const started = await startTestBroker(db.url, env);
+  brokers.push(started);
+  return started;
+}
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+});
+
+afterAll(async () => {
+  for (const b of brokers) await b.stop();
+  await db?.drop();
+});
+
+describe("restart", () => {
+  it("events published before a broker stops are all delivered by a new broker on the same database", async () => {
+    const first = await broker();
+    await first.client.createTopic("durable");
+    await first.client.createSubscription("durable.sub", "durable");
+    const ids = Array.from({ length: 50 }, (_, i) => `d${i}`);
+    await first.client.publish(
+      "durable",
+      ids.map((id) => ({ id, source: "s", type: "t" })),
+    );
+    // A consumer holds some of them unacked when the broker stops: they must not be lost either.
+    const holder = await StreamProbe.open(first.client, "durable.sub", 10);
+    await holder.waitForDeliveries(10);
+    await first.stop();
+    brokers.splice(brokers.indexOf(first), 1);
+    const ended = await holder.ended;
+    expect(ended.code).toBe(14); // UNAVAILABLE: reconnect elsewhere
+
+    const second = await broker();
+    const probe = await StreamProbe.open(second.client, "durable.sub", 100);
+    const deliveries = await probe.waitForDeliveries(50);
+    expect(new Set(deliveries.map((d) => d.event?.id))).toEqual(new Set(ids));
+    await probe.ackAndWait(deliveries.map((d) => d.ackId));
+    await sleep(500);
+    expect(probe.deliveries).toHaveLength(50);
+    await probe.close();
+  });
+
+  it("a drain lets a consumer ack what it holds before the broker stops", async () => {
+    const first = await broker({ PGMESH_DRAIN_MS: "5000" });
+    await first.client.createTopic("drain");
+    await first.client.createSubscription("drain.sub", "drain");
+    await first.client.publish("drain", [{ id: "held", source: "s", type: "t" }]);
+    const probe = await StreamProbe.open(first.client, "drain.sub");
+    const [delivery] = await probe.waitForDeliveries(1);
+    const stopping = first.stop();
+    brokers.splice(brokers.indexOf(first), 1);
+    await sleep(100);
+    const [result] = await probe.ackAndWait([delivery?.ackId ?? ""]);
+    expect(result?.status).toBe(AckStatus.ACK_STATUS_ACKED);
+    await stopping;
+    const second = await broker();
+    const after = await StreamProbe.open(second.client, "drain.sub");
+    await sleep(1000);
+    expect(after.deliveries).toHaveLength(0);
+    await after.close();
+  });
+});
+
+describe("two brokers on one database", () => {
+  it("an event published through one broker reaches a stream on the other without waiting for a poll", async () => {
+    // A long fallback poll: only the NOTIFY wake-up can deliver within the deadline below.
+    const a = await broker({ PGMESH_POLL_MS: "60000" });
+    const b = await broker({ PGMESH_POLL_MS: "60000" });
+    await a.client.createTopic("mesh");
+    await a.client.createSubscription("mesh.sub", "mesh");
+    const probe = await StreamProbe.open(b.client, "mesh.sub");
+    await sleep(200);
+    const started = Date.now();
+    await a.client.publish("mesh", [{ id: "hop", source: "s", type: "t" }]);
+    const [delivery] = await probe.waitForDeliveries(1, 5000);
+    expect(delivery?.event?.id).toBe("hop");
+    expect(Date.now() - started).toBeLessThan(2000);
+    await probe.ackAndWait([delivery?.ackId ?? ""]);
+    await probe.close();
+  });
+
+  it("a lapsed lease is redelivered by another broker, and the late ack is refused as stale", async () => {
+    const a = await broker();
+    const b = await broker();
+    await a.client.createTopic("lease");
+    await a.client.createSubscription("lease.sub", "lease", { ackDeadlineSeconds: 2 });
+    await a.client.publish("lease", [{ id: "slow", source: "s", type: "t" }]);
+    const slow = await StreamProbe.open(a.client, "lease.sub");
+    const [first] = await slow.waitForDeliveries(1);
+    // The slow consumer stops taking more; a second consumer on the other broker waits.
+    slow.flow(0);
+    const other = await StreamProbe.open(b.client, "lease.sub");
+    const [second] = await other.waitForDeliveries(1, 10_000);
+    expect(second?.event?.id).toBe("slow");
+    expect(second?.deliveryAttempt).toBe(2);
+    const [late] = await slow.ackAndWait([first?.ackId ?? ""]);
+    expect(late?.status).toBe(AckStatus.ACK_STATUS_STALE);
+    const [current] = await other.ackAndWait([second?.ackId ?? ""]);
+    expect(current?.status).toBe(AckStatus.ACK_STATUS_ACKED);
+    await slow.close();
+    await other.close();
+  });
+});
