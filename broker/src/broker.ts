@@ -21,6 +21,8 @@ export interface RunningBroker {
   databaseUrl: string;
   /** Graceful: stop taking streams, let consumers settle, release the rest, close everything. */
   stop(): Promise<void>;
+  /** For a forced exit: leaves nothing running behind the process (the embedded Postgres). */
+  abandon(): void;
 }
 
 export async function startBroker(config: Readonly<BrokerConfig>, log: Logger): Promise<RunningBroker> {
@@ -83,5 +85,6 @@ export async function startBroker(config: Readonly<BrokerConfig>, log: Logger): 
       })();
       return stopping;
     },
+    abandon: () => embedded?.abandon(),
   };
 }

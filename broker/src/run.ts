@@ -1,0 +1,37 @@
+// Runs the broker in the foreground until SIGTERM or SIGINT: the first signal drains (consumers
+// get PGMESH_DRAIN_MS to settle what they hold, the rest goes back to the queue), a second one
+// exits at once. Shared by `npm start` and `pgmesh start`.
+import { startBroker } from "./broker.ts";
+import { loadConfig } from "./config.ts";
+import { createLogger } from "./log.ts";
+
+export async function runBroker(argv: string[]): Promise<void> {
+  const config = loadConfig(argv);
+  const log = createLogger(config.logLevel);
+  let broker: Awaited<ReturnType<typeof startBroker>>;
+  try {
+    broker = await startBroker(config, log);
+  } catch (error) {
+    log.error("the broker could not start", error);
+    process.exit(1);
+  }
+  let signals = 0;
+  const onSignal = (signal: NodeJS.Signals) => {
+    signals++;
+    if (signals > 1) {
+      log.warn(`${signal} again: exiting without draining`);
+      broker.abandon();
+      process.exit(130);
+    }
+    log.info(`${signal}: draining (send it again to exit at once)`);
+    broker.stop().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        log.error("shutdown failed", error);
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGTERM", onSignal);
+  process.on("SIGINT", onSignal);
+}

@@ -1,0 +1,164 @@
+// The README's default path, as a user runs it: the broker process on an embedded Postgres (no
+// DATABASE_URL), `buf curl` health and reflection, the CLI quickstart, and signal handling.
+import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+const root = fileURLToPath(new URL("../../../", import.meta.url));
+const run = promisify(execFile);
+const buf = join(root, "node_modules/.bin/buf");
+const pgmesh = join(root, "broker/bin/pgmesh.js");
+
+let dataDir: string;
+
+beforeAll(async () => {
+  dataDir = await mkdtemp(join(tmpdir(), "pgmesh-e2e-"));
+});
+
+afterAll(async () => {
+  await rm(dataDir, { recursive: true, force: true });
+});
+
+interface BrokerProcess {
+  child: ChildProcess;
+  address: string;
+  output: () => string;
+  exited: Promise<number | null>;
+}
+
+async function startBrokerProcess(env: Record<string, string> = {}): Promise<BrokerProcess> {
+  const grpcPort = await freePort();
+  const child = spawn(process.execPath, ["--import", "tsx", "broker/src/main.ts"], {
+    cwd: root,
+    env: {
+      ...process.env,
+      DATABASE_URL: "",
+      PGMESH_DATA_DIR: dataDir,
+      PGMESH_EMBEDDED_POSTGRES_PORT: String(await freePort()),
+      PGMESH_GRPC_ADDRESS: `127.0.0.1:${grpcPort}`,
+      PGMESH_METRICS_ADDRESS: "127.0.0.1:0",
+      ...env,
+    },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let output = "";
+  child.stdout?.on("data", (d) => (output += d));
+  child.stderr?.on("data", (d) => (output += d));
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  const deadline = Date.now() + 60_000;
+  while (!output.includes("serving gRPC on")) {
+    if (child.exitCode !== null || Date.now() > deadline)
+      throw new Error(`the broker did not start:\n${output}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return { child, address: `127.0.0.1:${grpcPort}`, output: () => output, exited };
+}
+
+const cli = (address: string, ...args: string[]) =>
+  run(process.execPath, [pgmesh, ...args], { cwd: root, env: { ...process.env, PGMESH_ADDRESS: address } });
+
+const curl = (address: string, path: string, data?: string) =>
+  run(buf, [
+    "curl",
+    "--protocol",
+    "grpc",
+    "--http2-prior-knowledge",
+    ...(data ? ["-d", data] : []),
+    `http://${address}${path}`,
+  ]);
+
+describe("npm start on an embedded Postgres", () => {
+  it("serves health and reflection to buf curl, runs the CLI quickstart, and drains on SIGTERM", async () => {
+    const broker = await startBrokerProcess();
+    try {
+      expect(broker.output()).toContain("embedded Postgres ready");
+      const health = await curl(broker.address, "/grpc.health.v1.Health/Check");
+      expect(JSON.parse(health.stdout)).toEqual({ status: "SERVING" });
+      const methods = (
+        await run(buf, [
+          "curl",
+          "--protocol",
+          "grpc",
+          "--http2-prior-knowledge",
+          "--list-methods",
+          `http://${broker.address}`,
+        ])
+      ).stdout;
+      expect(methods).toContain("pgmesh.v1.PublisherService/Publish");
+      expect(methods).toContain("pgmesh.v1.SubscriberService/Subscribe");
+      expect(methods).toContain("pgmesh.v1.AdminService/CreateTopic");
+
+      expect((await cli(broker.address, "topics", "create", "orders")).stdout).toBe("created topic orders\n");
+      expect(
+        (await cli(broker.address, "subscriptions", "create", "orders.audit", "--topic", "orders")).stdout,
+      ).toMatch(/created subscription orders.audit on topic orders/);
+      const published = await cli(
+        broker.address,
+        "publish",
+        "orders",
+        '{"type":"shop.OrderPlaced","data":{"id":42}}',
+      );
+      expect(published.stdout).toMatch(/^published [0-9a-f-]{36}\n$/);
+      // And one through buf curl, as the README shows.
+      const viaCurl = await curl(
+        broker.address,
+        "/pgmesh.v1.PublisherService/Publish",
+        '{"topic":"orders","events":[{"id":"curl-1","source":"buf-curl","type":"shop.OrderPlaced"}]}',
+      );
+      expect(JSON.parse(viaCurl.stdout)).toEqual({ results: [{ id: "curl-1" }] });
+      const tailed = await cli(broker.address, "tail", "orders.audit", "--max", "2");
+      const lines = tailed.stdout
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l));
+      expect(lines.map((l) => l.type)).toEqual(["shop.OrderPlaced", "shop.OrderPlaced"]);
+      expect(lines.find((l) => l.source === "pgmesh-cli")?.data).toEqual({ id: 42 });
+      expect(lines.find((l) => l.source === "buf-curl")?.id).toBe("curl-1");
+    } finally {
+      broker.child.kill("SIGTERM");
+    }
+    expect(await broker.exited).toBe(0);
+    expect(broker.output()).toContain("pgmesh broker stopped");
+  });
+
+  it("keeps its data across restarts, and a second signal exits at once without draining", async () => {
+    const broker = await startBrokerProcess({ PGMESH_DRAIN_MS: "60000" });
+    // The topic created by the previous test survived the restart of the process and of Postgres.
+    expect((await cli(broker.address, "topics", "list")).stdout).toMatch(/^orders\t/m);
+    await cli(broker.address, "publish", "orders", '{"type":"held"}');
+    // A consumer that holds a delivery and never acks keeps the drain waiting...
+    const holder = spawn(process.execPath, [pgmesh, "tail", "orders.audit", "--no-ack"], {
+      cwd: root,
+      env: { ...process.env, PGMESH_ADDRESS: broker.address },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    await new Promise<void>((resolve) => holder.stdout.once("data", () => resolve()));
+    broker.child.kill("SIGTERM");
+    await new Promise((r) => setTimeout(r, 500));
+    expect(broker.child.exitCode).toBeNull();
+    // ...until the second signal.
+    const started = Date.now();
+    broker.child.kill("SIGTERM");
+    expect(await broker.exited).toBe(130);
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(broker.output()).toContain("again: exiting without draining");
+    holder.kill();
+  });
+});
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      server.close(() =>
+        typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port")),
+      );
+    });
+  });
+}

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Fails when the committed generated code or descriptors differ from what `npm run generate`
+# makes now, or when `buf lint` finds anything.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+buf lint
+out="$(mktemp -d)"
+trap 'rm -rf "$out"' EXIT
+buf generate -o "$out"
+buf build --as-file-descriptor-set -o "$out/pgmesh.binpb"
+buf build node_modules/grpc-health-check/proto --as-file-descriptor-set -o "$out/health.binpb"
+stale=0
+if ! diff -r sdk/src/gen "$out/sdk/src/gen" >/dev/null; then
+  echo "sdk/src/gen is stale: run 'npm run generate' and commit the result" >&2
+  diff -r sdk/src/gen "$out/sdk/src/gen" | head -20 >&2 || true
+  stale=1
+fi
+for f in pgmesh.binpb health.binpb; do
+  if ! cmp -s "broker/descriptors/$f" "$out/$f"; then
+    echo "broker/descriptors/$f is stale: run 'npm run generate' and commit the result" >&2
+    stale=1
+  fi
+done
+exit "$stale"
