@@ -6,6 +6,8 @@ import { Admin } from "./delivery/admin.ts";
 import { DeliveryService } from "./delivery/delivery-service.ts";
 import { Publisher } from "./delivery/publishing.ts";
 import type { Logger } from "./log.ts";
+import { MetricsServer } from "./metrics/http-server.ts";
+import { BrokerMetrics } from "./metrics/registry.ts";
 import { GrpcServer } from "./server/grpc-server.ts";
 import { PostgresCatalogStore } from "./store/catalog-store.ts";
 import { connectDatabase } from "./store/database.ts";
@@ -18,6 +20,8 @@ import { PostgresWakeupBus } from "./store/wakeups.ts";
 export interface RunningBroker {
   /** host:port the gRPC server is bound to. */
   grpcAddress: string;
+  /** host:port of /metrics and /healthz. */
+  metricsAddress: string;
   databaseUrl: string;
   /** Graceful: stop taking streams, let consumers settle, release the rest, close everything. */
   stop(): Promise<void>;
@@ -46,13 +50,15 @@ export async function startBroker(config: Readonly<BrokerConfig>, log: Logger): 
   });
 
   const brokerId = randomUUID();
+  const metrics = new BrokerMetrics();
   const events = new PostgresEventStore(sql, queue, brokerId);
   const catalog = new PostgresCatalogStore(sql, queue);
   const deliveries = new DeliveryService(queue, events, {
     pollIntervalMs: config.pollIntervalMs,
+    observer: metrics,
     onError: (error, context) => log.error(context, error),
   });
-  const publisher = new Publisher(events, (subscriptions) => deliveries.wake(subscriptions));
+  const publisher = new Publisher(events, (subscriptions) => deliveries.wake(subscriptions), metrics);
   let server: GrpcServer | undefined;
   const admin = new Admin(catalog, (name) => server?.subscriptionDeleted(name));
   await new PostgresWakeupBus(sql, brokerId).listen((subscriptions) => deliveries.wake(subscriptions));
@@ -65,19 +71,26 @@ export async function startBroker(config: Readonly<BrokerConfig>, log: Logger): 
     subscriber: { heartbeatIntervalMs: config.heartbeatIntervalMs, openTimeoutMs: 30_000 },
     log: (message, error) => log.error(message, error),
   });
+  let serving = true;
+  const metricsServer = new MetricsServer(metrics.registry, () => serving);
+  const metricsAddress = await metricsServer.listen(config.metricsAddress);
   const grpcAddress = await server.listen(config.grpcAddress);
+  log.info(`metrics on http://${metricsAddress}/metrics`);
   log.info(`pgmesh broker ${brokerId} serving gRPC on ${grpcAddress}`);
 
   let stopping: Promise<void> | undefined;
   const grpc = server;
   return {
     grpcAddress,
+    metricsAddress,
     databaseUrl,
     stop: () => {
       stopping ??= (async () => {
+        serving = false;
         grpc.stopAccepting();
         await deliveries.drain(config.drainTimeoutMs);
         await grpc.shutdown(5_000);
+        await metricsServer.close();
         await queue.stop();
         await sql.end({ timeout: 5 });
         await embedded?.stop();

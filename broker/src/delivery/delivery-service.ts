@@ -2,12 +2,14 @@
 // nacks against the queue, and keeps one dispatcher per subscription that has streams here.
 import { Consumer, type DeliverySink, type SettleStatus } from "./consumer.ts";
 import type { Lease, Subscription } from "./model.ts";
+import type { DeliveryObserver } from "./observer.ts";
 import type { DeliveryQueue, EventStore } from "./ports.ts";
 import { SubscriptionDispatcher } from "./subscription-dispatcher.ts";
 
 export interface DeliveryServiceOptions {
   /** Fallback poll for deliveries nothing announces: retries whose delay ran out, lapsed leases. */
   pollIntervalMs: number;
+  observer: DeliveryObserver;
   onError: (error: unknown, context: string) => void;
 }
 
@@ -42,12 +44,17 @@ export class DeliveryService {
     this.consumers.add(consumer);
     let dispatcher = this.dispatchers.get(subscription.name);
     if (!dispatcher || dispatcher.subscription.queue !== subscription.queue) {
-      dispatcher = new SubscriptionDispatcher(subscription, this.queue, this.events, (error, sub) =>
-        this.options.onError(error, `dispatching ${sub.name}`),
+      dispatcher = new SubscriptionDispatcher(
+        subscription,
+        this.queue,
+        this.events,
+        this.options.observer,
+        (error, sub) => this.options.onError(error, `dispatching ${sub.name}`),
       );
       this.dispatchers.set(subscription.name, dispatcher);
     }
     dispatcher.consumers.add(consumer);
+    this.options.observer.consumers(subscription.name, 1);
     if (!this.draining) dispatcher.wake();
     return consumer;
   }
@@ -57,6 +64,7 @@ export class DeliveryService {
     if (consumer.isClosed) return;
     const leases = consumer.close();
     this.consumers.delete(consumer);
+    this.options.observer.consumers(consumer.subscription.name, -1);
     const dispatcher = this.dispatchers.get(consumer.subscription.name);
     dispatcher?.consumers.delete(consumer);
     if (dispatcher && dispatcher.consumers.size === 0) {
@@ -131,11 +139,16 @@ export class DeliveryService {
     }
     // Settling frees window: the dispatcher may now hand out more.
     if (leases.size > 0) this.wake([consumer.subscription.name]);
-    return ackIds.map((ackId) => {
+    const results = ackIds.map((ackId): SettleResult => {
       const lease = leases.get(ackId);
       if (lease) return { ackId, status: settled.has(lease.jobId) ? done : "stale" };
       return { ackId, status: others.get(ackId) ?? "unknown" };
     });
+    const counts = new Map<SettleStatus, number>();
+    for (const r of results) counts.set(r.status, (counts.get(r.status) ?? 0) + 1);
+    for (const [status, count] of counts)
+      this.options.observer.settled(consumer.subscription.name, status, count);
+    return results;
   }
 
   private poll(): void {

@@ -4,6 +4,7 @@ import { randomUUID } from "node:crypto";
 import { invalidArgument } from "./errors.ts";
 import type { EventEnvelope, PublishOutcome } from "./model.ts";
 import { assertName } from "./names.ts";
+import type { DeliveryObserver } from "./observer.ts";
 import type { EventStore } from "./ports.ts";
 
 export const PUBLISH_LIMITS = {
@@ -26,6 +27,7 @@ export class Publisher {
   constructor(
     private readonly events: EventStore,
     private readonly onPublished: (subscriptions: string[]) => void,
+    private readonly observer: DeliveryObserver,
   ) {}
 
   async publish(topic: string, batch: EventEnvelope[]): Promise<PublishOutcome[]> {
@@ -36,9 +38,12 @@ export class Publisher {
         `a publish request holds at most ${PUBLISH_LIMITS.maxBatch} events, got ${batch.length}`,
       );
     }
+    const started = performance.now();
     const normalised = batch.map((event, index) => normaliseEvent(event, index));
     const { outcomes, subscriptions } = await this.events.publish(topic, normalised);
     if (subscriptions.length > 0) this.onPublished(subscriptions);
+    const stored = outcomes.filter((o) => !o.duplicate).length;
+    this.observer.published(topic, stored, (performance.now() - started) / 1000);
     return outcomes;
   }
 }

@@ -4,6 +4,7 @@
 // and drains until the queue is empty or every window is full.
 import type { Consumer, OutboundDelivery } from "./consumer.ts";
 import type { Lease, Subscription } from "./model.ts";
+import type { DeliveryObserver } from "./observer.ts";
 import type { DeliveryQueue, EventStore } from "./ports.ts";
 
 const MAX_BATCH = 500;
@@ -18,6 +19,7 @@ export class SubscriptionDispatcher {
     readonly subscription: Subscription,
     private readonly queue: DeliveryQueue,
     private readonly events: EventStore,
+    private readonly observer: DeliveryObserver,
     private readonly onError: (error: unknown, subscription: Subscription) => void,
   ) {}
 
@@ -83,7 +85,9 @@ export class SubscriptionDispatcher {
           missing.push(lease);
           continue;
         }
-        batch.push({ ackId: consumer.hold(lease, now), attempt: lease.retryCount + 1, event });
+        const attempt = lease.retryCount + 1;
+        batch.push({ ackId: consumer.hold(lease, now), attempt, event });
+        this.observer.delivered(this.subscription.name, attempt);
       }
       if (batch.length > 0) consumer.sink.deliver(batch);
     }

@@ -1,0 +1,17 @@
+// What the delivery layer reports as it works; metrics/ turns it into Prometheus series. Labels
+// are topic and subscription names only, never event ids or consumer-chosen strings.
+import type { SettleStatus } from "./consumer.ts";
+
+export interface DeliveryObserver {
+  published(topic: string, events: number, seconds: number): void;
+  delivered(subscription: string, attempt: number): void;
+  settled(subscription: string, status: SettleStatus, count: number): void;
+  consumers(subscription: string, delta: 1 | -1): void;
+}
+
+export const silentObserver: DeliveryObserver = {
+  published: () => {},
+  delivered: () => {},
+  settled: () => {},
+  consumers: () => {},
+};

@@ -1,0 +1,52 @@
+// The broker's HTTP side: /metrics for Prometheus and /healthz for liveness probes.
+import { createServer, type Server } from "node:http";
+import type { Registry } from "prom-client";
+
+export class MetricsServer {
+  private readonly server: Server;
+
+  constructor(registry: Registry, isServing: () => boolean) {
+    this.server = createServer((request, response) => {
+      const path = (request.url ?? "/").split("?")[0];
+      if (request.method === "GET" && path === "/metrics") {
+        registry.metrics().then(
+          (body) => {
+            response.writeHead(200, { "content-type": registry.contentType });
+            response.end(body);
+          },
+          () => {
+            response.writeHead(500).end("metrics collection failed\n");
+          },
+        );
+        return;
+      }
+      if (request.method === "GET" && path === "/healthz") {
+        const ok = isServing();
+        response.writeHead(ok ? 200 : 503, { "content-type": "text/plain" }).end(ok ? "ok\n" : "draining\n");
+        return;
+      }
+      response.writeHead(404, { "content-type": "text/plain" }).end("not found: try /metrics or /healthz\n");
+    });
+  }
+
+  /** Resolves to the bound host:port (port 0 picks a free one). */
+  listen(address: string): Promise<string> {
+    const colon = address.lastIndexOf(":");
+    const host = address.slice(0, colon);
+    const port = Number(address.slice(colon + 1));
+    return new Promise((resolve, reject) => {
+      this.server.once("error", reject);
+      this.server.listen(port, host, () => {
+        const bound = this.server.address();
+        resolve(typeof bound === "object" && bound ? `${host}:${bound.port}` : address);
+      });
+    });
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => {
+      this.server.close(() => resolve());
+      this.server.closeAllConnections();
+    });
+  }
+}

@@ -1,0 +1,35 @@
+import { describe, expect, it } from "vitest";
+import { loadConfig } from "../../src/config.ts";
+
+describe("loadConfig", () => {
+  it("defaults to an embedded Postgres and the documented addresses", () => {
+    const config = loadConfig([], {});
+    expect(config).toMatchObject({
+      databaseUrl: undefined,
+      grpcAddress: "127.0.0.1:50051",
+      metricsAddress: "127.0.0.1:9464",
+      embeddedPostgresPort: 54329,
+    });
+    expect(Object.isFrozen(config)).toBe(true);
+  });
+
+  it("lets flags override the environment", () => {
+    const config = loadConfig(["--grpc-address", "0.0.0.0:6000"], {
+      PGMESH_GRPC_ADDRESS: "127.0.0.1:7000",
+      DATABASE_URL: "postgres://x/y",
+    });
+    expect(config.grpcAddress).toBe("0.0.0.0:6000");
+    expect(config.databaseUrl).toBe("postgres://x/y");
+  });
+
+  it("refuses nonsense with a message that names the setting", () => {
+    expect(() => loadConfig([], { PGMESH_POLL_MS: "soon" })).toThrow(
+      /PGMESH_POLL_MS must be a whole number from 50 to 60000, got "soon"/,
+    );
+    expect(() => loadConfig(["--grpc-address", "nowhere"], {})).toThrow(
+      /gRPC address must look like host:port/,
+    );
+    expect(() => loadConfig(["--log-level", "loud"], {})).toThrow(/log level must be one of/);
+    expect(() => loadConfig(["--unknown"], {})).toThrow();
+  });
+});

@@ -1,0 +1,52 @@
+import { describe, expect, it } from "vitest";
+import { Consumer } from "../../src/delivery/consumer.ts";
+import type { Lease, Subscription } from "../../src/delivery/model.ts";
+
+const subscription: Subscription = {
+  name: "s",
+  topic: "t",
+  ackDeadlineSeconds: 10,
+  createdAt: new Date(),
+  queue: "q",
+};
+const lease = (n: number, retryCount = 0): Lease => ({ jobId: `job-${n}`, retryCount, eventSeq: String(n) });
+const consumer = (window: number) => new Consumer(subscription, "c", window, { deliver: () => {} });
+
+describe("Consumer", () => {
+  it("offers only the free part of its window", () => {
+    const c = consumer(3);
+    expect(c.free).toBe(3);
+    c.hold(lease(1), 0);
+    c.hold(lease(2), 0);
+    expect(c.free).toBe(1);
+    c.setWindow(1);
+    expect(c.free).toBe(0);
+  });
+
+  it("tells the attempts of one event apart in its ack ids", () => {
+    const c = consumer(10);
+    expect(c.hold(lease(1, 0), 0)).not.toBe(c.hold(lease(1, 1), 0));
+  });
+
+  it("claims held ids once; other ids are unknown, lapsed ones stale", () => {
+    const c = consumer(10);
+    const held = c.hold(lease(1), 0);
+    const lapsing = c.hold(lease(2), 0);
+    c.hold(lease(3), 9_000);
+    expect(c.expireLapsed(10_000)).toBe(2);
+    const { leases, others } = c.claim([lapsing, "nope"]);
+    expect(leases.size).toBe(0);
+    expect(Object.fromEntries(others)).toEqual({ [lapsing]: "stale", nope: "unknown" });
+    expect(c.claim([held]).others.get(held)).toBe("stale");
+    expect(c.outstanding).toBe(1);
+  });
+
+  it("hands back everything it holds when closed, and takes nothing more", () => {
+    const c = consumer(10);
+    c.hold(lease(1), 0);
+    c.hold(lease(2), 0);
+    expect(c.close().map((l) => l.jobId)).toEqual(["job-1", "job-2"]);
+    expect(c.free).toBe(0);
+    expect(c.outstanding).toBe(0);
+  });
+});
