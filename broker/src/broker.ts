@@ -60,8 +60,11 @@ export async function startBroker(config: Readonly<BrokerConfig>, log: Logger): 
   });
   const publisher = new Publisher(events, (subscriptions) => deliveries.wake(subscriptions), metrics);
   let server: GrpcServer | undefined;
-  const admin = new Admin(catalog, (name) => server?.subscriptionDeleted(name));
-  await new PostgresWakeupBus(sql, brokerId).listen((subscriptions) => deliveries.wake(subscriptions));
+  const admin = new Admin(catalog);
+  const bus = new PostgresWakeupBus(sql, brokerId);
+  await bus.listen((subscriptions) => deliveries.wake(subscriptions));
+  // Every broker, the deleting one included, ends its streams on a deleted subscription.
+  await bus.listenForDeletions((subscription) => server?.subscriptionDeleted(subscription));
   deliveries.start();
 
   server = new GrpcServer({

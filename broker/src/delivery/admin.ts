@@ -10,10 +10,7 @@ const DEFAULT_PAGE_SIZE = 100;
 const MAX_PAGE_SIZE = 1000;
 
 export class Admin {
-  constructor(
-    private readonly catalog: CatalogStore,
-    private readonly onSubscriptionDeleted: (name: string) => void,
-  ) {}
+  constructor(private readonly catalog: CatalogStore) {}
 
   createTopic(name: string): Promise<Topic> {
     return this.catalog.createTopic(assertName("topic", name));
@@ -71,7 +68,6 @@ export class Admin {
     if (!(await this.catalog.deleteSubscription(assertName("subscription", name)))) {
       throw notFound(`subscription ${name} does not exist`);
     }
-    this.onSubscriptionDeleted(name);
   }
 }
 

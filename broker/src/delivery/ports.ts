@@ -46,4 +46,6 @@ export interface DeliveryQueue {
 export interface WakeupBus {
   /** Calls back when another broker's publish committed new deliveries for these subscriptions. */
   listen(onWake: (subscriptions: string[]) => void): Promise<void>;
+  /** Calls back when any broker (this one too) deleted a subscription, naming that incarnation. */
+  listenForDeletions(onDeleted: (subscription: { name: string; queue: string }) => void): Promise<void>;
 }

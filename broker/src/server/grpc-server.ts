@@ -82,8 +82,8 @@ export class GrpcServer {
   }
 
   /** Ends this broker's streams on a deleted subscription with NOT_FOUND. */
-  subscriptionDeleted(name: string): void {
-    void this.streams.endSubscription(name);
+  subscriptionDeleted(subscription: { name: string; queue: string }): void {
+    void this.streams.endSubscription(subscription);
   }
 
   forceShutdown(): void {

@@ -18,6 +18,7 @@ import {
 } from "../delivery/consumer.ts";
 import type { DeliveryService, SettleResult } from "../delivery/delivery-service.ts";
 import { invalidArgument, MeshError } from "../delivery/errors.ts";
+import type { Subscription } from "../delivery/model.ts";
 import { eventToWire } from "./convert.ts";
 import { type ErrorLogger, toServiceError } from "./status.ts";
 
@@ -68,8 +69,11 @@ export class SubscriberStreams {
     this.accepting = false;
   }
 
-  async endSubscription(name: string): Promise<void> {
-    const ending = [...this.sessions].filter((s) => s.subscriptionName === name);
+  async endSubscription({ name, queue }: { name: string; queue: string }): Promise<void> {
+    // Matching the queue too: a stream on a re-created subscription of the same name stays up.
+    const ending = [...this.sessions].filter(
+      (s) => s.subscription?.name === name && s.subscription.queue === queue,
+    );
     await Promise.all(
       ending.map((s) => s.fail({ code: status.NOT_FOUND, details: `subscription ${name} was deleted` })),
     );
@@ -130,8 +134,8 @@ class StreamSession {
     call.on("close", () => void this.finish());
   }
 
-  get subscriptionName(): string | undefined {
-    return this.consumer?.subscription.name;
+  get subscription(): Subscription | undefined {
+    return this.consumer?.subscription;
   }
 
   /** Ends the stream with a status once the messages already received have been handled. */

@@ -9,6 +9,7 @@ import type { Sql } from "./database.ts";
 import * as subscriptions from "./queries/subscriptions.ts";
 import * as topics from "./queries/topics.ts";
 import type { JobQueue } from "./queue.ts";
+import { DELETION_CHANNEL, deletionPayload } from "./wakeups.ts";
 
 export class PostgresCatalogStore implements CatalogStore {
   constructor(
@@ -77,7 +78,11 @@ export class PostgresCatalogStore implements CatalogStore {
   }
 
   async deleteSubscription(name: string): Promise<boolean> {
-    const row = await subscriptions.deleteSubscriptionRow(this.sql, name);
+    const row = await this.sql.begin(async (tx) => {
+      const deleted = await subscriptions.deleteSubscriptionRow(tx, name);
+      if (deleted) await tx`SELECT pg_notify(${DELETION_CHANNEL}, ${deletionPayload(deleted)})`;
+      return deleted;
+    });
     if (!row) return false;
     await this.queue.deleteQueue(row.queue);
     return true;

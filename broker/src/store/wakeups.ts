@@ -5,6 +5,10 @@ import type { WakeupBus } from "../delivery/ports.ts";
 import type { Sql } from "./database.ts";
 
 export const WAKEUP_CHANNEL = "pgmesh_wakeup";
+export const DELETION_CHANNEL = "pgmesh_subscription_deleted";
+
+export const deletionPayload = (subscription: { name: string; queue: string }) =>
+  JSON.stringify(subscription);
 
 // Postgres caps a notification payload at 8000 bytes; past that we name no subscription, which
 // the listener reads as "wake them all".
@@ -31,6 +35,14 @@ export class PostgresWakeupBus implements WakeupBus {
       },
       // Called again after a reconnect: anything announced while we were away is picked up.
       () => onWake(["*"]),
+    );
+  }
+
+  async listenForDeletions(
+    onDeleted: (subscription: { name: string; queue: string }) => void,
+  ): Promise<void> {
+    await this.sql.listen(DELETION_CHANNEL, (payload) =>
+      onDeleted(JSON.parse(payload) as { name: string; queue: string }),
     );
   }
 }

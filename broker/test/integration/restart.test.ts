@@ -111,4 +111,16 @@ describe("two brokers on one database", () => {
     await slow.close();
     await other.close();
   });
+
+  it("a subscription deleted through one broker ends the other broker's streams on it with NOT_FOUND", async () => {
+    const a = await broker();
+    const b = await broker();
+    await a.client.createTopic("gone");
+    await a.client.createSubscription("gone.sub", "gone");
+    const onA = await StreamProbe.open(a.client, "gone.sub");
+    const onB = await StreamProbe.open(b.client, "gone.sub");
+    await a.client.deleteSubscription("gone.sub");
+    expect(await onA.ended).toEqual({ code: 5, details: "subscription gone.sub was deleted" });
+    expect(await onB.ended).toEqual({ code: 5, details: "subscription gone.sub was deleted" });
+  });
 });

@@ -1,0 +1,403 @@
+// Should pg-boss keep its own node-postgres (pg) pool, or run on the broker's postgres.js driver
+// through its `db` option? Measures insert and fetch+complete throughput of both, interleaved, on a
+// fresh database, reports medians, and checks which pg-boss calls survive the adapter. Run from the
+// repository root:
+//
+//   node --import tsx bench/pgboss-driver.ts
+//
+// BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres) is only used to create
+// and drop a throwaway database. BENCH_PREPARE=0 skips the informational prepare variant.
+// See bench/README.md for what it measures and the results.
+import { randomBytes } from "node:crypto";
+import { createRequire } from "node:module";
+import { performance } from "node:perf_hooks";
+import { type Db, PgBoss } from "pg-boss";
+import postgres from "postgres";
+
+const BASE_URL = process.env.BENCH_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
+const WITH_PREPARE = process.env.BENCH_PREPARE !== "0";
+const ROUNDS = 5;
+const JOBS = 5_000;
+const BATCH = 100;
+const POOL_MAX = 6;
+const QUEUE = "bench";
+const PGBOSS_VERSION = (createRequire(import.meta.url)("pg-boss/package.json") as { version: string })
+  .version;
+
+type Measure = "insert" | "drain";
+type Query = postgres.Sql | postgres.TransactionSql | postgres.ReservedSql;
+
+interface Variant {
+  key: "A" | "B" | "P";
+  schema: string;
+  boss: PgBoss;
+  samples: Record<Measure, number[]>;
+}
+
+// --- adapters -------------------------------------------------------------------------------------
+
+/** The one-liner from the design question; what the broker already uses inside a transaction. */
+function naiveAdapter(q: Query): Db {
+  return { executeSql: async (text, values) => ({ rows: await q.unsafe(text, (values ?? []) as never[]) }) };
+}
+
+// pg-boss sends its schema install, migrations, createQueue/deleteQueue and much of its maintenance
+// (lease expiry, deletion, queue stats) as one parameterless `BEGIN; ...; COMMIT;` script.
+const STARTS_TRANSACTION = /^\s*BEGIN\b/i;
+/** Statements that needed a reserved connection. Reset before each timed section, to show it stays 0. */
+let reservedCalls = 0;
+
+/**
+ * The adapter a pooled postgres.js client actually needs. Identical to naiveAdapter for every
+ * single-statement call (insert, fetch, complete); differs only for BEGIN scripts:
+ * - postgres.js rejects a BEGIN on a pool with max > 1 (UNSAFE_TRANSACTION), but only after the
+ *   server has run the whole script, so the script commits and the caller still gets an error.
+ *   A reserved connection is allowed to run it.
+ * - a failed script leaves that connection in an aborted transaction: roll it back before release.
+ * - a multi-statement script resolves to one array per statement; pg-boss reads its rows flat.
+ */
+function poolAdapter(sql: postgres.Sql, options: { prepare?: boolean } = {}): Db {
+  const unsafeOptions = options.prepare ? { prepare: true } : {};
+  return {
+    executeSql: async (text, values) => {
+      const params = (values ?? []) as never[];
+      let result: unknown[];
+      if (STARTS_TRANSACTION.test(text)) {
+        reservedCalls++;
+        const reserved = await sql.reserve();
+        try {
+          result = await reserved.unsafe(text, params);
+        } catch (e) {
+          await reserved.unsafe("ROLLBACK").catch(() => {});
+          throw e;
+        } finally {
+          reserved.release();
+        }
+      } else {
+        result = await sql.unsafe(text, params, unsafeOptions);
+      }
+      return { rows: result.some(Array.isArray) ? result.flat() : result };
+    },
+  };
+}
+
+// --- workload -------------------------------------------------------------------------------------
+
+const bossOptions = (connectionString: string, schema: string) => ({
+  connectionString,
+  schema,
+  max: POOL_MAX,
+  schedule: false,
+  supervise: false,
+  registerInstance: false,
+});
+
+const jobsFor = (round: number, batch: number, n = BATCH) =>
+  Array.from({ length: n }, (_, i) => ({ data: { e: String(round * 1_000_000 + batch * BATCH + i) } }));
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+
+/** Runs fn, which returns how many jobs it handled, and returns jobs per second. */
+async function timed(fn: () => Promise<number>): Promise<number> {
+  const t0 = performance.now();
+  const n = await fn();
+  return n / ((performance.now() - t0) / 1000);
+}
+
+async function insertAll(boss: PgBoss, round: number): Promise<number> {
+  for (let b = 0; b < JOBS / BATCH; b++) await boss.insert(QUEUE, jobsFor(round, b));
+  return JOBS;
+}
+
+/** The broker's publish path: each batch inserted inside its own postgres.js transaction. */
+async function txInsertAll(boss: PgBoss, sql: postgres.Sql, round: number): Promise<number> {
+  for (let b = 0; b < JOBS / BATCH; b++) {
+    await sql.begin(async (tx) => {
+      await boss.insert(QUEUE, jobsFor(round, b), { db: naiveAdapter(tx) });
+    });
+  }
+  return JOBS;
+}
+
+async function drain(boss: PgBoss): Promise<number> {
+  let done = 0;
+  for (;;) {
+    const jobs = await boss.fetch<{ e: string }>(QUEUE, { batchSize: BATCH });
+    if (jobs.length === 0) return done;
+    const res = await boss.complete(
+      QUEUE,
+      jobs.map((j) => ({ id: j.id, retryCount: j.retryCount })),
+    );
+    if (res.affected !== jobs.length) throw new Error(`complete affected ${res.affected} of ${jobs.length}`);
+    done += jobs.length;
+  }
+}
+
+// --- checks ---------------------------------------------------------------------------------------
+
+/** A value's types, to compare what each driver hands back through pg-boss. */
+function shape(value: unknown): unknown {
+  if (value === null) return "null";
+  if (value instanceof Date) return "Date";
+  if (Array.isArray(value)) return value.length ? [shape(value[0])] : "[]";
+  if (typeof value === "object")
+    return Object.fromEntries(Object.entries(value as object).map(([k, v]) => [k, shape(v)]));
+  return typeof value;
+}
+
+const outcome = async (fn: () => Promise<unknown>) => {
+  try {
+    await fn();
+    return "ok";
+  } catch (e) {
+    return `error: ${(e as Error).message.split("\n")[0]}`;
+  }
+};
+
+/** Which pg-boss calls work through the one-liner adapter on a postgres.js pool (max 6). */
+async function probeNaiveAdapter(dbUrl: string, a: PgBoss, db: postgres.Sql) {
+  const sql = postgres(dbUrl, { max: POOL_MAX, onnotice: () => {} });
+  const probe: Record<string, string> = {};
+  const started: PgBoss[] = [];
+  const boss = (schema: string, extra: object = {}) => {
+    const b = new PgBoss({ ...bossOptions(dbUrl, schema), ...extra, db: naiveAdapter(sql) });
+    b.on("error", () => {});
+    started.push(b);
+    return b;
+  };
+  try {
+    probe.startFreshSchema = await outcome(() => boss("probe_fresh").start());
+    // postgres.js rejects at the BEGIN, but the server goes on to run (and commit) the rest of the
+    // script: wait a little to see whether the schema shows up anyway.
+    const t0 = performance.now();
+    let installed = false;
+    while (!installed && performance.now() - t0 < 5_000) {
+      [{ installed }] = await db.unsafe(`SELECT to_regclass('probe_fresh.version') IS NOT NULL AS installed`);
+      if (!installed) await new Promise((r) => setTimeout(r, 50));
+    }
+    probe.freshSchemaInstalledAnyway = installed
+      ? `true, after ${Math.round(performance.now() - t0)} ms`
+      : "false";
+    probe.startInstalledSchema = await outcome(() => boss("bench_a").start());
+    const naive = boss("bench_a", { migrate: false });
+    probe.startInstalledSchemaMigrateFalse = await outcome(() => naive.start());
+    probe.createQueue = await outcome(() => naive.createQueue("probe_q"));
+    probe.createQueueCreatedAnyway = String((await a.getQueue("probe_q")) !== null);
+    probe.insertFetchComplete = await outcome(async () => {
+      await naive.insert("probe_q", jobsFor(0, 0, 3));
+      const jobs = await naive.fetch("probe_q", { batchSize: 3 });
+      const res = await naive.complete(
+        "probe_q",
+        jobs.map((j) => ({ id: j.id, retryCount: j.retryCount })),
+      );
+      if (jobs.length !== 3 || res.affected !== 3)
+        throw new Error(`fetched ${jobs.length}, completed ${res.affected}`);
+    });
+    probe.supervise = await outcome(() => naive.supervise("probe_q"));
+    probe.deleteQueue = await outcome(() => naive.deleteQueue("probe_q"));
+  } finally {
+    for (const b of started) await b.stop({ graceful: false, close: true }).catch(() => {});
+    await sql.end({ timeout: 5 });
+  }
+  return probe;
+}
+
+// --- main -----------------------------------------------------------------------------------------
+
+async function main() {
+  const dbName = `pgmesh_bench_${randomBytes(4).toString("hex")}`;
+  const url = new URL(BASE_URL);
+  url.pathname = `/${dbName}`;
+  const dbUrl = url.toString();
+  const admin = postgres(BASE_URL, { max: 1, onnotice: () => {} });
+  await admin.unsafe(`CREATE DATABASE ${dbName}`);
+  const db = postgres(dbUrl, { max: 1, onnotice: () => {} });
+
+  const variants: Variant[] = [];
+  const bosses: PgBoss[] = [];
+  const pools: postgres.Sql[] = [db];
+  const checks: Record<string, unknown> = {};
+  const txSamples: number[] = [];
+  const started = performance.now();
+  try {
+    const newPool = () => {
+      const sql = postgres(dbUrl, { max: POOL_MAX, onnotice: () => {} });
+      pools.push(sql);
+      return sql;
+    };
+    const startBoss = async (key: string, schema: string, dbOption?: Db) => {
+      const boss = new PgBoss({ ...bossOptions(dbUrl, schema), ...(dbOption ? { db: dbOption } : {}) });
+      boss.on("error", (e) => console.error(`[${key}] pg-boss error`, e));
+      bosses.push(boss);
+      await boss.start();
+      await boss.createQueue(QUEUE, { retryLimit: 1000 });
+      return boss;
+    };
+    const variant = (key: Variant["key"], schema: string, boss: PgBoss) =>
+      variants.push({ key, schema, boss, samples: { insert: [], drain: [] } });
+
+    // A: pg-boss's own node-postgres pool for everything.
+    variant("A", "bench_a", await startBoss("A", "bench_a"));
+    // B: postgres.js through `db`. Each variant has its own schema, so job tables grow alike and
+    // start() installs pg-boss through the adapter (migrate defaults to true).
+    const sqlB = newPool();
+    variant("B", "bench_b", await startBoss("B", "bench_b", poolAdapter(sqlB)));
+    // P (B'): the same with postgres.js `prepare: true`. Informational. sql.unsafe() defaults to an
+    // unnamed statement, which postgres.js sends as Parse+Describe, waits for the parameter types,
+    // then Bind+Execute: two round trips per parameterised query, where node-postgres needs one.
+    if (WITH_PREPARE)
+      variant("P", "bench_p", await startBoss("P", "bench_p", poolAdapter(newPool(), { prepare: true })));
+    // The publish path, on B's pool, in its own schema so its inserts do not grow B's job table.
+    const txBoss = await startBoss("B-tx", "bench_btx", poolAdapter(sqlB));
+
+    checks.naiveAdapter = await probeNaiveAdapter(dbUrl, variants[0].boss, db);
+    checks.poolAdapter = {
+      supervise: await outcome(() => variants[1].boss.supervise(QUEUE)),
+      deleteAndCreateQueue: await outcome(async () => {
+        await variants[1].boss.createQueue("probe_q2");
+        await variants[1].boss.deleteQueue("probe_q2");
+      }),
+    };
+
+    // Same results through both drivers? Insert two jobs, fetch them back with metadata, complete.
+    const shapes: Record<string, string> = {};
+    for (const v of variants) {
+      const ids = await v.boss.insert(QUEUE, jobsFor(99, 0, 2), { returnId: true });
+      const jobs = await v.boss.fetch<{ e: string }>(QUEUE, { batchSize: 2, includeMetadata: true });
+      const res = await v.boss.complete(
+        QUEUE,
+        jobs.map((j) => ({ id: j.id, retryCount: j.retryCount })),
+      );
+      if (ids?.length !== 2 || jobs.length !== 2 || res.affected !== 2 || res.settled?.length !== 2)
+        throw new Error(`variant ${v.key}: insert/fetch/complete sanity check failed`);
+      shapes[v.key] = JSON.stringify({ ids: shape(ids), job: shape(jobs[0]), complete: shape(res) });
+    }
+    checks.resultTypes = Object.fromEntries(
+      Object.entries(shapes).map(([k, s]) => [k, k === "A" || s === shapes.A ? "same as A" : JSON.parse(s)]),
+    );
+    checks.resultTypesA = JSON.parse(shapes.A);
+
+    reservedCalls = 0;
+    for (let round = 0; round < ROUNDS; round++) {
+      // Interleaved, and the order flips every round (A B P, then P B A, ...) so drift in the
+      // machine or in autovacuum does not always land on the same variant.
+      const order = round % 2 === 0 ? variants : [...variants].reverse();
+      for (const v of order) v.samples.insert.push(await timed(() => insertAll(v.boss, round)));
+      txSamples.push(await timed(() => txInsertAll(txBoss, sqlB, round)));
+      if (round === 0) {
+        // pg-boss's fetch plans badly on a job table that was never analyzed.
+        for (const schema of [...variants.map((v) => v.schema), "bench_btx"])
+          await db.unsafe(`ANALYZE ${schema}.job`);
+      }
+      for (const v of order) {
+        v.samples.drain.push(
+          await timed(async () => {
+            const n = await drain(v.boss);
+            if (n !== JOBS) throw new Error(`variant ${v.key}: drained ${n} jobs, expected ${JOBS}`);
+            return n;
+          }),
+        );
+      }
+    }
+    checks.reservedCallsDuringTimedWork = reservedCalls;
+
+    report(variants, txSamples, checks, (performance.now() - started) / 1000);
+  } finally {
+    for (const b of bosses) await b.stop({ graceful: false, close: true }).catch(() => {});
+    for (const p of pools) await p.end({ timeout: 5 }).catch(() => {});
+    await admin.unsafe(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
+    await admin.end({ timeout: 5 });
+  }
+}
+
+// --- report ---------------------------------------------------------------------------------------
+
+function report(variants: Variant[], txSamples: number[], checks: Record<string, unknown>, elapsed: number) {
+  const get = (key: Variant["key"]) => variants.find((v) => v.key === key);
+  const med = (v: Variant | undefined, m: Measure) => (v ? median(v.samples[m]) : null);
+  const ratio = (x: number | null, y: number | null) => (x === null || y === null ? null : x / y);
+  const fmt = (n: number | null) => (n === null ? "n/a" : Math.round(n).toLocaleString("en-US"));
+  const fmtRatio = (r: number | null) => (r === null ? "n/a" : r.toFixed(2));
+  const [A, B, P] = [get("A"), get("B"), get("P")];
+  const tx = median(txSamples);
+
+  const head = ["median jobs/s", "A: pg pool", "B: postgres.js", "B/A"];
+  if (P) head.push("B': +prepare", "B'/A");
+  const lines: string[][] = [];
+  for (const [name, m] of [
+    ["insert (50 x 100)", "insert"],
+    ["fetch+complete (100 per fetch)", "drain"],
+  ] as [string, Measure][]) {
+    const cells = [name, fmt(med(A, m)), fmt(med(B, m)), fmtRatio(ratio(med(B, m), med(A, m)))];
+    if (P) cells.push(fmt(med(P, m)), fmtRatio(ratio(med(P, m), med(A, m))));
+    lines.push(cells);
+  }
+  lines.push(["insert in sql.begin (50 x 100)", "n/a", fmt(tx), "-", ...(P ? ["-", "-"] : [])]);
+  const widths = head.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i].length)));
+  const row = (cells: string[]) =>
+    cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join("  ");
+
+  console.log(
+    `pg-boss ${PGBOSS_VERSION}, node ${process.version}: median of ${ROUNDS} interleaved rounds, ${JOBS} jobs each, pool max ${POOL_MAX}`,
+  );
+  console.log(row(head));
+  console.log(widths.map((w) => "-".repeat(w)).join("  "));
+  for (const l of lines) console.log(row(l));
+  console.log("A in sql.begin: n/a, pg-boss's own pg pool cannot join a postgres.js transaction.");
+  console.log(`naive adapter on a postgres.js pool: ${JSON.stringify(checks.naiveAdapter)}`);
+  console.log(`pool adapter (reserve() for BEGIN scripts): ${JSON.stringify(checks.poolAdapter)}`);
+  console.log(`fetched job / complete() result types vs A: ${JSON.stringify(checks.resultTypes)}`);
+  console.log(`total ${elapsed.toFixed(1)}s`);
+
+  const r = Math.round;
+  const json = {
+    bench: "pgboss-driver",
+    pgBoss: PGBOSS_VERSION,
+    node: process.version,
+    rounds: ROUNDS,
+    jobsPerRound: JOBS,
+    batch: BATCH,
+    poolMax: POOL_MAX,
+    unit: "jobs/s",
+    median: {
+      ...Object.fromEntries(
+        variants.map((v) => [
+          v.key,
+          { insert: r(median(v.samples.insert)), drain: r(median(v.samples.drain)) },
+        ]),
+      ),
+      BtxInsert: r(tx),
+    },
+    ratio: {
+      insertBA: ratio(med(B, "insert"), med(A, "insert")),
+      drainBA: ratio(med(B, "drain"), med(A, "drain")),
+      ...(P
+        ? {
+            insertPA: ratio(med(P, "insert"), med(A, "insert")),
+            drainPA: ratio(med(P, "drain"), med(A, "drain")),
+          }
+        : {}),
+    },
+    samples: {
+      ...Object.fromEntries(
+        variants.map((v) => [v.key, { insert: v.samples.insert.map(r), drain: v.samples.drain.map(r) }]),
+      ),
+      BtxInsert: txSamples.map(r),
+    },
+    checks,
+    elapsedSeconds: Number(elapsed.toFixed(1)),
+  };
+  console.log(JSON.stringify(json));
+}
+
+main().then(
+  () => process.exit(0),
+  (e) => {
+    console.error(e);
+    process.exit(1);
+  },
+);
