@@ -101,40 +101,51 @@ const median = (xs: number[]) => {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 };
 
-/** Runs fn, which returns how many jobs it handled, and returns jobs per second. */
-async function timed(fn: () => Promise<number>): Promise<number> {
-  const t0 = performance.now();
-  const n = await fn();
-  return n / ((performance.now() - t0) / 1000);
-}
+/** One step of work for one variant; resolves false once that variant has nothing left to do. */
+type Step = () => Promise<boolean>;
 
-async function insertAll(boss: PgBoss, round: number): Promise<number> {
-  for (let b = 0; b < JOBS / BATCH; b++) await boss.insert(QUEUE, jobsFor(round, b));
-  return JOBS;
-}
-
-/** The broker's publish path: each batch inserted inside its own postgres.js transaction. */
-async function txInsertAll(boss: PgBoss, sql: postgres.Sql, round: number): Promise<number> {
-  for (let b = 0; b < JOBS / BATCH; b++) {
-    await sql.begin(async (tx) => {
-      await boss.insert(QUEUE, jobsFor(round, b), { db: naiveAdapter(tx) });
-    });
+/**
+ * Runs the lanes step by step, round robin, starting each pass one lane further on, and returns
+ * each lane's summed time in seconds. Interleaving at step granularity (one batch of 100) means a
+ * noisy second on the machine lands on every variant alike rather than on whichever ran then.
+ */
+async function interleave(lanes: Step[]): Promise<number[]> {
+  const seconds = lanes.map(() => 0);
+  const active = lanes.map(() => true);
+  for (let pass = 0; active.some(Boolean); pass++) {
+    for (let i = 0; i < lanes.length; i++) {
+      const lane = (pass + i) % lanes.length;
+      if (!active[lane]) continue;
+      const t0 = performance.now();
+      active[lane] = await lanes[lane]();
+      seconds[lane] += (performance.now() - t0) / 1000;
+    }
   }
-  return JOBS;
+  return seconds;
 }
 
-async function drain(boss: PgBoss): Promise<number> {
-  let done = 0;
-  for (;;) {
+/** Inserts JOBS jobs in batches of BATCH, one batch per step. */
+function inserter(insert: (jobs: ReturnType<typeof jobsFor>) => Promise<unknown>, round: number): Step {
+  let batch = 0;
+  return async () => {
+    await insert(jobsFor(round, batch++));
+    return batch < JOBS / BATCH;
+  };
+}
+
+/** One fetch of up to BATCH jobs and their complete() per step, until a fetch comes back empty. */
+function drainer(boss: PgBoss, counted: { n: number }): Step {
+  return async () => {
     const jobs = await boss.fetch<{ e: string }>(QUEUE, { batchSize: BATCH });
-    if (jobs.length === 0) return done;
+    if (jobs.length === 0) return false;
     const res = await boss.complete(
       QUEUE,
       jobs.map((j) => ({ id: j.id, retryCount: j.retryCount })),
     );
     if (res.affected !== jobs.length) throw new Error(`complete affected ${res.affected} of ${jobs.length}`);
-    done += jobs.length;
-  }
+    counted.n += jobs.length;
+    return true;
+  };
 }
 
 // --- checks ---------------------------------------------------------------------------------------
@@ -283,25 +294,30 @@ async function main() {
 
     reservedCalls = 0;
     for (let round = 0; round < ROUNDS; round++) {
-      // Interleaved, and the order flips every round (A B P, then P B A, ...) so drift in the
-      // machine or in autovacuum does not always land on the same variant.
-      const order = round % 2 === 0 ? variants : [...variants].reverse();
-      for (const v of order) v.samples.insert.push(await timed(() => insertAll(v.boss, round)));
-      txSamples.push(await timed(() => txInsertAll(txBoss, sqlB, round)));
+      // (1) insert: A, B, B' and the in-transaction insert, interleaved batch by batch.
+      const insertLanes = [
+        ...variants.map((v) => inserter((jobs) => v.boss.insert(QUEUE, jobs), round)),
+        // The broker's publish path: each batch inserted inside its own postgres.js transaction.
+        inserter((jobs) => sqlB.begin((tx) => txBoss.insert(QUEUE, jobs, { db: naiveAdapter(tx) })), round),
+      ];
+      const insertSeconds = await interleave(insertLanes);
+      variants.forEach((v, i) => v.samples.insert.push(JOBS / insertSeconds[i]));
+      txSamples.push(JOBS / insertSeconds[variants.length]);
+
       if (round === 0) {
         // pg-boss's fetch plans badly on a job table that was never analyzed.
-        for (const schema of [...variants.map((v) => v.schema), "bench_btx"])
+        for (const schema of [...variants.map((v) => v.schema), "bench_btx"]) {
           await db.unsafe(`ANALYZE ${schema}.job`);
+        }
       }
-      for (const v of order) {
-        v.samples.drain.push(
-          await timed(async () => {
-            const n = await drain(v.boss);
-            if (n !== JOBS) throw new Error(`variant ${v.key}: drained ${n} jobs, expected ${JOBS}`);
-            return n;
-          }),
-        );
-      }
+
+      // (2) fetch+complete until empty, interleaved fetch by fetch.
+      const counts = variants.map(() => ({ n: 0 }));
+      const drainSeconds = await interleave(variants.map((v, i) => drainer(v.boss, counts[i])));
+      variants.forEach((v, i) => {
+        if (counts[i].n !== JOBS) throw new Error(`variant ${v.key}: drained ${counts[i].n} jobs, expected ${JOBS}`);
+        v.samples.drain.push(JOBS / drainSeconds[i]);
+      });
     }
     checks.reservedCallsDuringTimedWork = reservedCalls;
 

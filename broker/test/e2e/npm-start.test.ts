@@ -1,6 +1,7 @@
 // The README's default path, as a user runs it: the broker process on an embedded Postgres (no
 // DATABASE_URL), `buf curl` health and reflection, the CLI quickstart, and signal handling.
 import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -62,6 +63,25 @@ async function startBrokerProcess(env: Record<string, string> = {}): Promise<Bro
 const cli = (address: string, ...args: string[]) =>
   run(process.execPath, [pgmesh, ...args], { cwd: root, env: { ...process.env, PGMESH_ADDRESS: address } });
 
+const shell = (script: string, address: string) =>
+  run("bash", ["-euo", "pipefail", "-c", script], {
+    cwd: root,
+    env: {
+      ...process.env,
+      PATH: `${join(root, "node_modules/.bin")}:${process.env.PATH}`,
+      PGMESH_ADDRESS: address,
+    },
+  });
+
+/** The first fenced code block after a README heading. */
+function readmeBlock(heading: string): string {
+  const readme = readFileSync(join(root, "README.md"), "utf8");
+  const after = readme.slice(readme.indexOf(heading));
+  const match = /```sh\n([\s\S]*?)```/.exec(after);
+  if (!match?.[1]) throw new Error(`no sh block after ${heading} in README.md`);
+  return match[1];
+}
+
 const curl = (address: string, path: string, data?: string) =>
   run(buf, [
     "curl",
@@ -73,52 +93,50 @@ const curl = (address: string, path: string, data?: string) =>
   ]);
 
 describe("npm start on an embedded Postgres", () => {
-  it("serves health and reflection to buf curl, runs the CLI quickstart, and drains on SIGTERM", async () => {
+  it("serves health and reflection to buf curl, runs the README quickstarts as written, and drains on SIGTERM", async () => {
     const broker = await startBrokerProcess();
     try {
       expect(broker.output()).toContain("embedded Postgres ready");
       const health = await curl(broker.address, "/grpc.health.v1.Health/Check");
       expect(JSON.parse(health.stdout)).toEqual({ status: "SERVING" });
-      const methods = (
-        await run(buf, [
-          "curl",
-          "--protocol",
-          "grpc",
-          "--http2-prior-knowledge",
-          "--list-methods",
-          `http://${broker.address}`,
-        ])
-      ).stdout;
-      expect(methods).toContain("pgmesh.v1.PublisherService/Publish");
-      expect(methods).toContain("pgmesh.v1.SubscriberService/Subscribe");
-      expect(methods).toContain("pgmesh.v1.AdminService/CreateTopic");
 
-      expect((await cli(broker.address, "topics", "create", "orders")).stdout).toBe("created topic orders\n");
-      expect(
-        (await cli(broker.address, "subscriptions", "create", "orders.audit", "--topic", "orders")).stdout,
-      ).toMatch(/created subscription orders.audit on topic orders/);
-      const published = await cli(
+      // The README's CLI quickstart, line by line, exactly as written (pointed at this broker).
+      const cliBlock = readmeBlock("## Quickstart with the CLI");
+      const outputs: string[] = [];
+      for (const line of cliBlock.split("\n").filter((l) => l.trim())) {
+        outputs.push((await shell(line, broker.address)).stdout);
+      }
+      expect(outputs[0]).toBe("created topic orders\n");
+      expect(outputs[1]).toMatch(/created subscription orders.audit on topic orders/);
+      expect(outputs[2]).toMatch(/^published [0-9a-f-]{36}\n$/);
+      const tailed = JSON.parse(outputs[3] ?? "");
+      expect(tailed).toMatchObject({
+        type: "shop.OrderPlaced",
+        subject: "order/42",
+        data: { id: 42, total: "9.90" },
+      });
+
+      // The README's buf curl quickstart, as one script, with this broker's address.
+      const curlBlock = readmeBlock("## Quickstart with `buf curl`").replaceAll(
+        "127.0.0.1:50051",
         broker.address,
-        "publish",
-        "orders",
-        '{"type":"shop.OrderPlaced","data":{"id":42}}',
       );
-      expect(published.stdout).toMatch(/^published [0-9a-f-]{36}\n$/);
-      // And one through buf curl, as the README shows.
-      const viaCurl = await curl(
-        broker.address,
-        "/pgmesh.v1.PublisherService/Publish",
-        '{"topic":"orders","events":[{"id":"curl-1","source":"buf-curl","type":"shop.OrderPlaced"}]}',
-      );
-      expect(JSON.parse(viaCurl.stdout)).toEqual({ results: [{ id: "curl-1" }] });
-      const tailed = await cli(broker.address, "tail", "orders.audit", "--max", "2");
-      const lines = tailed.stdout
-        .trim()
-        .split("\n")
-        .map((l) => JSON.parse(l));
-      expect(lines.map((l) => l.type)).toEqual(["shop.OrderPlaced", "shop.OrderPlaced"]);
-      expect(lines.find((l) => l.source === "pgmesh-cli")?.data).toEqual({ id: 42 });
-      expect(lines.find((l) => l.source === "buf-curl")?.id).toBe("curl-1");
+      const curlOut = (await shell(curlBlock, broker.address)).stdout;
+      expect(curlOut).toContain('"status": "SERVING"');
+      for (const method of [
+        "PublisherService/Publish",
+        "SubscriberService/Subscribe",
+        "AdminService/CreateTopic",
+      ]) {
+        expect(curlOut).toContain(`pgmesh.v1.${method}`);
+      }
+      expect(curlOut).toContain('"id": "pay-1"');
+      const ledger = await cli(broker.address, "tail", "payments.ledger", "--max", "1");
+      expect(JSON.parse(ledger.stdout)).toMatchObject({
+        id: "pay-1",
+        source: "billing",
+        type: "billing.PaymentTaken",
+      });
     } finally {
       broker.child.kill("SIGTERM");
     }
