@@ -315,7 +315,8 @@ async function main() {
       const counts = variants.map(() => ({ n: 0 }));
       const drainSeconds = await interleave(variants.map((v, i) => drainer(v.boss, counts[i])));
       variants.forEach((v, i) => {
-        if (counts[i].n !== JOBS) throw new Error(`variant ${v.key}: drained ${counts[i].n} jobs, expected ${JOBS}`);
+        if (counts[i].n !== JOBS)
+          throw new Error(`variant ${v.key}: drained ${counts[i].n} jobs, expected ${JOBS}`);
         v.samples.drain.push(JOBS / drainSeconds[i]);
       });
     }
@@ -409,6 +410,9 @@ function report(variants: Variant[], txSamples: number[], checks: Record<string,
   };
   console.log(JSON.stringify(json));
 }
+
+// A closed stdout (e.g. piped into head) must not skip the DROP DATABASE in main's finally.
+process.stdout.on("error", () => {});
 
 main().then(
   () => process.exit(0),

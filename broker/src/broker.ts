@@ -71,7 +71,7 @@ export async function startBroker(config: Readonly<BrokerConfig>, log: Logger): 
     admin,
     publisher,
     deliveries,
-    subscriber: { heartbeatIntervalMs: config.heartbeatIntervalMs, openTimeoutMs: 30_000 },
+    subscriber: { heartbeatIntervalMs: config.heartbeatIntervalMs, openTimeoutMs: config.openTimeoutMs },
     log: (message, error) => log.error(message, error),
   });
   let serving = true;

@@ -15,6 +15,8 @@ export interface BrokerConfig {
   dataDir: string;
   embeddedPostgresPort: number;
   heartbeatIntervalMs: number;
+  /** How long a new Subscribe stream may take to send `open`. */
+  openTimeoutMs: number;
   /** Fallback poll for retries and lapsed leases, which nothing announces. */
   pollIntervalMs: number;
   /** How often lapsed leases are found and put back (pg-boss supervision). */
@@ -50,6 +52,7 @@ export function loadConfig(
       65535,
     ),
     heartbeatIntervalMs: integer("PGMESH_HEARTBEAT_MS", env.PGMESH_HEARTBEAT_MS ?? "15000", 100, 600_000),
+    openTimeoutMs: integer("PGMESH_OPEN_TIMEOUT_MS", env.PGMESH_OPEN_TIMEOUT_MS ?? "30000", 100, 600_000),
     pollIntervalMs: integer("PGMESH_POLL_MS", env.PGMESH_POLL_MS ?? "1000", 50, 60_000),
     superviseIntervalSeconds: integer(
       "PGMESH_SUPERVISE_SECONDS",

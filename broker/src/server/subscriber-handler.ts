@@ -197,7 +197,10 @@ class StreamSession {
           topic: subscription.topic,
           maxOutstandingMessages: window,
           ackDeadline: { seconds: subscription.ackDeadlineSeconds, nanos: 0 },
-          heartbeatInterval: { seconds: Math.ceil(this.options.heartbeatIntervalMs / 1000), nanos: 0 },
+          heartbeatInterval: {
+            seconds: Math.floor(this.options.heartbeatIntervalMs / 1000),
+            nanos: (this.options.heartbeatIntervalMs % 1000) * 1_000_000,
+          },
         },
       },
     });
