@@ -81,6 +81,12 @@ function poolAdapter(sql: postgres.Sql, options: { prepare?: boolean } = {}): Db
   };
 }
 
+/** complete()'s result at runtime; its declared type (CommandResponse) is empty in pg-boss 12. */
+interface Settled {
+  affected: number;
+  settled?: string[];
+}
+
 // --- workload -------------------------------------------------------------------------------------
 
 const bossOptions = (connectionString: string, schema: string) => ({
@@ -138,10 +144,10 @@ function drainer(boss: PgBoss, counted: { n: number }): Step {
   return async () => {
     const jobs = await boss.fetch<{ e: string }>(QUEUE, { batchSize: BATCH });
     if (jobs.length === 0) return false;
-    const res = await boss.complete(
+    const res = (await boss.complete(
       QUEUE,
       jobs.map((j) => ({ id: j.id, retryCount: j.retryCount })),
-    );
+    )) as Settled;
     if (res.affected !== jobs.length) throw new Error(`complete affected ${res.affected} of ${jobs.length}`);
     counted.n += jobs.length;
     return true;
@@ -201,10 +207,10 @@ async function probeNaiveAdapter(dbUrl: string, a: PgBoss, db: postgres.Sql) {
     probe.insertFetchComplete = await outcome(async () => {
       await naive.insert("probe_q", jobsFor(0, 0, 3));
       const jobs = await naive.fetch("probe_q", { batchSize: 3 });
-      const res = await naive.complete(
+      const res = (await naive.complete(
         "probe_q",
         jobs.map((j) => ({ id: j.id, retryCount: j.retryCount })),
-      );
+      )) as Settled;
       if (jobs.length !== 3 || res.affected !== 3)
         throw new Error(`fetched ${jobs.length}, completed ${res.affected}`);
     });
@@ -279,10 +285,10 @@ async function main() {
     for (const v of variants) {
       const ids = await v.boss.insert(QUEUE, jobsFor(99, 0, 2), { returnId: true });
       const jobs = await v.boss.fetch<{ e: string }>(QUEUE, { batchSize: 2, includeMetadata: true });
-      const res = await v.boss.complete(
+      const res = (await v.boss.complete(
         QUEUE,
         jobs.map((j) => ({ id: j.id, retryCount: j.retryCount })),
-      );
+      )) as Settled;
       if (ids?.length !== 2 || jobs.length !== 2 || res.affected !== 2 || res.settled?.length !== 2)
         throw new Error(`variant ${v.key}: insert/fetch/complete sanity check failed`);
       shapes[v.key] = JSON.stringify({ ids: shape(ids), job: shape(jobs[0]), complete: shape(res) });
@@ -301,7 +307,7 @@ async function main() {
         inserter((jobs) => sqlB.begin((tx) => txBoss.insert(QUEUE, jobs, { db: naiveAdapter(tx) })), round),
       ];
       const insertSeconds = await interleave(insertLanes);
-      variants.forEach((v, i) => v.samples.insert.push(JOBS / insertSeconds[i]));
+      for (const [i, v] of variants.entries()) v.samples.insert.push(JOBS / insertSeconds[i]);
       txSamples.push(JOBS / insertSeconds[variants.length]);
 
       if (round === 0) {
