@@ -298,6 +298,39 @@ async function main() {
     );
     checks.resultTypesA = JSON.parse(shapes.A);
 
+    // What complete(data) and fail(data) store as the job's output. pg-boss binds that output as
+    // `$3::jsonb` with an already stringified value; postgres.js serializes a parameter the server
+    // types json/jsonb with JSON.stringify, so a string is encoded a second time.
+    const outputs: Record<string, unknown> = {};
+    for (const v of variants) {
+      await v.boss.insert(QUEUE, jobsFor(98, 0, 2));
+      const [done, failed] = await v.boss.fetch(QUEUE, { batchSize: 2 });
+      await v.boss.complete(QUEUE, { id: done.id, retryCount: done.retryCount }, { ok: 1 });
+      await v.boss.fail(QUEUE, { id: failed.id, retryCount: failed.retryCount }, { reason: "x" });
+      const completed = await v.boss.getJobById(QUEUE, done.id);
+      const retried = await v.boss.getJobById(QUEUE, failed.id);
+      // getJobById() parses a string output back, so also ask the server what it actually stored.
+      const stored = await db.unsafe(
+        `SELECT id::text, jsonb_typeof(output) AS type FROM ${v.schema}.job WHERE id = ANY($1::uuid[])`,
+        [[done.id, failed.id]] as never[],
+      );
+      const typeOf = (id: string) => stored.find((r) => r.id === id)?.type;
+      outputs[v.key] = {
+        complete: completed?.output,
+        completeStoredAs: typeOf(done.id),
+        fail: retried?.output,
+        failStoredAs: typeOf(failed.id),
+      };
+      // Leave the queue empty for the timed rounds.
+      const again = await v.boss.fetch(QUEUE, { batchSize: 10 });
+      if (again.length)
+        await v.boss.complete(
+          QUEUE,
+          again.map((j) => ({ id: j.id, retryCount: j.retryCount })),
+        );
+    }
+    checks.storedOutput = outputs;
+
     reservedCalls = 0;
     for (let round = 0; round < ROUNDS; round++) {
       // (1) insert: A, B, B' and the in-transaction insert, interleaved batch by batch.
@@ -374,6 +407,7 @@ function report(variants: Variant[], txSamples: number[], checks: Record<string,
   console.log(`naive adapter on a postgres.js pool: ${JSON.stringify(checks.naiveAdapter)}`);
   console.log(`pool adapter (reserve() for BEGIN scripts): ${JSON.stringify(checks.poolAdapter)}`);
   console.log(`fetched job / complete() result types vs A: ${JSON.stringify(checks.resultTypes)}`);
+  console.log(`output stored by complete(data) / fail(data): ${JSON.stringify(checks.storedOutput)}`);
   console.log(`total ${elapsed.toFixed(1)}s`);
 
   const r = Math.round;

@@ -2,7 +2,7 @@
 // DATABASE_URL), `buf curl` health and reflection, the CLI quickstart, and signal handling.
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
+import { chmod, mkdtemp, rm } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -19,6 +19,8 @@ let dataDir: string;
 
 beforeAll(async () => {
   dataDir = await mkdtemp(join(tmpdir(), "pgmesh-e2e-"));
+  // mkdtemp makes it 0700; as root, the embedded Postgres runs as `postgres` and must reach it.
+  await chmod(dataDir, 0o755);
 });
 
 afterAll(async () => {
@@ -167,6 +169,32 @@ describe("npm start on an embedded Postgres", () => {
     expect(broker.output()).toContain("again: exiting without draining");
     holder.kill();
   });
+});
+
+describe("embedded Postgres as root", () => {
+  // Only root hands Postgres to the `postgres` user; for anyone else there is nothing to relocate.
+  it.runIf(process.getuid?.() === 0)(
+    "moves the data out of a folder the postgres user cannot reach, and says where",
+    async () => {
+      const privateDir = await mkdtemp(join(tmpdir(), "pgmesh-private-"));
+      await chmod(privateDir, 0o700);
+      const broker = await startBrokerProcess({ PGMESH_DATA_DIR: join(privateDir, "data") });
+      const relocated = /data in (\/var\/tmp\/pgmesh-embedded-postgres\/data-[0-9a-f]+)/.exec(
+        broker.output(),
+      )?.[1];
+      try {
+        expect(relocated).toBeDefined();
+        expect(JSON.parse((await curl(broker.address, "/grpc.health.v1.Health/Check")).stdout)).toEqual({
+          status: "SERVING",
+        });
+      } finally {
+        broker.child.kill("SIGTERM");
+        expect(await broker.exited).toBe(0);
+        await rm(privateDir, { recursive: true, force: true });
+        if (relocated) await rm(relocated, { recursive: true, force: true });
+      }
+    },
+  );
 });
 
 function freePort(): Promise<number> {

@@ -1,6 +1,6 @@
 // One Postgres server for the whole run: the embedded one by default, or the server named by
 // PGMESH_TEST_DATABASE_URL (any database on it; tests create and drop their own databases).
-import { mkdtemp, rm } from "node:fs/promises";
+import { chmod, mkdtemp, rm } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -21,6 +21,8 @@ export default async function setup(project: TestProject) {
     return;
   }
   const dataDir = await mkdtemp(join(tmpdir(), "pgmesh-test-"));
+  // mkdtemp makes it 0700; as root, the embedded Postgres runs as `postgres` and must reach it.
+  await chmod(dataDir, 0o755);
   const pg = await startEmbeddedPostgres({ dataDir, port: await freePort(), log: createLogger("warn") });
   project.provide("postgresAdminUrl", pg.url);
   return async () => {
