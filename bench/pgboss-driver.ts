@@ -298,36 +298,33 @@ async function main() {
     );
     checks.resultTypesA = JSON.parse(shapes.A);
 
-    // What complete(data) and fail(data) store as the job's output. pg-boss binds that output as
-    // `$3::jsonb` with an already stringified value; postgres.js serializes a parameter the server
-    // types json/jsonb with JSON.stringify, so a string is encoded a second time.
+    // What send(data), complete(data) and fail(data) store. The two drivers bind parameters
+    // differently: node-postgres JSON.stringifies any object, postgres.js serializes by the type
+    // the server describes (json/jsonb: JSON.stringify, so a string would be encoded twice; text:
+    // String(x)). pg-boss passes objects for these, so both should store a jsonb object. Asked of
+    // the server directly too, since pg-boss parses a string it reads back. Own queue, left behind.
     const outputs: Record<string, unknown> = {};
     for (const v of variants) {
-      await v.boss.insert(QUEUE, jobsFor(98, 0, 2));
-      const [done, failed] = await v.boss.fetch(QUEUE, { batchSize: 2 });
-      await v.boss.complete(QUEUE, { id: done.id, retryCount: done.retryCount }, { ok: 1 });
-      await v.boss.fail(QUEUE, { id: failed.id, retryCount: failed.retryCount }, { reason: "x" });
-      const completed = await v.boss.getJobById(QUEUE, done.id);
-      const retried = await v.boss.getJobById(QUEUE, failed.id);
-      // getJobById() parses a string output back, so also ask the server what it actually stored.
+      const q = "probe_out";
+      await v.boss.createQueue(q);
+      const sentId = await v.boss.send(q, { via: "send" });
+      const [doneId, failedId] = (await v.boss.insert(q, jobsFor(98, 0, 2), { returnId: true })) ?? [];
+      const fetched = await v.boss.fetch(q, { batchSize: 3 });
+      const [sent, done, failed] = [sentId, doneId, failedId].map((id) => fetched.find((j) => j.id === id));
+      if (!sent || !done || !failed) throw new Error(`variant ${v.key}: probe_out fetch failed`);
+      await v.boss.complete(q, { id: done.id, retryCount: done.retryCount }, { ok: 1 });
+      await v.boss.fail(q, { id: failed.id, retryCount: failed.retryCount }, { reason: "x" });
       const stored = await db.unsafe(
-        `SELECT id::text, jsonb_typeof(output) AS type FROM ${v.schema}.job WHERE id = ANY($1::uuid[])`,
-        [[done.id, failed.id]] as never[],
+        `SELECT id::text, jsonb_typeof(data) AS data, jsonb_typeof(output) AS output
+           FROM ${v.schema}.job WHERE id = ANY($1::uuid[])`,
+        [[sent.id, done.id, failed.id]] as never[],
       );
-      const typeOf = (id: string) => stored.find((r) => r.id === id)?.type;
+      const row = (id: string) => stored.find((r) => r.id === id);
       outputs[v.key] = {
-        complete: completed?.output,
-        completeStoredAs: typeOf(done.id),
-        fail: retried?.output,
-        failStoredAs: typeOf(failed.id),
+        sendData: `${JSON.stringify(sent.data)} stored as ${row(sent.id)?.data}`,
+        completeOutput: `${JSON.stringify((await v.boss.getJobById(q, done.id))?.output)} stored as ${row(done.id)?.output}`,
+        failOutput: `${JSON.stringify((await v.boss.getJobById(q, failed.id))?.output)} stored as ${row(failed.id)?.output}`,
       };
-      // Leave the queue empty for the timed rounds.
-      const again = await v.boss.fetch(QUEUE, { batchSize: 10 });
-      if (again.length)
-        await v.boss.complete(
-          QUEUE,
-          again.map((j) => ({ id: j.id, retryCount: j.retryCount })),
-        );
     }
     checks.storedOutput = outputs;
 
@@ -375,7 +372,8 @@ async function main() {
 function report(variants: Variant[], txSamples: number[], checks: Record<string, unknown>, elapsed: number) {
   const get = (key: Variant["key"]) => variants.find((v) => v.key === key);
   const med = (v: Variant | undefined, m: Measure) => (v ? median(v.samples[m]) : null);
-  const ratio = (x: number | null, y: number | null) => (x === null || y === null ? null : x / y);
+  const ratio = (x: number | null, y: number | null) =>
+    x === null || y === null ? null : Math.round((x / y) * 1000) / 1000;
   const fmt = (n: number | null) => (n === null ? "n/a" : Math.round(n).toLocaleString("en-US"));
   const fmtRatio = (r: number | null) => (r === null ? "n/a" : r.toFixed(2));
   const [A, B, P] = [get("A"), get("B"), get("P")];
@@ -407,7 +405,14 @@ function report(variants: Variant[], txSamples: number[], checks: Record<string,
   console.log(`naive adapter on a postgres.js pool: ${JSON.stringify(checks.naiveAdapter)}`);
   console.log(`pool adapter (reserve() for BEGIN scripts): ${JSON.stringify(checks.poolAdapter)}`);
   console.log(`fetched job / complete() result types vs A: ${JSON.stringify(checks.resultTypes)}`);
-  console.log(`output stored by complete(data) / fail(data): ${JSON.stringify(checks.storedOutput)}`);
+  const stored = checks.storedOutput as Record<string, unknown>;
+  const storedVsA = Object.fromEntries(
+    Object.entries(stored).map(([k, o]) => [
+      k,
+      k !== "A" && JSON.stringify(o) === JSON.stringify(stored.A) ? "same as A" : o,
+    ]),
+  );
+  console.log(`send(data) / complete(data) / fail(data) stored: ${JSON.stringify(storedVsA)}`);
   console.log(`total ${elapsed.toFixed(1)}s`);
 
   const r = Math.round;

@@ -11,6 +11,7 @@ import { BrokerMetrics } from "./metrics/registry.ts";
 import { GrpcServer } from "./server/grpc-server.ts";
 import { PostgresCatalogStore } from "./store/catalog-store.ts";
 import { connectDatabase } from "./store/database.ts";
+import { PostgresDeadLetterStore } from "./store/dead-letter-store.ts";
 import { type EmbeddedPostgres, startEmbeddedPostgres } from "./store/embedded-postgres.ts";
 import { PostgresEventStore } from "./store/event-store.ts";
 import { migrate } from "./store/migrate.ts";
@@ -43,10 +44,11 @@ export async function startBroker(config: Readonly<BrokerConfig>, log: Logger): 
   const sql = connectDatabase(databaseUrl);
   const applied = await migrate(sql);
   if (applied.length > 0) log.info(`applied migrations: ${applied.join(", ")}`);
-  const queue = await JobQueue.start({
+  const queue = await JobQueue.start(sql, {
     connectionString: databaseUrl,
-    superviseIntervalSeconds: config.superviseIntervalSeconds,
-    onError: (error) => log.error("pg-boss", error),
+    // pg-boss's own expiry pass is only a backstop behind the lease sweeper below.
+    monitorIntervalSeconds: Math.max(60, config.superviseIntervalSeconds),
+    onError: (error: unknown) => log.error("pg-boss", error),
   });
 
   const brokerId = randomUUID();
@@ -55,16 +57,34 @@ export async function startBroker(config: Readonly<BrokerConfig>, log: Logger): 
   const catalog = new PostgresCatalogStore(sql, queue);
   const deliveries = new DeliveryService(queue, events, {
     pollIntervalMs: config.pollIntervalMs,
+    sweepIntervalMs: config.superviseIntervalSeconds * 1000,
     observer: metrics,
+    loadSubscription: (name) => catalog.getSubscription(name),
     onError: (error, context) => log.error(context, error),
   });
   const publisher = new Publisher(events, (subscriptions) => deliveries.wake(subscriptions), metrics);
   let server: GrpcServer | undefined;
-  const admin = new Admin(catalog);
+  const deadLetters = new PostgresDeadLetterStore(sql, queue);
+  const admin = new Admin(
+    catalog,
+    deadLetters,
+    (subscription) => deliveries.refresh(subscription),
+    (subscription) => deliveries.wake([subscription.name]),
+  );
   const bus = new PostgresWakeupBus(sql, brokerId);
   await bus.listen((subscriptions) => deliveries.wake(subscriptions));
-  // Every broker, the deleting one included, ends its streams on a deleted subscription.
-  await bus.listenForDeletions((subscription) => server?.subscriptionDeleted(subscription));
+  // Every broker, the changing one included, ends its streams on a deleted subscription and takes
+  // an updated policy into use.
+  await bus.listenForSubscriptionChanges((change) => {
+    if (change.kind === "deleted") {
+      server?.subscriptionDeleted(change);
+      return;
+    }
+    catalog.getSubscription(change.name).then(
+      (sub) => sub && deliveries.refresh(sub),
+      (error: unknown) => log.error(`reloading subscription ${change.name}`, error),
+    );
+  });
   deliveries.start();
 
   server = new GrpcServer({

@@ -6,8 +6,14 @@ import {
   Metadata,
   type ServiceError,
 } from "@grpc/grpc-js";
-import { AdminServiceClient, type Subscription, type Topic } from "./gen/pgmesh/v1/admin.ts";
-import type { Event } from "./gen/pgmesh/v1/event.ts";
+import {
+  AdminServiceClient,
+  CreateSubscriptionRequest,
+  DeadLetterFilter,
+  Subscription,
+  type Topic,
+} from "./gen/pgmesh/v1/admin.ts";
+import { Event } from "./gen/pgmesh/v1/event.ts";
 import { PublisherServiceClient, type PublishResult } from "./gen/pgmesh/v1/publisher.ts";
 import { SubscriberServiceClient } from "./gen/pgmesh/v1/subscriber.ts";
 
@@ -16,6 +22,38 @@ export interface ConnectOptions {
   credentials?: ChannelCredentials;
   /** Per-call deadline for unary calls, in milliseconds (default 30 s). */
   timeoutMs?: number;
+}
+
+/** A subscription's delivery policy, in seconds; anything left out keeps its default (or current) value. */
+export interface SubscriptionPolicy {
+  ackDeadlineSeconds?: number;
+  maxDeliveryAttempts?: number;
+  deadLettering?: boolean;
+  retryPolicy?: {
+    initialBackoffSeconds?: number;
+    maxBackoffSeconds?: number;
+    multiplier?: number;
+    jitter?: number;
+  };
+}
+
+const duration = (seconds: number | undefined) => (seconds === undefined ? undefined : { seconds, nanos: 0 });
+
+function policyMessage(policy: SubscriptionPolicy) {
+  const retry = policy.retryPolicy;
+  return {
+    ackDeadline: duration(policy.ackDeadlineSeconds),
+    maxDeliveryAttempts: policy.maxDeliveryAttempts,
+    deadLettering: policy.deadLettering,
+    retryPolicy: retry
+      ? {
+          initialBackoff: duration(retry.initialBackoffSeconds),
+          maxBackoff: duration(retry.maxBackoffSeconds),
+          multiplier: retry.multiplier ?? 0,
+          jitter: retry.jitter ?? 0,
+        }
+      : undefined,
+  };
 }
 
 type Callback<Res> = (error: ServiceError | null, response: Res) => void;
@@ -59,15 +97,61 @@ export class PgmeshClient {
   async createSubscription(
     name: string,
     topic: string,
-    options: { ackDeadlineSeconds?: number } = {},
+    policy: SubscriptionPolicy = {},
   ): Promise<Subscription> {
-    const ackDeadline =
-      options.ackDeadlineSeconds === undefined
-        ? undefined
-        : { seconds: options.ackDeadlineSeconds, nanos: 0 };
+    const request = CreateSubscriptionRequest.fromPartial({ name, topic, ...policyMessage(policy) });
+    return required((await this.call(this.admin, this.admin.createSubscription, request)).subscription);
+  }
+
+  /** Changes only the policy fields given. */
+  async updateSubscription(name: string, policy: SubscriptionPolicy): Promise<Subscription> {
+    const paths = Object.entries({
+      ack_deadline: policy.ackDeadlineSeconds,
+      max_delivery_attempts: policy.maxDeliveryAttempts,
+      dead_lettering: policy.deadLettering,
+      retry_policy: policy.retryPolicy,
+    })
+      .filter(([, value]) => value !== undefined)
+      .map(([path]) => path);
+    const subscription = Subscription.fromPartial({ name, ...policyMessage(policy) });
     return required(
-      (await this.call(this.admin, this.admin.createSubscription, { name, topic, ackDeadline })).subscription,
+      (await this.call(this.admin, this.admin.updateSubscription, { subscription, updateMask: paths }))
+        .subscription,
     );
+  }
+
+  subscriptionStats(name: string) {
+    return this.call(this.admin, this.admin.getSubscriptionStats, { name });
+  }
+
+  listDeadLetters(
+    filter: Partial<DeadLetterFilter> & { subscription: string },
+    pageSize = 0,
+    pageToken = "",
+  ) {
+    return this.call(this.admin, this.admin.listDeadLetters, {
+      filter: DeadLetterFilter.fromPartial(filter),
+      pageSize,
+      pageToken,
+    });
+  }
+
+  async redriveDeadLetters(
+    subscription: string,
+    selection: { ids?: string[]; filter?: Partial<DeadLetterFilter> } = {},
+  ) {
+    const filter = DeadLetterFilter.fromPartial({ ...selection.filter, subscription });
+    return (await this.call(this.admin, this.admin.redriveDeadLetters, { ids: selection.ids ?? [], filter }))
+      .redriven;
+  }
+
+  async purgeDeadLetters(
+    subscription: string,
+    selection: { ids?: string[]; filter?: Partial<DeadLetterFilter> } = {},
+  ) {
+    const filter = DeadLetterFilter.fromPartial({ ...selection.filter, subscription });
+    return (await this.call(this.admin, this.admin.purgeDeadLetters, { ids: selection.ids ?? [], filter }))
+      .purged;
   }
 
   async getSubscription(name: string): Promise<Subscription> {
@@ -83,19 +167,7 @@ export class PgmeshClient {
   }
 
   async publish(topic: string, events: Partial<Event>[]): Promise<PublishResult[]> {
-    const full = events.map((e) => ({
-      id: "",
-      source: "",
-      type: "",
-      subject: "",
-      time: undefined,
-      attributes: {},
-      orderingKey: "",
-      data: undefined,
-      publishTime: undefined,
-      topic: "",
-      ...e,
-    }));
+    const full = events.map((e) => Event.fromPartial(e));
     return (await this.call(this.publisher, this.publisher.publish, { topic, events: full })).results;
   }
 

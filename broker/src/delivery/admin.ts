@@ -1,16 +1,51 @@
-// The topic and subscription use cases: argument checks and defaults, then the catalog store.
+// The topic, subscription and dead-letter use cases: argument checks and defaults, then the stores.
 import { invalidArgument, MeshError, notFound } from "./errors.ts";
-import type { Page, Subscription, Topic } from "./model.ts";
+import type {
+  DeadLetter,
+  DeadLetterSelection,
+  DeliveryPolicy,
+  Page,
+  RetryPolicy,
+  Subscription,
+  SubscriptionStats,
+  Topic,
+} from "./model.ts";
 import { assertName } from "./names.ts";
-import type { CatalogStore } from "./ports.ts";
+import type { CatalogStore, DeadLetterStore } from "./ports.ts";
+import {
+  checkMaxDeliveryAttempts,
+  checkRetryPolicy,
+  DEFAULT_MAX_DELIVERY_ATTEMPTS,
+  DEFAULT_RETRY_POLICY,
+} from "./retry-policy.ts";
 
 export const DEFAULT_ACK_DEADLINE_SECONDS = 60;
 export const MAX_ACK_DEADLINE_SECONDS = 3600;
 const DEFAULT_PAGE_SIZE = 100;
 const MAX_PAGE_SIZE = 1000;
 
+/** A policy as a request gives it: anything left out keeps its current (or default) value. */
+export interface PolicyInput {
+  ackDeadlineSeconds?: number;
+  maxDeliveryAttempts?: number;
+  deadLettering?: boolean;
+  retryPolicy?: Partial<RetryPolicy>;
+}
+
+export const DEFAULT_POLICY: DeliveryPolicy = {
+  ackDeadlineSeconds: DEFAULT_ACK_DEADLINE_SECONDS,
+  maxDeliveryAttempts: DEFAULT_MAX_DELIVERY_ATTEMPTS,
+  deadLettering: true,
+  retryPolicy: DEFAULT_RETRY_POLICY,
+};
+
 export class Admin {
-  constructor(private readonly catalog: CatalogStore) {}
+  constructor(
+    private readonly catalog: CatalogStore,
+    private readonly deadLetters: DeadLetterStore,
+    private readonly onPolicyChanged: (subscription: Subscription) => void,
+    private readonly onRedriven: (subscription: Subscription) => void,
+  ) {}
 
   createTopic(name: string): Promise<Topic> {
     return this.catalog.createTopic(assertName("topic", name));
@@ -31,25 +66,12 @@ export class Admin {
       throw notFound(`topic ${name} does not exist`);
   }
 
-  createSubscription(input: {
-    name: string;
-    topic: string;
-    ackDeadlineSeconds?: number;
-  }): Promise<Subscription> {
-    const ackDeadlineSeconds = input.ackDeadlineSeconds ?? DEFAULT_ACK_DEADLINE_SECONDS;
-    if (
-      !Number.isInteger(ackDeadlineSeconds) ||
-      ackDeadlineSeconds < 1 ||
-      ackDeadlineSeconds > MAX_ACK_DEADLINE_SECONDS
-    ) {
-      throw invalidArgument(
-        `ack_deadline must be a whole number of seconds from 1 to ${MAX_ACK_DEADLINE_SECONDS}, got ${ackDeadlineSeconds}s`,
-      );
-    }
+  createSubscription(input: { name: string; topic: string } & PolicyInput): Promise<Subscription> {
+    const policy = mergePolicy(DEFAULT_POLICY, input);
     return this.catalog.createSubscription({
       name: assertName("subscription", input.name),
       topic: assertName("topic", input.topic),
-      ackDeadlineSeconds,
+      ...policy,
     });
   }
 
@@ -57,6 +79,18 @@ export class Admin {
     const sub = await this.catalog.getSubscription(assertName("subscription", name));
     if (!sub) throw notFound(`subscription ${name} does not exist`);
     return sub;
+  }
+
+  async updateSubscription(name: string, changes: PolicyInput): Promise<Subscription> {
+    const current = await this.getSubscription(name);
+    const updated = await this.catalog.updateSubscription(current.name, mergePolicy(current, changes));
+    if (!updated) throw notFound(`subscription ${name} does not exist`);
+    this.onPolicyChanged(updated);
+    return updated;
+  }
+
+  async stats(name: string): Promise<SubscriptionStats> {
+    return this.catalog.stats(await this.getSubscription(name));
   }
 
   listSubscriptions(topic: string, pageSize: number, pageToken: string): Promise<Page<Subscription>> {
@@ -69,6 +103,67 @@ export class Admin {
       throw notFound(`subscription ${name} does not exist`);
     }
   }
+
+  async listDeadLetters(
+    selection: DeadLetterSelection,
+    pageSize: number,
+    pageToken: string,
+  ): Promise<Page<DeadLetter>> {
+    await this.getSubscription(checkSelection(selection).subscription);
+    if (pageToken && !/^\d{1,19}$/.test(pageToken))
+      throw invalidArgument("page_token is not one this server returned");
+    return this.deadLetters.list(selection, checkPageSize(pageSize), pageToken);
+  }
+
+  async redriveDeadLetters(selection: DeadLetterSelection): Promise<number> {
+    const sub = await this.getSubscription(checkSelection(selection).subscription);
+    const count = await this.deadLetters.redrive(sub, selection);
+    if (count > 0) this.onRedriven(sub);
+    return count;
+  }
+
+  async purgeDeadLetters(selection: DeadLetterSelection): Promise<number> {
+    await this.getSubscription(checkSelection(selection).subscription);
+    return this.deadLetters.purge(selection);
+  }
+}
+
+/** Applies the changes a request asks for to a policy, checking each value. */
+export function mergePolicy(base: DeliveryPolicy, changes: PolicyInput): DeliveryPolicy {
+  const ackDeadlineSeconds = changes.ackDeadlineSeconds ?? base.ackDeadlineSeconds;
+  if (
+    !Number.isInteger(ackDeadlineSeconds) ||
+    ackDeadlineSeconds < 1 ||
+    ackDeadlineSeconds > MAX_ACK_DEADLINE_SECONDS
+  ) {
+    throw invalidArgument(
+      `ack_deadline must be a whole number of seconds from 1 to ${MAX_ACK_DEADLINE_SECONDS}, got ${ackDeadlineSeconds}s`,
+    );
+  }
+  return {
+    ackDeadlineSeconds,
+    maxDeliveryAttempts: checkMaxDeliveryAttempts(changes.maxDeliveryAttempts ?? base.maxDeliveryAttempts),
+    deadLettering: changes.deadLettering ?? base.deadLettering,
+    retryPolicy: checkRetryPolicy({ ...base.retryPolicy, ...definedOnly(changes.retryPolicy ?? {}) }),
+  };
+}
+
+function definedOnly<T extends object>(value: T): Partial<T> {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+function checkSelection(selection: DeadLetterSelection): DeadLetterSelection {
+  assertName("subscription", selection.subscription);
+  if (selection.ids) {
+    for (const id of selection.ids) {
+      if (!/^\d{1,19}$/.test(id))
+        throw invalidArgument(`dead letter id ${JSON.stringify(id.slice(0, 40))} is not valid`);
+    }
+  }
+  if (selection.after && selection.before && selection.after >= selection.before) {
+    throw invalidArgument("filter.after must be earlier than filter.before");
+  }
+  return selection;
 }
 
 function checkPageSize(pageSize: number): number {

@@ -12,7 +12,7 @@ export interface DeliverySink {
   deliver(deliveries: OutboundDelivery[]): void;
 }
 
-export type SettleStatus = "acked" | "nacked" | "stale" | "unknown";
+export type SettleStatus = "acked" | "nacked" | "stale" | "unknown" | "extended" | "dead_lettered";
 
 export const DEFAULT_MAX_OUTSTANDING = 100;
 export const MAX_OUTSTANDING_LIMIT = 10_000;
@@ -22,11 +22,13 @@ const LAPSED_MEMORY = 10_000;
 
 interface HeldLease {
   lease: Lease;
-  deliveredAt: number;
+  /** When the lease runs out (ms since epoch); extend moves it. */
+  expiresAt: number;
 }
 
 export class Consumer {
-  readonly subscription: Subscription;
+  /** Replaced when the subscription's policy changes. */
+  subscription: Subscription;
   readonly name: string;
   private window: number;
   private readonly held = new Map<string, HeldLease>();
@@ -66,8 +68,28 @@ export class Consumer {
   /** Records the lease as held by this stream and returns the ack id to send with it. */
   hold(lease: Lease, now: number): string {
     const ackId = ackIdOf(lease);
-    this.held.set(ackId, { lease, deliveredAt: now });
+    this.held.set(ackId, { lease, expiresAt: now + this.subscription.ackDeadlineSeconds * 1000 });
     return ackId;
+  }
+
+  /** The held leases among these ack ids, without releasing them (for extend). */
+  peek(ackIds: string[]): { leases: Map<string, Lease>; others: Map<string, SettleStatus> } {
+    const leases = new Map<string, Lease>();
+    const others = new Map<string, SettleStatus>();
+    for (const ackId of ackIds) {
+      const held = this.held.get(ackId);
+      if (held) leases.set(ackId, held.lease);
+      else others.set(ackId, this.lapsed.has(ackId) ? "stale" : "unknown");
+    }
+    return { leases, others };
+  }
+
+  /** Records that these leases now run out at `expiresAt`. */
+  extended(ackIds: string[], expiresAt: number): void {
+    for (const ackId of ackIds) {
+      const held = this.held.get(ackId);
+      if (held) held.expiresAt = expiresAt;
+    }
   }
 
   /** Splits ack ids into the leases this stream holds and the ids it cannot settle. */
@@ -87,14 +109,13 @@ export class Consumer {
   }
 
   /**
-   * Forgets leases older than the subscription's ack deadline: the queue has handed them (or
-   * will) to another consumer, so they no longer count against this stream's window.
+   * Forgets leases that ran out: the queue has handed them (or will) to another consumer, so they
+   * no longer count against this stream's window.
    */
   expireLapsed(now: number): number {
-    const deadline = this.subscription.ackDeadlineSeconds * 1000;
     let count = 0;
     for (const [ackId, held] of this.held) {
-      if (now - held.deliveredAt < deadline) continue;
+      if (now < held.expiresAt) continue;
       this.held.delete(ackId);
       this.rememberLapsed(ackId);
       count++;

@@ -1,15 +1,22 @@
-// Streams in, settles out: opens and closes consumers on subscriptions, settles their acks and
-// nacks against the queue, and keeps one dispatcher per subscription that has streams here.
+// Streams in, settles out: opens and closes consumers on subscriptions, settles their acks,
+// nacks, rejects and extensions against the queue, sweeps lapsed leases, and keeps one dispatcher
+// per subscription that has streams here.
 import { Consumer, type DeliverySink, type SettleStatus } from "./consumer.ts";
-import type { Lease, Subscription } from "./model.ts";
+import { MeshError } from "./errors.ts";
+import type { FailureOutcome, Lease, Subscription } from "./model.ts";
 import type { DeliveryObserver } from "./observer.ts";
 import type { DeliveryQueue, EventStore } from "./ports.ts";
+import { failureOutcome } from "./retry-policy.ts";
 import { SubscriptionDispatcher } from "./subscription-dispatcher.ts";
 
 export interface DeliveryServiceOptions {
   /** Fallback poll for deliveries nothing announces: retries whose delay ran out, lapsed leases. */
   pollIntervalMs: number;
+  /** How often lapsed leases (on any broker) are looked for and failed. */
+  sweepIntervalMs: number;
   observer: DeliveryObserver;
+  /** Reads a subscription's current policy (for lapsed leases of streams on other brokers). */
+  loadSubscription: (name: string) => Promise<Subscription | undefined>;
   onError: (error: unknown, context: string) => void;
 }
 
@@ -18,11 +25,14 @@ export interface SettleResult {
   status: SettleStatus;
 }
 
+const SWEEP_BATCH = 500;
+
 export class DeliveryService {
   private readonly dispatchers = new Map<string, SubscriptionDispatcher>();
   private readonly consumers = new Set<Consumer>();
-  private poller: NodeJS.Timeout | undefined;
+  private timers: NodeJS.Timeout[] = [];
   private draining = false;
+  private sweeping = false;
 
   constructor(
     private readonly queue: DeliveryQueue,
@@ -31,8 +41,11 @@ export class DeliveryService {
   ) {}
 
   start(): void {
-    this.poller = setInterval(() => this.poll(), this.options.pollIntervalMs);
-    this.poller.unref();
+    this.timers = [
+      setInterval(() => this.poll(), this.options.pollIntervalMs),
+      setInterval(() => void this.sweepLapsed(), this.options.sweepIntervalMs),
+    ];
+    for (const timer of this.timers) timer.unref();
   }
 
   get consumerCount(): number {
@@ -59,7 +72,15 @@ export class DeliveryService {
     return consumer;
   }
 
-  /** Closes the consumer; whatever it still held goes back to the subscription at once. */
+  /** Takes a changed policy into use for this broker's streams on the subscription. */
+  refresh(subscription: Subscription): void {
+    const dispatcher = this.dispatchers.get(subscription.name);
+    if (!dispatcher || dispatcher.subscription.queue !== subscription.queue) return;
+    dispatcher.subscription = subscription;
+    for (const consumer of dispatcher.consumers) consumer.subscription = subscription;
+  }
+
+  /** Closes the consumer; what it still held goes back to the subscription (after the backoff). */
   async close(consumer: Consumer): Promise<void> {
     if (consumer.isClosed) return;
     const leases = consumer.close();
@@ -71,21 +92,75 @@ export class DeliveryService {
       this.dispatchers.delete(consumer.subscription.name);
     }
     if (leases.length > 0) {
-      await this.queue.release(consumer.subscription.queue, leases);
-      this.wake([consumer.subscription.name]);
+      const sub = consumer.subscription;
+      await this.queue.fail(
+        sub,
+        leases.map((lease) => failureOutcome(sub, lease, { error: "stream closed before the ack" })),
+      );
+      this.wake([sub.name]);
     }
   }
 
-  async ack(consumer: Consumer, ackIds: string[]): Promise<SettleResult[]> {
+  ack(consumer: Consumer, ackIds: string[]): Promise<SettleResult[]> {
     return this.settle(consumer, ackIds, "acked", (leases) =>
       this.queue.complete(consumer.subscription.queue, leases),
     );
   }
 
-  async nack(consumer: Consumer, ackIds: string[]): Promise<SettleResult[]> {
-    return this.settle(consumer, ackIds, "nacked", (leases) =>
-      this.queue.release(consumer.subscription.queue, leases),
+  /** Redelivers after the backoff, or after `delaySeconds` when given; the last attempt dead-letters. */
+  nack(consumer: Consumer, ackIds: string[], reason: string, delaySeconds?: number): Promise<SettleResult[]> {
+    const sub = consumer.subscription;
+    const error = reason || "nacked";
+    const outcomes = new Map<string, FailureOutcome>();
+    return this.settle(
+      consumer,
+      ackIds,
+      "nacked",
+      (leases) => {
+        const list = leases.map((lease) => failureOutcome(sub, lease, { error, delaySeconds }));
+        for (const o of list) outcomes.set(o.lease.jobId, o);
+        return this.queue.fail(sub, list);
+      },
+      (lease) => ("deadLetter" in (outcomes.get(lease.jobId) ?? {}) ? "dead_lettered" : "nacked"),
     );
+  }
+
+  /** Dead-letters at once, whatever attempts are left. */
+  reject(consumer: Consumer, ackIds: string[], reason: string): Promise<SettleResult[]> {
+    const sub = consumer.subscription;
+    if (!sub.deadLettering) {
+      throw new MeshError(
+        "failed_precondition",
+        `subscription ${sub.name} has dead lettering off, so there is nowhere to reject to; nack instead`,
+      );
+    }
+    const error = reason || "rejected";
+    return this.settle(consumer, ackIds, "dead_lettered", (leases) =>
+      this.queue.fail(
+        sub,
+        leases.map((lease) => failureOutcome(sub, lease, { error, reject: true })),
+      ),
+    );
+  }
+
+  /** Extends the leases to run out `seconds` from now; they stay held by the stream. */
+  async extend(consumer: Consumer, ackIds: string[], seconds: number): Promise<SettleResult[]> {
+    const { leases, others } = consumer.peek(ackIds);
+    const extendedIds =
+      leases.size > 0
+        ? await this.queue.extend(consumer.subscription.queue, [...leases.values()], seconds)
+        : new Set<string>();
+    const expiresAt = Date.now() + seconds * 1000;
+    const results = ackIds.map((ackId): SettleResult => {
+      const lease = leases.get(ackId);
+      if (lease) return { ackId, status: extendedIds.has(lease.jobId) ? "extended" : "stale" };
+      return { ackId, status: others.get(ackId) ?? "unknown" };
+    });
+    consumer.extended(
+      results.filter((r) => r.status === "extended").map((r) => r.ackId),
+      expiresAt,
+    );
+    return results;
   }
 
   setWindow(consumer: Consumer, maxOutstanding: number): void {
@@ -109,16 +184,47 @@ export class DeliveryService {
    */
   async drain(timeoutMs: number): Promise<void> {
     this.draining = true;
-    if (this.poller) clearInterval(this.poller);
+    for (const timer of this.timers) clearInterval(timer);
     await Promise.all([...this.dispatchers.values()].map((d) => d.idle()));
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline && [...this.consumers].some((c) => c.outstanding > 0 || c.settling > 0)) {
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
+    while (this.sweeping) await new Promise((resolve) => setTimeout(resolve, 20));
   }
 
-  get consumersOpen(): Consumer[] {
-    return [...this.consumers];
+  /**
+   * Fails every lapsed lease of every subscription, wherever its stream was (a dead broker's too),
+   * by the subscription's retry policy. Brokers may race on the same lease: the settle is fenced
+   * to the attempt, so only one of them counts it.
+   */
+  async sweepLapsed(): Promise<number> {
+    if (this.sweeping || this.draining) return 0;
+    this.sweeping = true;
+    try {
+      const lapsed = await this.queue.findLapsed(SWEEP_BATCH);
+      const bySubscription = new Map<string, Lease[]>();
+      for (const { subscription, lease } of lapsed) {
+        bySubscription.set(subscription, [...(bySubscription.get(subscription) ?? []), lease]);
+      }
+      let failed = 0;
+      for (const [name, leases] of bySubscription) {
+        const sub = await this.options.loadSubscription(name);
+        if (!sub) continue;
+        const settled = await this.queue.fail(
+          sub,
+          leases.map((lease) => failureOutcome(sub, lease, { error: "lease expired" })),
+        );
+        failed += settled.size;
+        if (settled.size > 0) this.wake([name]);
+      }
+      return failed;
+    } catch (error) {
+      this.options.onError(error, "sweeping lapsed leases");
+      return 0;
+    } finally {
+      this.sweeping = false;
+    }
   }
 
   private async settle(
@@ -126,6 +232,7 @@ export class DeliveryService {
     ackIds: string[],
     done: SettleStatus,
     apply: (leases: Lease[]) => Promise<Set<string>>,
+    statusOf: (lease: Lease) => SettleStatus = () => done,
   ): Promise<SettleResult[]> {
     const { leases, others } = consumer.claim(ackIds);
     let settled = new Set<string>();
@@ -141,7 +248,7 @@ export class DeliveryService {
     if (leases.size > 0) this.wake([consumer.subscription.name]);
     const results = ackIds.map((ackId): SettleResult => {
       const lease = leases.get(ackId);
-      if (lease) return { ackId, status: settled.has(lease.jobId) ? done : "stale" };
+      if (lease) return { ackId, status: settled.has(lease.jobId) ? statusOf(lease) : "stale" };
       return { ackId, status: others.get(ackId) ?? "unknown" };
     });
     const counts = new Map<SettleStatus, number>();

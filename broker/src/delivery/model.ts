@@ -5,10 +5,25 @@ export interface Topic {
   createdAt: Date;
 }
 
-export interface Subscription {
+/** When to redeliver after a failure; see retry-policy.ts. */
+export interface RetryPolicy {
+  initialBackoffSeconds: number;
+  maxBackoffSeconds: number;
+  multiplier: number;
+  jitter: number;
+}
+
+/** What a subscription's owner sets: everything about delivery that is not its identity. */
+export interface DeliveryPolicy {
+  ackDeadlineSeconds: number;
+  maxDeliveryAttempts: number;
+  deadLettering: boolean;
+  retryPolicy: RetryPolicy;
+}
+
+export interface Subscription extends DeliveryPolicy {
   name: string;
   topic: string;
-  ackDeadlineSeconds: number;
   createdAt: Date;
   /** Where the subscription's deliveries wait; opaque outside store/. */
   queue: string;
@@ -25,6 +40,8 @@ export interface EventEnvelope {
   orderingKey: string;
   dataTypeUrl: string;
   data: Uint8Array;
+  /** Not delivered before this time. */
+  deliverAfter: Date | undefined;
 }
 
 export interface StoredEvent extends EventEnvelope {
@@ -46,6 +63,41 @@ export interface Lease {
   retryCount: number;
   eventSeq: string;
 }
+
+export type DeadLetterReason = "max_attempts" | "rejected";
+
+export interface DeadLetter {
+  id: string;
+  subscription: string;
+  event: StoredEvent;
+  attempts: number;
+  reason: DeadLetterReason;
+  lastError: string;
+  firstFailedAt: Date;
+  deadLetteredAt: Date;
+}
+
+/** Which dead letters of a subscription an operation is about; unset fields match all. */
+export interface DeadLetterSelection {
+  subscription: string;
+  ids?: string[];
+  reason?: DeadLetterReason;
+  after?: Date;
+  before?: Date;
+  eventType?: string;
+}
+
+export interface SubscriptionStats {
+  backlog: number;
+  inFlight: number;
+  oldestUnackedAgeSeconds: number;
+  deadLetters: number;
+}
+
+/** How one failed delivery is settled: retried after a delay, or dead-lettered. */
+export type FailureOutcome =
+  | { lease: Lease; retryAfterSeconds: number; error: string }
+  | { lease: Lease; deadLetter: DeadLetterReason; error: string };
 
 export interface Page<T> {
   items: T[];

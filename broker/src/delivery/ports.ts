@@ -1,12 +1,17 @@
 // What the delivery layer needs from storage. store/ implements these against Postgres and
 // pg-boss; delivery logic depends only on the interfaces.
 import type {
+  DeadLetter,
+  DeadLetterSelection,
+  DeliveryPolicy,
   EventEnvelope,
+  FailureOutcome,
   Lease,
   Page,
   PublishOutcome,
   StoredEvent,
   Subscription,
+  SubscriptionStats,
   Topic,
 } from "./model.ts";
 
@@ -16,10 +21,20 @@ export interface CatalogStore {
   listTopics(pageSize: number, after: string): Promise<Page<Topic>>;
   /** Fails with failed_precondition while subscriptions exist. */
   deleteTopic(name: string): Promise<boolean>;
-  createSubscription(sub: Omit<Subscription, "createdAt" | "queue">): Promise<Subscription>;
+  createSubscription(sub: { name: string; topic: string } & DeliveryPolicy): Promise<Subscription>;
   getSubscription(name: string): Promise<Subscription | undefined>;
+  /** Replaces the policy; applies to deliveries already queued too. */
+  updateSubscription(name: string, policy: DeliveryPolicy): Promise<Subscription | undefined>;
   listSubscriptions(topic: string, pageSize: number, after: string): Promise<Page<Subscription>>;
   deleteSubscription(name: string): Promise<boolean>;
+  stats(subscription: Subscription): Promise<SubscriptionStats>;
+}
+
+export interface DeadLetterStore {
+  list(selection: DeadLetterSelection, pageSize: number, after: string): Promise<Page<DeadLetter>>;
+  /** Queues the selected dead letters again (attempts reset), each at most once ever. */
+  redrive(subscription: Subscription, selection: DeadLetterSelection): Promise<number>;
+  purge(selection: DeadLetterSelection): Promise<number>;
 }
 
 export interface EventStore {
@@ -39,13 +54,22 @@ export interface DeliveryQueue {
   lease(queue: string, limit: number): Promise<Lease[]>;
   /** Settles deliveries as done; returns the job ids it settled (others were stale). */
   complete(queue: string, leases: Lease[]): Promise<Set<string>>;
-  /** Puts deliveries back for redelivery; returns the job ids it settled (others were stale). */
-  release(queue: string, leases: Lease[]): Promise<Set<string>>;
+  /**
+   * Settles failed deliveries, each as its outcome says (retry after a delay, or dead letter), in
+   * one transaction. Returns the job ids it settled (others were stale).
+   */
+  fail(subscription: Subscription, outcomes: FailureOutcome[]): Promise<Set<string>>;
+  /** Makes each lease run out `seconds` from now; returns the job ids extended. */
+  extend(queue: string, leases: Lease[], seconds: number): Promise<Set<string>>;
+  /** In-flight deliveries, on any broker, whose lease ran out. */
+  findLapsed(limit: number): Promise<{ subscription: string; lease: Lease }[]>;
 }
 
 export interface WakeupBus {
   /** Calls back when another broker's publish committed new deliveries for these subscriptions. */
   listen(onWake: (subscriptions: string[]) => void): Promise<void>;
-  /** Calls back when any broker (this one too) deleted a subscription, naming that incarnation. */
-  listenForDeletions(onDeleted: (subscription: { name: string; queue: string }) => void): Promise<void>;
+  /** Calls back when any broker (this one too) updated or deleted a subscription. */
+  listenForSubscriptionChanges(
+    onChange: (change: { name: string; queue: string; kind: "updated" | "deleted" }) => void,
+  ): Promise<void>;
 }

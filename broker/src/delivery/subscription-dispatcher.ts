@@ -3,7 +3,7 @@
 // than its consumer allowed. It runs when woken (publish, settle, new stream, NOTIFY, fallback poll)
 // and drains until the queue is empty or every window is full.
 import type { Consumer, OutboundDelivery } from "./consumer.ts";
-import type { Lease, Subscription } from "./model.ts";
+import type { FailureOutcome, Lease, Subscription } from "./model.ts";
 import type { DeliveryObserver } from "./observer.ts";
 import type { DeliveryQueue, EventStore } from "./ports.ts";
 
@@ -16,7 +16,8 @@ export class SubscriptionDispatcher {
   private rotation = 0;
 
   constructor(
-    readonly subscription: Subscription,
+    /** Replaced when the subscription's policy changes. */
+    public subscription: Subscription,
     private readonly queue: DeliveryQueue,
     private readonly events: EventStore,
     private readonly observer: DeliveryObserver,
@@ -73,8 +74,10 @@ export class SubscriptionDispatcher {
     const consumers = [...this.consumers];
     const start = this.rotation++ % Math.max(1, consumers.length);
     const ordered = [...consumers.slice(start), ...consumers.slice(0, start)];
+    const sub = this.subscription;
     const unplaced: Lease[] = [];
     const missing: Lease[] = [];
+    const exhausted: Lease[] = [];
     let next = 0;
     for (const consumer of ordered) {
       const batch: OutboundDelivery[] = [];
@@ -85,6 +88,11 @@ export class SubscriptionDispatcher {
           missing.push(lease);
           continue;
         }
+        // Already past its attempts (a lease pg-boss's own expiry backstop put back): dead-letter it.
+        if (sub.deadLettering && lease.retryCount + 1 > sub.maxDeliveryAttempts) {
+          exhausted.push(lease);
+          continue;
+        }
         const attempt = lease.retryCount + 1;
         batch.push({ ackId: consumer.hold(lease, now), attempt, event });
         this.observer.delivered(this.subscription.name, attempt);
@@ -93,7 +101,15 @@ export class SubscriptionDispatcher {
     }
     unplaced.push(...leases.slice(next));
     // Streams that closed while we were leasing leave deliveries nobody can take: back they go.
-    if (unplaced.length > 0) await this.queue.release(this.subscription.queue, unplaced);
+    const outcomes: FailureOutcome[] = [
+      ...unplaced.map((lease) => ({
+        lease,
+        retryAfterSeconds: 0,
+        error: "the stream closed before delivery",
+      })),
+      ...exhausted.map((lease) => ({ lease, deadLetter: "max_attempts" as const, error: "lease expired" })),
+    ];
+    if (outcomes.length > 0) await this.queue.fail(sub, outcomes);
     // An event row can only be missing if it was removed by hand; there is nothing to deliver.
     if (missing.length > 0) await this.queue.complete(this.subscription.queue, missing);
   }

@@ -1,9 +1,29 @@
 // pgmesh.v1.AdminService on top of the delivery layer's Admin.
 import type { AdminServiceServer } from "@pgmesh/sdk/gen/pgmesh/v1/admin";
-import type { Admin } from "../delivery/admin.ts";
-import { subscriptionToWire, topicToWire, wholeSeconds } from "./convert.ts";
+import type { Admin, PolicyInput } from "../delivery/admin.ts";
+import { invalidArgument } from "../delivery/errors.ts";
+import {
+  deadLetterToWire,
+  policyFromWire,
+  seconds,
+  selectionFromWire,
+  subscriptionToWire,
+  topicToWire,
+} from "./convert.ts";
 import type { ErrorLogger } from "./status.ts";
 import { unary } from "./unary.ts";
+
+// The fields UpdateSubscription may change, as update_mask paths (both spellings are accepted).
+const UPDATABLE: Record<string, keyof PolicyInput> = {
+  ack_deadline: "ackDeadlineSeconds",
+  ackDeadline: "ackDeadlineSeconds",
+  max_delivery_attempts: "maxDeliveryAttempts",
+  maxDeliveryAttempts: "maxDeliveryAttempts",
+  dead_lettering: "deadLettering",
+  deadLettering: "deadLettering",
+  retry_policy: "retryPolicy",
+  retryPolicy: "retryPolicy",
+};
 
 export function adminHandlers(admin: Admin, log: ErrorLogger): AdminServiceServer {
   return {
@@ -23,13 +43,48 @@ export function adminHandlers(admin: Admin, log: ErrorLogger): AdminServiceServe
       const sub = await admin.createSubscription({
         name: req.name,
         topic: req.topic,
-        ackDeadlineSeconds: wholeSeconds("ack_deadline", req.ackDeadline),
+        ...policyFromWire(req),
       });
       return { subscription: subscriptionToWire(sub) };
     }),
     getSubscription: unary("GetSubscription", log, async (req) => ({
       subscription: subscriptionToWire(await admin.getSubscription(req.name)),
     })),
+    updateSubscription: unary("UpdateSubscription", log, async (req) => {
+      if (!req.subscription) throw invalidArgument("subscription is required (with its name)");
+      const paths = req.updateMask ?? [];
+      if (paths.length === 0) {
+        throw invalidArgument(
+          `update_mask must name the fields to change: ${Object.keys(UPDATABLE)
+            .filter((p) => p.includes("_"))
+            .join(", ")}`,
+        );
+      }
+      const given = policyFromWire(req.subscription);
+      const changes: PolicyInput = {};
+      for (const path of paths) {
+        const field = UPDATABLE[path];
+        if (!field) throw invalidArgument(`update_mask path ${JSON.stringify(path)} cannot be updated`);
+        Object.assign(changes, { [field]: given[field] });
+        if (given[field] === undefined && field !== "retryPolicy") {
+          throw invalidArgument(
+            `update_mask names ${path}, but the subscription in the request does not set it`,
+          );
+        }
+      }
+      return {
+        subscription: subscriptionToWire(await admin.updateSubscription(req.subscription.name, changes)),
+      };
+    }),
+    getSubscriptionStats: unary("GetSubscriptionStats", log, async (req) => {
+      const stats = await admin.stats(req.name);
+      return {
+        backlog: stats.backlog,
+        inFlight: stats.inFlight,
+        oldestUnackedAge: seconds(stats.oldestUnackedAgeSeconds),
+        deadLetters: stats.deadLetters,
+      };
+    }),
     listSubscriptions: unary("ListSubscriptions", log, async (req) => {
       const page = await admin.listSubscriptions(req.topic, req.pageSize, req.pageToken);
       return { subscriptions: page.items.map(subscriptionToWire), nextPageToken: page.nextPageToken };
@@ -38,5 +93,19 @@ export function adminHandlers(admin: Admin, log: ErrorLogger): AdminServiceServe
       await admin.deleteSubscription(req.name);
       return {};
     }),
+    listDeadLetters: unary("ListDeadLetters", log, async (req) => {
+      const page = await admin.listDeadLetters(
+        selectionFromWire([], req.filter),
+        req.pageSize,
+        req.pageToken,
+      );
+      return { deadLetters: page.items.map(deadLetterToWire), nextPageToken: page.nextPageToken };
+    }),
+    redriveDeadLetters: unary("RedriveDeadLetters", log, async (req) => ({
+      redriven: await admin.redriveDeadLetters(selectionFromWire(req.ids, req.filter)),
+    })),
+    purgeDeadLetters: unary("PurgeDeadLetters", log, async (req) => ({
+      purged: await admin.purgeDeadLetters(selectionFromWire(req.ids, req.filter)),
+    })),
   };
 }

@@ -1,13 +1,26 @@
 // Conversions between the generated wire types and the delivery layer's records.
 import { Any } from "@pgmesh/sdk/gen/google/protobuf/any";
 import type { Duration } from "@pgmesh/sdk/gen/google/protobuf/duration";
-import type {
-  Subscription as SubscriptionMessage,
-  Topic as TopicMessage,
+import {
+  type DeadLetterFilter,
+  type DeadLetter as DeadLetterMessage,
+  DeadLetterReason as DeadLetterReasonMessage,
+  type RetryPolicy as RetryPolicyMessage,
+  type Subscription as SubscriptionMessage,
+  type Topic as TopicMessage,
 } from "@pgmesh/sdk/gen/pgmesh/v1/admin";
 import { Event } from "@pgmesh/sdk/gen/pgmesh/v1/event";
+import type { PolicyInput } from "../delivery/admin.ts";
 import { invalidArgument } from "../delivery/errors.ts";
-import type { EventEnvelope, StoredEvent, Subscription, Topic } from "../delivery/model.ts";
+import type {
+  DeadLetter,
+  DeadLetterReason,
+  DeadLetterSelection,
+  EventEnvelope,
+  StoredEvent,
+  Subscription,
+  Topic,
+} from "../delivery/model.ts";
 
 export function envelopeFromWire(event: Event): EventEnvelope {
   return {
@@ -20,6 +33,7 @@ export function envelopeFromWire(event: Event): EventEnvelope {
     orderingKey: event.orderingKey,
     dataTypeUrl: event.data?.typeUrl ?? "",
     data: event.data?.value ?? new Uint8Array(),
+    deliverAfter: event.deliverAfter,
   };
 }
 
@@ -38,6 +52,7 @@ export function eventToWire(event: StoredEvent): Event {
         : undefined,
     publishTime: event.publishedAt,
     topic: event.topic,
+    deliverAfter: event.deliverAfter,
   });
 }
 
@@ -46,11 +61,24 @@ export const topicToWire = (topic: Topic): TopicMessage => ({
   createTime: topic.createdAt,
 });
 
+export const seconds = (value: number): Duration => ({
+  seconds: Math.floor(value),
+  nanos: Math.round((value % 1) * 1e9),
+});
+
 export const subscriptionToWire = (sub: Subscription): SubscriptionMessage => ({
   name: sub.name,
   topic: sub.topic,
-  ackDeadline: { seconds: sub.ackDeadlineSeconds, nanos: 0 },
+  ackDeadline: seconds(sub.ackDeadlineSeconds),
   createTime: sub.createdAt,
+  maxDeliveryAttempts: sub.maxDeliveryAttempts,
+  deadLettering: sub.deadLettering,
+  retryPolicy: {
+    initialBackoff: seconds(sub.retryPolicy.initialBackoffSeconds),
+    maxBackoff: seconds(sub.retryPolicy.maxBackoffSeconds),
+    multiplier: sub.retryPolicy.multiplier,
+    jitter: sub.retryPolicy.jitter,
+  },
 });
 
 /** A Duration as whole seconds; fractions are refused rather than silently rounded. */
@@ -58,4 +86,59 @@ export function wholeSeconds(field: string, duration: Duration | undefined): num
   if (!duration) return undefined;
   if (duration.nanos !== 0) throw invalidArgument(`${field} must be a whole number of seconds`);
   return Number(duration.seconds);
+}
+
+/** The policy fields a create or update request sets; a 0 multiplier or jitter means "not given". */
+export function policyFromWire(message: {
+  ackDeadline?: Duration;
+  maxDeliveryAttempts?: number;
+  deadLettering?: boolean;
+  retryPolicy?: RetryPolicyMessage;
+}): PolicyInput {
+  const retry = message.retryPolicy;
+  return {
+    ackDeadlineSeconds: wholeSeconds("ack_deadline", message.ackDeadline),
+    maxDeliveryAttempts: message.maxDeliveryAttempts,
+    deadLettering: message.deadLettering,
+    retryPolicy: retry
+      ? {
+          initialBackoffSeconds: wholeSeconds("retry_policy.initial_backoff", retry.initialBackoff),
+          maxBackoffSeconds: wholeSeconds("retry_policy.max_backoff", retry.maxBackoff),
+          multiplier: retry.multiplier || undefined,
+          jitter: retry.jitter || undefined,
+        }
+      : undefined,
+  };
+}
+
+const REASONS: Record<DeadLetterReason, DeadLetterReasonMessage> = {
+  max_attempts: DeadLetterReasonMessage.DEAD_LETTER_REASON_MAX_ATTEMPTS,
+  rejected: DeadLetterReasonMessage.DEAD_LETTER_REASON_REJECTED,
+};
+
+export const deadLetterToWire = (dl: DeadLetter): DeadLetterMessage => ({
+  id: dl.id,
+  subscription: dl.subscription,
+  event: eventToWire(dl.event),
+  attempts: dl.attempts,
+  reason: REASONS[dl.reason],
+  lastError: dl.lastError,
+  firstFailureTime: dl.firstFailedAt,
+  deadLetterTime: dl.deadLetteredAt,
+});
+
+export function selectionFromWire(ids: string[], filter: DeadLetterFilter | undefined): DeadLetterSelection {
+  const wanted = filter?.reason ?? DeadLetterReasonMessage.DEAD_LETTER_REASON_UNSPECIFIED;
+  const reason = (Object.keys(REASONS) as DeadLetterReason[]).find((r) => REASONS[r] === wanted);
+  if (wanted !== DeadLetterReasonMessage.DEAD_LETTER_REASON_UNSPECIFIED && !reason) {
+    throw invalidArgument(`filter.reason ${wanted} is not a known reason`);
+  }
+  return {
+    subscription: filter?.subscription ?? "",
+    ids: ids.length > 0 ? ids : undefined,
+    reason,
+    after: filter?.after,
+    before: filter?.before,
+    eventType: filter?.eventType || undefined,
+  };
 }

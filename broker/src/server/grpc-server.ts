@@ -83,6 +83,7 @@ export class GrpcServer {
 
   /** Ends this broker's streams on a deleted subscription with NOT_FOUND. */
   subscriptionDeleted(subscription: { name: string; queue: string }): void {
+    // Also the deleting broker's own streams: the NOTIFY reaches every listener.
     void this.streams.endSubscription(subscription);
   }
 

@@ -9,7 +9,7 @@ import {
   type SubscribeResponse,
   type SubscriberServiceServer,
 } from "@pgmesh/sdk/gen/pgmesh/v1/subscriber";
-import type { Admin } from "../delivery/admin.ts";
+import { type Admin, MAX_ACK_DEADLINE_SECONDS } from "../delivery/admin.ts";
 import {
   type Consumer,
   DEFAULT_MAX_OUTSTANDING,
@@ -19,7 +19,8 @@ import {
 import type { DeliveryService, SettleResult } from "../delivery/delivery-service.ts";
 import { invalidArgument, MeshError } from "../delivery/errors.ts";
 import type { Subscription } from "../delivery/model.ts";
-import { eventToWire } from "./convert.ts";
+import { MAX_NACK_DELAY_SECONDS } from "../delivery/retry-policy.ts";
+import { eventToWire, wholeSeconds } from "./convert.ts";
 import { type ErrorLogger, toServiceError } from "./status.ts";
 
 export interface SubscriberOptions {
@@ -34,6 +35,8 @@ const STATUS: Record<SettleStatus, AckStatus> = {
   nacked: AckStatus.ACK_STATUS_NACKED,
   stale: AckStatus.ACK_STATUS_STALE,
   unknown: AckStatus.ACK_STATUS_UNKNOWN,
+  extended: AckStatus.ACK_STATUS_EXTENDED,
+  dead_lettered: AckStatus.ACK_STATUS_DEAD_LETTERED,
 };
 
 export class SubscriberStreams {
@@ -159,7 +162,7 @@ class StreamSession {
   private async handle(request: SubscribeRequest): Promise<void> {
     if (this.ended) return;
     const message = request.request;
-    if (!message) throw invalidArgument("empty request: set one of open, ack, nack or flow");
+    if (!message) throw invalidArgument("empty request: set one of open, ack, nack, extend, reject or flow");
     if (message.$case === "open") {
       if (this.consumer) throw invalidArgument("the stream is already open; `open` may only be sent once");
       await this.open(
@@ -175,9 +178,28 @@ class StreamSession {
       case "ack":
         this.sendResults(await this.deliveries.ack(consumer, message.value.ackIds));
         return;
-      case "nack":
-        this.sendResults(await this.deliveries.nack(consumer, message.value.ackIds));
+      case "nack": {
+        const delay = wholeSeconds("nack.delay", message.value.delay);
+        if (delay !== undefined && (delay < 0 || delay > MAX_NACK_DELAY_SECONDS)) {
+          throw invalidArgument(`nack.delay must be 0s..${MAX_NACK_DELAY_SECONDS}s, got ${delay}s`);
+        }
+        this.sendResults(
+          await this.deliveries.nack(consumer, message.value.ackIds, message.value.reason, delay),
+        );
         return;
+      }
+      case "reject":
+        this.sendResults(await this.deliveries.reject(consumer, message.value.ackIds, message.value.reason));
+        return;
+      case "extend": {
+        const seconds =
+          wholeSeconds("extend.duration", message.value.duration) ?? consumer.subscription.ackDeadlineSeconds;
+        if (seconds < 1 || seconds > MAX_ACK_DEADLINE_SECONDS) {
+          throw invalidArgument(`extend.duration must be 1s..${MAX_ACK_DEADLINE_SECONDS}s, got ${seconds}s`);
+        }
+        this.sendResults(await this.deliveries.extend(consumer, message.value.ackIds, seconds));
+        return;
+      }
       case "flow":
         this.deliveries.setWindow(consumer, checkWindow(message.value.maxOutstandingMessages, true));
         return;

@@ -3,13 +3,15 @@
 // a queue that does not exist.
 import { randomBytes } from "node:crypto";
 import { MeshError, notFound } from "../delivery/errors.ts";
-import type { Page, Subscription, Topic } from "../delivery/model.ts";
+import type { DeliveryPolicy, Page, Subscription, SubscriptionStats, Topic } from "../delivery/model.ts";
 import type { CatalogStore } from "../delivery/ports.ts";
 import type { Sql } from "./database.ts";
+import { countOpenDeadLetters } from "./queries/dead-letters.ts";
+import { queueCounts, setQueuedExpiry } from "./queries/jobs.ts";
 import * as subscriptions from "./queries/subscriptions.ts";
 import * as topics from "./queries/topics.ts";
 import type { JobQueue } from "./queue.ts";
-import { DELETION_CHANNEL, deletionPayload } from "./wakeups.ts";
+import { SUBSCRIPTION_CHANNEL, subscriptionChangePayload } from "./wakeups.ts";
 
 export class PostgresCatalogStore implements CatalogStore {
   constructor(
@@ -45,7 +47,7 @@ export class PostgresCatalogStore implements CatalogStore {
     });
   }
 
-  async createSubscription(sub: Omit<Subscription, "createdAt" | "queue">): Promise<Subscription> {
+  async createSubscription(sub: { name: string; topic: string } & DeliveryPolicy): Promise<Subscription> {
     if (await subscriptions.selectSubscription(this.sql, sub.name)) {
       throw new MeshError("already_exists", `subscription ${sub.name} already exists`);
     }
@@ -72,6 +74,32 @@ export class PostgresCatalogStore implements CatalogStore {
     return subscriptions.selectSubscription(this.sql, name);
   }
 
+  async updateSubscription(name: string, policy: DeliveryPolicy): Promise<Subscription | undefined> {
+    const updated = await this.sql.begin(async (tx) => {
+      const row = await subscriptions.updateSubscriptionPolicy(tx, name, policy);
+      if (row) {
+        await setQueuedExpiry(tx, row.queue, policy.ackDeadlineSeconds);
+        const change = subscriptionChangePayload({ name: row.name, queue: row.queue, kind: "updated" });
+        await tx`SELECT pg_notify(${SUBSCRIPTION_CHANNEL}, ${change})`;
+      }
+      return row;
+    });
+    // New deliveries take the lease length from the queue's settings.
+    if (updated) await this.queue.setLease(updated.queue, policy.ackDeadlineSeconds);
+    return updated;
+  }
+
+  async stats(subscription: Subscription): Promise<SubscriptionStats> {
+    const counts = await queueCounts(this.sql, subscription.queue);
+    const deadLetters = await countOpenDeadLetters(this.sql, subscription.name);
+    return {
+      backlog: counts.backlog,
+      inFlight: counts.inFlight,
+      oldestUnackedAgeSeconds: counts.oldestAgeSeconds,
+      deadLetters,
+    };
+  }
+
   async listSubscriptions(topic: string, pageSize: number, after: string): Promise<Page<Subscription>> {
     const rows = await subscriptions.selectSubscriptionsAfter(this.sql, topic, after, pageSize + 1);
     return pageOf(rows, pageSize, (s) => s.name);
@@ -80,7 +108,14 @@ export class PostgresCatalogStore implements CatalogStore {
   async deleteSubscription(name: string): Promise<boolean> {
     const row = await this.sql.begin(async (tx) => {
       const deleted = await subscriptions.deleteSubscriptionRow(tx, name);
-      if (deleted) await tx`SELECT pg_notify(${DELETION_CHANNEL}, ${deletionPayload(deleted)})`;
+      if (deleted) {
+        const change = subscriptionChangePayload({
+          name: deleted.name,
+          queue: deleted.queue,
+          kind: "deleted",
+        });
+        await tx`SELECT pg_notify(${SUBSCRIPTION_CHANNEL}, ${change})`;
+      }
       return deleted;
     });
     if (!row) return false;

@@ -32,9 +32,9 @@ export class PostgresEventStore implements EventStore {
       const subs = await subscriptions.selectSubscriptionsForPublish(tx, topic);
       const inserted = await events.insertEvents(tx, topic, [...firstOccurrence.values()]);
       const fresh = new Set(inserted.map((row) => idempotencyKey(row.source, row.id)));
-      const seqs = inserted.map((row) => row.seq);
-      for (const sub of subs) await this.queue.enqueue(tx, sub.queue, seqs);
-      const woken = seqs.length > 0 ? subs.map((s) => s.name) : [];
+      const deliveries = inserted.map((row) => ({ eventSeq: row.seq, startAfter: row.deliverAfter }));
+      for (const sub of subs) await this.queue.enqueue(tx, sub.queue, deliveries);
+      const woken = deliveries.length > 0 ? subs.map((s) => s.name) : [];
       if (woken.length > 0) {
         // One NOTIFY per transaction, never one per event: NOTIFY serialises committing transactions.
         await tx`SELECT pg_notify(${WAKEUP_CHANNEL}, ${wakeupPayload(this.brokerId, woken)})`;

@@ -1,16 +1,19 @@
 // The pg-boss adapter: one pg-boss queue per subscription holds that subscription's deliveries.
-// pg-boss keeps its own pool (node-postgres) for fetch/complete/fail and its maintenance; inside a
-// publish transaction it runs on our postgres.js transaction through its `db` option, so the
-// deliveries commit or roll back with the events (see docs/architecture.md for the measurement).
+// pg-boss keeps its own pool (node-postgres) for fetch and its maintenance; settles and publishes
+// run on our postgres.js transactions through its `db` option, so that a delivery's state and
+// pgmesh's own rows (failures, dead letters, events) change together or not at all.
+// See docs/architecture.md for the driver measurement.
 import { PgBoss, type Db as PgBossDb } from "pg-boss";
-import type { Lease } from "../delivery/model.ts";
+import type { FailureOutcome, Lease, Subscription } from "../delivery/model.ts";
 import type { DeliveryQueue } from "../delivery/ports.ts";
-import type { TransactionSql } from "./database.ts";
+import type { Sql, TransactionSql } from "./database.ts";
+import { forgetFailures, insertDeadLetters, recordFailures } from "./queries/failures.ts";
+import { extendLeases, selectLapsed, setRetryDelays } from "./queries/jobs.ts";
 
 export interface JobQueueOptions {
   connectionString: string;
-  /** How often pg-boss looks for lapsed leases (expired active jobs) and puts them back. */
-  superviseIntervalSeconds: number;
+  /** How often pg-boss's own expiry pass runs: a backstop behind the broker's lease sweeper. */
+  monitorIntervalSeconds: number;
   onError: (error: unknown) => void;
 }
 
@@ -19,18 +22,22 @@ interface DeliveryData {
   e: string;
 }
 
-// Until subscriptions get a max-delivery-attempts policy, a delivery is retried without limit:
-// pg-boss would otherwise mark it failed after its default 2 retries and it would vanish.
+// pg-boss never decides a delivery's fate: the broker dead-letters by its own policy (which can
+// change after deliveries were queued), so pg-boss's own retry limit is out of reach.
 const UNBOUNDED_RETRIES = 2_000_000_000;
 
+/** pg-boss's `db` option on a postgres.js transaction. */
+export const onTransaction = (tx: TransactionSql): PgBossDb => ({
+  executeSql: async (text, values) => ({ rows: await tx.unsafe(text, (values ?? []) as never[]) }),
+});
+
 export class JobQueue implements DeliveryQueue {
-  readonly boss: PgBoss;
+  private constructor(
+    readonly boss: PgBoss,
+    private readonly sql: Sql,
+  ) {}
 
-  private constructor(boss: PgBoss) {
-    this.boss = boss;
-  }
-
-  static async start(options: JobQueueOptions): Promise<JobQueue> {
+  static async start(sql: Sql, options: JobQueueOptions): Promise<JobQueue> {
     const boss = new PgBoss({
       connectionString: options.connectionString,
       schema: "pgboss",
@@ -38,14 +45,13 @@ export class JobQueue implements DeliveryQueue {
       max: 6,
       schedule: false,
       supervise: true,
-      superviseIntervalSeconds: options.superviseIntervalSeconds,
-      // Lapsed leases are found by the per-queue monitor pass, which runs at most this often.
-      monitorIntervalSeconds: options.superviseIntervalSeconds,
+      superviseIntervalSeconds: options.monitorIntervalSeconds,
+      monitorIntervalSeconds: options.monitorIntervalSeconds,
       registerInstance: false,
     });
     boss.on("error", options.onError);
     await boss.start();
-    return new JobQueue(boss);
+    return new JobQueue(boss, sql);
   }
 
   async stop(): Promise<void> {
@@ -63,7 +69,7 @@ export class JobQueue implements DeliveryQueue {
     });
   }
 
-  async updateLease(queue: string, leaseSeconds: number): Promise<void> {
+  async setLease(queue: string, leaseSeconds: number): Promise<void> {
     await this.boss.updateQueue(queue, { expireInSeconds: leaseSeconds });
   }
 
@@ -72,15 +78,20 @@ export class JobQueue implements DeliveryQueue {
   }
 
   /** Queues one delivery per event on `queue`, inside the caller's transaction. */
-  async enqueue(tx: TransactionSql, queue: string, eventSeqs: string[]): Promise<void> {
-    if (eventSeqs.length === 0) return;
-    const db: PgBossDb = {
-      executeSql: async (text, values) => ({ rows: await tx.unsafe(text, (values ?? []) as never[]) }),
-    };
+  async enqueue(
+    tx: TransactionSql,
+    queue: string,
+    deliveries: { eventSeq: string; startAfter?: Date; id?: string }[],
+  ): Promise<void> {
+    if (deliveries.length === 0) return;
     await this.boss.insert(
       queue,
-      eventSeqs.map((e) => ({ data: { e } satisfies DeliveryData })),
-      { db },
+      deliveries.map((d) => ({
+        data: { e: d.eventSeq } satisfies DeliveryData,
+        ...(d.startAfter ? { startAfter: d.startAfter } : {}),
+        ...(d.id ? { id: d.id } : {}),
+      })),
+      { db: onTransaction(tx) },
     );
   }
 
@@ -91,14 +102,81 @@ export class JobQueue implements DeliveryQueue {
 
   async complete(queue: string, leases: Lease[]): Promise<Set<string>> {
     if (leases.length === 0) return new Set();
-    const result = await this.boss.complete(queue, leases.map(toAttempt));
-    return settledIds(result);
+    return this.sql.begin(async (tx) => {
+      const settled = settledIds(
+        await this.boss.complete(queue, leases.map(toAttempt), null, { db: onTransaction(tx) }),
+      );
+      await forgetFailures(tx, [...settled]);
+      return settled;
+    });
   }
 
-  async release(queue: string, leases: Lease[]): Promise<Set<string>> {
+  async fail(subscription: Subscription, outcomes: FailureOutcome[]): Promise<Set<string>> {
+    if (outcomes.length === 0) return new Set();
+    const queue = subscription.queue;
+    const retries = outcomes.filter((o) => "retryAfterSeconds" in o);
+    const deadLetters = outcomes.filter((o) => "deadLetter" in o);
+    return this.sql.begin(async (tx) => {
+      const db = onTransaction(tx);
+      const settled = new Set<string>();
+      if (retries.length > 0) {
+        await setRetryDelays(
+          tx,
+          queue,
+          retries.map((o) => ({ lease: o.lease, delaySeconds: o.retryAfterSeconds })),
+        );
+        const retried = settledIds(
+          await this.boss.fail(
+            queue,
+            retries.map((o) => toAttempt(o.lease)),
+            null,
+            { db },
+          ),
+        );
+        await recordFailures(
+          tx,
+          subscription.name,
+          retries
+            .filter((o) => retried.has(o.lease.jobId))
+            .map((o) => ({ jobId: o.lease.jobId, error: o.error })),
+        );
+        for (const id of retried) settled.add(id);
+      }
+      if (deadLetters.length > 0) {
+        // Out of the live queue and into the dead-letter table in one step.
+        const removed = settledIds(
+          await this.boss.deleteJob(
+            queue,
+            deadLetters.map((o) => toAttempt(o.lease)),
+            { db },
+          ),
+        );
+        const moved = deadLetters.filter((o) => removed.has(o.lease.jobId));
+        await insertDeadLetters(
+          tx,
+          subscription.name,
+          moved.map((o) => ({
+            jobId: o.lease.jobId,
+            eventSeq: o.lease.eventSeq,
+            attempts: o.lease.retryCount + 1,
+            reason: o.deadLetter,
+            error: o.error,
+          })),
+        );
+        await forgetFailures(tx, [...removed]);
+        for (const id of removed) settled.add(id);
+      }
+      return settled;
+    });
+  }
+
+  async extend(queue: string, leases: Lease[], seconds: number): Promise<Set<string>> {
     if (leases.length === 0) return new Set();
-    const result = await this.boss.fail(queue, leases.map(toAttempt));
-    return settledIds(result);
+    return new Set(await extendLeases(this.sql, queue, leases, seconds));
+  }
+
+  findLapsed(limit: number): Promise<{ subscription: string; lease: Lease }[]> {
+    return selectLapsed(this.sql, limit);
   }
 }
 

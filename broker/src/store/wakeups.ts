@@ -1,23 +1,29 @@
-// Cross-broker wake-ups over LISTEN/NOTIFY. A publish sends one notification per transaction
-// naming the subscriptions that got deliveries; every broker listening wakes its dispatchers for
-// them. The publishing broker wakes its own dispatchers directly and ignores its own echo.
+// Cross-broker signals over LISTEN/NOTIFY. A publish (or a redrive) sends one notification per
+// transaction naming the subscriptions that got deliveries; every broker wakes its dispatchers for
+// them (the publishing broker wakes its own directly and ignores its echo). Updating or deleting a
+// subscription sends one too, so every broker takes the new policy into use or ends its streams.
 import type { WakeupBus } from "../delivery/ports.ts";
 import type { Sql } from "./database.ts";
 
 export const WAKEUP_CHANNEL = "pgmesh_wakeup";
-export const DELETION_CHANNEL = "pgmesh_subscription_deleted";
-
-export const deletionPayload = (subscription: { name: string; queue: string }) =>
-  JSON.stringify(subscription);
+export const SUBSCRIPTION_CHANNEL = "pgmesh_subscription_changed";
 
 // Postgres caps a notification payload at 8000 bytes; past that we name no subscription, which
 // the listener reads as "wake them all".
 const MAX_PAYLOAD = 7900;
 
-export function wakeupPayload(brokerId: string, subscriptions: string[]): string {
-  const payload = `${brokerId}|${subscriptions.join(",")}`;
-  return payload.length <= MAX_PAYLOAD ? payload : `${brokerId}|*`;
+export function wakeupPayload(senderId: string, subscriptions: string[]): string {
+  const payload = `${senderId}|${subscriptions.join(",")}`;
+  return payload.length <= MAX_PAYLOAD ? payload : `${senderId}|*`;
 }
+
+export interface SubscriptionChange {
+  name: string;
+  queue: string;
+  kind: "updated" | "deleted";
+}
+
+export const subscriptionChangePayload = (change: SubscriptionChange) => JSON.stringify(change);
 
 export class PostgresWakeupBus implements WakeupBus {
   constructor(
@@ -38,11 +44,9 @@ export class PostgresWakeupBus implements WakeupBus {
     );
   }
 
-  async listenForDeletions(
-    onDeleted: (subscription: { name: string; queue: string }) => void,
-  ): Promise<void> {
-    await this.sql.listen(DELETION_CHANNEL, (payload) =>
-      onDeleted(JSON.parse(payload) as { name: string; queue: string }),
+  async listenForSubscriptionChanges(onChange: (change: SubscriptionChange) => void): Promise<void> {
+    await this.sql.listen(SUBSCRIPTION_CHANNEL, (payload) =>
+      onChange(JSON.parse(payload) as SubscriptionChange),
     );
   }
 }

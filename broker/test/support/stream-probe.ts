@@ -65,8 +65,25 @@ export class StreamProbe {
     this.send({ request: { $case: "ack", value: { ackIds } } });
   }
 
-  nack(ackIds: string[]): void {
-    this.send({ request: { $case: "nack", value: { ackIds, reason: "test" } } });
+  nack(ackIds: string[], reason = "test", delaySeconds?: number): void {
+    const delay = delaySeconds === undefined ? undefined : { seconds: delaySeconds, nanos: 0 };
+    this.send({ request: { $case: "nack", value: { ackIds, reason, delay } } });
+  }
+
+  reject(ackIds: string[], reason: string): void {
+    this.send({ request: { $case: "reject", value: { ackIds, reason } } });
+  }
+
+  extend(ackIds: string[], seconds: number): void {
+    this.send({ request: { $case: "extend", value: { ackIds, duration: { seconds, nanos: 0 } } } });
+  }
+
+  /** Sends a settle of some kind and waits until the server has answered every id. */
+  async settleAndWait(send: () => void, count: number): Promise<AckResult[]> {
+    const before = this.ackResults.length;
+    send();
+    await this.until(() => this.ackResults.length >= before + count, `${count} results`);
+    return this.ackResults.slice(before, before + count);
   }
 
   flow(maxOutstandingMessages: number): void {

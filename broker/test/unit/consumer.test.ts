@@ -6,6 +6,9 @@ const subscription: Subscription = {
   name: "s",
   topic: "t",
   ackDeadlineSeconds: 10,
+  maxDeliveryAttempts: 5,
+  deadLettering: true,
+  retryPolicy: { initialBackoffSeconds: 1, maxBackoffSeconds: 60, multiplier: 2, jitter: 0 },
   createdAt: new Date(),
   queue: "q",
 };

@@ -13,6 +13,7 @@ const base: EventEnvelope = {
   orderingKey: "",
   dataTypeUrl: "type.googleapis.com/shop.v1.OrderPlaced",
   data: new Uint8Array([1]),
+  deliverAfter: undefined,
 };
 
 describe("normaliseEvent", () => {

@@ -10,7 +10,7 @@ export async function insertEvents(
   tx: TransactionSql,
   topic: string,
   events: EventEnvelope[],
-): Promise<{ seq: string; source: string; id: string }[]> {
+): Promise<{ seq: string; source: string; id: string; deliverAfter: Date | undefined }[]> {
   const rows = events.map((e) => ({
     topic,
     id: e.id,
@@ -22,20 +22,31 @@ export async function insertEvents(
     ordering_key: e.orderingKey,
     data_type_url: e.dataTypeUrl,
     data: Buffer.from(e.data.buffer, e.data.byteOffset, e.data.byteLength),
+    deliver_after: e.deliverAfter ?? null,
   }));
   const inserted = await tx`
     INSERT INTO pgmesh.events ${tx(rows)}
     ON CONFLICT (topic, source, id) DO NOTHING
-    RETURNING seq, source, id`;
-  return inserted.map((r) => ({ seq: String(r.seq), source: r.source as string, id: r.id as string }));
+    RETURNING seq, source, id, deliver_after`;
+  return inserted.map((r) => ({
+    seq: String(r.seq),
+    source: r.source as string,
+    id: r.id as string,
+    deliverAfter: (r.deliver_after as Date | null) ?? undefined,
+  }));
 }
 
 export async function selectEventsBySeq(sql: Sql, seqs: string[]): Promise<StoredEvent[]> {
   const rows = await sql`
     SELECT seq, topic, id, source, type, subject, time, attributes, ordering_key,
-           data_type_url, data, published_at
+           data_type_url, data, published_at, deliver_after
     FROM pgmesh.events WHERE seq = ANY(${seqs}::bigint[])`;
-  return rows.map((r) => ({
+  return rows.map(toStoredEvent);
+}
+
+/** Maps a row of pgmesh.events (all columns) to the domain record. */
+export function toStoredEvent(r: Record<string, unknown>): StoredEvent {
+  return {
     seq: String(r.seq),
     topic: r.topic as string,
     id: r.id as string,
@@ -48,5 +59,6 @@ export async function selectEventsBySeq(sql: Sql, seqs: string[]): Promise<Store
     dataTypeUrl: r.data_type_url as string,
     data: r.data as Uint8Array,
     publishedAt: r.published_at as Date,
-  }));
+    deliverAfter: (r.deliver_after as Date | null) ?? undefined,
+  };
 }

@@ -1,5 +1,5 @@
 // Named queries on pgmesh.subscriptions.
-import type { Subscription } from "../../delivery/model.ts";
+import type { DeliveryPolicy, Subscription } from "../../delivery/model.ts";
 import type { Sql, TransactionSql } from "../database.ts";
 
 type Runner = Sql | TransactionSql;
@@ -11,20 +11,50 @@ const toSubscription = (row: Record<string, unknown>): SubscriptionRow => ({
   topic: row.topic as string,
   queue: row.queue as string,
   ackDeadlineSeconds: row.ack_deadline_seconds as number,
+  maxDeliveryAttempts: row.max_delivery_attempts as number,
+  deadLettering: row.dead_lettering as boolean,
+  retryPolicy: {
+    initialBackoffSeconds: row.backoff_initial_seconds as number,
+    maxBackoffSeconds: row.backoff_max_seconds as number,
+    multiplier: row.backoff_multiplier as number,
+    jitter: row.backoff_jitter as number,
+  },
   createdAt: row.created_at as Date,
 });
 
-const COLUMNS = "name, topic, queue, ack_deadline_seconds, created_at";
+const COLUMNS = `name, topic, queue, ack_deadline_seconds, max_delivery_attempts, dead_lettering,
+  backoff_initial_seconds, backoff_max_seconds, backoff_multiplier, backoff_jitter, created_at`;
+
+const policyColumns = (policy: DeliveryPolicy) => ({
+  ack_deadline_seconds: policy.ackDeadlineSeconds,
+  max_delivery_attempts: policy.maxDeliveryAttempts,
+  dead_lettering: policy.deadLettering,
+  backoff_initial_seconds: policy.retryPolicy.initialBackoffSeconds,
+  backoff_max_seconds: policy.retryPolicy.maxBackoffSeconds,
+  backoff_multiplier: policy.retryPolicy.multiplier,
+  backoff_jitter: policy.retryPolicy.jitter,
+});
 
 /** Inserts the subscription; undefined when the name is taken. */
 export async function insertSubscription(
   sql: Runner,
-  sub: { name: string; topic: string; queue: string; ackDeadlineSeconds: number },
+  sub: { name: string; topic: string; queue: string } & DeliveryPolicy,
+): Promise<SubscriptionRow | undefined> {
+  const row = { name: sub.name, topic: sub.topic, queue: sub.queue, ...policyColumns(sub) };
+  const rows = await sql`
+    INSERT INTO pgmesh.subscriptions ${sql(row)}
+    ON CONFLICT (name) DO NOTHING
+    RETURNING ${sql.unsafe(COLUMNS)}`;
+  return rows[0] ? toSubscription(rows[0]) : undefined;
+}
+
+export async function updateSubscriptionPolicy(
+  sql: Runner,
+  name: string,
+  policy: DeliveryPolicy,
 ): Promise<SubscriptionRow | undefined> {
   const rows = await sql`
-    INSERT INTO pgmesh.subscriptions (name, topic, queue, ack_deadline_seconds)
-    VALUES (${sub.name}, ${sub.topic}, ${sub.queue}, ${sub.ackDeadlineSeconds})
-    ON CONFLICT (name) DO NOTHING
+    UPDATE pgmesh.subscriptions SET ${sql(policyColumns(policy))} WHERE name = ${name}
     RETURNING ${sql.unsafe(COLUMNS)}`;
   return rows[0] ? toSubscription(rows[0]) : undefined;
 }

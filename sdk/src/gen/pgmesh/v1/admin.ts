@@ -19,11 +19,54 @@ import {
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
 import { Duration } from "../../google/protobuf/duration.ts";
+import { FieldMask } from "../../google/protobuf/field_mask.ts";
 import { Timestamp } from "../../google/protobuf/timestamp.ts";
+import { Event } from "./event.ts";
 
 export const protobufPackage = "pgmesh.v1";
 
 export const protobufFileName = "pgmesh/v1/admin.proto";
+
+export enum DeadLetterReason {
+  DEAD_LETTER_REASON_UNSPECIFIED = 0,
+  /** DEAD_LETTER_REASON_MAX_ATTEMPTS - Delivered max_delivery_attempts times without an ack. */
+  DEAD_LETTER_REASON_MAX_ATTEMPTS = 1,
+  /** DEAD_LETTER_REASON_REJECTED - A consumer rejected it. */
+  DEAD_LETTER_REASON_REJECTED = 2,
+  UNRECOGNIZED = -1,
+}
+
+export function deadLetterReasonFromJSON(object: any): DeadLetterReason {
+  switch (object) {
+    case 0:
+    case "DEAD_LETTER_REASON_UNSPECIFIED":
+      return DeadLetterReason.DEAD_LETTER_REASON_UNSPECIFIED;
+    case 1:
+    case "DEAD_LETTER_REASON_MAX_ATTEMPTS":
+      return DeadLetterReason.DEAD_LETTER_REASON_MAX_ATTEMPTS;
+    case 2:
+    case "DEAD_LETTER_REASON_REJECTED":
+      return DeadLetterReason.DEAD_LETTER_REASON_REJECTED;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return DeadLetterReason.UNRECOGNIZED;
+  }
+}
+
+export function deadLetterReasonToJSON(object: DeadLetterReason): string {
+  switch (object) {
+    case DeadLetterReason.DEAD_LETTER_REASON_UNSPECIFIED:
+      return "DEAD_LETTER_REASON_UNSPECIFIED";
+    case DeadLetterReason.DEAD_LETTER_REASON_MAX_ATTEMPTS:
+      return "DEAD_LETTER_REASON_MAX_ATTEMPTS";
+    case DeadLetterReason.DEAD_LETTER_REASON_REJECTED:
+      return "DEAD_LETTER_REASON_REJECTED";
+    case DeadLetterReason.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
 
 /**
  * Names of topics and subscriptions: 1-100 characters of a-z, 0-9, '.', '_' and '-',
@@ -39,7 +82,41 @@ export interface Subscription {
   topic: string;
   /** How long a delivery is leased to a stream before it is redelivered (1s..1h, default 60s). */
   ackDeadline: Duration | undefined;
-  createTime: Date | undefined;
+  createTime:
+    | Date
+    | undefined;
+  /** With dead lettering on: deliveries of an event before it is dead-lettered (1..1000, default 5). */
+  maxDeliveryAttempts?:
+    | number
+    | undefined;
+  /** When to redeliver after a nack, a lapsed lease or a dropped stream. */
+  retryPolicy:
+    | RetryPolicy
+    | undefined;
+  /**
+   * On (the default): an event that used up its attempts, or was rejected, moves to the dead-letter
+   * table. Off: it is retried for ever and a reject is refused.
+   */
+  deadLettering?: boolean | undefined;
+}
+
+/**
+ * Redelivery n (n >= 1) waits min(max_backoff, initial_backoff * multiplier^(n-1)), then +/- jitter.
+ * Whole seconds: the delay is rounded to the nearest second.
+ */
+export interface RetryPolicy {
+  /** 0s..1h, default 1s. */
+  initialBackoff:
+    | Duration
+    | undefined;
+  /** initial_backoff..24h, default 60s. */
+  maxBackoff:
+    | Duration
+    | undefined;
+  /** 1..10, default 2. */
+  multiplier: number;
+  /** 0..1: the fraction by which a delay may randomly differ, default 0.1. */
+  jitter: number;
 }
 
 export interface CreateTopicRequest {
@@ -83,6 +160,9 @@ export interface CreateSubscriptionRequest {
   topic: string;
   /** Optional; default 60s. */
   ackDeadline: Duration | undefined;
+  maxDeliveryAttempts?: number | undefined;
+  retryPolicy: RetryPolicy | undefined;
+  deadLettering?: boolean | undefined;
 }
 
 export interface CreateSubscriptionResponse {
@@ -95,6 +175,33 @@ export interface GetSubscriptionRequest {
 
 export interface GetSubscriptionResponse {
   subscription: Subscription | undefined;
+}
+
+export interface UpdateSubscriptionRequest {
+  /** The subscription to change, named by `subscription.name`, with the new values. */
+  subscription: Subscription | undefined;
+  updateMask: string[] | undefined;
+}
+
+export interface UpdateSubscriptionResponse {
+  subscription: Subscription | undefined;
+}
+
+export interface GetSubscriptionStatsRequest {
+  name: string;
+}
+
+export interface GetSubscriptionStatsResponse {
+  /** Waiting to be delivered (including retries waiting out their backoff and delayed events). */
+  backlog: number;
+  /** Delivered and not yet settled. */
+  inFlight: number;
+  /** Age of the oldest event still pending or in flight; zero when there is none. */
+  oldestUnackedAge:
+    | Duration
+    | undefined;
+  /** Dead letters not yet redriven or purged. */
+  deadLetters: number;
 }
 
 export interface ListSubscriptionsRequest {
@@ -114,6 +221,69 @@ export interface DeleteSubscriptionRequest {
 }
 
 export interface DeleteSubscriptionResponse {
+}
+
+export interface DeadLetter {
+  /** The dead letter's id, for redrive and purge. */
+  id: string;
+  subscription: string;
+  event:
+    | Event
+    | undefined;
+  /** Deliveries made before it was dead-lettered. */
+  attempts: number;
+  reason: DeadLetterReason;
+  /** The last nack or reject reason, or "lease expired". */
+  lastError: string;
+  firstFailureTime: Date | undefined;
+  deadLetterTime: Date | undefined;
+}
+
+/** Which dead letters of a subscription a call is about. Unset fields match everything. */
+export interface DeadLetterFilter {
+  subscription: string;
+  reason: DeadLetterReason;
+  /** Dead-lettered at or after this time. */
+  after:
+    | Date
+    | undefined;
+  /** Dead-lettered before this time. */
+  before: Date | undefined;
+  eventType: string;
+}
+
+export interface ListDeadLettersRequest {
+  filter:
+    | DeadLetterFilter
+    | undefined;
+  /** 1..1000, default 100. */
+  pageSize: number;
+  pageToken: string;
+}
+
+export interface ListDeadLettersResponse {
+  deadLetters: DeadLetter[];
+  nextPageToken: string;
+}
+
+export interface RedriveDeadLettersRequest {
+  /** These dead letters (all of `filter.subscription`)... */
+  ids: string[];
+  /** ...or, when `ids` is empty, every dead letter that matches. */
+  filter: DeadLetterFilter | undefined;
+}
+
+export interface RedriveDeadLettersResponse {
+  redriven: number;
+}
+
+export interface PurgeDeadLettersRequest {
+  ids: string[];
+  filter: DeadLetterFilter | undefined;
+}
+
+export interface PurgeDeadLettersResponse {
+  purged: number;
 }
 
 function createBaseTopic(): Topic {
@@ -206,7 +376,15 @@ export const Topic: MessageFns<Topic> = {
 };
 
 function createBaseSubscription(): Subscription {
-  return { name: "", topic: "", ackDeadline: undefined, createTime: undefined };
+  return {
+    name: "",
+    topic: "",
+    ackDeadline: undefined,
+    createTime: undefined,
+    maxDeliveryAttempts: undefined,
+    retryPolicy: undefined,
+    deadLettering: undefined,
+  };
 }
 
 export const Subscription: MessageFns<Subscription> = {
@@ -222,6 +400,15 @@ export const Subscription: MessageFns<Subscription> = {
     }
     if (message.createTime !== undefined) {
       Timestamp.encode(toTimestamp(message.createTime), writer.uint32(34).fork()).join();
+    }
+    if (message.maxDeliveryAttempts !== undefined) {
+      writer.uint32(40).uint32(message.maxDeliveryAttempts);
+    }
+    if (message.retryPolicy !== undefined) {
+      RetryPolicy.encode(message.retryPolicy, writer.uint32(50).fork()).join();
+    }
+    if (message.deadLettering !== undefined) {
+      writer.uint32(56).bool(message.deadLettering);
     }
     return writer;
   },
@@ -271,6 +458,30 @@ export const Subscription: MessageFns<Subscription> = {
             message.createTime = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
             continue;
           }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.maxDeliveryAttempts = reader.uint32();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.retryPolicy = RetryPolicy.decode(reader, reader.uint32());
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.deadLettering = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -297,6 +508,21 @@ export const Subscription: MessageFns<Subscription> = {
         : isSet(object.create_time)
         ? fromJsonTimestamp(object.create_time)
         : undefined,
+      maxDeliveryAttempts: isSet(object.maxDeliveryAttempts)
+        ? globalThis.Number(object.maxDeliveryAttempts)
+        : isSet(object.max_delivery_attempts)
+        ? globalThis.Number(object.max_delivery_attempts)
+        : undefined,
+      retryPolicy: isSet(object.retryPolicy)
+        ? RetryPolicy.fromJSON(object.retryPolicy)
+        : isSet(object.retry_policy)
+        ? RetryPolicy.fromJSON(object.retry_policy)
+        : undefined,
+      deadLettering: isSet(object.deadLettering)
+        ? globalThis.Boolean(object.deadLettering)
+        : isSet(object.dead_lettering)
+        ? globalThis.Boolean(object.dead_lettering)
+        : undefined,
     };
   },
 
@@ -314,6 +540,15 @@ export const Subscription: MessageFns<Subscription> = {
     if (message.createTime !== undefined) {
       obj.createTime = message.createTime.toISOString();
     }
+    if (message.maxDeliveryAttempts !== undefined) {
+      obj.maxDeliveryAttempts = Math.round(message.maxDeliveryAttempts);
+    }
+    if (message.retryPolicy !== undefined) {
+      obj.retryPolicy = RetryPolicy.toJSON(message.retryPolicy);
+    }
+    if (message.deadLettering !== undefined) {
+      obj.deadLettering = message.deadLettering;
+    }
     return obj;
   },
 
@@ -328,6 +563,140 @@ export const Subscription: MessageFns<Subscription> = {
       ? Duration.fromPartial(object.ackDeadline)
       : undefined;
     message.createTime = object.createTime ?? undefined;
+    message.maxDeliveryAttempts = object.maxDeliveryAttempts ?? undefined;
+    message.retryPolicy = (object.retryPolicy !== undefined && object.retryPolicy !== null)
+      ? RetryPolicy.fromPartial(object.retryPolicy)
+      : undefined;
+    message.deadLettering = object.deadLettering ?? undefined;
+    return message;
+  },
+};
+
+function createBaseRetryPolicy(): RetryPolicy {
+  return { initialBackoff: undefined, maxBackoff: undefined, multiplier: 0, jitter: 0 };
+}
+
+export const RetryPolicy: MessageFns<RetryPolicy> = {
+  encode(message: RetryPolicy, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.initialBackoff !== undefined) {
+      Duration.encode(message.initialBackoff, writer.uint32(10).fork()).join();
+    }
+    if (message.maxBackoff !== undefined) {
+      Duration.encode(message.maxBackoff, writer.uint32(18).fork()).join();
+    }
+    if (message.multiplier !== 0) {
+      writer.uint32(25).double(message.multiplier);
+    }
+    if (message.jitter !== 0) {
+      writer.uint32(33).double(message.jitter);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RetryPolicy {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRetryPolicy();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.initialBackoff = Duration.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.maxBackoff = Duration.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 25) {
+              break;
+            }
+
+            message.multiplier = reader.double();
+            continue;
+          }
+          case 4: {
+            if (tag !== 33) {
+              break;
+            }
+
+            message.jitter = reader.double();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RetryPolicy {
+    return {
+      initialBackoff: isSet(object.initialBackoff)
+        ? Duration.fromJSON(object.initialBackoff)
+        : isSet(object.initial_backoff)
+        ? Duration.fromJSON(object.initial_backoff)
+        : undefined,
+      maxBackoff: isSet(object.maxBackoff)
+        ? Duration.fromJSON(object.maxBackoff)
+        : isSet(object.max_backoff)
+        ? Duration.fromJSON(object.max_backoff)
+        : undefined,
+      multiplier: isSet(object.multiplier) ? globalThis.Number(object.multiplier) : 0,
+      jitter: isSet(object.jitter) ? globalThis.Number(object.jitter) : 0,
+    };
+  },
+
+  toJSON(message: RetryPolicy): unknown {
+    const obj: any = {};
+    if (message.initialBackoff !== undefined) {
+      obj.initialBackoff = Duration.toJSON(message.initialBackoff);
+    }
+    if (message.maxBackoff !== undefined) {
+      obj.maxBackoff = Duration.toJSON(message.maxBackoff);
+    }
+    if (message.multiplier !== 0) {
+      obj.multiplier = floatToJson(message.multiplier);
+    }
+    if (message.jitter !== 0) {
+      obj.jitter = floatToJson(message.jitter);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RetryPolicy>, I>>(base?: I): RetryPolicy {
+    return RetryPolicy.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RetryPolicy>, I>>(object: I): RetryPolicy {
+    const message = createBaseRetryPolicy();
+    message.initialBackoff = (object.initialBackoff !== undefined && object.initialBackoff !== null)
+      ? Duration.fromPartial(object.initialBackoff)
+      : undefined;
+    message.maxBackoff = (object.maxBackoff !== undefined && object.maxBackoff !== null)
+      ? Duration.fromPartial(object.maxBackoff)
+      : undefined;
+    message.multiplier = object.multiplier ?? 0;
+    message.jitter = object.jitter ?? 0;
     return message;
   },
 };
@@ -902,7 +1271,14 @@ export const DeleteTopicResponse: MessageFns<DeleteTopicResponse> = {
 };
 
 function createBaseCreateSubscriptionRequest(): CreateSubscriptionRequest {
-  return { name: "", topic: "", ackDeadline: undefined };
+  return {
+    name: "",
+    topic: "",
+    ackDeadline: undefined,
+    maxDeliveryAttempts: undefined,
+    retryPolicy: undefined,
+    deadLettering: undefined,
+  };
 }
 
 export const CreateSubscriptionRequest: MessageFns<CreateSubscriptionRequest> = {
@@ -915,6 +1291,15 @@ export const CreateSubscriptionRequest: MessageFns<CreateSubscriptionRequest> = 
     }
     if (message.ackDeadline !== undefined) {
       Duration.encode(message.ackDeadline, writer.uint32(26).fork()).join();
+    }
+    if (message.maxDeliveryAttempts !== undefined) {
+      writer.uint32(32).uint32(message.maxDeliveryAttempts);
+    }
+    if (message.retryPolicy !== undefined) {
+      RetryPolicy.encode(message.retryPolicy, writer.uint32(42).fork()).join();
+    }
+    if (message.deadLettering !== undefined) {
+      writer.uint32(48).bool(message.deadLettering);
     }
     return writer;
   },
@@ -956,6 +1341,30 @@ export const CreateSubscriptionRequest: MessageFns<CreateSubscriptionRequest> = 
             message.ackDeadline = Duration.decode(reader, reader.uint32());
             continue;
           }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.maxDeliveryAttempts = reader.uint32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.retryPolicy = RetryPolicy.decode(reader, reader.uint32());
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.deadLettering = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -977,6 +1386,21 @@ export const CreateSubscriptionRequest: MessageFns<CreateSubscriptionRequest> = 
         : isSet(object.ack_deadline)
         ? Duration.fromJSON(object.ack_deadline)
         : undefined,
+      maxDeliveryAttempts: isSet(object.maxDeliveryAttempts)
+        ? globalThis.Number(object.maxDeliveryAttempts)
+        : isSet(object.max_delivery_attempts)
+        ? globalThis.Number(object.max_delivery_attempts)
+        : undefined,
+      retryPolicy: isSet(object.retryPolicy)
+        ? RetryPolicy.fromJSON(object.retryPolicy)
+        : isSet(object.retry_policy)
+        ? RetryPolicy.fromJSON(object.retry_policy)
+        : undefined,
+      deadLettering: isSet(object.deadLettering)
+        ? globalThis.Boolean(object.deadLettering)
+        : isSet(object.dead_lettering)
+        ? globalThis.Boolean(object.dead_lettering)
+        : undefined,
     };
   },
 
@@ -991,6 +1415,15 @@ export const CreateSubscriptionRequest: MessageFns<CreateSubscriptionRequest> = 
     if (message.ackDeadline !== undefined) {
       obj.ackDeadline = Duration.toJSON(message.ackDeadline);
     }
+    if (message.maxDeliveryAttempts !== undefined) {
+      obj.maxDeliveryAttempts = Math.round(message.maxDeliveryAttempts);
+    }
+    if (message.retryPolicy !== undefined) {
+      obj.retryPolicy = RetryPolicy.toJSON(message.retryPolicy);
+    }
+    if (message.deadLettering !== undefined) {
+      obj.deadLettering = message.deadLettering;
+    }
     return obj;
   },
 
@@ -1004,6 +1437,11 @@ export const CreateSubscriptionRequest: MessageFns<CreateSubscriptionRequest> = 
     message.ackDeadline = (object.ackDeadline !== undefined && object.ackDeadline !== null)
       ? Duration.fromPartial(object.ackDeadline)
       : undefined;
+    message.maxDeliveryAttempts = object.maxDeliveryAttempts ?? undefined;
+    message.retryPolicy = (object.retryPolicy !== undefined && object.retryPolicy !== null)
+      ? RetryPolicy.fromPartial(object.retryPolicy)
+      : undefined;
+    message.deadLettering = object.deadLettering ?? undefined;
     return message;
   },
 };
@@ -1209,6 +1647,364 @@ export const GetSubscriptionResponse: MessageFns<GetSubscriptionResponse> = {
     message.subscription = (object.subscription !== undefined && object.subscription !== null)
       ? Subscription.fromPartial(object.subscription)
       : undefined;
+    return message;
+  },
+};
+
+function createBaseUpdateSubscriptionRequest(): UpdateSubscriptionRequest {
+  return { subscription: undefined, updateMask: undefined };
+}
+
+export const UpdateSubscriptionRequest: MessageFns<UpdateSubscriptionRequest> = {
+  encode(message: UpdateSubscriptionRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.subscription !== undefined) {
+      Subscription.encode(message.subscription, writer.uint32(10).fork()).join();
+    }
+    if (message.updateMask !== undefined) {
+      FieldMask.encode(FieldMask.wrap(message.updateMask), writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UpdateSubscriptionRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUpdateSubscriptionRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.subscription = Subscription.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.updateMask = FieldMask.unwrap(FieldMask.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UpdateSubscriptionRequest {
+    return {
+      subscription: isSet(object.subscription) ? Subscription.fromJSON(object.subscription) : undefined,
+      updateMask: isSet(object.updateMask)
+        ? FieldMask.unwrap(FieldMask.fromJSON(object.updateMask))
+        : isSet(object.update_mask)
+        ? FieldMask.unwrap(FieldMask.fromJSON(object.update_mask))
+        : undefined,
+    };
+  },
+
+  toJSON(message: UpdateSubscriptionRequest): unknown {
+    const obj: any = {};
+    if (message.subscription !== undefined) {
+      obj.subscription = Subscription.toJSON(message.subscription);
+    }
+    if (message.updateMask !== undefined) {
+      obj.updateMask = FieldMask.toJSON(FieldMask.wrap(message.updateMask));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<UpdateSubscriptionRequest>, I>>(base?: I): UpdateSubscriptionRequest {
+    return UpdateSubscriptionRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<UpdateSubscriptionRequest>, I>>(object: I): UpdateSubscriptionRequest {
+    const message = createBaseUpdateSubscriptionRequest();
+    message.subscription = (object.subscription !== undefined && object.subscription !== null)
+      ? Subscription.fromPartial(object.subscription)
+      : undefined;
+    message.updateMask = object.updateMask ?? undefined;
+    return message;
+  },
+};
+
+function createBaseUpdateSubscriptionResponse(): UpdateSubscriptionResponse {
+  return { subscription: undefined };
+}
+
+export const UpdateSubscriptionResponse: MessageFns<UpdateSubscriptionResponse> = {
+  encode(message: UpdateSubscriptionResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.subscription !== undefined) {
+      Subscription.encode(message.subscription, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UpdateSubscriptionResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUpdateSubscriptionResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.subscription = Subscription.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UpdateSubscriptionResponse {
+    return { subscription: isSet(object.subscription) ? Subscription.fromJSON(object.subscription) : undefined };
+  },
+
+  toJSON(message: UpdateSubscriptionResponse): unknown {
+    const obj: any = {};
+    if (message.subscription !== undefined) {
+      obj.subscription = Subscription.toJSON(message.subscription);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<UpdateSubscriptionResponse>, I>>(base?: I): UpdateSubscriptionResponse {
+    return UpdateSubscriptionResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<UpdateSubscriptionResponse>, I>>(object: I): UpdateSubscriptionResponse {
+    const message = createBaseUpdateSubscriptionResponse();
+    message.subscription = (object.subscription !== undefined && object.subscription !== null)
+      ? Subscription.fromPartial(object.subscription)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseGetSubscriptionStatsRequest(): GetSubscriptionStatsRequest {
+  return { name: "" };
+}
+
+export const GetSubscriptionStatsRequest: MessageFns<GetSubscriptionStatsRequest> = {
+  encode(message: GetSubscriptionStatsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetSubscriptionStatsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetSubscriptionStatsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetSubscriptionStatsRequest {
+    return { name: isSet(object.name) ? globalThis.String(object.name) : "" };
+  },
+
+  toJSON(message: GetSubscriptionStatsRequest): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetSubscriptionStatsRequest>, I>>(base?: I): GetSubscriptionStatsRequest {
+    return GetSubscriptionStatsRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetSubscriptionStatsRequest>, I>>(object: I): GetSubscriptionStatsRequest {
+    const message = createBaseGetSubscriptionStatsRequest();
+    message.name = object.name ?? "";
+    return message;
+  },
+};
+
+function createBaseGetSubscriptionStatsResponse(): GetSubscriptionStatsResponse {
+  return { backlog: 0, inFlight: 0, oldestUnackedAge: undefined, deadLetters: 0 };
+}
+
+export const GetSubscriptionStatsResponse: MessageFns<GetSubscriptionStatsResponse> = {
+  encode(message: GetSubscriptionStatsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.backlog !== 0) {
+      writer.uint32(8).uint64(message.backlog);
+    }
+    if (message.inFlight !== 0) {
+      writer.uint32(16).uint64(message.inFlight);
+    }
+    if (message.oldestUnackedAge !== undefined) {
+      Duration.encode(message.oldestUnackedAge, writer.uint32(26).fork()).join();
+    }
+    if (message.deadLetters !== 0) {
+      writer.uint32(32).uint64(message.deadLetters);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetSubscriptionStatsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetSubscriptionStatsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.backlog = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.inFlight = longToNumber(reader.uint64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.oldestUnackedAge = Duration.decode(reader, reader.uint32());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.deadLetters = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetSubscriptionStatsResponse {
+    return {
+      backlog: isSet(object.backlog) ? globalThis.Number(object.backlog) : 0,
+      inFlight: isSet(object.inFlight)
+        ? globalThis.Number(object.inFlight)
+        : isSet(object.in_flight)
+        ? globalThis.Number(object.in_flight)
+        : 0,
+      oldestUnackedAge: isSet(object.oldestUnackedAge)
+        ? Duration.fromJSON(object.oldestUnackedAge)
+        : isSet(object.oldest_unacked_age)
+        ? Duration.fromJSON(object.oldest_unacked_age)
+        : undefined,
+      deadLetters: isSet(object.deadLetters)
+        ? globalThis.Number(object.deadLetters)
+        : isSet(object.dead_letters)
+        ? globalThis.Number(object.dead_letters)
+        : 0,
+    };
+  },
+
+  toJSON(message: GetSubscriptionStatsResponse): unknown {
+    const obj: any = {};
+    if (message.backlog !== 0) {
+      obj.backlog = Math.round(message.backlog);
+    }
+    if (message.inFlight !== 0) {
+      obj.inFlight = Math.round(message.inFlight);
+    }
+    if (message.oldestUnackedAge !== undefined) {
+      obj.oldestUnackedAge = Duration.toJSON(message.oldestUnackedAge);
+    }
+    if (message.deadLetters !== 0) {
+      obj.deadLetters = Math.round(message.deadLetters);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetSubscriptionStatsResponse>, I>>(base?: I): GetSubscriptionStatsResponse {
+    return GetSubscriptionStatsResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetSubscriptionStatsResponse>, I>>(object: I): GetSubscriptionStatsResponse {
+    const message = createBaseGetSubscriptionStatsResponse();
+    message.backlog = object.backlog ?? 0;
+    message.inFlight = object.inFlight ?? 0;
+    message.oldestUnackedAge = (object.oldestUnackedAge !== undefined && object.oldestUnackedAge !== null)
+      ? Duration.fromPartial(object.oldestUnackedAge)
+      : undefined;
+    message.deadLetters = object.deadLetters ?? 0;
     return message;
   },
 };
@@ -1532,6 +2328,857 @@ export const DeleteSubscriptionResponse: MessageFns<DeleteSubscriptionResponse> 
   },
 };
 
+function createBaseDeadLetter(): DeadLetter {
+  return {
+    id: "",
+    subscription: "",
+    event: undefined,
+    attempts: 0,
+    reason: 0,
+    lastError: "",
+    firstFailureTime: undefined,
+    deadLetterTime: undefined,
+  };
+}
+
+export const DeadLetter: MessageFns<DeadLetter> = {
+  encode(message: DeadLetter, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    if (message.subscription !== "") {
+      writer.uint32(18).string(message.subscription);
+    }
+    if (message.event !== undefined) {
+      Event.encode(message.event, writer.uint32(26).fork()).join();
+    }
+    if (message.attempts !== 0) {
+      writer.uint32(32).uint32(message.attempts);
+    }
+    if (message.reason !== 0) {
+      writer.uint32(40).int32(message.reason);
+    }
+    if (message.lastError !== "") {
+      writer.uint32(50).string(message.lastError);
+    }
+    if (message.firstFailureTime !== undefined) {
+      Timestamp.encode(toTimestamp(message.firstFailureTime), writer.uint32(58).fork()).join();
+    }
+    if (message.deadLetterTime !== undefined) {
+      Timestamp.encode(toTimestamp(message.deadLetterTime), writer.uint32(66).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeadLetter {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeadLetter();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.subscription = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.event = Event.decode(reader, reader.uint32());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.attempts = reader.uint32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.reason = reader.int32() as any;
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.lastError = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.firstFailureTime = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.deadLetterTime = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DeadLetter {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      subscription: isSet(object.subscription) ? globalThis.String(object.subscription) : "",
+      event: isSet(object.event) ? Event.fromJSON(object.event) : undefined,
+      attempts: isSet(object.attempts) ? globalThis.Number(object.attempts) : 0,
+      reason: isSet(object.reason) ? deadLetterReasonFromJSON(object.reason) : 0,
+      lastError: isSet(object.lastError)
+        ? globalThis.String(object.lastError)
+        : isSet(object.last_error)
+        ? globalThis.String(object.last_error)
+        : "",
+      firstFailureTime: isSet(object.firstFailureTime)
+        ? fromJsonTimestamp(object.firstFailureTime)
+        : isSet(object.first_failure_time)
+        ? fromJsonTimestamp(object.first_failure_time)
+        : undefined,
+      deadLetterTime: isSet(object.deadLetterTime)
+        ? fromJsonTimestamp(object.deadLetterTime)
+        : isSet(object.dead_letter_time)
+        ? fromJsonTimestamp(object.dead_letter_time)
+        : undefined,
+    };
+  },
+
+  toJSON(message: DeadLetter): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.subscription !== "") {
+      obj.subscription = message.subscription;
+    }
+    if (message.event !== undefined) {
+      obj.event = Event.toJSON(message.event);
+    }
+    if (message.attempts !== 0) {
+      obj.attempts = Math.round(message.attempts);
+    }
+    if (message.reason !== 0) {
+      obj.reason = deadLetterReasonToJSON(message.reason);
+    }
+    if (message.lastError !== "") {
+      obj.lastError = message.lastError;
+    }
+    if (message.firstFailureTime !== undefined) {
+      obj.firstFailureTime = message.firstFailureTime.toISOString();
+    }
+    if (message.deadLetterTime !== undefined) {
+      obj.deadLetterTime = message.deadLetterTime.toISOString();
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DeadLetter>, I>>(base?: I): DeadLetter {
+    return DeadLetter.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DeadLetter>, I>>(object: I): DeadLetter {
+    const message = createBaseDeadLetter();
+    message.id = object.id ?? "";
+    message.subscription = object.subscription ?? "";
+    message.event = (object.event !== undefined && object.event !== null) ? Event.fromPartial(object.event) : undefined;
+    message.attempts = object.attempts ?? 0;
+    message.reason = object.reason ?? 0;
+    message.lastError = object.lastError ?? "";
+    message.firstFailureTime = object.firstFailureTime ?? undefined;
+    message.deadLetterTime = object.deadLetterTime ?? undefined;
+    return message;
+  },
+};
+
+function createBaseDeadLetterFilter(): DeadLetterFilter {
+  return { subscription: "", reason: 0, after: undefined, before: undefined, eventType: "" };
+}
+
+export const DeadLetterFilter: MessageFns<DeadLetterFilter> = {
+  encode(message: DeadLetterFilter, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.subscription !== "") {
+      writer.uint32(10).string(message.subscription);
+    }
+    if (message.reason !== 0) {
+      writer.uint32(16).int32(message.reason);
+    }
+    if (message.after !== undefined) {
+      Timestamp.encode(toTimestamp(message.after), writer.uint32(26).fork()).join();
+    }
+    if (message.before !== undefined) {
+      Timestamp.encode(toTimestamp(message.before), writer.uint32(34).fork()).join();
+    }
+    if (message.eventType !== "") {
+      writer.uint32(42).string(message.eventType);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeadLetterFilter {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeadLetterFilter();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.subscription = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.reason = reader.int32() as any;
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.after = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.before = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.eventType = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DeadLetterFilter {
+    return {
+      subscription: isSet(object.subscription) ? globalThis.String(object.subscription) : "",
+      reason: isSet(object.reason) ? deadLetterReasonFromJSON(object.reason) : 0,
+      after: isSet(object.after) ? fromJsonTimestamp(object.after) : undefined,
+      before: isSet(object.before) ? fromJsonTimestamp(object.before) : undefined,
+      eventType: isSet(object.eventType)
+        ? globalThis.String(object.eventType)
+        : isSet(object.event_type)
+        ? globalThis.String(object.event_type)
+        : "",
+    };
+  },
+
+  toJSON(message: DeadLetterFilter): unknown {
+    const obj: any = {};
+    if (message.subscription !== "") {
+      obj.subscription = message.subscription;
+    }
+    if (message.reason !== 0) {
+      obj.reason = deadLetterReasonToJSON(message.reason);
+    }
+    if (message.after !== undefined) {
+      obj.after = message.after.toISOString();
+    }
+    if (message.before !== undefined) {
+      obj.before = message.before.toISOString();
+    }
+    if (message.eventType !== "") {
+      obj.eventType = message.eventType;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DeadLetterFilter>, I>>(base?: I): DeadLetterFilter {
+    return DeadLetterFilter.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DeadLetterFilter>, I>>(object: I): DeadLetterFilter {
+    const message = createBaseDeadLetterFilter();
+    message.subscription = object.subscription ?? "";
+    message.reason = object.reason ?? 0;
+    message.after = object.after ?? undefined;
+    message.before = object.before ?? undefined;
+    message.eventType = object.eventType ?? "";
+    return message;
+  },
+};
+
+function createBaseListDeadLettersRequest(): ListDeadLettersRequest {
+  return { filter: undefined, pageSize: 0, pageToken: "" };
+}
+
+export const ListDeadLettersRequest: MessageFns<ListDeadLettersRequest> = {
+  encode(message: ListDeadLettersRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.filter !== undefined) {
+      DeadLetterFilter.encode(message.filter, writer.uint32(10).fork()).join();
+    }
+    if (message.pageSize !== 0) {
+      writer.uint32(16).uint32(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      writer.uint32(26).string(message.pageToken);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListDeadLettersRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListDeadLettersRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.filter = DeadLetterFilter.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.pageSize = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.pageToken = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListDeadLettersRequest {
+    return {
+      filter: isSet(object.filter) ? DeadLetterFilter.fromJSON(object.filter) : undefined,
+      pageSize: isSet(object.pageSize)
+        ? globalThis.Number(object.pageSize)
+        : isSet(object.page_size)
+        ? globalThis.Number(object.page_size)
+        : 0,
+      pageToken: isSet(object.pageToken)
+        ? globalThis.String(object.pageToken)
+        : isSet(object.page_token)
+        ? globalThis.String(object.page_token)
+        : "",
+    };
+  },
+
+  toJSON(message: ListDeadLettersRequest): unknown {
+    const obj: any = {};
+    if (message.filter !== undefined) {
+      obj.filter = DeadLetterFilter.toJSON(message.filter);
+    }
+    if (message.pageSize !== 0) {
+      obj.pageSize = Math.round(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      obj.pageToken = message.pageToken;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListDeadLettersRequest>, I>>(base?: I): ListDeadLettersRequest {
+    return ListDeadLettersRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListDeadLettersRequest>, I>>(object: I): ListDeadLettersRequest {
+    const message = createBaseListDeadLettersRequest();
+    message.filter = (object.filter !== undefined && object.filter !== null)
+      ? DeadLetterFilter.fromPartial(object.filter)
+      : undefined;
+    message.pageSize = object.pageSize ?? 0;
+    message.pageToken = object.pageToken ?? "";
+    return message;
+  },
+};
+
+function createBaseListDeadLettersResponse(): ListDeadLettersResponse {
+  return { deadLetters: [], nextPageToken: "" };
+}
+
+export const ListDeadLettersResponse: MessageFns<ListDeadLettersResponse> = {
+  encode(message: ListDeadLettersResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.deadLetters) {
+      DeadLetter.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.nextPageToken !== "") {
+      writer.uint32(18).string(message.nextPageToken);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListDeadLettersResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListDeadLettersResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.deadLetters.push(DeadLetter.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.nextPageToken = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListDeadLettersResponse {
+    return {
+      deadLetters: globalThis.Array.isArray(object?.deadLetters)
+        ? object.deadLetters.map((e: any) => DeadLetter.fromJSON(e))
+        : globalThis.Array.isArray(object?.dead_letters)
+        ? object.dead_letters.map((e: any) => DeadLetter.fromJSON(e))
+        : [],
+      nextPageToken: isSet(object.nextPageToken)
+        ? globalThis.String(object.nextPageToken)
+        : isSet(object.next_page_token)
+        ? globalThis.String(object.next_page_token)
+        : "",
+    };
+  },
+
+  toJSON(message: ListDeadLettersResponse): unknown {
+    const obj: any = {};
+    if (message.deadLetters?.length) {
+      obj.deadLetters = message.deadLetters.map((e) => DeadLetter.toJSON(e));
+    }
+    if (message.nextPageToken !== "") {
+      obj.nextPageToken = message.nextPageToken;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListDeadLettersResponse>, I>>(base?: I): ListDeadLettersResponse {
+    return ListDeadLettersResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListDeadLettersResponse>, I>>(object: I): ListDeadLettersResponse {
+    const message = createBaseListDeadLettersResponse();
+    message.deadLetters = object.deadLetters?.map((e) => DeadLetter.fromPartial(e)) || [];
+    message.nextPageToken = object.nextPageToken ?? "";
+    return message;
+  },
+};
+
+function createBaseRedriveDeadLettersRequest(): RedriveDeadLettersRequest {
+  return { ids: [], filter: undefined };
+}
+
+export const RedriveDeadLettersRequest: MessageFns<RedriveDeadLettersRequest> = {
+  encode(message: RedriveDeadLettersRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.ids) {
+      writer.uint32(10).string(v!);
+    }
+    if (message.filter !== undefined) {
+      DeadLetterFilter.encode(message.filter, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RedriveDeadLettersRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRedriveDeadLettersRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.ids.push(reader.string());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.filter = DeadLetterFilter.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RedriveDeadLettersRequest {
+    return {
+      ids: globalThis.Array.isArray(object?.ids) ? object.ids.map((e: any) => globalThis.String(e)) : [],
+      filter: isSet(object.filter) ? DeadLetterFilter.fromJSON(object.filter) : undefined,
+    };
+  },
+
+  toJSON(message: RedriveDeadLettersRequest): unknown {
+    const obj: any = {};
+    if (message.ids?.length) {
+      obj.ids = message.ids;
+    }
+    if (message.filter !== undefined) {
+      obj.filter = DeadLetterFilter.toJSON(message.filter);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RedriveDeadLettersRequest>, I>>(base?: I): RedriveDeadLettersRequest {
+    return RedriveDeadLettersRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RedriveDeadLettersRequest>, I>>(object: I): RedriveDeadLettersRequest {
+    const message = createBaseRedriveDeadLettersRequest();
+    message.ids = object.ids?.map((e) => e) || [];
+    message.filter = (object.filter !== undefined && object.filter !== null)
+      ? DeadLetterFilter.fromPartial(object.filter)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseRedriveDeadLettersResponse(): RedriveDeadLettersResponse {
+  return { redriven: 0 };
+}
+
+export const RedriveDeadLettersResponse: MessageFns<RedriveDeadLettersResponse> = {
+  encode(message: RedriveDeadLettersResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.redriven !== 0) {
+      writer.uint32(8).uint32(message.redriven);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RedriveDeadLettersResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRedriveDeadLettersResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.redriven = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RedriveDeadLettersResponse {
+    return { redriven: isSet(object.redriven) ? globalThis.Number(object.redriven) : 0 };
+  },
+
+  toJSON(message: RedriveDeadLettersResponse): unknown {
+    const obj: any = {};
+    if (message.redriven !== 0) {
+      obj.redriven = Math.round(message.redriven);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RedriveDeadLettersResponse>, I>>(base?: I): RedriveDeadLettersResponse {
+    return RedriveDeadLettersResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RedriveDeadLettersResponse>, I>>(object: I): RedriveDeadLettersResponse {
+    const message = createBaseRedriveDeadLettersResponse();
+    message.redriven = object.redriven ?? 0;
+    return message;
+  },
+};
+
+function createBasePurgeDeadLettersRequest(): PurgeDeadLettersRequest {
+  return { ids: [], filter: undefined };
+}
+
+export const PurgeDeadLettersRequest: MessageFns<PurgeDeadLettersRequest> = {
+  encode(message: PurgeDeadLettersRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.ids) {
+      writer.uint32(10).string(v!);
+    }
+    if (message.filter !== undefined) {
+      DeadLetterFilter.encode(message.filter, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PurgeDeadLettersRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePurgeDeadLettersRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.ids.push(reader.string());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.filter = DeadLetterFilter.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PurgeDeadLettersRequest {
+    return {
+      ids: globalThis.Array.isArray(object?.ids) ? object.ids.map((e: any) => globalThis.String(e)) : [],
+      filter: isSet(object.filter) ? DeadLetterFilter.fromJSON(object.filter) : undefined,
+    };
+  },
+
+  toJSON(message: PurgeDeadLettersRequest): unknown {
+    const obj: any = {};
+    if (message.ids?.length) {
+      obj.ids = message.ids;
+    }
+    if (message.filter !== undefined) {
+      obj.filter = DeadLetterFilter.toJSON(message.filter);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<PurgeDeadLettersRequest>, I>>(base?: I): PurgeDeadLettersRequest {
+    return PurgeDeadLettersRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PurgeDeadLettersRequest>, I>>(object: I): PurgeDeadLettersRequest {
+    const message = createBasePurgeDeadLettersRequest();
+    message.ids = object.ids?.map((e) => e) || [];
+    message.filter = (object.filter !== undefined && object.filter !== null)
+      ? DeadLetterFilter.fromPartial(object.filter)
+      : undefined;
+    return message;
+  },
+};
+
+function createBasePurgeDeadLettersResponse(): PurgeDeadLettersResponse {
+  return { purged: 0 };
+}
+
+export const PurgeDeadLettersResponse: MessageFns<PurgeDeadLettersResponse> = {
+  encode(message: PurgeDeadLettersResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.purged !== 0) {
+      writer.uint32(8).uint32(message.purged);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PurgeDeadLettersResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePurgeDeadLettersResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.purged = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PurgeDeadLettersResponse {
+    return { purged: isSet(object.purged) ? globalThis.Number(object.purged) : 0 };
+  },
+
+  toJSON(message: PurgeDeadLettersResponse): unknown {
+    const obj: any = {};
+    if (message.purged !== 0) {
+      obj.purged = Math.round(message.purged);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<PurgeDeadLettersResponse>, I>>(base?: I): PurgeDeadLettersResponse {
+    return PurgeDeadLettersResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PurgeDeadLettersResponse>, I>>(object: I): PurgeDeadLettersResponse {
+    const message = createBasePurgeDeadLettersResponse();
+    message.purged = object.purged ?? 0;
+    return message;
+  },
+};
+
 /** AdminService manages topics and subscriptions. */
 export type AdminServiceService = typeof AdminServiceService;
 export const AdminServiceService = {
@@ -1595,6 +3242,33 @@ export const AdminServiceService = {
       Buffer.from(GetSubscriptionResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): GetSubscriptionResponse => GetSubscriptionResponse.decode(value),
   },
+  /**
+   * UpdateSubscription changes the fields named in `update_mask`: ack_deadline,
+   * max_delivery_attempts, retry_policy, dead_lettering.
+   */
+  updateSubscription: {
+    path: "/pgmesh.v1.AdminService/UpdateSubscription" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: UpdateSubscriptionRequest): Buffer =>
+      Buffer.from(UpdateSubscriptionRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): UpdateSubscriptionRequest => UpdateSubscriptionRequest.decode(value),
+    responseSerialize: (value: UpdateSubscriptionResponse): Buffer =>
+      Buffer.from(UpdateSubscriptionResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): UpdateSubscriptionResponse => UpdateSubscriptionResponse.decode(value),
+  },
+  /** GetSubscriptionStats counts the subscription's deliveries by state, read fresh. */
+  getSubscriptionStats: {
+    path: "/pgmesh.v1.AdminService/GetSubscriptionStats" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetSubscriptionStatsRequest): Buffer =>
+      Buffer.from(GetSubscriptionStatsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetSubscriptionStatsRequest => GetSubscriptionStatsRequest.decode(value),
+    responseSerialize: (value: GetSubscriptionStatsResponse): Buffer =>
+      Buffer.from(GetSubscriptionStatsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GetSubscriptionStatsResponse => GetSubscriptionStatsResponse.decode(value),
+  },
   listSubscriptions: {
     path: "/pgmesh.v1.AdminService/ListSubscriptions" as const,
     requestStream: false as const,
@@ -1618,6 +3292,45 @@ export const AdminServiceService = {
       Buffer.from(DeleteSubscriptionResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): DeleteSubscriptionResponse => DeleteSubscriptionResponse.decode(value),
   },
+  /** ListDeadLetters pages through a subscription's dead letters, oldest first. */
+  listDeadLetters: {
+    path: "/pgmesh.v1.AdminService/ListDeadLetters" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListDeadLettersRequest): Buffer =>
+      Buffer.from(ListDeadLettersRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListDeadLettersRequest => ListDeadLettersRequest.decode(value),
+    responseSerialize: (value: ListDeadLettersResponse): Buffer =>
+      Buffer.from(ListDeadLettersResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListDeadLettersResponse => ListDeadLettersResponse.decode(value),
+  },
+  /**
+   * RedriveDeadLetters puts dead letters back on their subscription with attempts reset. Each is
+   * redriven once: a retried request does not redeliver it again.
+   */
+  redriveDeadLetters: {
+    path: "/pgmesh.v1.AdminService/RedriveDeadLetters" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: RedriveDeadLettersRequest): Buffer =>
+      Buffer.from(RedriveDeadLettersRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RedriveDeadLettersRequest => RedriveDeadLettersRequest.decode(value),
+    responseSerialize: (value: RedriveDeadLettersResponse): Buffer =>
+      Buffer.from(RedriveDeadLettersResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): RedriveDeadLettersResponse => RedriveDeadLettersResponse.decode(value),
+  },
+  /** PurgeDeadLetters deletes dead letters for good. */
+  purgeDeadLetters: {
+    path: "/pgmesh.v1.AdminService/PurgeDeadLetters" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: PurgeDeadLettersRequest): Buffer =>
+      Buffer.from(PurgeDeadLettersRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): PurgeDeadLettersRequest => PurgeDeadLettersRequest.decode(value),
+    responseSerialize: (value: PurgeDeadLettersResponse): Buffer =>
+      Buffer.from(PurgeDeadLettersResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): PurgeDeadLettersResponse => PurgeDeadLettersResponse.decode(value),
+  },
 } as const;
 
 export interface AdminServiceServer extends UntypedServiceImplementation {
@@ -1629,9 +3342,25 @@ export interface AdminServiceServer extends UntypedServiceImplementation {
   /** CreateSubscription: the subscription receives the events published after it exists. */
   createSubscription: handleUnaryCall<CreateSubscriptionRequest, CreateSubscriptionResponse>;
   getSubscription: handleUnaryCall<GetSubscriptionRequest, GetSubscriptionResponse>;
+  /**
+   * UpdateSubscription changes the fields named in `update_mask`: ack_deadline,
+   * max_delivery_attempts, retry_policy, dead_lettering.
+   */
+  updateSubscription: handleUnaryCall<UpdateSubscriptionRequest, UpdateSubscriptionResponse>;
+  /** GetSubscriptionStats counts the subscription's deliveries by state, read fresh. */
+  getSubscriptionStats: handleUnaryCall<GetSubscriptionStatsRequest, GetSubscriptionStatsResponse>;
   listSubscriptions: handleUnaryCall<ListSubscriptionsRequest, ListSubscriptionsResponse>;
   /** DeleteSubscription drops the subscription and its undelivered events. */
   deleteSubscription: handleUnaryCall<DeleteSubscriptionRequest, DeleteSubscriptionResponse>;
+  /** ListDeadLetters pages through a subscription's dead letters, oldest first. */
+  listDeadLetters: handleUnaryCall<ListDeadLettersRequest, ListDeadLettersResponse>;
+  /**
+   * RedriveDeadLetters puts dead letters back on their subscription with attempts reset. Each is
+   * redriven once: a retried request does not redeliver it again.
+   */
+  redriveDeadLetters: handleUnaryCall<RedriveDeadLettersRequest, RedriveDeadLettersResponse>;
+  /** PurgeDeadLetters deletes dead letters for good. */
+  purgeDeadLetters: handleUnaryCall<PurgeDeadLettersRequest, PurgeDeadLettersResponse>;
 }
 
 export interface AdminServiceClient extends Client {
@@ -1727,6 +3456,41 @@ export interface AdminServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: GetSubscriptionResponse) => void,
   ): ClientUnaryCall;
+  /**
+   * UpdateSubscription changes the fields named in `update_mask`: ack_deadline,
+   * max_delivery_attempts, retry_policy, dead_lettering.
+   */
+  updateSubscription(
+    request: UpdateSubscriptionRequest,
+    callback: (error: ServiceError | null, response: UpdateSubscriptionResponse) => void,
+  ): ClientUnaryCall;
+  updateSubscription(
+    request: UpdateSubscriptionRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: UpdateSubscriptionResponse) => void,
+  ): ClientUnaryCall;
+  updateSubscription(
+    request: UpdateSubscriptionRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: UpdateSubscriptionResponse) => void,
+  ): ClientUnaryCall;
+  /** GetSubscriptionStats counts the subscription's deliveries by state, read fresh. */
+  getSubscriptionStats(
+    request: GetSubscriptionStatsRequest,
+    callback: (error: ServiceError | null, response: GetSubscriptionStatsResponse) => void,
+  ): ClientUnaryCall;
+  getSubscriptionStats(
+    request: GetSubscriptionStatsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GetSubscriptionStatsResponse) => void,
+  ): ClientUnaryCall;
+  getSubscriptionStats(
+    request: GetSubscriptionStatsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GetSubscriptionStatsResponse) => void,
+  ): ClientUnaryCall;
   listSubscriptions(
     request: ListSubscriptionsRequest,
     callback: (error: ServiceError | null, response: ListSubscriptionsResponse) => void,
@@ -1758,6 +3522,57 @@ export interface AdminServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: DeleteSubscriptionResponse) => void,
   ): ClientUnaryCall;
+  /** ListDeadLetters pages through a subscription's dead letters, oldest first. */
+  listDeadLetters(
+    request: ListDeadLettersRequest,
+    callback: (error: ServiceError | null, response: ListDeadLettersResponse) => void,
+  ): ClientUnaryCall;
+  listDeadLetters(
+    request: ListDeadLettersRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListDeadLettersResponse) => void,
+  ): ClientUnaryCall;
+  listDeadLetters(
+    request: ListDeadLettersRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListDeadLettersResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * RedriveDeadLetters puts dead letters back on their subscription with attempts reset. Each is
+   * redriven once: a retried request does not redeliver it again.
+   */
+  redriveDeadLetters(
+    request: RedriveDeadLettersRequest,
+    callback: (error: ServiceError | null, response: RedriveDeadLettersResponse) => void,
+  ): ClientUnaryCall;
+  redriveDeadLetters(
+    request: RedriveDeadLettersRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: RedriveDeadLettersResponse) => void,
+  ): ClientUnaryCall;
+  redriveDeadLetters(
+    request: RedriveDeadLettersRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RedriveDeadLettersResponse) => void,
+  ): ClientUnaryCall;
+  /** PurgeDeadLetters deletes dead letters for good. */
+  purgeDeadLetters(
+    request: PurgeDeadLettersRequest,
+    callback: (error: ServiceError | null, response: PurgeDeadLettersResponse) => void,
+  ): ClientUnaryCall;
+  purgeDeadLetters(
+    request: PurgeDeadLettersRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: PurgeDeadLettersResponse) => void,
+  ): ClientUnaryCall;
+  purgeDeadLetters(
+    request: PurgeDeadLettersRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: PurgeDeadLettersResponse) => void,
+  ): ClientUnaryCall;
 }
 
 export const AdminServiceClient = makeGenericClientConstructor(
@@ -1768,6 +3583,10 @@ export const AdminServiceClient = makeGenericClientConstructor(
   service: typeof AdminServiceService;
   serviceName: string;
 };
+
+function floatToJson(value: number | null | undefined): number | string | null | undefined {
+  return typeof value === "number" && !globalThis.Number.isFinite(value) ? globalThis.String(value) : value;
+}
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
@@ -1802,6 +3621,17 @@ function fromJsonTimestamp(o: any): Date {
   } else {
     return fromTimestamp(Timestamp.fromJSON(o));
   }
+}
+
+function longToNumber(int64: { toString(): string }): number {
+  const num = globalThis.Number(int64.toString());
+  if (num > globalThis.Number.MAX_SAFE_INTEGER) {
+    throw new globalThis.Error("Value is larger than Number.MAX_SAFE_INTEGER");
+  }
+  if (num < globalThis.Number.MIN_SAFE_INTEGER) {
+    throw new globalThis.Error("Value is smaller than Number.MIN_SAFE_INTEGER");
+  }
+  return num;
 }
 
 function isSet(value: any): boolean {

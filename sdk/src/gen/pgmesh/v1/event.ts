@@ -51,6 +51,8 @@ export interface Event {
     | undefined;
   /** Set by the broker: the topic the event was published to. Ignored on publish. */
   topic: string;
+  /** Optional: the event is not delivered before this time (delayed delivery). */
+  deliverAfter: Date | undefined;
 }
 
 export interface Event_AttributesEntry {
@@ -70,6 +72,7 @@ function createBaseEvent(): Event {
     data: undefined,
     publishTime: undefined,
     topic: "",
+    deliverAfter: undefined,
   };
 }
 
@@ -104,6 +107,9 @@ export const Event: MessageFns<Event> = {
     }
     if (message.topic !== "") {
       writer.uint32(82).string(message.topic);
+    }
+    if (message.deliverAfter !== undefined) {
+      Timestamp.encode(toTimestamp(message.deliverAfter), writer.uint32(90).fork()).join();
     }
     return writer;
   },
@@ -204,6 +210,14 @@ export const Event: MessageFns<Event> = {
             message.topic = reader.string();
             continue;
           }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.deliverAfter = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -249,6 +263,11 @@ export const Event: MessageFns<Event> = {
         ? fromJsonTimestamp(object.publish_time)
         : undefined,
       topic: isSet(object.topic) ? globalThis.String(object.topic) : "",
+      deliverAfter: isSet(object.deliverAfter)
+        ? fromJsonTimestamp(object.deliverAfter)
+        : isSet(object.deliver_after)
+        ? fromJsonTimestamp(object.deliver_after)
+        : undefined,
     };
   },
 
@@ -290,6 +309,9 @@ export const Event: MessageFns<Event> = {
     if (message.topic !== "") {
       obj.topic = message.topic;
     }
+    if (message.deliverAfter !== undefined) {
+      obj.deliverAfter = message.deliverAfter.toISOString();
+    }
     return obj;
   },
 
@@ -316,6 +338,7 @@ export const Event: MessageFns<Event> = {
     message.data = (object.data !== undefined && object.data !== null) ? Any.fromPartial(object.data) : undefined;
     message.publishTime = object.publishTime ?? undefined;
     message.topic = object.topic ?? "";
+    message.deliverAfter = object.deliverAfter ?? undefined;
     return message;
   },
 };

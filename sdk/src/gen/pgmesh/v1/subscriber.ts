@@ -35,6 +35,10 @@ export enum AckStatus {
   ACK_STATUS_STALE = 3,
   /** ACK_STATUS_UNKNOWN - This stream never handed out that ack id. */
   ACK_STATUS_UNKNOWN = 4,
+  /** ACK_STATUS_EXTENDED - The lease was extended. */
+  ACK_STATUS_EXTENDED = 5,
+  /** ACK_STATUS_DEAD_LETTERED - The event was dead-lettered (a reject, or a nack on the last allowed attempt). */
+  ACK_STATUS_DEAD_LETTERED = 6,
   UNRECOGNIZED = -1,
 }
 
@@ -55,6 +59,12 @@ export function ackStatusFromJSON(object: any): AckStatus {
     case 4:
     case "ACK_STATUS_UNKNOWN":
       return AckStatus.ACK_STATUS_UNKNOWN;
+    case 5:
+    case "ACK_STATUS_EXTENDED":
+      return AckStatus.ACK_STATUS_EXTENDED;
+    case 6:
+    case "ACK_STATUS_DEAD_LETTERED":
+      return AckStatus.ACK_STATUS_DEAD_LETTERED;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -74,6 +84,10 @@ export function ackStatusToJSON(object: AckStatus): string {
       return "ACK_STATUS_STALE";
     case AckStatus.ACK_STATUS_UNKNOWN:
       return "ACK_STATUS_UNKNOWN";
+    case AckStatus.ACK_STATUS_EXTENDED:
+      return "ACK_STATUS_EXTENDED";
+    case AckStatus.ACK_STATUS_DEAD_LETTERED:
+      return "ACK_STATUS_DEAD_LETTERED";
     case AckStatus.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
@@ -81,10 +95,14 @@ export function ackStatusToJSON(object: AckStatus): string {
 }
 
 export interface SubscribeRequest {
-  request: { $case: "open"; value: Open } | { $case: "ack"; value: Ack } | { $case: "nack"; value: Nack } | {
-    $case: "flow";
-    value: FlowControl;
-  } | undefined;
+  request:
+    | { $case: "open"; value: Open }
+    | { $case: "ack"; value: Ack }
+    | { $case: "nack"; value: Nack }
+    | { $case: "flow"; value: FlowControl }
+    | { $case: "extend"; value: Extend }
+    | { $case: "reject"; value: Reject }
+    | undefined;
 }
 
 /**
@@ -104,10 +122,28 @@ export interface Ack {
   ackIds: string[];
 }
 
-/** Nack hands deliveries back for redelivery. */
+/**
+ * Nack hands deliveries back for redelivery, after the subscription's retry backoff or after
+ * `delay` when given. A delivery nacked on its last allowed attempt is dead-lettered.
+ */
 export interface Nack {
   ackIds: string[];
-  /** Why, for logs. */
+  /** Why; kept as the dead letter's last error if the event ends up there. */
+  reason: string;
+  /** Optional: redeliver after exactly this long (whole seconds, up to 24h), instead of the backoff. */
+  delay: Duration | undefined;
+}
+
+/** Extend keeps deliveries leased to this stream: each lease then runs out `duration` from now. */
+export interface Extend {
+  ackIds: string[];
+  /** 1s..1h; the subscription's ack deadline when unset. */
+  duration: Duration | undefined;
+}
+
+/** Reject dead-letters deliveries at once (poison messages), whatever attempts are left. */
+export interface Reject {
+  ackIds: string[];
   reason: string;
 }
 
@@ -181,6 +217,12 @@ export const SubscribeRequest: MessageFns<SubscribeRequest> = {
       case "flow":
         FlowControl.encode(message.request.value, writer.uint32(34).fork()).join();
         break;
+      case "extend":
+        Extend.encode(message.request.value, writer.uint32(42).fork()).join();
+        break;
+      case "reject":
+        Reject.encode(message.request.value, writer.uint32(50).fork()).join();
+        break;
     }
     return writer;
   },
@@ -230,6 +272,22 @@ export const SubscribeRequest: MessageFns<SubscribeRequest> = {
             message.request = { $case: "flow", value: FlowControl.decode(reader, reader.uint32()) };
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.request = { $case: "extend", value: Extend.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.request = { $case: "reject", value: Reject.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -252,6 +310,10 @@ export const SubscribeRequest: MessageFns<SubscribeRequest> = {
         ? { $case: "nack", value: Nack.fromJSON(object.nack) }
         : isSet(object.flow)
         ? { $case: "flow", value: FlowControl.fromJSON(object.flow) }
+        : isSet(object.extend)
+        ? { $case: "extend", value: Extend.fromJSON(object.extend) }
+        : isSet(object.reject)
+        ? { $case: "reject", value: Reject.fromJSON(object.reject) }
         : undefined,
     };
   },
@@ -266,6 +328,10 @@ export const SubscribeRequest: MessageFns<SubscribeRequest> = {
       obj.nack = Nack.toJSON(message.request.value);
     } else if (message.request?.$case === "flow") {
       obj.flow = FlowControl.toJSON(message.request.value);
+    } else if (message.request?.$case === "extend") {
+      obj.extend = Extend.toJSON(message.request.value);
+    } else if (message.request?.$case === "reject") {
+      obj.reject = Reject.toJSON(message.request.value);
     }
     return obj;
   },
@@ -297,6 +363,18 @@ export const SubscribeRequest: MessageFns<SubscribeRequest> = {
       case "flow": {
         if (object.request?.value !== undefined && object.request?.value !== null) {
           message.request = { $case: "flow", value: FlowControl.fromPartial(object.request.value) };
+        }
+        break;
+      }
+      case "extend": {
+        if (object.request?.value !== undefined && object.request?.value !== null) {
+          message.request = { $case: "extend", value: Extend.fromPartial(object.request.value) };
+        }
+        break;
+      }
+      case "reject": {
+        if (object.request?.value !== undefined && object.request?.value !== null) {
+          message.request = { $case: "reject", value: Reject.fromPartial(object.request.value) };
         }
         break;
       }
@@ -484,7 +562,7 @@ export const Ack: MessageFns<Ack> = {
 };
 
 function createBaseNack(): Nack {
-  return { ackIds: [], reason: "" };
+  return { ackIds: [], reason: "", delay: undefined };
 }
 
 export const Nack: MessageFns<Nack> = {
@@ -494,6 +572,9 @@ export const Nack: MessageFns<Nack> = {
     }
     if (message.reason !== "") {
       writer.uint32(18).string(message.reason);
+    }
+    if (message.delay !== undefined) {
+      Duration.encode(message.delay, writer.uint32(26).fork()).join();
     }
     return writer;
   },
@@ -527,6 +608,14 @@ export const Nack: MessageFns<Nack> = {
             message.reason = reader.string();
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.delay = Duration.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -547,6 +636,7 @@ export const Nack: MessageFns<Nack> = {
         ? object.ack_ids.map((e: any) => globalThis.String(e))
         : [],
       reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+      delay: isSet(object.delay) ? Duration.fromJSON(object.delay) : undefined,
     };
   },
 
@@ -558,6 +648,9 @@ export const Nack: MessageFns<Nack> = {
     if (message.reason !== "") {
       obj.reason = message.reason;
     }
+    if (message.delay !== undefined) {
+      obj.delay = Duration.toJSON(message.delay);
+    }
     return obj;
   },
 
@@ -566,6 +659,189 @@ export const Nack: MessageFns<Nack> = {
   },
   fromPartial<I extends Exact<DeepPartial<Nack>, I>>(object: I): Nack {
     const message = createBaseNack();
+    message.ackIds = object.ackIds?.map((e) => e) || [];
+    message.reason = object.reason ?? "";
+    message.delay = (object.delay !== undefined && object.delay !== null)
+      ? Duration.fromPartial(object.delay)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseExtend(): Extend {
+  return { ackIds: [], duration: undefined };
+}
+
+export const Extend: MessageFns<Extend> = {
+  encode(message: Extend, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.ackIds) {
+      writer.uint32(10).string(v!);
+    }
+    if (message.duration !== undefined) {
+      Duration.encode(message.duration, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Extend {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseExtend();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.ackIds.push(reader.string());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.duration = Duration.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Extend {
+    return {
+      ackIds: globalThis.Array.isArray(object?.ackIds)
+        ? object.ackIds.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.ack_ids)
+        ? object.ack_ids.map((e: any) => globalThis.String(e))
+        : [],
+      duration: isSet(object.duration) ? Duration.fromJSON(object.duration) : undefined,
+    };
+  },
+
+  toJSON(message: Extend): unknown {
+    const obj: any = {};
+    if (message.ackIds?.length) {
+      obj.ackIds = message.ackIds;
+    }
+    if (message.duration !== undefined) {
+      obj.duration = Duration.toJSON(message.duration);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Extend>, I>>(base?: I): Extend {
+    return Extend.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Extend>, I>>(object: I): Extend {
+    const message = createBaseExtend();
+    message.ackIds = object.ackIds?.map((e) => e) || [];
+    message.duration = (object.duration !== undefined && object.duration !== null)
+      ? Duration.fromPartial(object.duration)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseReject(): Reject {
+  return { ackIds: [], reason: "" };
+}
+
+export const Reject: MessageFns<Reject> = {
+  encode(message: Reject, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.ackIds) {
+      writer.uint32(10).string(v!);
+    }
+    if (message.reason !== "") {
+      writer.uint32(18).string(message.reason);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Reject {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReject();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.ackIds.push(reader.string());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Reject {
+    return {
+      ackIds: globalThis.Array.isArray(object?.ackIds)
+        ? object.ackIds.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.ack_ids)
+        ? object.ack_ids.map((e: any) => globalThis.String(e))
+        : [],
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+    };
+  },
+
+  toJSON(message: Reject): unknown {
+    const obj: any = {};
+    if (message.ackIds?.length) {
+      obj.ackIds = message.ackIds;
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Reject>, I>>(base?: I): Reject {
+    return Reject.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Reject>, I>>(object: I): Reject {
+    const message = createBaseReject();
     message.ackIds = object.ackIds?.map((e) => e) || [];
     message.reason = object.reason ?? "";
     return message;

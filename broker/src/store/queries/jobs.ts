@@ -1,0 +1,76 @@
+// Statements on pg-boss's job table (schema pgboss; pg-boss pinned to 12.38). pg-boss's API has
+// no per-delivery retry delay, no lease extension and no query for lapsed leases across queues;
+// these statements add them on the job's documented columns (state, retry_count, retry_delay,
+// started_on, expire_seconds) and always fence on (id, retry_count) like pg-boss's own settles.
+import type { Lease } from "../../delivery/model.ts";
+import type { Sql, TransactionSql } from "../database.ts";
+
+type Runner = Sql | TransactionSql;
+
+/** pg-boss computes a retry's start_after as now() + retry_delay seconds (without backoff mode). */
+export async function setRetryDelays(
+  tx: TransactionSql,
+  queue: string,
+  items: { lease: Lease; delaySeconds: number }[],
+): Promise<void> {
+  if (items.length === 0) return;
+  await tx`
+    UPDATE pgboss.job AS j SET retry_delay = x.delay
+    FROM unnest(${items.map((i) => i.lease.jobId)}::uuid[], ${items.map((i) => i.lease.retryCount)}::int[],
+                ${items.map((i) => i.delaySeconds)}::int[]) AS x(id, retry_count, delay)
+    WHERE j.name = ${queue} AND j.id = x.id AND j.retry_count = x.retry_count AND j.state = 'active'`;
+}
+
+/** Pushes each lease's expiry to `seconds` from now; returns the ids extended. */
+export async function extendLeases(
+  sql: Runner,
+  queue: string,
+  leases: Lease[],
+  seconds: number,
+): Promise<string[]> {
+  const rows = await sql`
+    UPDATE pgboss.job AS j
+    SET expire_seconds = ceil(extract(epoch FROM now() - j.started_on))::int + ${seconds}
+    FROM unnest(${leases.map((l) => l.jobId)}::uuid[], ${leases.map((l) => l.retryCount)}::int[]) AS x(id, retry_count)
+    WHERE j.name = ${queue} AND j.id = x.id AND j.retry_count = x.retry_count AND j.state = 'active'
+    RETURNING j.id`;
+  return rows.map((r) => r.id as string);
+}
+
+/** Active deliveries of pgmesh subscriptions whose lease ran out. */
+export async function selectLapsed(
+  sql: Runner,
+  limit: number,
+): Promise<{ subscription: string; lease: Lease }[]> {
+  const rows = await sql`
+    SELECT s.name AS subscription, j.id, j.retry_count, j.data ->> 'e' AS e
+    FROM pgmesh.subscriptions s
+    JOIN pgboss.job j ON j.name = s.queue
+    WHERE j.state = 'active' AND j.started_on + j.expire_seconds * interval '1 second' < now()
+    LIMIT ${limit}`;
+  return rows.map((r) => ({
+    subscription: r.subscription as string,
+    lease: { jobId: r.id as string, retryCount: r.retry_count as number, eventSeq: r.e as string },
+  }));
+}
+
+/** Applies a changed lease length to deliveries already queued (pg-boss copies it onto each job). */
+export async function setQueuedExpiry(sql: Runner, queue: string, seconds: number): Promise<void> {
+  await sql`UPDATE pgboss.job SET expire_seconds = ${seconds} WHERE name = ${queue} AND state < 'active'`;
+}
+
+export async function queueCounts(
+  sql: Runner,
+  queue: string,
+): Promise<{ backlog: number; inFlight: number; oldestAgeSeconds: number }> {
+  const [row] = await sql`
+    SELECT count(*) FILTER (WHERE state < 'active')::bigint AS backlog,
+           count(*) FILTER (WHERE state = 'active')::bigint AS in_flight,
+           coalesce(extract(epoch FROM now() - min(created_on) FILTER (WHERE state <= 'active')), 0)::float8 AS oldest
+    FROM pgboss.job WHERE name = ${queue}`;
+  return {
+    backlog: Number(row?.backlog ?? 0),
+    inFlight: Number(row?.in_flight ?? 0),
+    oldestAgeSeconds: Number(row?.oldest ?? 0),
+  };
+}
