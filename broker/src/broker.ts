@@ -94,6 +94,15 @@ export async function startBroker(config: Readonly<BrokerConfig>, log: Logger): 
     subscriber: { heartbeatIntervalMs: config.heartbeatIntervalMs, openTimeoutMs: config.openTimeoutMs },
     log: (message, error) => log.error(message, error),
   });
+  // Idempotency keys outlive their window by at most a sweep interval.
+  const sweepKeys = () =>
+    events.forgetKeysOlderThan(config.dedupWindowSeconds).catch((error: unknown) => {
+      log.error("forgetting old idempotency keys", error);
+      return 0;
+    });
+  const keySweeper = setInterval(sweepKeys, Math.min(60_000, config.dedupWindowSeconds * 500));
+  keySweeper.unref();
+
   let serving = true;
   const metricsServer = new MetricsServer(metrics.registry, () => serving);
   const metricsAddress = await metricsServer.listen(config.metricsAddress);
@@ -110,6 +119,7 @@ export async function startBroker(config: Readonly<BrokerConfig>, log: Logger): 
     stop: () => {
       stopping ??= (async () => {
         serving = false;
+        clearInterval(keySweeper);
         grpc.stopAccepting();
         await deliveries.drain(config.drainTimeoutMs);
         await grpc.shutdown(5_000);

@@ -21,6 +21,8 @@ export interface BrokerConfig {
   pollIntervalMs: number;
   /** How often lapsed leases are found and put back (pg-boss supervision). */
   superviseIntervalSeconds: number;
+  /** How long a published (topic, source, id) is remembered: a repeat inside it is a duplicate. */
+  dedupWindowSeconds: number;
   /** On SIGTERM, how long consumers get to settle what they hold. */
   drainTimeoutMs: number;
   logLevel: Level;
@@ -59,6 +61,12 @@ export function loadConfig(
       env.PGMESH_SUPERVISE_SECONDS ?? "5",
       1,
       3600,
+    ),
+    dedupWindowSeconds: integer(
+      "PGMESH_DEDUP_WINDOW_SECONDS",
+      env.PGMESH_DEDUP_WINDOW_SECONDS ?? String(24 * 60 * 60),
+      1,
+      366 * 24 * 60 * 60,
     ),
     drainTimeoutMs: integer("PGMESH_DRAIN_MS", env.PGMESH_DRAIN_MS ?? "10000", 0, 600_000),
     logLevel: level(values["log-level"] ?? env.PGMESH_LOG_LEVEL ?? "info"),

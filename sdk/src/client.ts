@@ -27,6 +27,7 @@ export interface ConnectOptions {
 /** A subscription's delivery policy, in seconds; anything left out keeps its default (or current) value. */
 export interface SubscriptionPolicy {
   ackDeadlineSeconds?: number;
+  ackedRetentionSeconds?: number;
   maxDeliveryAttempts?: number;
   deadLettering?: boolean;
   retryPolicy?: {
@@ -43,6 +44,7 @@ function policyMessage(policy: SubscriptionPolicy) {
   const retry = policy.retryPolicy;
   return {
     ackDeadline: duration(policy.ackDeadlineSeconds),
+    ackedRetention: duration(policy.ackedRetentionSeconds),
     maxDeliveryAttempts: policy.maxDeliveryAttempts,
     deadLettering: policy.deadLettering,
     retryPolicy: retry
@@ -94,12 +96,20 @@ export class PgmeshClient {
     await this.call(this.admin, this.admin.deleteTopic, { name });
   }
 
+  /** `ordering` and `filter` are fixed at creation; the policy can be changed later. */
   async createSubscription(
     name: string,
     topic: string,
-    policy: SubscriptionPolicy = {},
+    options: SubscriptionPolicy & { ordering?: boolean; filter?: string } = {},
   ): Promise<Subscription> {
-    const request = CreateSubscriptionRequest.fromPartial({ name, topic, ...policyMessage(policy) });
+    const { ordering, filter, ...policy } = options;
+    const request = CreateSubscriptionRequest.fromPartial({
+      name,
+      topic,
+      ordering,
+      filter,
+      ...policyMessage(policy),
+    });
     return required((await this.call(this.admin, this.admin.createSubscription, request)).subscription);
   }
 
@@ -110,6 +120,7 @@ export class PgmeshClient {
       max_delivery_attempts: policy.maxDeliveryAttempts,
       dead_lettering: policy.deadLettering,
       retry_policy: policy.retryPolicy,
+      acked_retention: policy.ackedRetentionSeconds,
     })
       .filter(([, value]) => value !== undefined)
       .map(([path]) => path);
@@ -143,6 +154,15 @@ export class PgmeshClient {
     const filter = DeadLetterFilter.fromPartial({ ...selection.filter, subscription });
     return (await this.call(this.admin, this.admin.redriveDeadLetters, { ids: selection.ids ?? [], filter }))
       .redriven;
+  }
+
+  async listParkedKeys(subscription: string) {
+    return (await this.call(this.admin, this.admin.listParkedKeys, { subscription })).parkedKeys;
+  }
+
+  async releaseParkedKeys(subscription: string, orderingKeys: string[]) {
+    return (await this.call(this.admin, this.admin.releaseParkedKeys, { subscription, orderingKeys }))
+      .released;
   }
 
   async purgeDeadLetters(

@@ -1,10 +1,12 @@
 // The topic, subscription and dead-letter use cases: argument checks and defaults, then the stores.
 import { invalidArgument, MeshError, notFound } from "./errors.ts";
+import { parseFilter } from "./filter.ts";
 import type {
   DeadLetter,
   DeadLetterSelection,
   DeliveryPolicy,
   Page,
+  ParkedKey,
   RetryPolicy,
   Subscription,
   SubscriptionStats,
@@ -27,13 +29,17 @@ const MAX_PAGE_SIZE = 1000;
 /** A policy as a request gives it: anything left out keeps its current (or default) value. */
 export interface PolicyInput {
   ackDeadlineSeconds?: number;
+  ackedRetentionSeconds?: number;
   maxDeliveryAttempts?: number;
   deadLettering?: boolean;
   retryPolicy?: Partial<RetryPolicy>;
 }
 
+export const MAX_ACKED_RETENTION_SECONDS = 30 * 24 * 60 * 60;
+
 export const DEFAULT_POLICY: DeliveryPolicy = {
   ackDeadlineSeconds: DEFAULT_ACK_DEADLINE_SECONDS,
+  ackedRetentionSeconds: 0,
   maxDeliveryAttempts: DEFAULT_MAX_DELIVERY_ATTEMPTS,
   deadLettering: true,
   retryPolicy: DEFAULT_RETRY_POLICY,
@@ -66,11 +72,17 @@ export class Admin {
       throw notFound(`topic ${name} does not exist`);
   }
 
-  createSubscription(input: { name: string; topic: string } & PolicyInput): Promise<Subscription> {
+  createSubscription(
+    input: { name: string; topic: string; ordering?: boolean; filter?: string } & PolicyInput,
+  ): Promise<Subscription> {
     const policy = mergePolicy(DEFAULT_POLICY, input);
+    const filter = (input.filter ?? "").trim();
+    parseFilter(filter);
     return this.catalog.createSubscription({
       name: assertName("subscription", input.name),
       topic: assertName("topic", input.topic),
+      ordering: input.ordering ?? false,
+      filter,
       ...policy,
     });
   }
@@ -123,8 +135,28 @@ export class Admin {
   }
 
   async purgeDeadLetters(selection: DeadLetterSelection): Promise<number> {
-    await this.getSubscription(checkSelection(selection).subscription);
-    return this.deadLetters.purge(selection);
+    const sub = await this.getSubscription(checkSelection(selection).subscription);
+    const purged = await this.deadLetters.purge(sub, selection);
+    // Purging a parked key's dead letter releases the key.
+    if (purged > 0 && sub.ordering) this.onRedriven(sub);
+    return purged;
+  }
+
+  async listParkedKeys(subscription: string): Promise<ParkedKey[]> {
+    return this.catalog.listParkedKeys(await this.getSubscription(subscription));
+  }
+
+  async releaseParkedKeys(subscription: string, keys: string[]): Promise<number> {
+    const sub = await this.getSubscription(subscription);
+    if (!sub.ordering)
+      throw new MeshError(
+        "failed_precondition",
+        `subscription ${sub.name} is not ordered: it has no keys to park`,
+      );
+    if (keys.length === 0) throw invalidArgument("name at least one ordering key to release");
+    const released = await this.catalog.releaseParkedKeys(sub, keys);
+    if (released > 0) this.onRedriven(sub);
+    return released;
   }
 }
 
@@ -140,8 +172,19 @@ export function mergePolicy(base: DeliveryPolicy, changes: PolicyInput): Deliver
       `ack_deadline must be a whole number of seconds from 1 to ${MAX_ACK_DEADLINE_SECONDS}, got ${ackDeadlineSeconds}s`,
     );
   }
+  const ackedRetentionSeconds = changes.ackedRetentionSeconds ?? base.ackedRetentionSeconds;
+  if (
+    !Number.isInteger(ackedRetentionSeconds) ||
+    ackedRetentionSeconds < 0 ||
+    ackedRetentionSeconds > MAX_ACKED_RETENTION_SECONDS
+  ) {
+    throw invalidArgument(
+      `acked_retention must be 0s..${MAX_ACKED_RETENTION_SECONDS}s (30 days) in whole seconds, got ${ackedRetentionSeconds}s`,
+    );
+  }
   return {
     ackDeadlineSeconds,
+    ackedRetentionSeconds,
     maxDeliveryAttempts: checkMaxDeliveryAttempts(changes.maxDeliveryAttempts ?? base.maxDeliveryAttempts),
     deadLettering: changes.deadLettering ?? base.deadLettering,
     retryPolicy: checkRetryPolicy({ ...base.retryPolicy, ...definedOnly(changes.retryPolicy ?? {}) }),

@@ -16,6 +16,8 @@ export interface RetryPolicy {
 /** What a subscription's owner sets: everything about delivery that is not its identity. */
 export interface DeliveryPolicy {
   ackDeadlineSeconds: number;
+  /** How long acked deliveries stay in the queue (0: deleted promptly). */
+  ackedRetentionSeconds: number;
   maxDeliveryAttempts: number;
   deadLettering: boolean;
   retryPolicy: RetryPolicy;
@@ -24,6 +26,10 @@ export interface DeliveryPolicy {
 export interface Subscription extends DeliveryPolicy {
   name: string;
   topic: string;
+  /** Fixed at creation: per-ordering-key publish order, one event of a key in flight at a time. */
+  ordering: boolean;
+  /** Fixed at creation: the attribute filter (filter.ts); empty matches every event. */
+  filter: string;
   createdAt: Date;
   /** Where the subscription's deliveries wait; opaque outside store/. */
   queue: string;
@@ -92,6 +98,14 @@ export interface SubscriptionStats {
   inFlight: number;
   oldestUnackedAgeSeconds: number;
   deadLetters: number;
+  parkedKeys: number;
+}
+
+export interface ParkedKey {
+  orderingKey: string;
+  /** The dead letter holding the key; empty if it was purged. */
+  deadLetterId: string;
+  waiting: number;
 }
 
 /** How one failed delivery is settled: retried after a delay, or dead-lettered. */

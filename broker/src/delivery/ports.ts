@@ -8,6 +8,7 @@ import type {
   FailureOutcome,
   Lease,
   Page,
+  ParkedKey,
   PublishOutcome,
   StoredEvent,
   Subscription,
@@ -21,20 +22,24 @@ export interface CatalogStore {
   listTopics(pageSize: number, after: string): Promise<Page<Topic>>;
   /** Fails with failed_precondition while subscriptions exist. */
   deleteTopic(name: string): Promise<boolean>;
-  createSubscription(sub: { name: string; topic: string } & DeliveryPolicy): Promise<Subscription>;
+  createSubscription(
+    sub: { name: string; topic: string; ordering: boolean; filter: string } & DeliveryPolicy,
+  ): Promise<Subscription>;
   getSubscription(name: string): Promise<Subscription | undefined>;
   /** Replaces the policy; applies to deliveries already queued too. */
   updateSubscription(name: string, policy: DeliveryPolicy): Promise<Subscription | undefined>;
   listSubscriptions(topic: string, pageSize: number, after: string): Promise<Page<Subscription>>;
   deleteSubscription(name: string): Promise<boolean>;
   stats(subscription: Subscription): Promise<SubscriptionStats>;
+  listParkedKeys(subscription: Subscription): Promise<ParkedKey[]>;
+  releaseParkedKeys(subscription: Subscription, keys: string[]): Promise<number>;
 }
 
 export interface DeadLetterStore {
   list(selection: DeadLetterSelection, pageSize: number, after: string): Promise<Page<DeadLetter>>;
   /** Queues the selected dead letters again (attempts reset), each at most once ever. */
   redrive(subscription: Subscription, selection: DeadLetterSelection): Promise<number>;
-  purge(selection: DeadLetterSelection): Promise<number>;
+  purge(subscription: Subscription, selection: DeadLetterSelection): Promise<number>;
 }
 
 export interface EventStore {
@@ -45,6 +50,7 @@ export interface EventStore {
   publish(
     topic: string,
     events: EventEnvelope[],
+    accepts: (subscription: Subscription, event: EventEnvelope) => boolean,
   ): Promise<{ outcomes: PublishOutcome[]; subscriptions: string[] }>;
   loadEvents(seqs: string[]): Promise<Map<string, StoredEvent>>;
 }

@@ -2,6 +2,7 @@
 // this broker's dispatchers for the subscriptions that got deliveries.
 import { randomUUID } from "node:crypto";
 import { invalidArgument } from "./errors.ts";
+import { type Filter, MATCH_ALL, matchesFilter, parseFilter } from "./filter.ts";
 import type { EventEnvelope, PublishOutcome } from "./model.ts";
 import { assertName } from "./names.ts";
 import type { DeliveryObserver } from "./observer.ts";
@@ -24,6 +25,9 @@ export const PUBLISH_LIMITS = {
 const ATTRIBUTE_NAME = /^[a-z0-9][a-z0-9_-]{0,63}$/;
 
 export class Publisher {
+  // Parsed filters by their text: subscriptions are few and their filters never change.
+  private readonly filters = new Map<string, Filter>();
+
   constructor(
     private readonly events: EventStore,
     private readonly onPublished: (subscriptions: string[]) => void,
@@ -40,11 +44,23 @@ export class Publisher {
     }
     const started = performance.now();
     const normalised = batch.map((event, index) => normaliseEvent(event, index));
-    const { outcomes, subscriptions } = await this.events.publish(topic, normalised);
+    const { outcomes, subscriptions } = await this.events.publish(topic, normalised, (sub, event) =>
+      matchesFilter(this.filterOf(sub.filter), event.attributes),
+    );
     if (subscriptions.length > 0) this.onPublished(subscriptions);
     const stored = outcomes.filter((o) => !o.duplicate).length;
     this.observer.published(topic, stored, (performance.now() - started) / 1000);
     return outcomes;
+  }
+
+  private filterOf(text: string): Filter {
+    if (!text) return MATCH_ALL;
+    let filter = this.filters.get(text);
+    if (!filter) {
+      filter = parseFilter(text);
+      this.filters.set(text, filter);
+    }
+    return filter;
   }
 }
 

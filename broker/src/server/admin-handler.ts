@@ -23,7 +23,10 @@ const UPDATABLE: Record<string, keyof PolicyInput> = {
   deadLettering: "deadLettering",
   retry_policy: "retryPolicy",
   retryPolicy: "retryPolicy",
+  acked_retention: "ackedRetentionSeconds",
+  ackedRetention: "ackedRetentionSeconds",
 };
+const FIXED_AT_CREATION = new Set(["ordering", "filter", "topic", "name"]);
 
 export function adminHandlers(admin: Admin, log: ErrorLogger): AdminServiceServer {
   return {
@@ -43,6 +46,8 @@ export function adminHandlers(admin: Admin, log: ErrorLogger): AdminServiceServe
       const sub = await admin.createSubscription({
         name: req.name,
         topic: req.topic,
+        ordering: req.ordering,
+        filter: req.filter,
         ...policyFromWire(req),
       });
       return { subscription: subscriptionToWire(sub) };
@@ -64,7 +69,10 @@ export function adminHandlers(admin: Admin, log: ErrorLogger): AdminServiceServe
       const changes: PolicyInput = {};
       for (const path of paths) {
         const field = UPDATABLE[path];
-        if (!field) throw invalidArgument(`update_mask path ${JSON.stringify(path)} cannot be updated`);
+        if (!field) {
+          const why = FIXED_AT_CREATION.has(path) ? " (it is fixed when the subscription is created)" : "";
+          throw invalidArgument(`update_mask path ${JSON.stringify(path)} cannot be updated${why}`);
+        }
         Object.assign(changes, { [field]: given[field] });
         if (given[field] === undefined && field !== "retryPolicy") {
           throw invalidArgument(
@@ -83,6 +91,7 @@ export function adminHandlers(admin: Admin, log: ErrorLogger): AdminServiceServe
         inFlight: stats.inFlight,
         oldestUnackedAge: seconds(stats.oldestUnackedAgeSeconds),
         deadLetters: stats.deadLetters,
+        parkedKeys: stats.parkedKeys,
       };
     }),
     listSubscriptions: unary("ListSubscriptions", log, async (req) => {
@@ -103,6 +112,16 @@ export function adminHandlers(admin: Admin, log: ErrorLogger): AdminServiceServe
     }),
     redriveDeadLetters: unary("RedriveDeadLetters", log, async (req) => ({
       redriven: await admin.redriveDeadLetters(selectionFromWire(req.ids, req.filter)),
+    })),
+    listParkedKeys: unary("ListParkedKeys", log, async (req) => ({
+      parkedKeys: (await admin.listParkedKeys(req.subscription)).map((p) => ({
+        orderingKey: p.orderingKey,
+        deadLetterId: p.deadLetterId,
+        waiting: p.waiting,
+      })),
+    })),
+    releaseParkedKeys: unary("ReleaseParkedKeys", log, async (req) => ({
+      released: await admin.releaseParkedKeys(req.subscription, req.orderingKeys),
     })),
     purgeDeadLetters: unary("PurgeDeadLetters", log, async (req) => ({
       purged: await admin.purgeDeadLetters(selectionFromWire(req.ids, req.filter)),

@@ -71,6 +71,9 @@ export const subscriptionToWire = (sub: Subscription): SubscriptionMessage => ({
   topic: sub.topic,
   ackDeadline: seconds(sub.ackDeadlineSeconds),
   createTime: sub.createdAt,
+  ordering: sub.ordering,
+  filter: sub.filter,
+  ackedRetention: seconds(sub.ackedRetentionSeconds),
   maxDeliveryAttempts: sub.maxDeliveryAttempts,
   deadLettering: sub.deadLettering,
   retryPolicy: {
@@ -91,6 +94,7 @@ export function wholeSeconds(field: string, duration: Duration | undefined): num
 /** The policy fields a create or update request sets; a 0 multiplier or jitter means "not given". */
 export function policyFromWire(message: {
   ackDeadline?: Duration;
+  ackedRetention?: Duration;
   maxDeliveryAttempts?: number;
   deadLettering?: boolean;
   retryPolicy?: RetryPolicyMessage;
@@ -98,6 +102,7 @@ export function policyFromWire(message: {
   const retry = message.retryPolicy;
   return {
     ackDeadlineSeconds: wholeSeconds("ack_deadline", message.ackDeadline),
+    ackedRetentionSeconds: wholeSeconds("acked_retention", message.ackedRetention),
     maxDeliveryAttempts: message.maxDeliveryAttempts,
     deadLettering: message.deadLettering,
     retryPolicy: retry

@@ -3,14 +3,21 @@
 // a queue that does not exist.
 import { randomBytes } from "node:crypto";
 import { MeshError, notFound } from "../delivery/errors.ts";
-import type { DeliveryPolicy, Page, Subscription, SubscriptionStats, Topic } from "../delivery/model.ts";
+import type {
+  DeliveryPolicy,
+  Page,
+  ParkedKey,
+  Subscription,
+  SubscriptionStats,
+  Topic,
+} from "../delivery/model.ts";
 import type { CatalogStore } from "../delivery/ports.ts";
 import type { Sql } from "./database.ts";
-import { countOpenDeadLetters } from "./queries/dead-letters.ts";
-import { queueCounts, setQueuedExpiry } from "./queries/jobs.ts";
+import { countOpenDeadLetters, deadLetterIdsOfParkedJobs, detachParkedJobs } from "./queries/dead-letters.ts";
+import { applyPolicyToQueuedJobs, queueCounts, releaseParked, selectParked } from "./queries/jobs.ts";
 import * as subscriptions from "./queries/subscriptions.ts";
 import * as topics from "./queries/topics.ts";
-import type { JobQueue } from "./queue.ts";
+import { deletionSeconds, type JobQueue } from "./queue.ts";
 import { SUBSCRIPTION_CHANNEL, subscriptionChangePayload } from "./wakeups.ts";
 
 export class PostgresCatalogStore implements CatalogStore {
@@ -47,7 +54,9 @@ export class PostgresCatalogStore implements CatalogStore {
     });
   }
 
-  async createSubscription(sub: { name: string; topic: string } & DeliveryPolicy): Promise<Subscription> {
+  async createSubscription(
+    sub: { name: string; topic: string; ordering: boolean; filter: string } & DeliveryPolicy,
+  ): Promise<Subscription> {
     if (await subscriptions.selectSubscription(this.sql, sub.name)) {
       throw new MeshError("already_exists", `subscription ${sub.name} already exists`);
     }
@@ -55,7 +64,11 @@ export class PostgresCatalogStore implements CatalogStore {
     // A fresh queue per incarnation: a subscription deleted and created again under the same name
     // must not inherit the old one's deliveries, nor another broker's cached queue settings.
     const queue = `sub/${sub.name}/${randomBytes(4).toString("hex")}`;
-    await this.queue.createQueue(queue, sub.ackDeadlineSeconds);
+    await this.queue.createQueue(queue, {
+      leaseSeconds: sub.ackDeadlineSeconds,
+      ordering: sub.ordering,
+      ackedRetentionSeconds: sub.ackedRetentionSeconds,
+    });
     try {
       const row = await this.sql.begin(async (tx) => {
         if (!(await topics.lockTopicShared(tx, sub.topic)))
@@ -78,14 +91,20 @@ export class PostgresCatalogStore implements CatalogStore {
     const updated = await this.sql.begin(async (tx) => {
       const row = await subscriptions.updateSubscriptionPolicy(tx, name, policy);
       if (row) {
-        await setQueuedExpiry(tx, row.queue, policy.ackDeadlineSeconds);
+        await applyPolicyToQueuedJobs(
+          tx,
+          row.queue,
+          policy.ackDeadlineSeconds,
+          deletionSeconds(policy.ackedRetentionSeconds),
+        );
         const change = subscriptionChangePayload({ name: row.name, queue: row.queue, kind: "updated" });
         await tx`SELECT pg_notify(${SUBSCRIPTION_CHANNEL}, ${change})`;
       }
       return row;
     });
-    // New deliveries take the lease length from the queue's settings.
-    if (updated) await this.queue.setLease(updated.queue, policy.ackDeadlineSeconds);
+    // New deliveries take these from the queue's settings.
+    if (updated)
+      await this.queue.setPolicy(updated.queue, policy.ackDeadlineSeconds, policy.ackedRetentionSeconds);
     return updated;
   }
 
@@ -97,7 +116,30 @@ export class PostgresCatalogStore implements CatalogStore {
       inFlight: counts.inFlight,
       oldestUnackedAgeSeconds: counts.oldestAgeSeconds,
       deadLetters,
+      parkedKeys: counts.parked,
     };
+  }
+
+  async listParkedKeys(subscription: Subscription): Promise<ParkedKey[]> {
+    const parked = await selectParked(this.sql, subscription.queue);
+    const deadLetterOf = await deadLetterIdsOfParkedJobs(
+      this.sql,
+      parked.map((p) => p.jobId),
+    );
+    return parked.map((p) => ({
+      orderingKey: p.key,
+      deadLetterId: deadLetterOf.get(p.jobId) ?? "",
+      waiting: p.waiting,
+    }));
+  }
+
+  async releaseParkedKeys(subscription: Subscription, keys: string[]): Promise<number> {
+    return this.sql.begin(async (tx) => {
+      const released = await releaseParked(tx, subscription.queue, { keys });
+      // Their dead letters stay listed; a later redrive queues them anew at the back of the key.
+      await detachParkedJobs(tx, released);
+      return released.length;
+    });
   }
 
   async listSubscriptions(topic: string, pageSize: number, after: string): Promise<Page<Subscription>> {

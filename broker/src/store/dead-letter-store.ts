@@ -10,7 +10,8 @@ import {
   recordRedriveJobs,
   selectDeadLetters,
 } from "./queries/dead-letters.ts";
-import type { JobQueue } from "./queue.ts";
+import { releaseParked, unparkAsNew } from "./queries/jobs.ts";
+import { deletionSeconds, type JobQueue } from "./queue.ts";
 import { WAKEUP_CHANNEL, wakeupPayload } from "./wakeups.ts";
 
 export class PostgresDeadLetterStore implements DeadLetterStore {
@@ -29,11 +30,29 @@ export class PostgresDeadLetterStore implements DeadLetterStore {
   async redrive(subscription: Subscription, selection: DeadLetterSelection): Promise<number> {
     return this.sql.begin(async (tx) => {
       const claimed = await claimForRedrive(tx, selection);
-      const jobs = claimed.map((c) => ({ ...c, jobId: randomUUID() }));
+      // A dead letter that still parks its key goes back in place, at the head of the key, so the
+      // key's order holds; any other is queued anew.
+      const inPlace = new Set(
+        await unparkAsNew(
+          tx,
+          subscription.queue,
+          claimed.flatMap((c) => (c.parkedJobId ? [c.parkedJobId] : [])),
+          deletionSeconds(subscription.ackedRetentionSeconds),
+        ),
+      );
+      const jobs = claimed.map((c) => ({
+        ...c,
+        jobId: c.parkedJobId && inPlace.has(c.parkedJobId) ? c.parkedJobId : randomUUID(),
+      }));
+      const fresh = jobs.filter((j) => !(j.parkedJobId && inPlace.has(j.parkedJobId)));
       await this.queue.enqueue(
         tx,
         subscription.queue,
-        jobs.map((j) => ({ eventSeq: j.eventSeq, id: j.jobId })),
+        fresh.map((j) => ({
+          eventSeq: j.eventSeq,
+          id: j.jobId,
+          orderingKey: subscription.ordering ? j.orderingKey || `~${j.eventSeq}` : undefined,
+        })),
       );
       await recordRedriveJobs(
         tx,
@@ -47,7 +66,12 @@ export class PostgresDeadLetterStore implements DeadLetterStore {
     });
   }
 
-  purge(selection: DeadLetterSelection): Promise<number> {
-    return deleteDeadLetters(this.sql, selection);
+  purge(subscription: Subscription, selection: DeadLetterSelection): Promise<number> {
+    return this.sql.begin(async (tx) => {
+      const { count, parkedJobIds } = await deleteDeadLetters(tx, selection);
+      // A purged event is gone for good: nothing is left for its key to wait for.
+      if (parkedJobIds.length > 0) await releaseParked(tx, subscription.queue, { jobIds: parkedJobIds });
+      return count;
+    });
   }
 }

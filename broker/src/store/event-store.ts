@@ -1,7 +1,8 @@
-// Publishing and reading events. A publish is one transaction: the events are stored once, one
-// pg-boss job per (new event, subscription) is queued, and one NOTIFY wakes the other brokers.
+// Publishing and reading events. A publish is one transaction: each new event is stored once, one
+// pg-boss job per (new event, subscription whose filter accepts it) is queued, and one NOTIFY
+// wakes the other brokers.
 import { notFound } from "../delivery/errors.ts";
-import type { EventEnvelope, PublishOutcome, StoredEvent } from "../delivery/model.ts";
+import type { EventEnvelope, PublishOutcome, StoredEvent, Subscription } from "../delivery/model.ts";
 import type { EventStore } from "../delivery/ports.ts";
 import type { Sql } from "./database.ts";
 import * as events from "./queries/events.ts";
@@ -20,6 +21,7 @@ export class PostgresEventStore implements EventStore {
   async publish(
     topic: string,
     batch: EventEnvelope[],
+    accepts: (subscription: Subscription, event: EventEnvelope) => boolean,
   ): Promise<{ outcomes: PublishOutcome[]; subscriptions: string[] }> {
     // Repeats inside one batch are duplicates of their first occurrence.
     const firstOccurrence = new Map<string, EventEnvelope>();
@@ -30,11 +32,23 @@ export class PostgresEventStore implements EventStore {
     return this.sql.begin(async (tx) => {
       if (!(await topics.lockTopicShared(tx, topic))) throw notFound(`topic ${topic} does not exist`);
       const subs = await subscriptions.selectSubscriptionsForPublish(tx, topic);
-      const inserted = await events.insertEvents(tx, topic, [...firstOccurrence.values()]);
-      const fresh = new Set(inserted.map((row) => idempotencyKey(row.source, row.id)));
-      const deliveries = inserted.map((row) => ({ eventSeq: row.seq, startAfter: row.deliverAfter }));
-      for (const sub of subs) await this.queue.enqueue(tx, sub.queue, deliveries);
-      const woken = deliveries.length > 0 ? subs.map((s) => s.name) : [];
+      const candidates = [...firstOccurrence.values()];
+      const claimed = await events.claimEventKeys(tx, topic, candidates);
+      const fresh = candidates.filter((e) => claimed.has(idempotencyKey(e.source, e.id)));
+      const inserted = await events.insertEvents(tx, topic, fresh);
+      const woken: string[] = [];
+      for (const sub of subs) {
+        const deliveries = inserted
+          .filter((row) => accepts(sub, row.event))
+          .map((row) => ({
+            eventSeq: row.seq,
+            startAfter: row.event.deliverAfter,
+            // Ordered queues need a key on every job; an unkeyed event gets one of its own.
+            orderingKey: sub.ordering ? row.event.orderingKey || `~${row.seq}` : undefined,
+          }));
+        await this.queue.enqueue(tx, sub.queue, deliveries);
+        if (deliveries.length > 0) woken.push(sub.name);
+      }
       if (woken.length > 0) {
         // One NOTIFY per transaction, never one per event: NOTIFY serialises committing transactions.
         await tx`SELECT pg_notify(${WAKEUP_CHANNEL}, ${wakeupPayload(this.brokerId, woken)})`;
@@ -42,7 +56,7 @@ export class PostgresEventStore implements EventStore {
       const outcomes = batch.map((event) => {
         const key = idempotencyKey(event.source, event.id);
         const isFirst = firstOccurrence.get(key) === event;
-        return { id: event.id, duplicate: !(isFirst && fresh.has(key)) };
+        return { id: event.id, duplicate: !(isFirst && claimed.has(key)) };
       });
       return { outcomes, subscriptions: woken };
     });
@@ -52,6 +66,11 @@ export class PostgresEventStore implements EventStore {
     const rows = await events.selectEventsBySeq(this.sql, seqs);
     return new Map(rows.map((row) => [row.seq, row]));
   }
+
+  /** Forgets idempotency keys older than the window: those ids may be published again. */
+  forgetKeysOlderThan(seconds: number): Promise<number> {
+    return events.deleteEventKeysOlderThan(this.sql, seconds);
+  }
 }
 
-const idempotencyKey = (source: string, id: string) => `${source}\u0000${id}`;
+export const idempotencyKey = (source: string, id: string) => `${source}\u0000${id}`;

@@ -8,7 +8,7 @@ import type { FailureOutcome, Lease, Subscription } from "../delivery/model.ts";
 import type { DeliveryQueue } from "../delivery/ports.ts";
 import type { Sql, TransactionSql } from "./database.ts";
 import { forgetFailures, insertDeadLetters, recordFailures } from "./queries/failures.ts";
-import { extendLeases, selectLapsed, setRetryDelays } from "./queries/jobs.ts";
+import { extendLeases, parkJobs, selectLapsed, setRetryDelays } from "./queries/jobs.ts";
 
 export interface JobQueueOptions {
   connectionString: string;
@@ -58,19 +58,28 @@ export class JobQueue implements DeliveryQueue {
     await this.boss.stop({ graceful: false, close: true });
   }
 
-  async createQueue(queue: string, leaseSeconds: number): Promise<void> {
+  async createQueue(
+    queue: string,
+    options: { leaseSeconds: number; ordering: boolean; ackedRetentionSeconds: number },
+  ) {
     await this.boss.createQueue(queue, {
-      expireInSeconds: leaseSeconds,
+      // key_strict_fifo: per singleton key, the oldest job goes first and alone; a key whose job
+      // is active, waiting for a retry or failed holds back the rest of that key only.
+      policy: options.ordering ? "key_strict_fifo" : "standard",
+      expireInSeconds: options.leaseSeconds,
       retryLimit: UNBOUNDED_RETRIES,
       retryDelay: 0,
-      // Acked deliveries are not kept: the event itself stays in pgmesh.events.
-      deleteAfterSeconds: 60,
+      deleteAfterSeconds: deletionSeconds(options.ackedRetentionSeconds),
+      // Undelivered events wait a year at most.
       retentionSeconds: 60 * 60 * 24 * 365,
     });
   }
 
-  async setLease(queue: string, leaseSeconds: number): Promise<void> {
-    await this.boss.updateQueue(queue, { expireInSeconds: leaseSeconds });
+  async setPolicy(queue: string, leaseSeconds: number, ackedRetentionSeconds: number): Promise<void> {
+    await this.boss.updateQueue(queue, {
+      expireInSeconds: leaseSeconds,
+      deleteAfterSeconds: deletionSeconds(ackedRetentionSeconds),
+    });
   }
 
   async deleteQueue(queue: string): Promise<void> {
@@ -81,7 +90,7 @@ export class JobQueue implements DeliveryQueue {
   async enqueue(
     tx: TransactionSql,
     queue: string,
-    deliveries: { eventSeq: string; startAfter?: Date; id?: string }[],
+    deliveries: { eventSeq: string; startAfter?: Date; id?: string; orderingKey?: string }[],
   ): Promise<void> {
     if (deliveries.length === 0) return;
     await this.boss.insert(
@@ -90,6 +99,7 @@ export class JobQueue implements DeliveryQueue {
         data: { e: d.eventSeq } satisfies DeliveryData,
         ...(d.startAfter ? { startAfter: d.startAfter } : {}),
         ...(d.id ? { id: d.id } : {}),
+        ...(d.orderingKey ? { singletonKey: d.orderingKey } : {}),
       })),
       { db: onTransaction(tx) },
     );
@@ -143,15 +153,15 @@ export class JobQueue implements DeliveryQueue {
         for (const id of retried) settled.add(id);
       }
       if (deadLetters.length > 0) {
-        // Out of the live queue and into the dead-letter table in one step.
-        const removed = settledIds(
-          await this.boss.deleteJob(
-            queue,
-            deadLetters.map((o) => toAttempt(o.lease)),
-            { db },
-          ),
-        );
-        const moved = deadLetters.filter((o) => removed.has(o.lease.jobId));
+        // On an ordered subscription a keyed delivery stays behind as a failed job that parks its
+        // key; any other leaves the live queue. Either way its dead-letter row is written with it.
+        const leases = deadLetters.map((o) => o.lease);
+        const parked = subscription.ordering ? await parkJobs(tx, queue, leases) : [];
+        const parkedKey = new Map(parked.map((p) => [p.id, p.key]));
+        const rest = deadLetters.filter((o) => !parkedKey.has(o.lease.jobId)).map((o) => toAttempt(o.lease));
+        const removed =
+          rest.length > 0 ? settledIds(await this.boss.deleteJob(queue, rest, { db })) : new Set();
+        const moved = deadLetters.filter((o) => removed.has(o.lease.jobId) || parkedKey.has(o.lease.jobId));
         await insertDeadLetters(
           tx,
           subscription.name,
@@ -161,10 +171,12 @@ export class JobQueue implements DeliveryQueue {
             attempts: o.lease.retryCount + 1,
             reason: o.deadLetter,
             error: o.error,
+            parkedKey: parkedKey.get(o.lease.jobId),
           })),
         );
-        await forgetFailures(tx, [...removed]);
-        for (const id of removed) settled.add(id);
+        const done = moved.map((o) => o.lease.jobId);
+        await forgetFailures(tx, done);
+        for (const id of done) settled.add(id);
       }
       return settled;
     });
@@ -181,6 +193,9 @@ export class JobQueue implements DeliveryQueue {
 }
 
 const toAttempt = (lease: Lease) => ({ id: lease.jobId, retryCount: lease.retryCount });
+
+/** pg-boss reads deleteAfterSeconds 0 as "keep for ever"; our 0 means "delete promptly". */
+export const deletionSeconds = (ackedRetentionSeconds: number) => Math.max(1, ackedRetentionSeconds);
 
 function settledIds(result: unknown): Set<string> {
   const settled = (result as { settled?: string[] }).settled;

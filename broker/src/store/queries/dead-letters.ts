@@ -43,13 +43,18 @@ export async function selectDeadLetters(
 export async function claimForRedrive(
   tx: TransactionSql,
   selection: DeadLetterSelection,
-): Promise<{ id: string; eventSeq: string }[]> {
+): Promise<{ id: string; eventSeq: string; orderingKey: string; parkedJobId: string | null }[]> {
   const rows = await tx`
     UPDATE pgmesh.dead_letters AS target SET redriven_at = now()
     FROM pgmesh.dead_letters dl JOIN pgmesh.events e ON e.seq = dl.event_seq
     WHERE target.id = dl.id AND ${matching(tx, selection)}
-    RETURNING target.id, target.event_seq`;
-  return rows.map((r) => ({ id: String(r.id), eventSeq: String(r.event_seq) }));
+    RETURNING target.id, target.event_seq, e.ordering_key, target.parked_job_id`;
+  return rows.map((r) => ({
+    id: String(r.id),
+    eventSeq: String(r.event_seq),
+    orderingKey: r.ordering_key as string,
+    parkedJobId: (r.parked_job_id as string | null) ?? null,
+  }));
 }
 
 export async function recordRedriveJobs(
@@ -63,17 +68,37 @@ export async function recordRedriveJobs(
     WHERE dl.id = x.id`;
 }
 
-export async function deleteDeadLetters(sql: Runner, selection: DeadLetterSelection): Promise<number> {
+/** Deletes the selected dead letters; returns the parked jobs they held (to release). */
+export async function deleteDeadLetters(
+  sql: Runner,
+  selection: DeadLetterSelection,
+): Promise<{ count: number; parkedJobIds: string[] }> {
   const rows = await sql`
     DELETE FROM pgmesh.dead_letters AS target
     USING pgmesh.dead_letters dl JOIN pgmesh.events e ON e.seq = dl.event_seq
     WHERE target.id = dl.id AND ${matching(sql, selection)}
-    RETURNING target.id`;
-  return rows.length;
+    RETURNING target.id, target.parked_job_id`;
+  return {
+    count: rows.length,
+    parkedJobIds: rows.map((r) => r.parked_job_id as string | null).filter((id): id is string => id !== null),
+  };
 }
 
 export async function countOpenDeadLetters(sql: Runner, subscription: string): Promise<number> {
   const [row] = await sql`
     SELECT count(*)::bigint AS n FROM pgmesh.dead_letters WHERE subscription = ${subscription} AND redriven_at IS NULL`;
   return Number(row?.n ?? 0);
+}
+
+export async function deadLetterIdsOfParkedJobs(sql: Runner, jobIds: string[]): Promise<Map<string, string>> {
+  if (jobIds.length === 0) return new Map();
+  const rows = await sql`
+    SELECT id, parked_job_id FROM pgmesh.dead_letters WHERE parked_job_id = ANY(${jobIds}::uuid[])`;
+  return new Map(rows.map((r) => [r.parked_job_id as string, String(r.id)]));
+}
+
+/** The parked jobs are gone: their dead letters no longer hold a key. */
+export async function detachParkedJobs(tx: TransactionSql, jobIds: string[]): Promise<void> {
+  if (jobIds.length === 0) return;
+  await tx`UPDATE pgmesh.dead_letters SET parked_job_id = NULL WHERE parked_job_id = ANY(${jobIds}::uuid[])`;
 }

@@ -3,14 +3,38 @@ import type { EventEnvelope, StoredEvent } from "../../delivery/model.ts";
 import type { Sql, TransactionSql } from "../database.ts";
 
 /**
- * Inserts the events that are new; an event whose (topic, source, id) exists already is skipped.
- * Returns the inserted rows' keys.
+ * Claims the idempotency keys (topic, source, id) of the events; returns the keys that were free,
+ * as `source\0id`. A key is held for the idempotency window (see deleteEventKeysOlderThan).
  */
+export async function claimEventKeys(
+  tx: TransactionSql,
+  topic: string,
+  events: EventEnvelope[],
+): Promise<Set<string>> {
+  if (events.length === 0) return new Set();
+  const rows = await tx`
+    INSERT INTO pgmesh.event_keys (topic, source, id)
+    SELECT ${topic}, x.source, x.id FROM unnest(${events.map((e) => e.source)}::text[], ${events.map((e) => e.id)}::text[]) AS x(source, id)
+    ON CONFLICT DO NOTHING
+    RETURNING source, id`;
+  return new Set(rows.map((r) => `${r.source as string}\u0000${r.id as string}`));
+}
+
+export async function deleteEventKeysOlderThan(sql: Sql, seconds: number): Promise<number> {
+  const rows = await sql`
+    DELETE FROM pgmesh.event_keys WHERE ctid IN (
+      SELECT ctid FROM pgmesh.event_keys WHERE published_at < now() - ${seconds} * interval '1 second' LIMIT 10000)
+    RETURNING 1`;
+  return rows.length;
+}
+
+/** Inserts the events (already deduplicated) and returns each with its internal key. */
 export async function insertEvents(
   tx: TransactionSql,
   topic: string,
   events: EventEnvelope[],
-): Promise<{ seq: string; source: string; id: string; deliverAfter: Date | undefined }[]> {
+): Promise<{ seq: string; event: EventEnvelope }[]> {
+  if (events.length === 0) return [];
   const rows = events.map((e) => ({
     topic,
     id: e.id,
@@ -24,15 +48,12 @@ export async function insertEvents(
     data: Buffer.from(e.data.buffer, e.data.byteOffset, e.data.byteLength),
     deliver_after: e.deliverAfter ?? null,
   }));
-  const inserted = await tx`
-    INSERT INTO pgmesh.events ${tx(rows)}
-    ON CONFLICT (topic, source, id) DO NOTHING
-    RETURNING seq, source, id, deliver_after`;
+  const inserted = await tx`INSERT INTO pgmesh.events ${tx(rows)} RETURNING seq, source, id`;
+  // Matched back by key: the events were deduplicated, so (source, id) is unique here.
+  const byKey = new Map(events.map((e) => [`${e.source}\u0000${e.id}`, e]));
   return inserted.map((r) => ({
     seq: String(r.seq),
-    source: r.source as string,
-    id: r.id as string,
-    deliverAfter: (r.deliver_after as Date | null) ?? undefined,
+    event: byKey.get(`${r.source as string}\u0000${r.id as string}`) as EventEnvelope,
   }));
 }
 

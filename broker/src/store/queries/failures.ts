@@ -23,14 +23,25 @@ export async function forgetFailures(tx: TransactionSql, jobIds: string[]): Prom
 export async function insertDeadLetters(
   tx: TransactionSql,
   subscription: string,
-  items: { jobId: string; eventSeq: string; attempts: number; reason: DeadLetterReason; error: string }[],
+  items: {
+    jobId: string;
+    eventSeq: string;
+    attempts: number;
+    reason: DeadLetterReason;
+    error: string;
+    /** Set when the delivery's job stays behind to park this ordering key. */
+    parkedKey?: string;
+  }[],
 ): Promise<void> {
   if (items.length === 0) return;
   await tx`
-    INSERT INTO pgmesh.dead_letters (subscription, event_seq, attempts, reason, last_error, first_failed_at)
-    SELECT ${subscription}, x.seq, x.attempts, x.reason, x.error, coalesce(f.first_failed_at, now())
+    INSERT INTO pgmesh.dead_letters
+      (subscription, event_seq, attempts, reason, last_error, first_failed_at, parked_job_id, ordering_key)
+    SELECT ${subscription}, x.seq, x.attempts, x.reason, x.error, coalesce(f.first_failed_at, now()),
+           CASE WHEN x.parked_key <> '' THEN x.job_id END, x.parked_key
     FROM unnest(${items.map((i) => i.jobId)}::uuid[], ${items.map((i) => i.eventSeq)}::bigint[],
                 ${items.map((i) => i.attempts)}::int[], ${items.map((i) => i.reason)}::text[],
-                ${items.map((i) => i.error)}::text[]) AS x(job_id, seq, attempts, reason, error)
+                ${items.map((i) => i.error)}::text[], ${items.map((i) => i.parkedKey ?? "")}::text[])
+         AS x(job_id, seq, attempts, reason, error, parked_key)
     LEFT JOIN pgmesh.delivery_failures f ON f.job_id = x.job_id`;
 }

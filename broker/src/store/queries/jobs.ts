@@ -54,23 +54,96 @@ export async function selectLapsed(
   }));
 }
 
-/** Applies a changed lease length to deliveries already queued (pg-boss copies it onto each job). */
-export async function setQueuedExpiry(sql: Runner, queue: string, seconds: number): Promise<void> {
-  await sql`UPDATE pgboss.job SET expire_seconds = ${seconds} WHERE name = ${queue} AND state < 'active'`;
+/**
+ * Applies a changed lease length and acked retention to deliveries already queued (pg-boss copies
+ * both onto each job when it is queued).
+ */
+export async function applyPolicyToQueuedJobs(
+  sql: Runner,
+  queue: string,
+  leaseSeconds: number,
+  deletionSeconds: number,
+): Promise<void> {
+  await sql`UPDATE pgboss.job SET expire_seconds = ${leaseSeconds}, deletion_seconds = ${deletionSeconds}
+    WHERE name = ${queue} AND state <= 'active'`;
+}
+
+/**
+ * Dead-letters keyed deliveries of an ordered subscription by leaving them in pg-boss as failed
+ * jobs that are never deleted (deletion_seconds 0): pg-boss's key_strict_fifo policy then holds
+ * back the key's later events. Unkeyed deliveries (key "~<seq>") are not parked.
+ */
+export async function parkJobs(
+  tx: TransactionSql,
+  queue: string,
+  leases: Lease[],
+): Promise<{ id: string; key: string }[]> {
+  if (leases.length === 0) return [];
+  const rows = await tx`
+    UPDATE pgboss.job AS j SET state = 'failed', completed_on = now(), deletion_seconds = 0
+    FROM unnest(${leases.map((l) => l.jobId)}::uuid[], ${leases.map((l) => l.retryCount)}::int[]) AS x(id, retry_count)
+    WHERE j.name = ${queue} AND j.id = x.id AND j.retry_count = x.retry_count AND j.state = 'active'
+      AND j.singleton_key NOT LIKE '~%'
+    RETURNING j.id, j.singleton_key`;
+  return rows.map((r) => ({ id: r.id as string, key: r.singleton_key as string }));
+}
+
+/** Puts parked jobs back at the head of their key as fresh first attempts (a redrive). */
+export async function unparkAsNew(
+  tx: TransactionSql,
+  queue: string,
+  jobIds: string[],
+  deletionSeconds: number,
+) {
+  if (jobIds.length === 0) return [];
+  const rows = await tx`
+    UPDATE pgboss.job SET state = 'created', retry_count = 0, started_on = NULL, completed_on = NULL,
+      start_after = now(), deletion_seconds = ${deletionSeconds}, output = NULL
+    WHERE name = ${queue} AND id = ANY(${jobIds}::uuid[]) AND state = 'failed'
+    RETURNING id`;
+  return rows.map((r) => r.id as string);
+}
+
+/** Deletes the parked jobs of these keys (or these job ids): the keys' later events flow again. */
+export async function releaseParked(
+  tx: TransactionSql,
+  queue: string,
+  by: { keys?: string[]; jobIds?: string[] },
+): Promise<string[]> {
+  const rows = await tx`
+    DELETE FROM pgboss.job WHERE name = ${queue} AND state = 'failed'
+      AND ${by.keys ? tx`singleton_key = ANY(${by.keys}::text[])` : tx`id = ANY(${by.jobIds ?? []}::uuid[])`}
+    RETURNING id`;
+  return rows.map((r) => r.id as string);
+}
+
+export async function selectParked(
+  sql: Runner,
+  queue: string,
+): Promise<{ key: string; jobId: string; waiting: number }[]> {
+  const rows = await sql`
+    SELECT p.singleton_key AS key, p.id,
+           (SELECT count(*) FROM pgboss.job w
+             WHERE w.name = ${queue} AND w.singleton_key = p.singleton_key AND w.state < 'active')::bigint AS waiting
+    FROM pgboss.job p WHERE p.name = ${queue} AND p.state = 'failed'
+    ORDER BY p.singleton_key`;
+  return rows.map((r) => ({ key: r.key as string, jobId: r.id as string, waiting: Number(r.waiting) }));
 }
 
 export async function queueCounts(
   sql: Runner,
   queue: string,
-): Promise<{ backlog: number; inFlight: number; oldestAgeSeconds: number }> {
+): Promise<{ backlog: number; inFlight: number; oldestAgeSeconds: number; parked: number }> {
   const [row] = await sql`
     SELECT count(*) FILTER (WHERE state < 'active')::bigint AS backlog,
+           count(*) FILTER (WHERE state = 'failed')::bigint AS parked,
            count(*) FILTER (WHERE state = 'active')::bigint AS in_flight,
            coalesce(extract(epoch FROM now() - min(created_on) FILTER (WHERE state <= 'active')), 0)::float8 AS oldest
     FROM pgboss.job WHERE name = ${queue}`;
   return {
     backlog: Number(row?.backlog ?? 0),
     inFlight: Number(row?.in_flight ?? 0),
+    parked: Number(row?.parked ?? 0),
     oldestAgeSeconds: Number(row?.oldest ?? 0),
   };
 }

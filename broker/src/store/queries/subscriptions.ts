@@ -11,6 +11,9 @@ const toSubscription = (row: Record<string, unknown>): SubscriptionRow => ({
   topic: row.topic as string,
   queue: row.queue as string,
   ackDeadlineSeconds: row.ack_deadline_seconds as number,
+  ackedRetentionSeconds: row.acked_retention_seconds as number,
+  ordering: row.ordering as boolean,
+  filter: row.filter as string,
   maxDeliveryAttempts: row.max_delivery_attempts as number,
   deadLettering: row.dead_lettering as boolean,
   retryPolicy: {
@@ -22,11 +25,13 @@ const toSubscription = (row: Record<string, unknown>): SubscriptionRow => ({
   createdAt: row.created_at as Date,
 });
 
-const COLUMNS = `name, topic, queue, ack_deadline_seconds, max_delivery_attempts, dead_lettering,
+const COLUMNS = `name, topic, queue, ack_deadline_seconds, acked_retention_seconds, ordering, filter,
+  max_delivery_attempts, dead_lettering,
   backoff_initial_seconds, backoff_max_seconds, backoff_multiplier, backoff_jitter, created_at`;
 
 const policyColumns = (policy: DeliveryPolicy) => ({
   ack_deadline_seconds: policy.ackDeadlineSeconds,
+  acked_retention_seconds: policy.ackedRetentionSeconds,
   max_delivery_attempts: policy.maxDeliveryAttempts,
   dead_lettering: policy.deadLettering,
   backoff_initial_seconds: policy.retryPolicy.initialBackoffSeconds,
@@ -38,9 +43,16 @@ const policyColumns = (policy: DeliveryPolicy) => ({
 /** Inserts the subscription; undefined when the name is taken. */
 export async function insertSubscription(
   sql: Runner,
-  sub: { name: string; topic: string; queue: string } & DeliveryPolicy,
+  sub: { name: string; topic: string; queue: string; ordering: boolean; filter: string } & DeliveryPolicy,
 ): Promise<SubscriptionRow | undefined> {
-  const row = { name: sub.name, topic: sub.topic, queue: sub.queue, ...policyColumns(sub) };
+  const row = {
+    name: sub.name,
+    topic: sub.topic,
+    queue: sub.queue,
+    ordering: sub.ordering,
+    filter: sub.filter,
+    ...policyColumns(sub),
+  };
   const rows = await sql`
     INSERT INTO pgmesh.subscriptions ${sql(row)}
     ON CONFLICT (name) DO NOTHING

@@ -97,7 +97,21 @@ export interface Subscription {
    * On (the default): an event that used up its attempts, or was rejected, moves to the dead-letter
    * table. Off: it is retried for ever and a reject is refused.
    */
-  deadLettering?: boolean | undefined;
+  deadLettering?:
+    | boolean
+    | undefined;
+  /**
+   * Set at creation: events with the same ordering key are delivered in publish order, one at a
+   * time; a key whose event is dead-lettered is parked until redriven or released.
+   */
+  ordering: boolean;
+  /**
+   * Set at creation: only events whose attributes match are delivered to this subscription, e.g.
+   * `attributes.region = "eu" AND NOT attributes:test`. Empty: every event.
+   */
+  filter: string;
+  /** How long acked deliveries are kept in the queue before they are deleted (0s..30d, default 0s). */
+  ackedRetention: Duration | undefined;
 }
 
 /**
@@ -163,6 +177,9 @@ export interface CreateSubscriptionRequest {
   maxDeliveryAttempts?: number | undefined;
   retryPolicy: RetryPolicy | undefined;
   deadLettering?: boolean | undefined;
+  ordering: boolean;
+  filter: string;
+  ackedRetention: Duration | undefined;
 }
 
 export interface CreateSubscriptionResponse {
@@ -202,6 +219,8 @@ export interface GetSubscriptionStatsResponse {
     | undefined;
   /** Dead letters not yet redriven or purged. */
   deadLetters: number;
+  /** Ordering keys held back behind a dead letter. */
+  parkedKeys: number;
 }
 
 export interface ListSubscriptionsRequest {
@@ -284,6 +303,31 @@ export interface PurgeDeadLettersRequest {
 
 export interface PurgeDeadLettersResponse {
   purged: number;
+}
+
+export interface ListParkedKeysRequest {
+  subscription: string;
+}
+
+export interface ListParkedKeysResponse {
+  parkedKeys: ParkedKey[];
+}
+
+export interface ParkedKey {
+  orderingKey: string;
+  /** The dead letter that holds the key. */
+  deadLetterId: string;
+  /** Events waiting behind it. */
+  waiting: number;
+}
+
+export interface ReleaseParkedKeysRequest {
+  subscription: string;
+  orderingKeys: string[];
+}
+
+export interface ReleaseParkedKeysResponse {
+  released: number;
 }
 
 function createBaseTopic(): Topic {
@@ -384,6 +428,9 @@ function createBaseSubscription(): Subscription {
     maxDeliveryAttempts: undefined,
     retryPolicy: undefined,
     deadLettering: undefined,
+    ordering: false,
+    filter: "",
+    ackedRetention: undefined,
   };
 }
 
@@ -409,6 +456,15 @@ export const Subscription: MessageFns<Subscription> = {
     }
     if (message.deadLettering !== undefined) {
       writer.uint32(56).bool(message.deadLettering);
+    }
+    if (message.ordering !== false) {
+      writer.uint32(64).bool(message.ordering);
+    }
+    if (message.filter !== "") {
+      writer.uint32(74).string(message.filter);
+    }
+    if (message.ackedRetention !== undefined) {
+      Duration.encode(message.ackedRetention, writer.uint32(82).fork()).join();
     }
     return writer;
   },
@@ -482,6 +538,30 @@ export const Subscription: MessageFns<Subscription> = {
             message.deadLettering = reader.bool();
             continue;
           }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.ordering = reader.bool();
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.filter = reader.string();
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.ackedRetention = Duration.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -523,6 +603,13 @@ export const Subscription: MessageFns<Subscription> = {
         : isSet(object.dead_lettering)
         ? globalThis.Boolean(object.dead_lettering)
         : undefined,
+      ordering: isSet(object.ordering) ? globalThis.Boolean(object.ordering) : false,
+      filter: isSet(object.filter) ? globalThis.String(object.filter) : "",
+      ackedRetention: isSet(object.ackedRetention)
+        ? Duration.fromJSON(object.ackedRetention)
+        : isSet(object.acked_retention)
+        ? Duration.fromJSON(object.acked_retention)
+        : undefined,
     };
   },
 
@@ -549,6 +636,15 @@ export const Subscription: MessageFns<Subscription> = {
     if (message.deadLettering !== undefined) {
       obj.deadLettering = message.deadLettering;
     }
+    if (message.ordering !== false) {
+      obj.ordering = message.ordering;
+    }
+    if (message.filter !== "") {
+      obj.filter = message.filter;
+    }
+    if (message.ackedRetention !== undefined) {
+      obj.ackedRetention = Duration.toJSON(message.ackedRetention);
+    }
     return obj;
   },
 
@@ -568,6 +664,11 @@ export const Subscription: MessageFns<Subscription> = {
       ? RetryPolicy.fromPartial(object.retryPolicy)
       : undefined;
     message.deadLettering = object.deadLettering ?? undefined;
+    message.ordering = object.ordering ?? false;
+    message.filter = object.filter ?? "";
+    message.ackedRetention = (object.ackedRetention !== undefined && object.ackedRetention !== null)
+      ? Duration.fromPartial(object.ackedRetention)
+      : undefined;
     return message;
   },
 };
@@ -1278,6 +1379,9 @@ function createBaseCreateSubscriptionRequest(): CreateSubscriptionRequest {
     maxDeliveryAttempts: undefined,
     retryPolicy: undefined,
     deadLettering: undefined,
+    ordering: false,
+    filter: "",
+    ackedRetention: undefined,
   };
 }
 
@@ -1300,6 +1404,15 @@ export const CreateSubscriptionRequest: MessageFns<CreateSubscriptionRequest> = 
     }
     if (message.deadLettering !== undefined) {
       writer.uint32(48).bool(message.deadLettering);
+    }
+    if (message.ordering !== false) {
+      writer.uint32(56).bool(message.ordering);
+    }
+    if (message.filter !== "") {
+      writer.uint32(66).string(message.filter);
+    }
+    if (message.ackedRetention !== undefined) {
+      Duration.encode(message.ackedRetention, writer.uint32(74).fork()).join();
     }
     return writer;
   },
@@ -1365,6 +1478,30 @@ export const CreateSubscriptionRequest: MessageFns<CreateSubscriptionRequest> = 
             message.deadLettering = reader.bool();
             continue;
           }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.ordering = reader.bool();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.filter = reader.string();
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.ackedRetention = Duration.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1401,6 +1538,13 @@ export const CreateSubscriptionRequest: MessageFns<CreateSubscriptionRequest> = 
         : isSet(object.dead_lettering)
         ? globalThis.Boolean(object.dead_lettering)
         : undefined,
+      ordering: isSet(object.ordering) ? globalThis.Boolean(object.ordering) : false,
+      filter: isSet(object.filter) ? globalThis.String(object.filter) : "",
+      ackedRetention: isSet(object.ackedRetention)
+        ? Duration.fromJSON(object.ackedRetention)
+        : isSet(object.acked_retention)
+        ? Duration.fromJSON(object.acked_retention)
+        : undefined,
     };
   },
 
@@ -1424,6 +1568,15 @@ export const CreateSubscriptionRequest: MessageFns<CreateSubscriptionRequest> = 
     if (message.deadLettering !== undefined) {
       obj.deadLettering = message.deadLettering;
     }
+    if (message.ordering !== false) {
+      obj.ordering = message.ordering;
+    }
+    if (message.filter !== "") {
+      obj.filter = message.filter;
+    }
+    if (message.ackedRetention !== undefined) {
+      obj.ackedRetention = Duration.toJSON(message.ackedRetention);
+    }
     return obj;
   },
 
@@ -1442,6 +1595,11 @@ export const CreateSubscriptionRequest: MessageFns<CreateSubscriptionRequest> = 
       ? RetryPolicy.fromPartial(object.retryPolicy)
       : undefined;
     message.deadLettering = object.deadLettering ?? undefined;
+    message.ordering = object.ordering ?? false;
+    message.filter = object.filter ?? "";
+    message.ackedRetention = (object.ackedRetention !== undefined && object.ackedRetention !== null)
+      ? Duration.fromPartial(object.ackedRetention)
+      : undefined;
     return message;
   },
 };
@@ -1879,7 +2037,7 @@ export const GetSubscriptionStatsRequest: MessageFns<GetSubscriptionStatsRequest
 };
 
 function createBaseGetSubscriptionStatsResponse(): GetSubscriptionStatsResponse {
-  return { backlog: 0, inFlight: 0, oldestUnackedAge: undefined, deadLetters: 0 };
+  return { backlog: 0, inFlight: 0, oldestUnackedAge: undefined, deadLetters: 0, parkedKeys: 0 };
 }
 
 export const GetSubscriptionStatsResponse: MessageFns<GetSubscriptionStatsResponse> = {
@@ -1895,6 +2053,9 @@ export const GetSubscriptionStatsResponse: MessageFns<GetSubscriptionStatsRespon
     }
     if (message.deadLetters !== 0) {
       writer.uint32(32).uint64(message.deadLetters);
+    }
+    if (message.parkedKeys !== 0) {
+      writer.uint32(40).uint64(message.parkedKeys);
     }
     return writer;
   },
@@ -1944,6 +2105,14 @@ export const GetSubscriptionStatsResponse: MessageFns<GetSubscriptionStatsRespon
             message.deadLetters = longToNumber(reader.uint64());
             continue;
           }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.parkedKeys = longToNumber(reader.uint64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1974,6 +2143,11 @@ export const GetSubscriptionStatsResponse: MessageFns<GetSubscriptionStatsRespon
         : isSet(object.dead_letters)
         ? globalThis.Number(object.dead_letters)
         : 0,
+      parkedKeys: isSet(object.parkedKeys)
+        ? globalThis.Number(object.parkedKeys)
+        : isSet(object.parked_keys)
+        ? globalThis.Number(object.parked_keys)
+        : 0,
     };
   },
 
@@ -1991,6 +2165,9 @@ export const GetSubscriptionStatsResponse: MessageFns<GetSubscriptionStatsRespon
     if (message.deadLetters !== 0) {
       obj.deadLetters = Math.round(message.deadLetters);
     }
+    if (message.parkedKeys !== 0) {
+      obj.parkedKeys = Math.round(message.parkedKeys);
+    }
     return obj;
   },
 
@@ -2005,6 +2182,7 @@ export const GetSubscriptionStatsResponse: MessageFns<GetSubscriptionStatsRespon
       ? Duration.fromPartial(object.oldestUnackedAge)
       : undefined;
     message.deadLetters = object.deadLetters ?? 0;
+    message.parkedKeys = object.parkedKeys ?? 0;
     return message;
   },
 };
@@ -3179,6 +3357,411 @@ export const PurgeDeadLettersResponse: MessageFns<PurgeDeadLettersResponse> = {
   },
 };
 
+function createBaseListParkedKeysRequest(): ListParkedKeysRequest {
+  return { subscription: "" };
+}
+
+export const ListParkedKeysRequest: MessageFns<ListParkedKeysRequest> = {
+  encode(message: ListParkedKeysRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.subscription !== "") {
+      writer.uint32(10).string(message.subscription);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListParkedKeysRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListParkedKeysRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.subscription = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListParkedKeysRequest {
+    return { subscription: isSet(object.subscription) ? globalThis.String(object.subscription) : "" };
+  },
+
+  toJSON(message: ListParkedKeysRequest): unknown {
+    const obj: any = {};
+    if (message.subscription !== "") {
+      obj.subscription = message.subscription;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListParkedKeysRequest>, I>>(base?: I): ListParkedKeysRequest {
+    return ListParkedKeysRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListParkedKeysRequest>, I>>(object: I): ListParkedKeysRequest {
+    const message = createBaseListParkedKeysRequest();
+    message.subscription = object.subscription ?? "";
+    return message;
+  },
+};
+
+function createBaseListParkedKeysResponse(): ListParkedKeysResponse {
+  return { parkedKeys: [] };
+}
+
+export const ListParkedKeysResponse: MessageFns<ListParkedKeysResponse> = {
+  encode(message: ListParkedKeysResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.parkedKeys) {
+      ParkedKey.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListParkedKeysResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListParkedKeysResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.parkedKeys.push(ParkedKey.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListParkedKeysResponse {
+    return {
+      parkedKeys: globalThis.Array.isArray(object?.parkedKeys)
+        ? object.parkedKeys.map((e: any) => ParkedKey.fromJSON(e))
+        : globalThis.Array.isArray(object?.parked_keys)
+        ? object.parked_keys.map((e: any) => ParkedKey.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: ListParkedKeysResponse): unknown {
+    const obj: any = {};
+    if (message.parkedKeys?.length) {
+      obj.parkedKeys = message.parkedKeys.map((e) => ParkedKey.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListParkedKeysResponse>, I>>(base?: I): ListParkedKeysResponse {
+    return ListParkedKeysResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListParkedKeysResponse>, I>>(object: I): ListParkedKeysResponse {
+    const message = createBaseListParkedKeysResponse();
+    message.parkedKeys = object.parkedKeys?.map((e) => ParkedKey.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseParkedKey(): ParkedKey {
+  return { orderingKey: "", deadLetterId: "", waiting: 0 };
+}
+
+export const ParkedKey: MessageFns<ParkedKey> = {
+  encode(message: ParkedKey, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.orderingKey !== "") {
+      writer.uint32(10).string(message.orderingKey);
+    }
+    if (message.deadLetterId !== "") {
+      writer.uint32(18).string(message.deadLetterId);
+    }
+    if (message.waiting !== 0) {
+      writer.uint32(24).uint64(message.waiting);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ParkedKey {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseParkedKey();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.orderingKey = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.deadLetterId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.waiting = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ParkedKey {
+    return {
+      orderingKey: isSet(object.orderingKey)
+        ? globalThis.String(object.orderingKey)
+        : isSet(object.ordering_key)
+        ? globalThis.String(object.ordering_key)
+        : "",
+      deadLetterId: isSet(object.deadLetterId)
+        ? globalThis.String(object.deadLetterId)
+        : isSet(object.dead_letter_id)
+        ? globalThis.String(object.dead_letter_id)
+        : "",
+      waiting: isSet(object.waiting) ? globalThis.Number(object.waiting) : 0,
+    };
+  },
+
+  toJSON(message: ParkedKey): unknown {
+    const obj: any = {};
+    if (message.orderingKey !== "") {
+      obj.orderingKey = message.orderingKey;
+    }
+    if (message.deadLetterId !== "") {
+      obj.deadLetterId = message.deadLetterId;
+    }
+    if (message.waiting !== 0) {
+      obj.waiting = Math.round(message.waiting);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ParkedKey>, I>>(base?: I): ParkedKey {
+    return ParkedKey.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ParkedKey>, I>>(object: I): ParkedKey {
+    const message = createBaseParkedKey();
+    message.orderingKey = object.orderingKey ?? "";
+    message.deadLetterId = object.deadLetterId ?? "";
+    message.waiting = object.waiting ?? 0;
+    return message;
+  },
+};
+
+function createBaseReleaseParkedKeysRequest(): ReleaseParkedKeysRequest {
+  return { subscription: "", orderingKeys: [] };
+}
+
+export const ReleaseParkedKeysRequest: MessageFns<ReleaseParkedKeysRequest> = {
+  encode(message: ReleaseParkedKeysRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.subscription !== "") {
+      writer.uint32(10).string(message.subscription);
+    }
+    for (const v of message.orderingKeys) {
+      writer.uint32(18).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReleaseParkedKeysRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReleaseParkedKeysRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.subscription = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.orderingKeys.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReleaseParkedKeysRequest {
+    return {
+      subscription: isSet(object.subscription) ? globalThis.String(object.subscription) : "",
+      orderingKeys: globalThis.Array.isArray(object?.orderingKeys)
+        ? object.orderingKeys.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.ordering_keys)
+        ? object.ordering_keys.map((e: any) => globalThis.String(e))
+        : [],
+    };
+  },
+
+  toJSON(message: ReleaseParkedKeysRequest): unknown {
+    const obj: any = {};
+    if (message.subscription !== "") {
+      obj.subscription = message.subscription;
+    }
+    if (message.orderingKeys?.length) {
+      obj.orderingKeys = message.orderingKeys;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ReleaseParkedKeysRequest>, I>>(base?: I): ReleaseParkedKeysRequest {
+    return ReleaseParkedKeysRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ReleaseParkedKeysRequest>, I>>(object: I): ReleaseParkedKeysRequest {
+    const message = createBaseReleaseParkedKeysRequest();
+    message.subscription = object.subscription ?? "";
+    message.orderingKeys = object.orderingKeys?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseReleaseParkedKeysResponse(): ReleaseParkedKeysResponse {
+  return { released: 0 };
+}
+
+export const ReleaseParkedKeysResponse: MessageFns<ReleaseParkedKeysResponse> = {
+  encode(message: ReleaseParkedKeysResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.released !== 0) {
+      writer.uint32(8).uint32(message.released);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReleaseParkedKeysResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReleaseParkedKeysResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.released = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReleaseParkedKeysResponse {
+    return { released: isSet(object.released) ? globalThis.Number(object.released) : 0 };
+  },
+
+  toJSON(message: ReleaseParkedKeysResponse): unknown {
+    const obj: any = {};
+    if (message.released !== 0) {
+      obj.released = Math.round(message.released);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ReleaseParkedKeysResponse>, I>>(base?: I): ReleaseParkedKeysResponse {
+    return ReleaseParkedKeysResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ReleaseParkedKeysResponse>, I>>(object: I): ReleaseParkedKeysResponse {
+    const message = createBaseReleaseParkedKeysResponse();
+    message.released = object.released ?? 0;
+    return message;
+  },
+};
+
 /** AdminService manages topics and subscriptions. */
 export type AdminServiceService = typeof AdminServiceService;
 export const AdminServiceService = {
@@ -3331,6 +3914,30 @@ export const AdminServiceService = {
       Buffer.from(PurgeDeadLettersResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): PurgeDeadLettersResponse => PurgeDeadLettersResponse.decode(value),
   },
+  /** ListParkedKeys: on an ordered subscription, the ordering keys held back behind a dead letter. */
+  listParkedKeys: {
+    path: "/pgmesh.v1.AdminService/ListParkedKeys" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListParkedKeysRequest): Buffer =>
+      Buffer.from(ListParkedKeysRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListParkedKeysRequest => ListParkedKeysRequest.decode(value),
+    responseSerialize: (value: ListParkedKeysResponse): Buffer =>
+      Buffer.from(ListParkedKeysResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListParkedKeysResponse => ListParkedKeysResponse.decode(value),
+  },
+  /** ReleaseParkedKeys lets the events queued behind these keys' dead letters flow again. */
+  releaseParkedKeys: {
+    path: "/pgmesh.v1.AdminService/ReleaseParkedKeys" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ReleaseParkedKeysRequest): Buffer =>
+      Buffer.from(ReleaseParkedKeysRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ReleaseParkedKeysRequest => ReleaseParkedKeysRequest.decode(value),
+    responseSerialize: (value: ReleaseParkedKeysResponse): Buffer =>
+      Buffer.from(ReleaseParkedKeysResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ReleaseParkedKeysResponse => ReleaseParkedKeysResponse.decode(value),
+  },
 } as const;
 
 export interface AdminServiceServer extends UntypedServiceImplementation {
@@ -3361,6 +3968,10 @@ export interface AdminServiceServer extends UntypedServiceImplementation {
   redriveDeadLetters: handleUnaryCall<RedriveDeadLettersRequest, RedriveDeadLettersResponse>;
   /** PurgeDeadLetters deletes dead letters for good. */
   purgeDeadLetters: handleUnaryCall<PurgeDeadLettersRequest, PurgeDeadLettersResponse>;
+  /** ListParkedKeys: on an ordered subscription, the ordering keys held back behind a dead letter. */
+  listParkedKeys: handleUnaryCall<ListParkedKeysRequest, ListParkedKeysResponse>;
+  /** ReleaseParkedKeys lets the events queued behind these keys' dead letters flow again. */
+  releaseParkedKeys: handleUnaryCall<ReleaseParkedKeysRequest, ReleaseParkedKeysResponse>;
 }
 
 export interface AdminServiceClient extends Client {
@@ -3572,6 +4183,38 @@ export interface AdminServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: PurgeDeadLettersResponse) => void,
+  ): ClientUnaryCall;
+  /** ListParkedKeys: on an ordered subscription, the ordering keys held back behind a dead letter. */
+  listParkedKeys(
+    request: ListParkedKeysRequest,
+    callback: (error: ServiceError | null, response: ListParkedKeysResponse) => void,
+  ): ClientUnaryCall;
+  listParkedKeys(
+    request: ListParkedKeysRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListParkedKeysResponse) => void,
+  ): ClientUnaryCall;
+  listParkedKeys(
+    request: ListParkedKeysRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListParkedKeysResponse) => void,
+  ): ClientUnaryCall;
+  /** ReleaseParkedKeys lets the events queued behind these keys' dead letters flow again. */
+  releaseParkedKeys(
+    request: ReleaseParkedKeysRequest,
+    callback: (error: ServiceError | null, response: ReleaseParkedKeysResponse) => void,
+  ): ClientUnaryCall;
+  releaseParkedKeys(
+    request: ReleaseParkedKeysRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ReleaseParkedKeysResponse) => void,
+  ): ClientUnaryCall;
+  releaseParkedKeys(
+    request: ReleaseParkedKeysRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ReleaseParkedKeysResponse) => void,
   ): ClientUnaryCall;
 }
 
