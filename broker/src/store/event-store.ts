@@ -1,6 +1,7 @@
 // Publishing and reading events. A publish is one transaction: each new event is stored once, one
 // pg-boss job per (new event, subscription whose filter accepts it) is queued, and one NOTIFY
 // wakes the other brokers.
+import { v7 as uuidv7 } from "uuid";
 import { notFound } from "../delivery/errors.ts";
 import type { EventEnvelope, PublishOutcome, StoredEvent, Subscription } from "../delivery/model.ts";
 import type { EventStore } from "../delivery/ports.ts";
@@ -35,12 +36,19 @@ export class PostgresEventStore implements EventStore {
       const candidates = [...firstOccurrence.values()];
       const claimed = await events.claimEventKeys(tx, topic, candidates);
       const fresh = candidates.filter((e) => claimed.has(idempotencyKey(e.source, e.id)));
-      const inserted = await events.insertEvents(tx, topic, fresh);
+      // In publish order, which ordered subscriptions keep per key.
+      const position = new Map(fresh.map((event, index) => [event, index]));
+      const inserted = (await events.insertEvents(tx, topic, fresh)).sort(
+        (a, b) => (position.get(a.event) ?? 0) - (position.get(b.event) ?? 0),
+      );
       const woken: string[] = [];
       for (const sub of subs) {
         const deliveries = inserted
           .filter((row) => accepts(sub, row.event))
           .map((row) => ({
+            // pg-boss orders a key's jobs by (created_on, id), and created_on is one value for the
+            // whole transaction: time-ordered ids keep the events of one batch in publish order.
+            id: sub.ordering ? uuidv7() : undefined,
             eventSeq: row.seq,
             startAfter: row.event.deliverAfter,
             // Ordered queues need a key on every job; an unkeyed event gets one of its own.

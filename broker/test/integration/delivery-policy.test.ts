@@ -351,7 +351,7 @@ describe("subscription policy", () => {
     );
     expect(badPath).toEqual({
       code: status.INVALID_ARGUMENT,
-      details: 'update_mask path "topic" cannot be updated',
+      details: 'update_mask path "topic" cannot be updated (it is fixed when the subscription is created)',
     });
   });
 });
