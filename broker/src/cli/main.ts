@@ -2,9 +2,10 @@
 import { readFileSync } from "node:fs";
 import type { ServiceError } from "@grpc/grpc-js";
 import { status } from "@grpc/grpc-js";
-import { PgmeshClient } from "@pgmesh/sdk";
+import { PgmeshClient, type SubscriptionPolicy } from "@pgmesh/sdk";
+import { DeadLetterReason, type Subscription } from "@pgmesh/sdk/gen/pgmesh/v1/admin";
 import type { SubscribeResponse } from "@pgmesh/sdk/gen/pgmesh/v1/subscriber";
-import { Command, Option } from "commander";
+import { Command, InvalidArgumentError, Option } from "commander";
 import { runBroker } from "../run.ts";
 import { eventFromJson } from "./event-input.ts";
 import { eventToJson } from "./format.ts";
@@ -66,14 +67,80 @@ subscriptions
   .command("create <name>")
   .description("create a subscription; it receives the events published from now on")
   .requiredOption("-t, --topic <topic>", "the topic to subscribe to")
-  .option("--ack-deadline <seconds>", "seconds a delivery stays leased before redelivery", parseSeconds)
+  .option(
+    "--ack-deadline <seconds>",
+    "seconds a delivery stays leased before redelivery (default 60)",
+    parseSeconds,
+  )
+  .option("--max-attempts <n>", "deliveries before an event is dead-lettered (default 5)", parseCount)
+  .option("--no-dead-letter", "retry for ever instead of dead-lettering")
+  .option("--backoff-initial <seconds>", "first retry delay (default 1)", parseSeconds)
+  .option("--backoff-max <seconds>", "longest retry delay (default 60)", parseSeconds)
+  .option("--backoff-multiplier <x>", "growth per retry (default 2)", Number)
+  .option("--backoff-jitter <fraction>", "random spread of each delay, 0..1 (default 0.1)", Number)
+  .option("--acked-retention <seconds>", "keep acked deliveries this long (default 0)", parseSeconds)
+  .option("--ordered", "deliver events with the same ordering key in order, one at a time")
+  .option("--filter <expression>", "only events whose attributes match, e.g. 'attributes.region = \"eu\"'")
   .action(
-    withClient(async (c, name: string, options: { topic: string; ackDeadline?: number }) => {
-      const sub = await c.createSubscription(name, options.topic, {
-        ackDeadlineSeconds: options.ackDeadline,
+    withClient(
+      async (
+        c,
+        name: string,
+        options: PolicyOptions & { topic: string; ordered?: boolean; filter?: string },
+      ) => {
+        const sub = await c.createSubscription(name, options.topic, {
+          ...policyOf(options),
+          ordering: options.ordered,
+          filter: options.filter,
+        });
+        console.log(`created subscription ${sub.name} on topic ${sub.topic}`);
+        console.log(describeSubscription(sub));
+      },
+    ),
+  );
+subscriptions
+  .command("update <name>")
+  .description("change a subscription's delivery policy (only the options given)")
+  .option("--ack-deadline <seconds>", "seconds a delivery stays leased", parseSeconds)
+  .option("--max-attempts <n>", "deliveries before dead-lettering", parseCount)
+  .option(
+    "--dead-letter <on|off>",
+    "dead-letter exhausted and rejected events, or retry for ever",
+    parseOnOff,
+  )
+  .option("--backoff-initial <seconds>", "first retry delay", parseSeconds)
+  .option("--backoff-max <seconds>", "longest retry delay", parseSeconds)
+  .option("--backoff-multiplier <x>", "growth per retry", Number)
+  .option("--backoff-jitter <fraction>", "random spread of each delay, 0..1", Number)
+  .option("--acked-retention <seconds>", "keep acked deliveries this long", parseSeconds)
+  .action(
+    withClient(async (c, name: string, options: PolicyOptions & { deadLetter?: boolean }) => {
+      const sub = await c.updateSubscription(name, {
+        ...policyOf(options),
+        deadLettering: options.deadLetter,
       });
+      console.log(`updated subscription ${sub.name}`);
+      console.log(describeSubscription(sub));
+    }),
+  );
+subscriptions
+  .command("get <name>")
+  .description("show a subscription and its policy")
+  .action(
+    withClient(async (c, name: string) => {
+      const sub = await c.getSubscription(name);
+      console.log(`${sub.name} on topic ${sub.topic}`);
+      console.log(describeSubscription(sub));
+    }),
+  );
+subscriptions
+  .command("stats <name>")
+  .description("backlog, in flight, oldest unacked age, dead letters and parked keys, read fresh")
+  .action(
+    withClient(async (c, name: string) => {
+      const s = await c.subscriptionStats(name);
       console.log(
-        `created subscription ${sub.name} on topic ${sub.topic} (ack deadline ${sub.ackDeadline?.seconds}s)`,
+        `backlog ${s.backlog}\tin flight ${s.inFlight}\toldest unacked ${s.oldestUnackedAge?.seconds ?? 0}s\tdead letters ${s.deadLetters}\tparked keys ${s.parkedKeys}`,
       );
     }),
   );
@@ -100,6 +167,99 @@ subscriptions
     withClient(async (c, name: string) => {
       await c.deleteSubscription(name);
       console.log(`deleted subscription ${name}`);
+    }),
+  );
+
+const deadLetters = program
+  .command("dead-letters")
+  .alias("dlq")
+  .description("inspect, redrive and purge dead letters");
+const addFilterOptions = (command: Command) =>
+  command
+    .option("--reason <reason>", "max_attempts or rejected", parseReason)
+    .option("--type <type>", "only events of this type")
+    .option("--after <time>", "dead-lettered at or after this time (RFC 3339)", parseTime)
+    .option("--before <time>", "dead-lettered before this time (RFC 3339)", parseTime);
+addFilterOptions(
+  deadLetters
+    .command("list <subscription>")
+    .description("print a subscription's dead letters as JSON lines, oldest first")
+    .option("-n, --limit <count>", "at most this many", parseCount),
+).action(
+  withClient(async (c, subscription: string, options: DeadLetterOptions & { limit?: number }) => {
+    let token = "";
+    let printed = 0;
+    do {
+      const page = await c.listDeadLetters({ subscription, ...filterOf(options) }, 1000, token);
+      for (const d of page.deadLetters) {
+        if (options.limit !== undefined && printed >= options.limit) return;
+        console.log(
+          JSON.stringify({
+            id: d.id,
+            reason: DeadLetterReason[d.reason].replace("DEAD_LETTER_REASON_", "").toLowerCase(),
+            attempts: d.attempts,
+            lastError: d.lastError,
+            firstFailure: d.firstFailureTime?.toISOString(),
+            deadLettered: d.deadLetterTime?.toISOString(),
+            event: d.event ? eventToJson(d.event) : undefined,
+          }),
+        );
+        printed++;
+      }
+      token = page.nextPageToken;
+    } while (token);
+  }),
+);
+addFilterOptions(
+  deadLetters
+    .command("redrive <subscription> [ids...]")
+    .description(
+      "deliver dead letters again with attempts reset: the ids given, or all that match the filter options",
+    )
+    .option("--all", "every dead letter of the subscription that matches the filter options"),
+).action(
+  withClient(
+    async (c, subscription: string, ids: string[], options: DeadLetterOptions & { all?: boolean }) => {
+      requireSelection(ids, options);
+      const count = await c.redriveDeadLetters(subscription, { ids, filter: filterOf(options) });
+      console.log(`redrove ${count} dead letter(s)`);
+    },
+  ),
+);
+addFilterOptions(
+  deadLetters
+    .command("purge <subscription> [ids...]")
+    .description("delete dead letters for good: the ids given, or all that match the filter options")
+    .option("--all", "every dead letter of the subscription that matches the filter options"),
+).action(
+  withClient(
+    async (c, subscription: string, ids: string[], options: DeadLetterOptions & { all?: boolean }) => {
+      requireSelection(ids, options);
+      const count = await c.purgeDeadLetters(subscription, { ids, filter: filterOf(options) });
+      console.log(`purged ${count} dead letter(s)`);
+    },
+  ),
+);
+
+const keys = program
+  .command("keys")
+  .description("ordering keys parked behind a dead letter (ordered subscriptions)");
+keys
+  .command("list <subscription>")
+  .description("list parked keys, the dead letter holding each and how many events wait behind it")
+  .action(
+    withClient(async (c, subscription: string) => {
+      for (const k of await c.listParkedKeys(subscription)) {
+        console.log(`${k.orderingKey}\tdead letter ${k.deadLetterId || "(purged)"}\twaiting ${k.waiting}`);
+      }
+    }),
+  );
+keys
+  .command("release <subscription> <keys...>")
+  .description("let the events behind these keys flow again (their dead letters stay listed)")
+  .action(
+    withClient(async (c, subscription: string, orderingKeys: string[]) => {
+      console.log(`released ${await c.releaseParkedKeys(subscription, orderingKeys)} key(s)`);
     }),
   );
 
@@ -191,15 +351,90 @@ function withClient<A extends unknown[]>(run: (c: PgmeshClient, ...args: A) => P
   };
 }
 
+interface PolicyOptions {
+  ackDeadline?: number;
+  maxAttempts?: number;
+  deadLetter?: boolean;
+  backoffInitial?: number;
+  backoffMax?: number;
+  backoffMultiplier?: number;
+  backoffJitter?: number;
+  ackedRetention?: number;
+}
+
+function policyOf(o: PolicyOptions): SubscriptionPolicy {
+  const retry = {
+    initialBackoffSeconds: o.backoffInitial,
+    maxBackoffSeconds: o.backoffMax,
+    multiplier: o.backoffMultiplier,
+    jitter: o.backoffJitter,
+  };
+  return {
+    ackDeadlineSeconds: o.ackDeadline,
+    maxDeliveryAttempts: o.maxAttempts,
+    deadLettering: o.deadLetter,
+    ackedRetentionSeconds: o.ackedRetention,
+    retryPolicy: Object.values(retry).some((v) => v !== undefined) ? retry : undefined,
+  };
+}
+
+function describeSubscription(sub: Subscription): string {
+  const r = sub.retryPolicy;
+  return [
+    `  ack deadline ${sub.ackDeadline?.seconds}s, ${sub.deadLettering ? `dead letter after ${sub.maxDeliveryAttempts} attempts` : "retry for ever (no dead letters)"}`,
+    `  backoff ${r?.initialBackoff?.seconds}s x${r?.multiplier} up to ${r?.maxBackoff?.seconds}s, jitter ${r?.jitter}`,
+    `  ${sub.ordering ? "ordered by ordering key" : "unordered"}${sub.filter ? `, filter ${sub.filter}` : ""}, acked retention ${sub.ackedRetention?.seconds ?? 0}s`,
+  ].join("\n");
+}
+
+interface DeadLetterOptions {
+  reason?: DeadLetterReason;
+  type?: string;
+  after?: Date;
+  before?: Date;
+}
+
+function filterOf(o: DeadLetterOptions) {
+  return { reason: o.reason, eventType: o.type, after: o.after, before: o.before };
+}
+
+function requireSelection(ids: string[], options: DeadLetterOptions & { all?: boolean }): void {
+  const filtered = options.reason !== undefined || options.type || options.after || options.before;
+  if (ids.length === 0 && !options.all && !filtered) {
+    throw new Error(
+      "name dead letter ids, or filter options, or --all for every dead letter of the subscription",
+    );
+  }
+}
+
+function parseReason(raw: string): DeadLetterReason {
+  if (raw === "max_attempts") return DeadLetterReason.DEAD_LETTER_REASON_MAX_ATTEMPTS;
+  if (raw === "rejected") return DeadLetterReason.DEAD_LETTER_REASON_REJECTED;
+  throw new InvalidArgumentError(`reason must be max_attempts or rejected, got ${raw}`);
+}
+
+function parseTime(raw: string): Date {
+  const time = new Date(raw);
+  if (Number.isNaN(time.getTime())) throw new InvalidArgumentError(`${raw} is not an RFC 3339 time`);
+  return time;
+}
+
+function parseOnOff(raw: string): boolean {
+  if (raw === "on") return true;
+  if (raw === "off") return false;
+  throw new InvalidArgumentError(`expected on or off, got ${raw}`);
+}
+
 function parseSeconds(raw: string): number {
   const value = Number(raw.replace(/s$/, ""));
-  if (!Number.isInteger(value)) throw new Error(`${raw} is not a whole number of seconds`);
+  if (!Number.isInteger(value)) throw new InvalidArgumentError(`${raw} is not a whole number of seconds`);
   return value;
 }
 
 function parseCount(raw: string): number {
   const value = Number(raw);
-  if (!Number.isInteger(value) || value < 1) throw new Error(`${raw} is not a positive whole number`);
+  if (!Number.isInteger(value) || value < 1)
+    throw new InvalidArgumentError(`${raw} is not a positive whole number`);
   return value;
 }
 

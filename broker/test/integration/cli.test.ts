@@ -1,0 +1,132 @@
+// The pgmesh CLI as a user runs it (a real process) against a real broker: subscription policy,
+// stats, dead letters and parked keys.
+import { execFile } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startTestBroker, type TestBroker } from "../support/broker.ts";
+import { createTestDatabase, type TestDatabase } from "../support/database.ts";
+import { StreamProbe } from "../support/stream-probe.ts";
+
+const pgmesh = fileURLToPath(new URL("../../bin/pgmesh.js", import.meta.url));
+const run = promisify(execFile);
+let db: TestDatabase;
+let mesh: TestBroker;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  mesh = await startTestBroker(db.url);
+});
+
+afterAll(async () => {
+  await mesh?.stop();
+  await db?.drop();
+});
+
+const cli = async (...args: string[]) =>
+  (await run(process.execPath, [pgmesh, "-a", mesh.address, ...args])).stdout;
+
+async function cliFails(...args: string[]): Promise<string> {
+  try {
+    await run(process.execPath, [pgmesh, "-a", mesh.address, ...args]);
+  } catch (error) {
+    const { code, stderr } = error as { code: number; stderr: string };
+    expect(code).toBe(1);
+    return stderr;
+  }
+  throw new Error("expected the command to fail");
+}
+
+describe("pgmesh CLI", () => {
+  it("creates, shows, updates and measures a subscription with a delivery policy", async () => {
+    await cli("topics", "create", "cli");
+    const created = await cli(
+      "subs",
+      "create",
+      "cli.sub",
+      "--topic",
+      "cli",
+      "--max-attempts",
+      "1",
+      "--backoff-initial",
+      "0",
+      "--backoff-max",
+      "0",
+      "--ordered",
+      "--filter",
+      "attributes:kind",
+    );
+    expect(created).toContain("created subscription cli.sub on topic cli");
+    expect(created).toContain("dead letter after 1 attempts");
+    expect(created).toContain("ordered by ordering key, filter attributes:kind");
+    const updated = await cli(
+      "subs",
+      "update",
+      "cli.sub",
+      "--ack-deadline",
+      "30",
+      "--backoff-multiplier",
+      "3",
+    );
+    expect(updated).toContain("ack deadline 30s");
+    expect(updated).toContain("x3");
+    await cli(
+      "publish",
+      "cli",
+      '{"id":"p1","type":"t","orderingKey":"k","attributes":{"kind":"x"},"data":{"n":1}}',
+    );
+    await cli("publish", "cli", '{"id":"p2","type":"t","orderingKey":"k","attributes":{"kind":"x"}}');
+    await cli("publish", "cli", '{"id":"skipped","type":"t"}');
+    expect(await cli("subs", "stats", "cli.sub")).toMatch(
+      /^backlog 2\tin flight 0\toldest unacked \d+s\tdead letters 0\tparked keys 0\n$/,
+    );
+  });
+
+  it("lists, redrives and purges dead letters, and lists and releases parked keys", async () => {
+    const probe = await StreamProbe.open(mesh.client, "cli.sub");
+    const [first] = await probe.waitForDeliveries(1);
+    await probe.settleAndWait(() => probe.nack([first?.ackId ?? ""], "broken payload"), 1);
+    const listed = (await cli("dead-letters", "list", "cli.sub"))
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l));
+    expect(listed).toHaveLength(1);
+    expect(listed[0]).toMatchObject({ reason: "max_attempts", attempts: 1, lastError: "broken payload" });
+    expect(listed[0].event).toMatchObject({ id: "p1", data: { n: 1 } });
+    expect(await cli("keys", "list", "cli.sub")).toBe(`k\tdead letter ${listed[0].id}\twaiting 1\n`);
+
+    expect(await cliFails("dlq", "redrive", "cli.sub")).toContain(
+      "name dead letter ids, or filter options, or --all",
+    );
+    expect(await cli("dlq", "redrive", "cli.sub", listed[0].id)).toBe("redrove 1 dead letter(s)\n");
+    expect(await cli("dlq", "redrive", "cli.sub", listed[0].id)).toBe("redrove 0 dead letter(s)\n");
+    const [, again] = await probe.waitForDeliveries(2);
+    expect(again?.event?.id).toBe("p1");
+    await probe.settleAndWait(() => probe.reject([again?.ackId ?? ""], "still broken"), 1);
+    expect(await cli("dlq", "list", "cli.sub", "--reason", "rejected")).toContain(
+      '"lastError":"still broken"',
+    );
+    expect(await cli("keys", "release", "cli.sub", "k")).toBe("released 1 key(s)\n");
+    const [, , next] = await probe.waitForDeliveries(3);
+    expect(next?.event?.id).toBe("p2");
+    await probe.ackAndWait([next?.ackId ?? ""]);
+    expect(await cli("dlq", "purge", "cli.sub", "--all")).toBe("purged 1 dead letter(s)\n");
+    expect(await cli("dlq", "list", "cli.sub")).toBe("");
+    await probe.close();
+  });
+
+  it("explains bad input and exits 1", async () => {
+    expect(await cliFails("subs", "create", "x.sub", "--topic", "cli", "--max-attempts", "0")).toContain(
+      "0 is not a positive whole number",
+    );
+    expect(
+      await cliFails("subs", "create", "x.sub", "--topic", "cli", "--filter", "attributes.a = b"),
+    ).toMatch(/error: filter: .*column/);
+    expect(await cliFails("dlq", "list", "nope")).toContain(
+      "error: subscription nope does not exist (NOT_FOUND)",
+    );
+    expect(await cliFails("dlq", "list", "cli.sub", "--reason", "bored")).toContain(
+      "reason must be max_attempts or rejected",
+    );
+  });
+});
