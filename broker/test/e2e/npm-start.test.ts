@@ -1,7 +1,7 @@
 // The README's default path, as a user runs it: the broker process on an embedded Postgres (no
 // DATABASE_URL), `buf curl` health and reflection, the CLI quickstart, and signal handling.
 import { type ChildProcess, execFile, spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { chmod, mkdtemp, rm } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -146,10 +146,11 @@ describe("npm start on an embedded Postgres", () => {
     expect(broker.output()).toContain("pgmesh broker stopped");
   });
 
-  it("keeps its data across restarts, and a second signal exits at once without draining", async () => {
+  it("keeps its data across restarts; a second signal exits at once; a dead broker's lease is redelivered", async () => {
     const broker = await startBrokerProcess({ PGMESH_DRAIN_MS: "60000" });
     // The topic created by the previous test survived the restart of the process and of Postgres.
     expect((await cli(broker.address, "topics", "list")).stdout).toMatch(/^orders\t/m);
+    await cli(broker.address, "subscriptions", "update", "orders.audit", "--ack-deadline", "2");
     await cli(broker.address, "publish", "orders", '{"type":"held"}');
     // A consumer that holds a delivery and never acks keeps the drain waiting...
     const holder = spawn(process.execPath, [pgmesh, "tail", "orders.audit", "--no-ack"], {
@@ -168,6 +169,19 @@ describe("npm start on an embedded Postgres", () => {
     expect(Date.now() - started).toBeLessThan(5000);
     expect(broker.output()).toContain("again: exiting without draining");
     holder.kill();
+
+    // The broker died holding the delivery. Once its Postgres is down, a new broker redelivers the
+    // event when the 2 s lease lapses.
+    const pidFile = join(dataDir, "postgres", "postmaster.pid");
+    for (let i = 0; i < 100 && existsSync(pidFile); i++) await new Promise((r) => setTimeout(r, 100));
+    const next = await startBrokerProcess({ PGMESH_SUPERVISE_SECONDS: "1" });
+    try {
+      const tailed = await cli(next.address, "tail", "orders.audit", "--max", "1");
+      expect(JSON.parse(tailed.stdout)).toMatchObject({ type: "held", attempt: 2 });
+    } finally {
+      next.child.kill("SIGTERM");
+    }
+    expect(await next.exited).toBe(0);
   });
 });
 
