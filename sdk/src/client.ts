@@ -6,6 +6,7 @@ import {
   Metadata,
   type ServiceError,
 } from "@grpc/grpc-js";
+import type { EventType } from "./event-type.ts";
 import {
   AdminServiceClient,
   CreateSubscriptionRequest,
@@ -16,8 +17,11 @@ import {
 import { Event } from "./gen/pgmesh/v1/event.ts";
 import { PublisherServiceClient, type PublishResult } from "./gen/pgmesh/v1/publisher.ts";
 import { SubscriberServiceClient } from "./gen/pgmesh/v1/subscriber.ts";
+import { type Handler, type SubscribeOptions, Subscriber } from "./subscriber.ts";
 
 export interface ConnectOptions {
+  /** The `source` of events this client publishes when an event names none (default "pgmesh-sdk"). */
+  source?: string;
   /** Channel credentials; plaintext when absent. */
   credentials?: ChannelCredentials;
   /** Per-call deadline for unary calls, in milliseconds (default 30 s). */
@@ -58,6 +62,42 @@ function policyMessage(policy: SubscriptionPolicy) {
   };
 }
 
+/** Envelope fields a typed publish may set; `type` and `data` come from the event type. */
+export interface EventEnvelope {
+  id?: string;
+  source?: string;
+  subject?: string;
+  time?: Date;
+  attributes?: Record<string, string>;
+  orderingKey?: string;
+  deliverAfter?: Date;
+}
+
+export interface Publishable<T> extends EventEnvelope {
+  message: T;
+}
+
+// A message object may itself have a `message` field; only an object with nothing but envelope
+// fields besides `message` is taken as Publishable.
+const ENVELOPE_KEYS = new Set([
+  "message",
+  "id",
+  "source",
+  "subject",
+  "time",
+  "attributes",
+  "orderingKey",
+  "deliverAfter",
+]);
+function isPublishable<T>(item: unknown): item is Publishable<T> {
+  return (
+    typeof item === "object" &&
+    item !== null &&
+    "message" in item &&
+    Object.keys(item).every((k) => ENVELOPE_KEYS.has(k))
+  );
+}
+
 type Callback<Res> = (error: ServiceError | null, response: Res) => void;
 type UnaryMethod<Req, Res> = (
   request: Req,
@@ -71,8 +111,10 @@ export class PgmeshClient {
   readonly publisher: PublisherServiceClient;
   readonly subscriber: SubscriberServiceClient;
   private readonly timeoutMs: number;
+  private readonly source: string;
 
   constructor(address: string, options: ConnectOptions = {}) {
+    this.source = options.source ?? "pgmesh-sdk";
     const creds = options.credentials ?? credentials.createInsecure();
     this.admin = new AdminServiceClient(address, creds);
     this.publisher = new PublisherServiceClient(address, creds);
@@ -189,6 +231,52 @@ export class PgmeshClient {
   async publish(topic: string, events: Partial<Event>[]): Promise<PublishResult[]> {
     const full = events.map((e) => Event.fromPartial(e));
     return (await this.call(this.publisher, this.publisher.publish, { topic, events: full })).results;
+  }
+
+  /**
+   * Publishes typed messages on their event type's topic, in one batch (all or nothing). Each item
+   * is a message, or a message with envelope fields (id, subject, attributes, ordering key, ...).
+   */
+  async publishEvents<T>(type: EventType<T>, items: (T | Publishable<T>)[]): Promise<PublishResult[]> {
+    const events = items.map((item) => {
+      const { message, ...envelope } = isPublishable<T>(item) ? item : { message: item as T };
+      return {
+        source: this.source,
+        ...envelope,
+        type: type.typeName,
+        data: { typeUrl: type.typeUrl, value: Buffer.from(type.encode(message)) },
+      };
+    });
+    return this.publish(type.topic, events);
+  }
+
+  /** Publishes one typed message; see publishEvents. */
+  async publishEvent<T>(
+    type: EventType<T>,
+    message: T,
+    envelope: EventEnvelope = {},
+  ): Promise<PublishResult> {
+    const [result] = await this.publishEvents(type, [{ message, ...envelope }]);
+    return required(result);
+  }
+
+  /** Subscribes a handler to typed events (see Subscriber for acks, retries and draining). */
+  subscribe<T>(
+    subscription: string,
+    type: EventType<T>,
+    handler: Handler<T>,
+    options?: SubscribeOptions,
+  ): Subscriber<T> {
+    return new Subscriber(this.subscriber, subscription, type, handler, options);
+  }
+
+  /** Subscribes a handler to any events of a subscription; `data` is the payload's bytes. */
+  subscribeRaw(
+    subscription: string,
+    handler: Handler<Uint8Array>,
+    options?: SubscribeOptions,
+  ): Subscriber<Uint8Array> {
+    return new Subscriber<Uint8Array>(this.subscriber, subscription, undefined, handler, options);
   }
 
   close(): void {

@@ -1,3 +1,18 @@
 // @pgmesh/sdk: the public surface. Generated wire types are under "@pgmesh/sdk/gen/...".
-export { type ConnectOptions, PgmeshClient, type SubscriptionPolicy } from "./client.ts";
+import { type ConnectOptions, PgmeshClient } from "./client.ts";
+
+export {
+  type ConnectOptions,
+  type EventEnvelope,
+  PgmeshClient,
+  type Publishable,
+  type SubscriptionPolicy,
+} from "./client.ts";
 export { defineEvent, type EventType, type MessageCodec, TYPE_URL_PREFIX } from "./event-type.ts";
+export { RejectEvent, RetryEventAfter, reject, retryAfter } from "./outcomes.ts";
+export type { Handler, ReceivedEvent, SubscribeOptions, Subscriber } from "./subscriber.ts";
+
+/** Connects to a pgmesh broker (host:port). */
+export function connect(address: string, options?: ConnectOptions): PgmeshClient {
+  return new PgmeshClient(address, options);
+}

@@ -1,0 +1,237 @@
+// Stream-subscribes with a handler: acks when the handler resolves, nacks when it throws (or
+// rejects / retries after a delay when it throws RejectEvent / RetryEventAfter), runs at most
+// `concurrency` handlers at once, extends the lease of a handler still running at half the ack
+// deadline, reconnects with jittered backoff when the stream breaks, and drains on close().
+import { type ClientDuplexStream, type ServiceError, status } from "@grpc/grpc-js";
+import type { EventType } from "./event-type.ts";
+import type { Event } from "./gen/pgmesh/v1/event.ts";
+import type {
+  Delivery,
+  SubscribeRequest,
+  SubscribeResponse,
+  SubscriberServiceClient,
+} from "./gen/pgmesh/v1/subscriber.ts";
+import { RejectEvent, RetryEventAfter } from "./outcomes.ts";
+
+export interface ReceivedEvent<T> {
+  id: string;
+  source: string;
+  type: string;
+  subject: string;
+  time: Date | undefined;
+  attributes: Record<string, string>;
+  orderingKey: string;
+  publishTime: Date | undefined;
+  /** 1 on the first delivery. */
+  attempt: number;
+  /** The decoded payload (the raw bytes when subscribed without an event type). */
+  data: T;
+  /** The envelope as it came off the wire. */
+  raw: Event;
+}
+
+export type Handler<T> = (event: ReceivedEvent<T>) => Promise<void> | void;
+
+export interface SubscribeOptions {
+  /** Handlers running at once (default 10); also the stream's window of unsettled deliveries. */
+  concurrency?: number;
+  /** A name for this consumer in the broker's logs. */
+  consumerName?: string;
+  /** Reconnect backoff: first delay and cap, in ms (defaults 100 and 5000), with full jitter. */
+  reconnectInitialMs?: number;
+  reconnectMaxMs?: number;
+  /** Called with errors that do not stop the subscriber (a dropped stream, a refused settle). */
+  onError?: (error: unknown) => void;
+}
+
+/** Errors that reconnecting cannot fix: the subscription is wrong, not the connection. */
+const FATAL = new Set([
+  status.NOT_FOUND,
+  status.INVALID_ARGUMENT,
+  status.FAILED_PRECONDITION,
+  status.PERMISSION_DENIED,
+  status.UNAUTHENTICATED,
+]);
+
+export class Subscriber<T> {
+  private call: ClientDuplexStream<SubscribeRequest, SubscribeResponse> | undefined;
+  private closing = false;
+  private running = 0;
+  private readonly backlog: Delivery[] = [];
+  private readonly idle: (() => void)[] = [];
+  private ackDeadlineMs = 60_000;
+  private reconnectDelay: number;
+  private readonly concurrency: number;
+  /** Resolves when the subscriber stops for good: after close(), or on an error it cannot retry. */
+  readonly done: Promise<void>;
+  private resolveDone!: () => void;
+  private rejectDone!: (error: unknown) => void;
+  /** Resolves once the first stream is open. */
+  readonly ready: Promise<void>;
+  private resolveReady!: () => void;
+
+  constructor(
+    private readonly client: SubscriberServiceClient,
+    private readonly subscription: string,
+    private readonly type: EventType<T> | undefined,
+    private readonly handler: Handler<T>,
+    private readonly options: SubscribeOptions = {},
+  ) {
+    this.concurrency = options.concurrency ?? 10;
+    this.reconnectDelay = options.reconnectInitialMs ?? 100;
+    this.done = new Promise((resolve, reject) => {
+      this.resolveDone = resolve;
+      this.rejectDone = reject;
+    });
+    this.ready = new Promise((resolve) => {
+      this.resolveReady = resolve;
+    });
+    // A caller that only awaits `ready` must not see an unhandled rejection from `done`.
+    this.done.catch(() => {});
+    this.connect();
+  }
+
+  /** Stops taking deliveries, lets running handlers finish and settle, then ends the stream. */
+  async close(): Promise<void> {
+    if (this.closing) return this.done;
+    this.closing = true;
+    this.call?.write({ request: { $case: "flow", value: { maxOutstandingMessages: 0 } } });
+    // Deliveries not yet started go back to the broker when the stream ends.
+    this.backlog.length = 0;
+    while (this.running > 0) await new Promise<void>((resolve) => this.idle.push(resolve));
+    this.call?.end();
+    await Promise.race([this.done, new Promise((resolve) => setTimeout(resolve, 5000))]);
+    this.resolveDone();
+  }
+
+  private connect(): void {
+    const call = this.client.subscribe();
+    this.call = call;
+    call.on("data", (message: SubscribeResponse) => this.onMessage(message));
+    call.on("error", (error: ServiceError) => this.onBroken(call, error));
+    call.on("end", () => this.onBroken(call, undefined));
+    call.write({
+      request: {
+        $case: "open",
+        value: {
+          subscription: this.subscription,
+          consumer: this.options.consumerName ?? "",
+          maxOutstandingMessages: this.concurrency,
+        },
+      },
+    });
+  }
+
+  private onMessage(message: SubscribeResponse): void {
+    const response = message.response;
+    if (!response) return;
+    if (response.$case === "opened") {
+      this.ackDeadlineMs = (response.value.ackDeadline?.seconds ?? 60) * 1000;
+      this.reconnectDelay = this.options.reconnectInitialMs ?? 100;
+      this.resolveReady();
+    } else if (response.$case === "deliveries") {
+      this.backlog.push(...response.value.deliveries);
+      this.pump();
+    }
+  }
+
+  private onBroken(
+    call: ClientDuplexStream<SubscribeRequest, SubscribeResponse>,
+    error: ServiceError | undefined,
+  ): void {
+    if (call !== this.call) return;
+    this.call = undefined;
+    // What this stream held is released by the broker; handlers still running settle into the void.
+    this.backlog.length = 0;
+    if (this.closing) {
+      this.resolveDone();
+      return;
+    }
+    if (error && FATAL.has(error.code)) {
+      this.rejectDone(error);
+      return;
+    }
+    if (error) this.options.onError?.(error);
+    const cap = this.options.reconnectMaxMs ?? 5000;
+    const delay = Math.random() * this.reconnectDelay;
+    this.reconnectDelay = Math.min(cap, this.reconnectDelay * 2);
+    setTimeout(() => {
+      if (!this.closing) this.connect();
+    }, delay);
+  }
+
+  private pump(): void {
+    while (this.running < this.concurrency && this.backlog.length > 0 && !this.closing) {
+      const delivery = this.backlog.shift() as Delivery;
+      const call = this.call;
+      if (!call) return;
+      this.running++;
+      void this.handle(call, delivery).finally(() => {
+        this.running--;
+        if (this.running === 0) for (const wake of this.idle.splice(0)) wake();
+        this.pump();
+      });
+    }
+  }
+
+  private async handle(
+    call: ClientDuplexStream<SubscribeRequest, SubscribeResponse>,
+    delivery: Delivery,
+  ): Promise<void> {
+    const ackIds = [delivery.ackId];
+    // Keep the lease while the handler works: extend at half the deadline, every half deadline.
+    const extender = setInterval(() => {
+      const seconds = Math.max(1, Math.round(this.ackDeadlineMs / 1000));
+      call.write({ request: { $case: "extend", value: { ackIds, duration: { seconds, nanos: 0 } } } });
+    }, this.ackDeadlineMs / 2);
+    try {
+      await this.handler(this.toReceived(delivery));
+      call.write({ request: { $case: "ack", value: { ackIds } } });
+    } catch (error) {
+      if (error instanceof RejectEvent) {
+        call.write({ request: { $case: "reject", value: { ackIds, reason: error.reason } } });
+      } else if (error instanceof RetryEventAfter) {
+        const delay = { seconds: Math.max(0, Math.round(error.seconds)), nanos: 0 };
+        call.write({ request: { $case: "nack", value: { ackIds, reason: error.reason, delay } } });
+      } else {
+        const reason = error instanceof Error ? error.message : String(error);
+        call.write({
+          request: { $case: "nack", value: { ackIds, reason: reason.slice(0, 1000), delay: undefined } },
+        });
+      }
+    } finally {
+      clearInterval(extender);
+    }
+  }
+
+  private decode(bytes: Uint8Array): T {
+    if (!this.type) return bytes as T;
+    try {
+      return this.type.decode(bytes);
+    } catch (error) {
+      // Retrying cannot make bytes decode: it is a poison message.
+      throw new RejectEvent(`payload does not decode as ${this.type.typeName}: ${(error as Error).message}`);
+    }
+  }
+
+  private toReceived(delivery: Delivery): ReceivedEvent<T> {
+    const event = delivery.event as Event;
+    const bytes = event.data?.value ?? new Uint8Array();
+    if (this.type && event.data && event.data.typeUrl !== this.type.typeUrl) {
+      throw new RejectEvent(`expected ${this.type.typeUrl}, got ${event.data.typeUrl}`);
+    }
+    return {
+      id: event.id,
+      source: event.source,
+      type: event.type,
+      subject: event.subject,
+      time: event.time,
+      attributes: event.attributes,
+      orderingKey: event.orderingKey,
+      publishTime: event.publishTime,
+      attempt: delivery.deliveryAttempt,
+      data: this.decode(bytes),
+      raw: event,
+    };
+  }
+}

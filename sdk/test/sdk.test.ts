@@ -1,0 +1,228 @@
+// The SDK against a real broker and Postgres: typed publish and subscribe, handler outcomes,
+// concurrency, lease extension, reconnects and draining.
+import { createServer } from "node:net";
+import { defineEvent, reject, retryAfter } from "@pgmesh/sdk";
+import { Topic } from "@pgmesh/sdk/gen/pgmesh/v1/admin";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startTestBroker, type TestBroker } from "../../broker/test/support/broker.ts";
+import { createTestDatabase, type TestDatabase } from "../../broker/test/support/database.ts";
+import { sleep } from "../../broker/test/support/stream-probe.ts";
+
+// Any generated message works as a payload; pgmesh.v1.Topic is at hand.
+const noBackoff = { initialBackoffSeconds: 0, maxBackoffSeconds: 0, jitter: 0 };
+let db: TestDatabase;
+let mesh: TestBroker;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  mesh = await startTestBroker(db.url);
+});
+
+afterAll(async () => {
+  await mesh?.stop();
+  await db?.drop();
+});
+
+async function setUp(topic: string, policy: Parameters<typeof mesh.client.createSubscription>[2] = {}) {
+  await mesh.client.createTopic(topic);
+  await mesh.client.createSubscription(`${topic}.sub`, topic, policy);
+  return defineEvent(topic, "pgmesh.v1.Topic", Topic);
+}
+
+async function until(condition: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+describe("typed publish and subscribe", () => {
+  it("round-trips a typed message with its envelope", async () => {
+    const Created = await setUp("sdk.typed");
+    const received: { name: string; attempt: number; subject: string; type: string }[] = [];
+    const sub = mesh.client.subscribe("sdk.typed.sub", Created, (event) => {
+      received.push({
+        name: event.data.name,
+        attempt: event.attempt,
+        subject: event.subject,
+        type: event.type,
+      });
+    });
+    await sub.ready;
+    const result = await mesh.client.publishEvent(
+      Created,
+      { name: "hello", createTime: undefined },
+      { subject: "s/1" },
+    );
+    expect(result.duplicate).toBe(false);
+    await until(() => received.length === 1, "the event");
+    expect(received).toEqual([{ name: "hello", attempt: 1, subject: "s/1", type: "pgmesh.v1.Topic" }]);
+    await sub.close();
+    await until(async () => (await mesh.client.subscriptionStats("sdk.typed.sub")).inFlight === 0, "the ack");
+    expect(await mesh.client.subscriptionStats("sdk.typed.sub")).toMatchObject({ backlog: 0, inFlight: 0 });
+  });
+});
+
+describe("handler outcomes", () => {
+  it("acks on resolve, retries on throw, dead-letters on reject, and waits on retryAfter", async () => {
+    const Work = await setUp("sdk.outcomes", { retryPolicy: noBackoff });
+    const seen: string[] = [];
+    const firstSeenAt = new Map<string, number>();
+    const sub = mesh.client.subscribe("sdk.outcomes.sub", Work, async (event) => {
+      const name = event.data.name;
+      seen.push(`${name}#${event.attempt}`);
+      if (!firstSeenAt.has(name)) firstSeenAt.set(name, Date.now());
+      if (name === "throws" && event.attempt === 1) throw new Error("transient");
+      if (name === "poison") throw reject("cannot handle");
+      if (name === "later" && event.attempt === 1) throw retryAfter(2);
+    });
+    await sub.ready;
+    await mesh.client.publishEvents(Work, [
+      { name: "fine", createTime: undefined },
+      { name: "throws", createTime: undefined },
+      { name: "poison", createTime: undefined },
+      { name: "later", createTime: undefined },
+    ]);
+    await until(() => seen.includes("later#2"), "the delayed retry", 10_000);
+    expect(Date.now() - (firstSeenAt.get("later") ?? 0)).toBeGreaterThanOrEqual(1900);
+    expect(seen).toEqual(
+      expect.arrayContaining(["fine#1", "throws#1", "throws#2", "poison#1", "later#1", "later#2"]),
+    );
+    expect(seen.filter((s) => s.startsWith("poison"))).toEqual(["poison#1"]);
+    const dead = await mesh.client.listDeadLetters({ subscription: "sdk.outcomes.sub" });
+    expect(dead.deadLetters.map((d) => [d.lastError, d.attempts])).toEqual([["cannot handle", 1]]);
+    await sub.close();
+  });
+});
+
+describe("flow", () => {
+  it("never runs more handlers at once than its concurrency", async () => {
+    const Job = await setUp("sdk.concurrency");
+    await mesh.client.publishEvents(
+      Job,
+      Array.from({ length: 12 }, (_, i) => ({ name: `j${i}`, createTime: undefined })),
+    );
+    let running = 0;
+    let peak = 0;
+    let done = 0;
+    const sub = mesh.client.subscribe(
+      "sdk.concurrency.sub",
+      Job,
+      async () => {
+        running++;
+        peak = Math.max(peak, running);
+        await sleep(150);
+        running--;
+        done++;
+      },
+      { concurrency: 3 },
+    );
+    await until(() => done === 12, "all 12 handlers");
+    expect(peak).toBe(3);
+    await sub.close();
+  });
+
+  it("extends the lease of a handler slower than the ack deadline, so it is not redelivered", async () => {
+    const Slow = await setUp("sdk.slow", { ackDeadlineSeconds: 2, retryPolicy: noBackoff });
+    const attempts: number[] = [];
+    let finished = false;
+    const sub = mesh.client.subscribe("sdk.slow.sub", Slow, async (event) => {
+      attempts.push(event.attempt);
+      await sleep(5000);
+      finished = true;
+    });
+    await sub.ready;
+    await mesh.client.publishEvent(Slow, { name: "slow", createTime: undefined });
+    await until(() => finished, "the slow handler", 10_000);
+    await sub.close();
+    expect(attempts).toEqual([1]);
+    expect(await mesh.client.subscriptionStats("sdk.slow.sub")).toMatchObject({ backlog: 0, inFlight: 0 });
+  });
+
+  it("close() lets a running handler finish and ack before it returns", async () => {
+    const Drain = await setUp("sdk.drain");
+    let started = false;
+    let finished = false;
+    const sub = mesh.client.subscribe("sdk.drain.sub", Drain, async () => {
+      started = true;
+      await sleep(500);
+      finished = true;
+    });
+    await sub.ready;
+    await mesh.client.publishEvent(Drain, { name: "d", createTime: undefined });
+    await until(() => started, "the handler to start");
+    await sub.close();
+    expect(finished).toBe(true);
+    await until(async () => (await mesh.client.subscriptionStats("sdk.drain.sub")).inFlight === 0, "the ack");
+    expect(await mesh.client.subscriptionStats("sdk.drain.sub")).toMatchObject({ backlog: 0, inFlight: 0 });
+  });
+});
+
+describe("reconnect", () => {
+  it("reconnects across a broker restart with no event lost", async () => {
+    // A broker of its own on a fixed port, so that the restarted one is at the same address.
+    const ownDb = await createTestDatabase();
+    const port = await freePort();
+    const env = { PGMESH_GRPC_ADDRESS: `127.0.0.1:${port}` };
+    let broker = await startTestBroker(ownDb.url, env);
+    await broker.client.createTopic("sdk.restart");
+    await broker.client.createSubscription("sdk.restart.sub", "sdk.restart", { retryPolicy: noBackoff });
+    const Ev = defineEvent("sdk.restart", "pgmesh.v1.Topic", Topic);
+    const client = new (await import("@pgmesh/sdk")).PgmeshClient(`127.0.0.1:${port}`);
+    const got = new Set<string>();
+    const sub = client.subscribe(
+      "sdk.restart.sub",
+      Ev,
+      (event) => {
+        got.add(event.data.name);
+      },
+      { reconnectInitialMs: 50, reconnectMaxMs: 500 },
+    );
+    await sub.ready;
+    await broker.client.publishEvents(
+      Ev,
+      [0, 1, 2, 3, 4].map((i) => ({ name: `before-${i}`, createTime: undefined })),
+    );
+    await until(() => got.size === 5, "the first five");
+    await broker.stop();
+    broker = await startTestBroker(ownDb.url, env);
+    // grpc-js shares connections per address: a fresh client may first see the old one's backoff.
+    const after = [0, 1, 2, 3, 4].map((i) => ({ name: `after-${i}`, createTime: undefined }));
+    const restarted = broker;
+    await until(
+      () =>
+        restarted.client.publishEvents(Ev, after).then(
+          () => true,
+          () => false,
+        ),
+      "the restarted broker",
+    );
+    await until(() => got.size === 10, "the five published after the restart", 15_000);
+    await sub.close();
+    client.close();
+    await broker.stop();
+    await ownDb.drop();
+  });
+
+  it("stops with the broker's error when the subscription does not exist", async () => {
+    const Ev = defineEvent("nowhere", "pgmesh.v1.Topic", Topic);
+    const sub = mesh.client.subscribe("no.such.sub", Ev, () => {});
+    await expect(sub.done).rejects.toMatchObject({
+      code: 5,
+      details: "subscription no.such.sub does not exist",
+    });
+  });
+});
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      server.close(() =>
+        typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port")),
+      );
+    });
+  });
+}
