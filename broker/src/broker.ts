@@ -1,13 +1,16 @@
 // Composition: config -> store -> delivery -> server. Used by main.ts, the CLI and the tests, so
 // every one of them runs the same broker.
 import { randomUUID } from "node:crypto";
+import { Event } from "@pgmesh/sdk/gen/pgmesh/v1/event";
 import type { BrokerConfig } from "./config.ts";
 import { Admin } from "./delivery/admin.ts";
 import { DeliveryService } from "./delivery/delivery-service.ts";
+import { OutboxRelay } from "./delivery/outbox-relay.ts";
 import { Publisher } from "./delivery/publishing.ts";
 import type { Logger } from "./log.ts";
 import { MetricsServer } from "./metrics/http-server.ts";
 import { BrokerMetrics } from "./metrics/registry.ts";
+import { envelopeFromWire } from "./server/convert.ts";
 import { GrpcServer } from "./server/grpc-server.ts";
 import { PostgresCatalogStore } from "./store/catalog-store.ts";
 import { connectDatabase } from "./store/database.ts";
@@ -15,6 +18,7 @@ import { PostgresDeadLetterStore } from "./store/dead-letter-store.ts";
 import { type EmbeddedPostgres, startEmbeddedPostgres } from "./store/embedded-postgres.ts";
 import { PostgresEventStore } from "./store/event-store.ts";
 import { migrate } from "./store/migrate.ts";
+import { PostgresOutboxStore } from "./store/outbox-store.ts";
 import { JobQueue } from "./store/queue.ts";
 import { PostgresWakeupBus } from "./store/wakeups.ts";
 
@@ -103,6 +107,17 @@ export async function startBroker(config: Readonly<BrokerConfig>, log: Logger): 
   const keySweeper = setInterval(sweepKeys, Math.min(60_000, config.dedupWindowSeconds * 500));
   keySweeper.unref();
 
+  // Events applications published inside their own transactions (pgmesh.outbox_publish).
+  const relay = new OutboxRelay(
+    new PostgresOutboxStore(sql, events),
+    (bytes) => envelopeFromWire(Event.decode(bytes)),
+    (subscription, event) => publisher.accepts(subscription, event),
+    (subscriptions) => deliveries.wake(subscriptions),
+    (error) => log.error("relaying the outbox", error),
+    (count) => log.warn(`outbox: ${count} event(s) could not be published; see pgmesh.outbox_failures`),
+  );
+  await relay.start(config.pollIntervalMs);
+
   let serving = true;
   const metricsServer = new MetricsServer(metrics.registry, () => serving);
   const metricsAddress = await metricsServer.listen(config.metricsAddress);
@@ -121,6 +136,7 @@ export async function startBroker(config: Readonly<BrokerConfig>, log: Logger): 
         serving = false;
         clearInterval(keySweeper);
         grpc.stopAccepting();
+        await relay.stop();
         await deliveries.drain(config.drainTimeoutMs);
         await grpc.shutdown(5_000);
         await metricsServer.close();

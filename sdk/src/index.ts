@@ -9,6 +9,7 @@ export {
   type SubscriptionPolicy,
 } from "./client.ts";
 export { defineEvent, type EventType, type MessageCodec, TYPE_URL_PREFIX } from "./event-type.ts";
+export { outboxPublish, outboxPublishEvents, type SqlTransaction } from "./outbox.ts";
 export { RejectEvent, RetryEventAfter, reject, retryAfter } from "./outcomes.ts";
 export type { Handler, ReceivedEvent, SubscribeOptions, Subscriber } from "./subscriber.ts";
 

@@ -55,6 +55,20 @@ export interface EventStore {
   loadEvents(seqs: string[]): Promise<Map<string, StoredEvent>>;
 }
 
+export interface OutboxStore {
+  /**
+   * Publishes up to `limit` outbox events in outbox order and removes them, in one transaction;
+   * events that `prepare` refuses are set aside. Does nothing while another broker relays.
+   */
+  relay(
+    limit: number,
+    prepare: (bytes: Uint8Array) => EventEnvelope,
+    accepts: (subscription: Subscription, event: EventEnvelope) => boolean,
+  ): Promise<{ taken: number; failed: number; subscriptions: string[] }>;
+  /** Calls back when an application committed outbox events (and after a reconnect). */
+  listen(onWake: () => void): Promise<void>;
+}
+
 export interface DeliveryQueue {
   /** Leases up to `limit` deliveries of a subscription; never blocks. */
   lease(queue: string, limit: number): Promise<Lease[]>;

@@ -3,7 +3,7 @@
 import { randomUUID } from "node:crypto";
 import { invalidArgument } from "./errors.ts";
 import { type Filter, MATCH_ALL, matchesFilter, parseFilter } from "./filter.ts";
-import type { EventEnvelope, PublishOutcome } from "./model.ts";
+import type { EventEnvelope, PublishOutcome, Subscription } from "./model.ts";
 import { assertName } from "./names.ts";
 import type { DeliveryObserver } from "./observer.ts";
 import type { EventStore } from "./ports.ts";
@@ -45,12 +45,17 @@ export class Publisher {
     const started = performance.now();
     const normalised = batch.map((event, index) => normaliseEvent(event, index));
     const { outcomes, subscriptions } = await this.events.publish(topic, normalised, (sub, event) =>
-      matchesFilter(this.filterOf(sub.filter), event.attributes),
+      this.accepts(sub, event),
     );
     if (subscriptions.length > 0) this.onPublished(subscriptions);
     const stored = outcomes.filter((o) => !o.duplicate).length;
     this.observer.published(topic, stored, (performance.now() - started) / 1000);
     return outcomes;
+  }
+
+  /** Whether a subscription's filter lets an event through. */
+  accepts(subscription: Subscription, event: EventEnvelope): boolean {
+    return matchesFilter(this.filterOf(subscription.filter), event.attributes);
   }
 
   private filterOf(text: string): Filter {

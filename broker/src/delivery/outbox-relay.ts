@@ -1,0 +1,69 @@
+// Moves events that applications published inside their own transactions (the outbox) onto
+// their topics: woken by the outbox's NOTIFY, with the fallback poll as a safety net. Each event
+// is validated like a Publish; one that fails is set aside with the reason (pgmesh.outbox_failures).
+import type { EventEnvelope, Subscription } from "./model.ts";
+import type { OutboxStore } from "./ports.ts";
+import { normaliseEvent } from "./publishing.ts";
+
+const BATCH = 500;
+
+export class OutboxRelay {
+  private running = false;
+  private again = false;
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+
+  constructor(
+    private readonly outbox: OutboxStore,
+    private readonly decode: (bytes: Uint8Array) => EventEnvelope,
+    private readonly accepts: (subscription: Subscription, event: EventEnvelope) => boolean,
+    private readonly onPublished: (subscriptions: string[]) => void,
+    private readonly onError: (error: unknown) => void,
+    private readonly onFailed: (count: number) => void,
+  ) {}
+
+  async start(pollIntervalMs: number): Promise<void> {
+    await this.outbox.listen(() => this.wake());
+    this.timer = setInterval(() => this.wake(), pollIntervalMs);
+    this.timer.unref();
+    this.wake();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearInterval(this.timer);
+    while (this.running) await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+
+  wake(): void {
+    if (this.stopped) return;
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    this.running = true;
+    void this.run();
+  }
+
+  private async run(): Promise<void> {
+    try {
+      do {
+        this.again = false;
+        for (;;) {
+          const { taken, failed, subscriptions } = await this.outbox.relay(
+            BATCH,
+            (bytes) => normaliseEvent(this.decode(bytes), 0),
+            this.accepts,
+          );
+          if (subscriptions.length > 0) this.onPublished(subscriptions);
+          if (failed > 0) this.onFailed(failed);
+          if (taken < BATCH || this.stopped) break;
+        }
+      } while (this.again && !this.stopped);
+    } catch (error) {
+      this.onError(error);
+    } finally {
+      this.running = false;
+    }
+  }
+}

@@ -1,0 +1,72 @@
+// The outbox relay's storage side: takes committed outbox rows in order and publishes them through
+// the normal publish path, deleting them in the same transaction, so each is published exactly
+// once. One broker relays at a time (an advisory lock), which keeps the outbox's order.
+import { MeshError } from "../delivery/errors.ts";
+import type { EventEnvelope, Subscription } from "../delivery/model.ts";
+import type { OutboxStore } from "../delivery/ports.ts";
+import type { Sql } from "./database.ts";
+import type { PostgresEventStore } from "./event-store.ts";
+import * as topics from "./queries/topics.ts";
+
+export const OUTBOX_CHANNEL = "pgmesh_outbox";
+const RELAY_LOCK = 7_245_031_002;
+
+export class PostgresOutboxStore implements OutboxStore {
+  constructor(
+    private readonly sql: Sql,
+    private readonly events: PostgresEventStore,
+  ) {}
+
+  async relay(
+    limit: number,
+    prepare: (bytes: Uint8Array) => EventEnvelope,
+    accepts: (subscription: Subscription, event: EventEnvelope) => boolean,
+  ): Promise<{ taken: number; failed: number; subscriptions: string[] }> {
+    return this.sql.begin(async (tx) => {
+      const [lock] = await tx`SELECT pg_try_advisory_xact_lock(${RELAY_LOCK}) AS taken`;
+      if (!lock?.taken) return { taken: 0, failed: 0, subscriptions: [] };
+      const rows = (
+        await tx`
+          DELETE FROM pgmesh.outbox WHERE seq IN (SELECT seq FROM pgmesh.outbox ORDER BY seq LIMIT ${limit})
+          RETURNING seq, topic, event`
+      ).sort((a, b) => Number(a.seq) - Number(b.seq));
+      const woken = new Set<string>();
+      let failed = 0;
+      // Consecutive rows of one topic go as one batch; the outbox's order is kept.
+      let start = 0;
+      while (start < rows.length) {
+        const topic = rows[start]?.topic as string;
+        let end = start;
+        while (end < rows.length && rows[end]?.topic === topic) end++;
+        const batch = rows.slice(start, end);
+        start = end;
+        const good: EventEnvelope[] = [];
+        const bad: { seq: string; event: Uint8Array; error: string }[] = [];
+        const topicExists = Boolean(await topics.selectTopic(tx, topic));
+        for (const row of batch) {
+          try {
+            if (!topicExists) throw new MeshError("not_found", `topic ${topic} does not exist`);
+            good.push(prepare(row.event as Uint8Array));
+          } catch (error) {
+            const message = error instanceof MeshError ? error.message : "the event does not decode";
+            bad.push({ seq: String(row.seq), event: row.event as Uint8Array, error: message });
+          }
+        }
+        if (good.length > 0) {
+          const { subscriptions } = await this.events.publishIn(tx, topic, good, accepts);
+          for (const name of subscriptions) woken.add(name);
+        }
+        for (const b of bad) {
+          await tx`INSERT INTO pgmesh.outbox_failures (seq, topic, event, error)
+            VALUES (${b.seq}, ${topic}, ${Buffer.from(b.event)}, ${b.error})`;
+        }
+        failed += bad.length;
+      }
+      return { taken: rows.length, failed, subscriptions: [...woken] };
+    });
+  }
+
+  async listen(onWake: () => void): Promise<void> {
+    await this.sql.listen(OUTBOX_CHANNEL, () => onWake(), onWake);
+  }
+}
