@@ -21,4 +21,17 @@ for f in pgmesh.binpb health.binpb; do
     stale=1
   fi
 done
+# The Python example's stubs come from Debian's protoc and grpc_python_plugin; CI installs them.
+if command -v protoc >/dev/null && command -v grpc_python_plugin >/dev/null; then
+  buf generate --template examples/python-subscriber/buf.gen.yaml -o "$out/py"
+  if ! diff -r examples/python-subscriber/gen "$out/py/examples/python-subscriber/gen" >/dev/null; then
+    echo "examples/python-subscriber/gen is stale: run 'npx buf generate --template examples/python-subscriber/buf.gen.yaml'" >&2
+    stale=1
+  fi
+elif [ "${CI:-}" = "true" ]; then
+  echo "protoc and grpc_python_plugin are needed to check the Python stubs (apt: protobuf-compiler protobuf-compiler-grpc)" >&2
+  stale=1
+else
+  echo "warning: protoc or grpc_python_plugin missing: the Python stubs were not checked" >&2
+fi
 exit "$stale"

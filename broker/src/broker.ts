@@ -66,7 +66,12 @@ export async function startBroker(config: Readonly<BrokerConfig>, log: Logger): 
     loadSubscription: (name) => catalog.getSubscription(name),
     onError: (error, context) => log.error(context, error),
   });
-  const publisher = new Publisher(events, (subscriptions) => deliveries.wake(subscriptions), metrics);
+  const publisher = new Publisher(
+    events,
+    (subscriptions) => deliveries.wake(subscriptions),
+    metrics,
+    (topic) => catalog.getTopicSchema(topic),
+  );
   let server: GrpcServer | undefined;
   const deadLetters = new PostgresDeadLetterStore(sql, queue);
   const admin = new Admin(
@@ -74,6 +79,7 @@ export async function startBroker(config: Readonly<BrokerConfig>, log: Logger): 
     deadLetters,
     (subscription) => deliveries.refresh(subscription),
     (subscription) => deliveries.wake([subscription.name]),
+    (topic) => publisher.forgetSchema(topic),
   );
   const bus = new PostgresWakeupBus(sql, brokerId);
   await bus.listen((subscriptions) => deliveries.wake(subscriptions));

@@ -134,6 +134,16 @@ export class PgmeshClient {
     return this.call(this.admin, this.admin.listTopics, { pageSize, pageToken });
   }
 
+  /** Binds a topic to message types from a `buf build` FileDescriptorSet; no types unbinds it. */
+  async setTopicSchema(topic: string, fileDescriptorSet: Uint8Array, messageTypes: string[]) {
+    const schema = { fileDescriptorSet: Buffer.from(fileDescriptorSet), messageTypes, updateTime: undefined };
+    return (await this.call(this.admin, this.admin.setTopicSchema, { topic, schema })).schema;
+  }
+
+  async getTopicSchema(topic: string) {
+    return (await this.call(this.admin, this.admin.getTopicSchema, { topic })).schema;
+  }
+
   async deleteTopic(name: string): Promise<void> {
     await this.call(this.admin, this.admin.deleteTopic, { name });
   }

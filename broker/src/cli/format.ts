@@ -2,10 +2,11 @@
 import { fromBinary, toJson } from "@bufbuild/protobuf";
 import { ValueSchema } from "@bufbuild/protobuf/wkt";
 import type { Event } from "@pgmesh/sdk/gen/pgmesh/v1/event";
+import { decodeWithSchema, type SchemaCodec } from "./schema-codec.ts";
 
 export const VALUE_TYPE_URL = "type.googleapis.com/google.protobuf.Value";
 
-export function eventToJson(event: Event, attempt?: number): Record<string, unknown> {
+export function eventToJson(event: Event, attempt?: number, schema?: SchemaCodec): Record<string, unknown> {
   const out: Record<string, unknown> = {
     id: event.id,
     source: event.source,
@@ -19,7 +20,10 @@ export function eventToJson(event: Event, attempt?: number): Record<string, unkn
   if (event.publishTime) out.publishTime = event.publishTime.toISOString();
   if (attempt !== undefined) out.attempt = attempt;
   if (event.data) {
-    if (event.data.typeUrl === VALUE_TYPE_URL) {
+    const decoded = decodeWithSchema(schema, event.data.typeUrl, event.data.value);
+    if (decoded !== undefined) {
+      out.data = decoded;
+    } else if (event.data.typeUrl === VALUE_TYPE_URL) {
       out.data = toJson(ValueSchema, fromBinary(ValueSchema, event.data.value));
     } else {
       out.dataTypeUrl = event.data.typeUrl;

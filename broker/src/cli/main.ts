@@ -2,13 +2,14 @@
 import { readFileSync } from "node:fs";
 import type { ServiceError } from "@grpc/grpc-js";
 import { status } from "@grpc/grpc-js";
-import { PgmeshClient, type SubscriptionPolicy } from "@pgmesh/sdk";
+import { PgmeshClient, type SubscriptionPolicy, TYPE_URL_PREFIX } from "@pgmesh/sdk";
 import { DeadLetterReason, type Subscription } from "@pgmesh/sdk/gen/pgmesh/v1/admin";
 import type { SubscribeResponse } from "@pgmesh/sdk/gen/pgmesh/v1/subscriber";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { runBroker } from "../run.ts";
 import { eventFromJson } from "./event-input.ts";
 import { eventToJson } from "./format.ts";
+import { encodeWithSchema, type SchemaCodec, schemaCodec } from "./schema-codec.ts";
 
 const program = new Command("pgmesh")
   .description("pgmesh: a gRPC event mesh on PostgreSQL")
@@ -50,6 +51,43 @@ topics
         for (const t of page.topics) console.log(`${t.name}\tcreated ${t.createTime?.toISOString() ?? ""}`);
         token = page.nextPageToken;
       } while (token);
+    }),
+  );
+const schema = topics
+  .command("schema")
+  .description("bind a topic to Protobuf message types (the broker then validates payloads)");
+schema
+  .command("set <topic>")
+  .description("bind the topic to message types from a `buf build -o schema.binpb` descriptor set")
+  .requiredOption("-d, --descriptors <file>", "the FileDescriptorSet, e.g. from `buf build -o schema.binpb`")
+  .requiredOption(
+    "--type <names...>",
+    "full names of the message types the topic takes, e.g. shop.v1.OrderPlaced",
+  )
+  .action(
+    withClient(async (c, topic: string, options: { descriptors: string; type: string[] }) => {
+      const set = await c.setTopicSchema(topic, readFileSync(options.descriptors), options.type);
+      console.log(`topic ${topic} takes ${set?.messageTypes.join(", ")}`);
+    }),
+  );
+schema
+  .command("get <topic>")
+  .description("show the message types a topic takes")
+  .action(
+    withClient(async (c, topic: string) => {
+      const set = await c.getTopicSchema(topic);
+      console.log(
+        set ? `${set.messageTypes.join("\n")}` : `topic ${topic} has no schema: it takes any payload`,
+      );
+    }),
+  );
+schema
+  .command("clear <topic>")
+  .description("unbind the topic: it takes any payload again")
+  .action(
+    withClient(async (c, topic: string) => {
+      await c.setTopicSchema(topic, new Uint8Array(), []);
+      console.log(`topic ${topic} takes any payload`);
     }),
   );
 topics
@@ -189,6 +227,7 @@ addFilterOptions(
   withClient(async (c, subscription: string, options: DeadLetterOptions & { limit?: number }) => {
     let token = "";
     let printed = 0;
+    const codec = await schemaCodec(c, (await c.getSubscription(subscription)).topic);
     do {
       const page = await c.listDeadLetters({ subscription, ...filterOf(options) }, 1000, token);
       for (const d of page.deadLetters) {
@@ -201,7 +240,7 @@ addFilterOptions(
             lastError: d.lastError,
             firstFailure: d.firstFailureTime?.toISOString(),
             deadLettered: d.deadLetterTime?.toISOString(),
-            event: d.event ? eventToJson(d.event) : undefined,
+            event: d.event ? eventToJson(d.event, undefined, codec) : undefined,
           }),
         );
         printed++;
@@ -278,10 +317,21 @@ program
               .filter((l) => l.trim())
           : [event];
       if (lines.length === 0) throw new Error("no event given: pass it as an argument or on stdin");
-      const results = await c.publish(
-        topic,
-        lines.map((line) => eventFromJson(line, options)),
-      );
+      const codec = await schemaCodec(c, topic);
+      const events = lines.map((line) => {
+        if (!codec) return eventFromJson(line, options);
+        // With a schema, JSON data is encoded as the event's Protobuf type.
+        const { data, ...rest } = JSON.parse(line) as { data?: unknown; type?: string };
+        const event = eventFromJson(JSON.stringify(rest), options);
+        if (data === undefined) return event;
+        const { typeName, bytes } = encodeWithSchema(codec, rest.type ?? "", data);
+        return {
+          ...event,
+          type: event.type || typeName,
+          data: { typeUrl: TYPE_URL_PREFIX + typeName, value: Buffer.from(bytes) },
+        };
+      });
+      const results = await c.publish(topic, events);
       for (const r of results)
         console.log(r.duplicate ? `duplicate ${r.id} (already published)` : `published ${r.id}`);
     }),
@@ -294,11 +344,18 @@ program
   .option("--no-ack", "print without acking (events are redelivered later)")
   .action(
     withClient(async (c, subscription: string, options: { max?: number; ack: boolean }) => {
-      await tail(c, subscription, options.max, options.ack);
+      const sub = await c.getSubscription(subscription);
+      await tail(c, subscription, options.max, options.ack, await schemaCodec(c, sub.topic));
     }),
   );
 
-function tail(c: PgmeshClient, subscription: string, max: number | undefined, ack: boolean): Promise<void> {
+function tail(
+  c: PgmeshClient,
+  subscription: string,
+  max: number | undefined,
+  ack: boolean,
+  codec: SchemaCodec | undefined,
+): Promise<void> {
   return new Promise((resolve, reject) => {
     const call = c.subscriber.subscribe();
     let printed = 0;
@@ -313,7 +370,7 @@ function tail(c: PgmeshClient, subscription: string, max: number | undefined, ac
       for (const delivery of response.value.deliveries) {
         if (max !== undefined && printed >= max) break;
         if (delivery.event)
-          console.log(JSON.stringify(eventToJson(delivery.event, delivery.deliveryAttempt)));
+          console.log(JSON.stringify(eventToJson(delivery.event, delivery.deliveryAttempt, codec)));
         ackIds.push(delivery.ackId);
         printed++;
       }

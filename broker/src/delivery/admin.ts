@@ -11,6 +11,7 @@ import type {
   Subscription,
   SubscriptionStats,
   Topic,
+  TopicSchema,
 } from "./model.ts";
 import { assertName } from "./names.ts";
 import type { CatalogStore, DeadLetterStore } from "./ports.ts";
@@ -20,6 +21,7 @@ import {
   DEFAULT_MAX_DELIVERY_ATTEMPTS,
   DEFAULT_RETRY_POLICY,
 } from "./retry-policy.ts";
+import { compileSchema } from "./schema.ts";
 
 export const DEFAULT_ACK_DEADLINE_SECONDS = 60;
 export const MAX_ACK_DEADLINE_SECONDS = 3600;
@@ -51,6 +53,7 @@ export class Admin {
     private readonly deadLetters: DeadLetterStore,
     private readonly onPolicyChanged: (subscription: Subscription) => void,
     private readonly onRedriven: (subscription: Subscription) => void,
+    private readonly onSchemaChanged: (topic: string) => void = () => {},
   ) {}
 
   createTopic(name: string): Promise<Topic> {
@@ -65,6 +68,24 @@ export class Admin {
 
   listTopics(pageSize: number, pageToken: string): Promise<Page<Topic>> {
     return this.catalog.listTopics(checkPageSize(pageSize), checkPageToken(pageToken));
+  }
+
+  async setTopicSchema(
+    topic: string,
+    schema: { fileDescriptorSet: Uint8Array; messageTypes: string[] },
+  ): Promise<TopicSchema | undefined> {
+    assertName("topic", topic);
+    const binding = schema.messageTypes.length === 0 ? undefined : schema;
+    // Refuses descriptors that do not compile or do not hold the named types.
+    if (binding) compileSchema(binding.fileDescriptorSet, binding.messageTypes);
+    if (!(await this.catalog.setTopicSchema(topic, binding))) throw notFound(`topic ${topic} does not exist`);
+    this.onSchemaChanged(topic);
+    return binding ? this.catalog.getTopicSchema(topic) : undefined;
+  }
+
+  async getTopicSchema(topic: string): Promise<TopicSchema | undefined> {
+    await this.getTopic(topic);
+    return this.catalog.getTopicSchema(topic);
   }
 
   async deleteTopic(name: string): Promise<void> {

@@ -5,6 +5,12 @@ export interface Topic {
   createdAt: Date;
 }
 
+export interface TopicSchema {
+  fileDescriptorSet: Uint8Array;
+  messageTypes: string[];
+  updatedAt: Date;
+}
+
 /** When to redeliver after a failure; see retry-policy.ts. */
 export interface RetryPolicy {
   initialBackoffSeconds: number;

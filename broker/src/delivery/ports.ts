@@ -14,12 +14,16 @@ import type {
   Subscription,
   SubscriptionStats,
   Topic,
+  TopicSchema,
 } from "./model.ts";
 
 export interface CatalogStore {
   createTopic(name: string): Promise<Topic>;
   getTopic(name: string): Promise<Topic | undefined>;
   listTopics(pageSize: number, after: string): Promise<Page<Topic>>;
+  /** Binds the topic to a schema, or unbinds it (undefined); false if the topic does not exist. */
+  setTopicSchema(topic: string, schema: Omit<TopicSchema, "updatedAt"> | undefined): Promise<boolean>;
+  getTopicSchema(topic: string): Promise<TopicSchema | undefined>;
   /** Fails with failed_precondition while subscriptions exist. */
   deleteTopic(name: string): Promise<boolean>;
   createSubscription(

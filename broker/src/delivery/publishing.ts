@@ -3,9 +3,13 @@
 import { randomUUID } from "node:crypto";
 import { invalidArgument } from "./errors.ts";
 import { type Filter, MATCH_ALL, matchesFilter, parseFilter } from "./filter.ts";
-import type { EventEnvelope, PublishOutcome, Subscription } from "./model.ts";
+import type { EventEnvelope, PublishOutcome, Subscription, TopicSchema } from "./model.ts";
 import { assertName } from "./names.ts";
 import type { DeliveryObserver } from "./observer.ts";
+import { type CompiledSchema, compileSchema } from "./schema.ts";
+
+const SCHEMA_CACHE_MS = 1000;
+
 import type { EventStore } from "./ports.ts";
 
 export const PUBLISH_LIMITS = {
@@ -27,11 +31,16 @@ const ATTRIBUTE_NAME = /^[a-z0-9][a-z0-9_-]{0,63}$/;
 export class Publisher {
   // Parsed filters by their text: subscriptions are few and their filters never change.
   private readonly filters = new Map<string, Filter>();
+  private readonly schemas = new Map<
+    string,
+    { at: number; key: string; schema: CompiledSchema | undefined }
+  >();
 
   constructor(
     private readonly events: EventStore,
     private readonly onPublished: (subscriptions: string[]) => void,
     private readonly observer: DeliveryObserver,
+    private readonly loadSchema: (topic: string) => Promise<TopicSchema | undefined>,
   ) {}
 
   async publish(topic: string, batch: EventEnvelope[]): Promise<PublishOutcome[]> {
@@ -44,6 +53,13 @@ export class Publisher {
     }
     const started = performance.now();
     const normalised = batch.map((event, index) => normaliseEvent(event, index));
+    const schema = await this.schemaOf(topic);
+    if (schema) {
+      normalised.forEach((event, index) => {
+        const problem = schema.check(event.dataTypeUrl, event.data);
+        if (problem) throw invalidArgument(`events[${index}].data ${problem}`);
+      });
+    }
     const { outcomes, subscriptions } = await this.events.publish(topic, normalised, (sub, event) =>
       this.accepts(sub, event),
     );
@@ -51,6 +67,27 @@ export class Publisher {
     const stored = outcomes.filter((o) => !o.duplicate).length;
     this.observer.published(topic, stored, (performance.now() - started) / 1000);
     return outcomes;
+  }
+
+  /** The topic's compiled schema; cached briefly, so a change reaches every broker within a second. */
+  async schemaOf(topic: string): Promise<CompiledSchema | undefined> {
+    const cached = this.schemas.get(topic);
+    if (cached && Date.now() - cached.at < SCHEMA_CACHE_MS) return cached.schema;
+    const stored = await this.loadSchema(topic);
+    const key = stored ? `${stored.updatedAt.getTime()}` : "";
+    const schema =
+      cached && cached.key === key
+        ? cached.schema
+        : stored
+          ? compileSchema(stored.fileDescriptorSet, stored.messageTypes)
+          : undefined;
+    this.schemas.set(topic, { at: Date.now(), key, schema });
+    return schema;
+  }
+
+  /** Drops the cached schema of a topic whose schema this broker just changed. */
+  forgetSchema(topic: string): void {
+    this.schemas.delete(topic);
   }
 
   /** Whether a subscription's filter lets an event through. */

@@ -5,6 +5,7 @@ import { invalidArgument } from "../delivery/errors.ts";
 import {
   deadLetterToWire,
   policyFromWire,
+  schemaToWire,
   seconds,
   selectionFromWire,
   subscriptionToWire,
@@ -37,6 +38,17 @@ export function adminHandlers(admin: Admin, log: ErrorLogger): AdminServiceServe
     listTopics: unary("ListTopics", log, async (req) => {
       const page = await admin.listTopics(req.pageSize, req.pageToken);
       return { topics: page.items.map(topicToWire), nextPageToken: page.nextPageToken };
+    }),
+    setTopicSchema: unary("SetTopicSchema", log, async (req) => {
+      const schema = await admin.setTopicSchema(req.topic, {
+        fileDescriptorSet: req.schema?.fileDescriptorSet ?? new Uint8Array(),
+        messageTypes: req.schema?.messageTypes ?? [],
+      });
+      return { schema: schema ? schemaToWire(schema) : undefined };
+    }),
+    getTopicSchema: unary("GetTopicSchema", log, async (req) => {
+      const schema = await admin.getTopicSchema(req.topic);
+      return { schema: schema ? schemaToWire(schema) : undefined };
     }),
     deleteTopic: unary("DeleteTopic", log, async (req) => {
       await admin.deleteTopic(req.name);

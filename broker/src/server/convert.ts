@@ -8,6 +8,7 @@ import {
   type RetryPolicy as RetryPolicyMessage,
   type Subscription as SubscriptionMessage,
   type Topic as TopicMessage,
+  type TopicSchema as TopicSchemaMessage,
 } from "@pgmesh/sdk/gen/pgmesh/v1/admin";
 import { Event } from "@pgmesh/sdk/gen/pgmesh/v1/event";
 import type { PolicyInput } from "../delivery/admin.ts";
@@ -20,6 +21,7 @@ import type {
   StoredEvent,
   Subscription,
   Topic,
+  TopicSchema,
 } from "../delivery/model.ts";
 
 export function envelopeFromWire(event: Event): EventEnvelope {
@@ -59,6 +61,12 @@ export function eventToWire(event: StoredEvent): Event {
 export const topicToWire = (topic: Topic): TopicMessage => ({
   name: topic.name,
   createTime: topic.createdAt,
+});
+
+export const schemaToWire = (schema: TopicSchema): TopicSchemaMessage => ({
+  fileDescriptorSet: Buffer.from(schema.fileDescriptorSet),
+  messageTypes: schema.messageTypes,
+  updateTime: schema.updatedAt,
 });
 
 export const seconds = (value: number): Duration => ({

@@ -10,6 +10,7 @@ import type {
   Subscription,
   SubscriptionStats,
   Topic,
+  TopicSchema,
 } from "../delivery/model.ts";
 import type { CatalogStore } from "../delivery/ports.ts";
 import type { Sql } from "./database.ts";
@@ -39,6 +40,16 @@ export class PostgresCatalogStore implements CatalogStore {
   async listTopics(pageSize: number, after: string): Promise<Page<Topic>> {
     const rows = await topics.selectTopicsAfter(this.sql, after, pageSize + 1);
     return pageOf(rows, pageSize, (t) => t.name);
+  }
+
+  setTopicSchema(topic: string, schema: Omit<TopicSchema, "updatedAt"> | undefined): Promise<boolean> {
+    return schema
+      ? topics.upsertTopicSchema(this.sql, topic, schema)
+      : topics.deleteTopicSchema(this.sql, topic);
+  }
+
+  getTopicSchema(topic: string): Promise<TopicSchema | undefined> {
+    return topics.selectTopicSchema(this.sql, topic);
   }
 
   async deleteTopic(name: string): Promise<boolean> {

@@ -1,5 +1,5 @@
 // Named queries on pgmesh.topics.
-import type { Topic } from "../../delivery/model.ts";
+import type { Topic, TopicSchema } from "../../delivery/model.ts";
 import type { Sql, TransactionSql } from "../database.ts";
 
 type Runner = Sql | TransactionSql;
@@ -44,4 +44,39 @@ export async function deleteTopicRow(sql: Runner, name: string): Promise<boolean
 export async function countSubscriptionsOf(sql: Runner, topic: string): Promise<number> {
   const rows = await sql`SELECT count(*)::int AS n FROM pgmesh.subscriptions WHERE topic = ${topic}`;
   return rows[0]?.n as number;
+}
+
+export async function upsertTopicSchema(
+  sql: Runner,
+  topic: string,
+  schema: { fileDescriptorSet: Uint8Array; messageTypes: string[] },
+): Promise<boolean> {
+  const rows = await sql`
+    INSERT INTO pgmesh.topic_schemas (topic, file_descriptor_set, message_types)
+    SELECT name, ${Buffer.from(schema.fileDescriptorSet)}, ${schema.messageTypes}::text[]
+    FROM pgmesh.topics WHERE name = ${topic}
+    ON CONFLICT (topic) DO UPDATE
+      SET file_descriptor_set = excluded.file_descriptor_set, message_types = excluded.message_types, updated_at = now()
+    RETURNING topic`;
+  return rows.length > 0;
+}
+
+export async function deleteTopicSchema(sql: Runner, topic: string): Promise<boolean> {
+  const [row] = await sql`
+    WITH gone AS (DELETE FROM pgmesh.topic_schemas WHERE topic = ${topic})
+    SELECT EXISTS (SELECT 1 FROM pgmesh.topics WHERE name = ${topic}) AS topic_exists`;
+  return Boolean(row?.topic_exists);
+}
+
+export async function selectTopicSchema(sql: Runner, topic: string): Promise<TopicSchema | undefined> {
+  const rows = await sql`
+    SELECT file_descriptor_set, message_types, updated_at FROM pgmesh.topic_schemas WHERE topic = ${topic}`;
+  const row = rows[0];
+  return row
+    ? {
+        fileDescriptorSet: row.file_descriptor_set as Uint8Array,
+        messageTypes: row.message_types as string[],
+        updatedAt: row.updated_at as Date,
+      }
+    : undefined;
 }

@@ -330,6 +330,34 @@ export interface ReleaseParkedKeysResponse {
   released: number;
 }
 
+export interface TopicSchema {
+  /**
+   * The descriptors, as `buf build -o file.binpb` writes them (a FileDescriptorSet, imports
+   * included).
+   */
+  fileDescriptorSet: Buffer;
+  /** Full names of the message types a payload may have, e.g. "shop.v1.OrderPlaced". */
+  messageTypes: string[];
+  updateTime: Date | undefined;
+}
+
+export interface SetTopicSchemaRequest {
+  topic: string;
+  schema: TopicSchema | undefined;
+}
+
+export interface SetTopicSchemaResponse {
+  schema: TopicSchema | undefined;
+}
+
+export interface GetTopicSchemaRequest {
+  topic: string;
+}
+
+export interface GetTopicSchemaResponse {
+  schema: TopicSchema | undefined;
+}
+
 function createBaseTopic(): Topic {
   return { name: "", createTime: undefined };
 }
@@ -3762,6 +3790,411 @@ export const ReleaseParkedKeysResponse: MessageFns<ReleaseParkedKeysResponse> = 
   },
 };
 
+function createBaseTopicSchema(): TopicSchema {
+  return { fileDescriptorSet: Buffer.alloc(0), messageTypes: [], updateTime: undefined };
+}
+
+export const TopicSchema: MessageFns<TopicSchema> = {
+  encode(message: TopicSchema, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.fileDescriptorSet.length !== 0) {
+      writer.uint32(10).bytes(message.fileDescriptorSet);
+    }
+    for (const v of message.messageTypes) {
+      writer.uint32(18).string(v!);
+    }
+    if (message.updateTime !== undefined) {
+      Timestamp.encode(toTimestamp(message.updateTime), writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TopicSchema {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTopicSchema();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.fileDescriptorSet = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.messageTypes.push(reader.string());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.updateTime = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TopicSchema {
+    return {
+      fileDescriptorSet: isSet(object.fileDescriptorSet)
+        ? Buffer.from(bytesFromBase64(object.fileDescriptorSet))
+        : isSet(object.file_descriptor_set)
+        ? Buffer.from(bytesFromBase64(object.file_descriptor_set))
+        : Buffer.alloc(0),
+      messageTypes: globalThis.Array.isArray(object?.messageTypes)
+        ? object.messageTypes.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.message_types)
+        ? object.message_types.map((e: any) => globalThis.String(e))
+        : [],
+      updateTime: isSet(object.updateTime)
+        ? fromJsonTimestamp(object.updateTime)
+        : isSet(object.update_time)
+        ? fromJsonTimestamp(object.update_time)
+        : undefined,
+    };
+  },
+
+  toJSON(message: TopicSchema): unknown {
+    const obj: any = {};
+    if (message.fileDescriptorSet.length !== 0) {
+      obj.fileDescriptorSet = base64FromBytes(message.fileDescriptorSet);
+    }
+    if (message.messageTypes?.length) {
+      obj.messageTypes = message.messageTypes;
+    }
+    if (message.updateTime !== undefined) {
+      obj.updateTime = message.updateTime.toISOString();
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<TopicSchema>, I>>(base?: I): TopicSchema {
+    return TopicSchema.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<TopicSchema>, I>>(object: I): TopicSchema {
+    const message = createBaseTopicSchema();
+    message.fileDescriptorSet = object.fileDescriptorSet ?? Buffer.alloc(0);
+    message.messageTypes = object.messageTypes?.map((e) => e) || [];
+    message.updateTime = object.updateTime ?? undefined;
+    return message;
+  },
+};
+
+function createBaseSetTopicSchemaRequest(): SetTopicSchemaRequest {
+  return { topic: "", schema: undefined };
+}
+
+export const SetTopicSchemaRequest: MessageFns<SetTopicSchemaRequest> = {
+  encode(message: SetTopicSchemaRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.topic !== "") {
+      writer.uint32(10).string(message.topic);
+    }
+    if (message.schema !== undefined) {
+      TopicSchema.encode(message.schema, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SetTopicSchemaRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSetTopicSchemaRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.topic = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.schema = TopicSchema.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SetTopicSchemaRequest {
+    return {
+      topic: isSet(object.topic) ? globalThis.String(object.topic) : "",
+      schema: isSet(object.schema) ? TopicSchema.fromJSON(object.schema) : undefined,
+    };
+  },
+
+  toJSON(message: SetTopicSchemaRequest): unknown {
+    const obj: any = {};
+    if (message.topic !== "") {
+      obj.topic = message.topic;
+    }
+    if (message.schema !== undefined) {
+      obj.schema = TopicSchema.toJSON(message.schema);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SetTopicSchemaRequest>, I>>(base?: I): SetTopicSchemaRequest {
+    return SetTopicSchemaRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SetTopicSchemaRequest>, I>>(object: I): SetTopicSchemaRequest {
+    const message = createBaseSetTopicSchemaRequest();
+    message.topic = object.topic ?? "";
+    message.schema = (object.schema !== undefined && object.schema !== null)
+      ? TopicSchema.fromPartial(object.schema)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseSetTopicSchemaResponse(): SetTopicSchemaResponse {
+  return { schema: undefined };
+}
+
+export const SetTopicSchemaResponse: MessageFns<SetTopicSchemaResponse> = {
+  encode(message: SetTopicSchemaResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.schema !== undefined) {
+      TopicSchema.encode(message.schema, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SetTopicSchemaResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSetTopicSchemaResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.schema = TopicSchema.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SetTopicSchemaResponse {
+    return { schema: isSet(object.schema) ? TopicSchema.fromJSON(object.schema) : undefined };
+  },
+
+  toJSON(message: SetTopicSchemaResponse): unknown {
+    const obj: any = {};
+    if (message.schema !== undefined) {
+      obj.schema = TopicSchema.toJSON(message.schema);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SetTopicSchemaResponse>, I>>(base?: I): SetTopicSchemaResponse {
+    return SetTopicSchemaResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SetTopicSchemaResponse>, I>>(object: I): SetTopicSchemaResponse {
+    const message = createBaseSetTopicSchemaResponse();
+    message.schema = (object.schema !== undefined && object.schema !== null)
+      ? TopicSchema.fromPartial(object.schema)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseGetTopicSchemaRequest(): GetTopicSchemaRequest {
+  return { topic: "" };
+}
+
+export const GetTopicSchemaRequest: MessageFns<GetTopicSchemaRequest> = {
+  encode(message: GetTopicSchemaRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.topic !== "") {
+      writer.uint32(10).string(message.topic);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetTopicSchemaRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetTopicSchemaRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.topic = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetTopicSchemaRequest {
+    return { topic: isSet(object.topic) ? globalThis.String(object.topic) : "" };
+  },
+
+  toJSON(message: GetTopicSchemaRequest): unknown {
+    const obj: any = {};
+    if (message.topic !== "") {
+      obj.topic = message.topic;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetTopicSchemaRequest>, I>>(base?: I): GetTopicSchemaRequest {
+    return GetTopicSchemaRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetTopicSchemaRequest>, I>>(object: I): GetTopicSchemaRequest {
+    const message = createBaseGetTopicSchemaRequest();
+    message.topic = object.topic ?? "";
+    return message;
+  },
+};
+
+function createBaseGetTopicSchemaResponse(): GetTopicSchemaResponse {
+  return { schema: undefined };
+}
+
+export const GetTopicSchemaResponse: MessageFns<GetTopicSchemaResponse> = {
+  encode(message: GetTopicSchemaResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.schema !== undefined) {
+      TopicSchema.encode(message.schema, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetTopicSchemaResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetTopicSchemaResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.schema = TopicSchema.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetTopicSchemaResponse {
+    return { schema: isSet(object.schema) ? TopicSchema.fromJSON(object.schema) : undefined };
+  },
+
+  toJSON(message: GetTopicSchemaResponse): unknown {
+    const obj: any = {};
+    if (message.schema !== undefined) {
+      obj.schema = TopicSchema.toJSON(message.schema);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetTopicSchemaResponse>, I>>(base?: I): GetTopicSchemaResponse {
+    return GetTopicSchemaResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetTopicSchemaResponse>, I>>(object: I): GetTopicSchemaResponse {
+    const message = createBaseGetTopicSchemaResponse();
+    message.schema = (object.schema !== undefined && object.schema !== null)
+      ? TopicSchema.fromPartial(object.schema)
+      : undefined;
+    return message;
+  },
+};
+
 /** AdminService manages topics and subscriptions. */
 export type AdminServiceService = typeof AdminServiceService;
 export const AdminServiceService = {
@@ -3801,6 +4234,33 @@ export const AdminServiceService = {
     requestDeserialize: (value: Buffer): DeleteTopicRequest => DeleteTopicRequest.decode(value),
     responseSerialize: (value: DeleteTopicResponse): Buffer => Buffer.from(DeleteTopicResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): DeleteTopicResponse => DeleteTopicResponse.decode(value),
+  },
+  /**
+   * SetTopicSchema binds a topic to Protobuf message types: from then on the broker refuses an
+   * event whose payload is of another type or does not decode. No message types: unbind.
+   */
+  setTopicSchema: {
+    path: "/pgmesh.v1.AdminService/SetTopicSchema" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: SetTopicSchemaRequest): Buffer =>
+      Buffer.from(SetTopicSchemaRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): SetTopicSchemaRequest => SetTopicSchemaRequest.decode(value),
+    responseSerialize: (value: SetTopicSchemaResponse): Buffer =>
+      Buffer.from(SetTopicSchemaResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): SetTopicSchemaResponse => SetTopicSchemaResponse.decode(value),
+  },
+  /** GetTopicSchema returns the topic's schema (empty when it has none). */
+  getTopicSchema: {
+    path: "/pgmesh.v1.AdminService/GetTopicSchema" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetTopicSchemaRequest): Buffer =>
+      Buffer.from(GetTopicSchemaRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetTopicSchemaRequest => GetTopicSchemaRequest.decode(value),
+    responseSerialize: (value: GetTopicSchemaResponse): Buffer =>
+      Buffer.from(GetTopicSchemaResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GetTopicSchemaResponse => GetTopicSchemaResponse.decode(value),
   },
   /** CreateSubscription: the subscription receives the events published after it exists. */
   createSubscription: {
@@ -3946,6 +4406,13 @@ export interface AdminServiceServer extends UntypedServiceImplementation {
   listTopics: handleUnaryCall<ListTopicsRequest, ListTopicsResponse>;
   /** DeleteTopic fails with FAILED_PRECONDITION while the topic has subscriptions. */
   deleteTopic: handleUnaryCall<DeleteTopicRequest, DeleteTopicResponse>;
+  /**
+   * SetTopicSchema binds a topic to Protobuf message types: from then on the broker refuses an
+   * event whose payload is of another type or does not decode. No message types: unbind.
+   */
+  setTopicSchema: handleUnaryCall<SetTopicSchemaRequest, SetTopicSchemaResponse>;
+  /** GetTopicSchema returns the topic's schema (empty when it has none). */
+  getTopicSchema: handleUnaryCall<GetTopicSchemaRequest, GetTopicSchemaResponse>;
   /** CreateSubscription: the subscription receives the events published after it exists. */
   createSubscription: handleUnaryCall<CreateSubscriptionRequest, CreateSubscriptionResponse>;
   getSubscription: handleUnaryCall<GetSubscriptionRequest, GetSubscriptionResponse>;
@@ -4035,6 +4502,41 @@ export interface AdminServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: DeleteTopicResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * SetTopicSchema binds a topic to Protobuf message types: from then on the broker refuses an
+   * event whose payload is of another type or does not decode. No message types: unbind.
+   */
+  setTopicSchema(
+    request: SetTopicSchemaRequest,
+    callback: (error: ServiceError | null, response: SetTopicSchemaResponse) => void,
+  ): ClientUnaryCall;
+  setTopicSchema(
+    request: SetTopicSchemaRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: SetTopicSchemaResponse) => void,
+  ): ClientUnaryCall;
+  setTopicSchema(
+    request: SetTopicSchemaRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: SetTopicSchemaResponse) => void,
+  ): ClientUnaryCall;
+  /** GetTopicSchema returns the topic's schema (empty when it has none). */
+  getTopicSchema(
+    request: GetTopicSchemaRequest,
+    callback: (error: ServiceError | null, response: GetTopicSchemaResponse) => void,
+  ): ClientUnaryCall;
+  getTopicSchema(
+    request: GetTopicSchemaRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GetTopicSchemaResponse) => void,
+  ): ClientUnaryCall;
+  getTopicSchema(
+    request: GetTopicSchemaRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GetTopicSchemaResponse) => void,
   ): ClientUnaryCall;
   /** CreateSubscription: the subscription receives the events published after it exists. */
   createSubscription(
@@ -4226,6 +4728,14 @@ export const AdminServiceClient = makeGenericClientConstructor(
   service: typeof AdminServiceService;
   serviceName: string;
 };
+
+function bytesFromBase64(b64: string): Uint8Array {
+  return Uint8Array.from(globalThis.Buffer.from(b64, "base64"));
+}
+
+function base64FromBytes(arr: Uint8Array): string {
+  return globalThis.Buffer.from(arr).toString("base64");
+}
 
 function floatToJson(value: number | null | undefined): number | string | null | undefined {
   return typeof value === "number" && !globalThis.Number.isFinite(value) ? globalThis.String(value) : value;
