@@ -21,6 +21,13 @@ for f in pgmesh.binpb health.binpb; do
     stale=1
   fi
 done
+# The orders example's typed code (ts-proto + protoc-gen-pgmesh).
+buf generate --template examples/orders/buf.gen.yaml --config examples/orders/buf.workspace.yaml \
+  --path examples/orders/proto/shop -o "$out/orders" .
+if ! diff -r examples/orders/gen "$out/orders/examples/orders/gen" >/dev/null; then
+  echo "examples/orders/gen is stale: see examples/orders/buf.gen.yaml for the command" >&2
+  stale=1
+fi
 # The Python example's stubs come from Debian's protoc and grpc_python_plugin; CI installs them.
 if command -v protoc >/dev/null && command -v grpc_python_plugin >/dev/null; then
   buf generate --template examples/python-subscriber/buf.gen.yaml -o "$out/py"
