@@ -24,6 +24,8 @@ export interface ConnectOptions {
   source?: string;
   /** Channel credentials; plaintext when absent. */
   credentials?: ChannelCredentials;
+  /** Sent as `authorization: Bearer <token>` on every call, for brokers that require it. */
+  token?: string;
   /** Per-call deadline for unary calls, in milliseconds (default 30 s). */
   timeoutMs?: number;
 }
@@ -112,9 +114,11 @@ export class PgmeshClient {
   readonly subscriber: SubscriberServiceClient;
   private readonly timeoutMs: number;
   private readonly source: string;
+  private readonly token: string | undefined;
 
   constructor(address: string, options: ConnectOptions = {}) {
     this.source = options.source ?? "pgmesh-sdk";
+    this.token = options.token;
     const creds = options.credentials ?? credentials.createInsecure();
     this.admin = new AdminServiceClient(address, creds);
     this.publisher = new PublisherServiceClient(address, creds);
@@ -277,7 +281,7 @@ export class PgmeshClient {
     handler: Handler<T>,
     options?: SubscribeOptions,
   ): Subscriber<T> {
-    return new Subscriber(this.subscriber, subscription, type, handler, options);
+    return new Subscriber(this.subscriber, subscription, type, handler, options, () => this.metadata());
   }
 
   /** Subscribes a handler to any events of a subscription; `data` is the payload's bytes. */
@@ -286,7 +290,9 @@ export class PgmeshClient {
     handler: Handler<Uint8Array>,
     options?: SubscribeOptions,
   ): Subscriber<Uint8Array> {
-    return new Subscriber<Uint8Array>(this.subscriber, subscription, undefined, handler, options);
+    return new Subscriber<Uint8Array>(this.subscriber, subscription, undefined, handler, options, () =>
+      this.metadata(),
+    );
   }
 
   close(): void {
@@ -295,12 +301,19 @@ export class PgmeshClient {
     this.subscriber.close();
   }
 
+  /** The metadata every call carries (the bearer token, when set). */
+  metadata(): Metadata {
+    const metadata = new Metadata();
+    if (this.token) metadata.set("authorization", `Bearer ${this.token}`);
+    return metadata;
+  }
+
   private call<Req, Res>(target: object, method: UnaryMethod<Req, Res>, request: Req): Promise<Res> {
     return new Promise((resolve, reject) => {
       method.call(
         target,
         request,
-        new Metadata(),
+        this.metadata(),
         { deadline: Date.now() + this.timeoutMs },
         (error, response) => (error ? reject(error) : resolve(response)),
       );

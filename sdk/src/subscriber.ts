@@ -2,7 +2,7 @@
 // rejects / retries after a delay when it throws RejectEvent / RetryEventAfter), runs at most
 // `concurrency` handlers at once, extends the lease of a handler still running at half the ack
 // deadline, reconnects with jittered backoff when the stream breaks, and drains on close().
-import { type ClientDuplexStream, type ServiceError, status } from "@grpc/grpc-js";
+import { type ClientDuplexStream, Metadata, type ServiceError, status } from "@grpc/grpc-js";
 import type { EventType } from "./event-type.ts";
 import type { Event } from "./gen/pgmesh/v1/event.ts";
 import type {
@@ -76,6 +76,7 @@ export class Subscriber<T> {
     private readonly type: EventType<T> | undefined,
     private readonly handler: Handler<T>,
     private readonly options: SubscribeOptions = {},
+    private readonly metadata: () => Metadata = () => new Metadata(),
   ) {
     this.concurrency = options.concurrency ?? 10;
     this.reconnectDelay = options.reconnectInitialMs ?? 100;
@@ -105,7 +106,7 @@ export class Subscriber<T> {
   }
 
   private connect(): void {
-    const call = this.client.subscribe();
+    const call = this.client.subscribe(this.metadata());
     this.call = call;
     call.on("data", (message: SubscribeResponse) => this.onMessage(message));
     call.on("error", (error: ServiceError) => this.onBroken(call, error));
