@@ -8,6 +8,7 @@ import { DeliveryService } from "./delivery/delivery-service.ts";
 import { OutboxRelay } from "./delivery/outbox-relay.ts";
 import { Publisher } from "./delivery/publishing.ts";
 import type { Logger } from "./log.ts";
+import { GaugeRefresher } from "./metrics/gauges.ts";
 import { MetricsServer } from "./metrics/http-server.ts";
 import { BrokerMetrics } from "./metrics/registry.ts";
 import { envelopeFromWire } from "./server/convert.ts";
@@ -19,6 +20,7 @@ import { type EmbeddedPostgres, startEmbeddedPostgres } from "./store/embedded-p
 import { PostgresEventStore } from "./store/event-store.ts";
 import { migrate } from "./store/migrate.ts";
 import { PostgresOutboxStore } from "./store/outbox-store.ts";
+import { selectConnections, selectSubscriptionGauges } from "./store/queries/stats.ts";
 import { JobQueue } from "./store/queue.ts";
 import { PostgresWakeupBus } from "./store/wakeups.ts";
 
@@ -103,6 +105,7 @@ export async function startBroker(config: Readonly<BrokerConfig>, log: Logger): 
     deliveries,
     subscriber: { heartbeatIntervalMs: config.heartbeatIntervalMs, openTimeoutMs: config.openTimeoutMs },
     log: (message, error) => log.error(message, error),
+    observe: (method, code) => metrics.request(method, code),
   });
   // Idempotency keys outlive their window by at most a sweep interval.
   const sweepKeys = () =>
@@ -124,8 +127,24 @@ export async function startBroker(config: Readonly<BrokerConfig>, log: Logger): 
   );
   await relay.start(config.pollIntervalMs);
 
+  const gauges = new GaugeRefresher(
+    metrics,
+    { subscriptionGauges: () => selectSubscriptionGauges(sql), connections: () => selectConnections(sql) },
+    (error) => log.error("refreshing the metrics gauges", error),
+  );
+  gauges.start(config.metricsRefreshMs);
+
   let serving = true;
-  const metricsServer = new MetricsServer(metrics.registry, () => serving);
+  const metricsServer = new MetricsServer(metrics.registry, {
+    live: () => serving,
+    // Ready: serving, and the database answers.
+    ready: async () =>
+      serving &&
+      (await sql`SELECT 1 AS ok`.then(
+        () => true,
+        () => false,
+      )),
+  });
   const metricsAddress = await metricsServer.listen(config.metricsAddress);
   const grpcAddress = await server.listen(config.grpcAddress);
   log.info(`metrics on http://${metricsAddress}/metrics`);
@@ -145,6 +164,7 @@ export async function startBroker(config: Readonly<BrokerConfig>, log: Logger): 
         await relay.stop();
         await deliveries.drain(config.drainTimeoutMs);
         await grpc.shutdown(5_000);
+        await gauges.stop();
         await metricsServer.close();
         await queue.stop();
         await sql.end({ timeout: 5 });

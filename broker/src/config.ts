@@ -23,6 +23,8 @@ export interface BrokerConfig {
   superviseIntervalSeconds: number;
   /** How long a published (topic, source, id) is remembered: a repeat inside it is a duplicate. */
   dedupWindowSeconds: number;
+  /** How often the database-backed gauges (backlog, in flight, ...) are refreshed for /metrics. */
+  metricsRefreshMs: number;
   /** On SIGTERM, how long consumers get to settle what they hold. */
   drainTimeoutMs: number;
   logLevel: Level;
@@ -67,6 +69,12 @@ export function loadConfig(
       env.PGMESH_DEDUP_WINDOW_SECONDS ?? String(24 * 60 * 60),
       1,
       366 * 24 * 60 * 60,
+    ),
+    metricsRefreshMs: integer(
+      "PGMESH_METRICS_REFRESH_MS",
+      env.PGMESH_METRICS_REFRESH_MS ?? "5000",
+      100,
+      600_000,
     ),
     drainTimeoutMs: integer("PGMESH_DRAIN_MS", env.PGMESH_DRAIN_MS ?? "10000", 0, 600_000),
     logLevel: level(values["log-level"] ?? env.PGMESH_LOG_LEVEL ?? "info"),

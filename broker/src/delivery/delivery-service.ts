@@ -93,7 +93,7 @@ export class DeliveryService {
     }
     if (leases.length > 0) {
       const sub = consumer.subscription;
-      await this.queue.fail(
+      await this.fail(
         sub,
         leases.map((lease) => failureOutcome(sub, lease, { error: "stream closed before the ack" })),
       );
@@ -102,9 +102,15 @@ export class DeliveryService {
   }
 
   ack(consumer: Consumer, ackIds: string[]): Promise<SettleResult[]> {
-    return this.settle(consumer, ackIds, "acked", (leases) =>
-      this.queue.complete(consumer.subscription.queue, leases),
-    );
+    return this.settle(consumer, ackIds, "acked", async (leases) => {
+      const settled = await this.queue.complete(consumer.subscription.queue, leases);
+      const now = Date.now();
+      const latencies = leases
+        .filter((l) => settled.has(l.jobId) && l.publishedAt)
+        .map((l) => (now - (l.publishedAt as Date).getTime()) / 1000);
+      if (latencies.length > 0) this.options.observer.acked(consumer.subscription.name, latencies);
+      return settled;
+    });
   }
 
   /** Redelivers after the backoff, or after `delaySeconds` when given; the last attempt dead-letters. */
@@ -119,7 +125,7 @@ export class DeliveryService {
       (leases) => {
         const list = leases.map((lease) => failureOutcome(sub, lease, { error, delaySeconds }));
         for (const o of list) outcomes.set(o.lease.jobId, o);
-        return this.queue.fail(sub, list);
+        return this.fail(sub, list);
       },
       (lease) => ("deadLetter" in (outcomes.get(lease.jobId) ?? {}) ? "dead_lettered" : "nacked"),
     );
@@ -136,7 +142,7 @@ export class DeliveryService {
     }
     const error = reason || "rejected";
     return this.settle(consumer, ackIds, "dead_lettered", (leases) =>
-      this.queue.fail(
+      this.fail(
         sub,
         leases.map((lease) => failureOutcome(sub, lease, { error, reject: true })),
       ),
@@ -211,7 +217,7 @@ export class DeliveryService {
       for (const [name, leases] of bySubscription) {
         const sub = await this.options.loadSubscription(name);
         if (!sub) continue;
-        const settled = await this.queue.fail(
+        const settled = await this.fail(
           sub,
           leases.map((lease) => failureOutcome(sub, lease, { error: "lease expired" })),
         );
@@ -225,6 +231,18 @@ export class DeliveryService {
     } finally {
       this.sweeping = false;
     }
+  }
+
+  /** Settles failures through the queue and counts the ones that ended as dead letters. */
+  private async fail(subscription: Subscription, outcomes: FailureOutcome[]): Promise<Set<string>> {
+    const settled = await this.queue.fail(subscription, outcomes);
+    for (const reason of ["max_attempts", "rejected"] as const) {
+      const count = outcomes.filter(
+        (o) => "deadLetter" in o && o.deadLetter === reason && settled.has(o.lease.jobId),
+      ).length;
+      if (count > 0) this.options.observer.deadLettered(subscription.name, reason, count);
+    }
+    return settled;
   }
 
   private async settle(

@@ -74,6 +74,8 @@ export interface Lease {
   /** pg-boss's retryCount: 0 on the first attempt. It fences settles to this attempt. */
   retryCount: number;
   eventSeq: string;
+  /** When the event was published, once known (for the publish-to-ack latency). */
+  publishedAt?: Date;
 }
 
 export type DeadLetterReason = "max_attempts" | "rejected";

@@ -1,11 +1,15 @@
 // What the delivery layer reports as it works; metrics/ turns it into Prometheus series. Labels
 // are topic and subscription names only, never event ids or consumer-chosen strings.
 import type { SettleStatus } from "./consumer.ts";
+import type { DeadLetterReason } from "./model.ts";
 
 export interface DeliveryObserver {
   published(topic: string, events: number, seconds: number): void;
   delivered(subscription: string, attempt: number): void;
   settled(subscription: string, status: SettleStatus, count: number): void;
+  /** Seconds from publish to ack, one per acked event. */
+  acked(subscription: string, secondsSincePublish: number[]): void;
+  deadLettered(subscription: string, reason: DeadLetterReason, count: number): void;
   consumers(subscription: string, delta: 1 | -1): void;
 }
 
@@ -13,5 +17,7 @@ export const silentObserver: DeliveryObserver = {
   published: () => {},
   delivered: () => {},
   settled: () => {},
+  acked: () => {},
+  deadLettered: () => {},
   consumers: () => {},
 };

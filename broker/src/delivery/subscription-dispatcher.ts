@@ -94,7 +94,11 @@ export class SubscriptionDispatcher {
           continue;
         }
         const attempt = lease.retryCount + 1;
-        batch.push({ ackId: consumer.hold(lease, now), attempt, event });
+        batch.push({
+          ackId: consumer.hold({ ...lease, publishedAt: event.publishedAt }, now),
+          attempt,
+          event,
+        });
         this.observer.delivered(this.subscription.name, attempt);
       }
       if (batch.length > 0) consumer.sink.deliver(batch);
@@ -109,7 +113,11 @@ export class SubscriptionDispatcher {
       })),
       ...exhausted.map((lease) => ({ lease, deadLetter: "max_attempts" as const, error: "lease expired" })),
     ];
-    if (outcomes.length > 0) await this.queue.fail(sub, outcomes);
+    if (outcomes.length > 0) {
+      const settled = await this.queue.fail(sub, outcomes);
+      const dead = exhausted.filter((lease) => settled.has(lease.jobId)).length;
+      if (dead > 0) this.observer.deadLettered(sub.name, "max_attempts", dead);
+    }
     // An event row can only be missing if it was removed by hand; there is nothing to deliver.
     if (missing.length > 0) await this.queue.complete(this.subscription.queue, missing);
   }

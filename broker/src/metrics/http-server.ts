@@ -1,11 +1,12 @@
-// The broker's HTTP side: /metrics for Prometheus and /healthz for liveness probes.
+// The broker's HTTP side: /metrics for Prometheus, /healthz (live: the process serves) and /readyz
+// (ready: serving and the database answers) for probes.
 import { createServer, type Server } from "node:http";
 import type { Registry } from "prom-client";
 
 export class MetricsServer {
   private readonly server: Server;
 
-  constructor(registry: Registry, isServing: () => boolean) {
+  constructor(registry: Registry, probes: { live: () => boolean; ready: () => Promise<boolean> }) {
     this.server = createServer((request, response) => {
       const path = (request.url ?? "/").split("?")[0];
       if (request.method === "GET" && path === "/metrics") {
@@ -21,11 +22,21 @@ export class MetricsServer {
         return;
       }
       if (request.method === "GET" && path === "/healthz") {
-        const ok = isServing();
+        const ok = probes.live();
         response.writeHead(ok ? 200 : 503, { "content-type": "text/plain" }).end(ok ? "ok\n" : "draining\n");
         return;
       }
-      response.writeHead(404, { "content-type": "text/plain" }).end("not found: try /metrics or /healthz\n");
+      if (request.method === "GET" && path === "/readyz") {
+        probes.ready().then((ok) => {
+          response
+            .writeHead(ok ? 200 : 503, { "content-type": "text/plain" })
+            .end(ok ? "ready\n" : "not ready\n");
+        });
+        return;
+      }
+      response
+        .writeHead(404, { "content-type": "text/plain" })
+        .end("not found: try /metrics, /healthz or /readyz\n");
     });
   }
 

@@ -1,6 +1,10 @@
-// The broker's Prometheus series (prefix pgmesh_), fed by the delivery layer's observer hooks.
+// The broker's Prometheus series (prefix pgmesh_). Counters and histograms are fed by the delivery
+// layer's observer hooks and the gRPC server; gauges that live in the database (backlog, in flight,
+// oldest unacked age, dead letters, connections) are refreshed by gauges.ts on a timer, so a scrape
+// never runs a query. Labels are topic, subscription, method, code, reason or result: bounded sets.
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import type { SettleStatus } from "../delivery/consumer.ts";
+import type { DeadLetterReason } from "../delivery/model.ts";
 import type { DeliveryObserver } from "../delivery/observer.ts";
 
 export class BrokerMetrics implements DeliveryObserver {
@@ -10,14 +14,23 @@ export class BrokerMetrics implements DeliveryObserver {
   private readonly deliveriesTotal: Counter<"subscription">;
   private readonly redeliveriesTotal: Counter<"subscription">;
   private readonly settlesTotal: Counter<"subscription" | "result">;
+  private readonly deadLetteredTotal: Counter<"subscription" | "reason">;
+  private readonly publishToAckSeconds: Histogram<"subscription">;
   private readonly consumersConnected: Gauge<"subscription">;
+  private readonly grpcRequests: Counter<"method" | "code">;
+  readonly backlog: Gauge<"subscription">;
+  readonly inFlight: Gauge<"subscription">;
+  readonly oldestUnackedAge: Gauge<"subscription">;
+  readonly deadLetters: Gauge<"subscription">;
+  readonly postgresConnections: Gauge<"application" | "state">;
+  readonly gaugesRefreshSeconds: Gauge;
 
   constructor() {
     collectDefaultMetrics({ register: this.registry });
     const registers = [this.registry];
     this.publishedTotal = new Counter({
       name: "pgmesh_events_published_total",
-      help: "Events stored by Publish (duplicates not counted twice).",
+      help: "Events stored by Publish (duplicates not counted again; the outbox relay's are not counted).",
       labelNames: ["topic"],
       registers,
     });
@@ -42,14 +55,68 @@ export class BrokerMetrics implements DeliveryObserver {
     });
     this.settlesTotal = new Counter({
       name: "pgmesh_settles_total",
-      help: "Acks and nacks by result: acked, nacked, stale, unknown.",
+      help: "Settle results per ack id: acked, nacked, dead_lettered, extended, stale, unknown.",
       labelNames: ["subscription", "result"],
+      registers,
+    });
+    this.deadLetteredTotal = new Counter({
+      name: "pgmesh_dead_lettered_total",
+      help: "Events moved to the dead-letter table, by reason (max_attempts, rejected).",
+      labelNames: ["subscription", "reason"],
+      registers,
+    });
+    this.publishToAckSeconds = new Histogram({
+      name: "pgmesh_publish_to_ack_seconds",
+      help: "Time from an event's publish to its ack, per acked event.",
+      labelNames: ["subscription"],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
       registers,
     });
     this.consumersConnected = new Gauge({
       name: "pgmesh_consumers_connected",
       help: "Open Subscribe streams on this broker.",
       labelNames: ["subscription"],
+      registers,
+    });
+    this.grpcRequests = new Counter({
+      name: "pgmesh_grpc_requests_total",
+      help: "Finished gRPC calls by method and status code.",
+      labelNames: ["method", "code"],
+      registers,
+    });
+    this.backlog = new Gauge({
+      name: "pgmesh_backlog",
+      help: "Deliveries waiting (pending, retrying or delayed), per subscription.",
+      labelNames: ["subscription"],
+      registers,
+    });
+    this.inFlight = new Gauge({
+      name: "pgmesh_in_flight",
+      help: "Deliveries leased to consumers and not yet settled, per subscription.",
+      labelNames: ["subscription"],
+      registers,
+    });
+    this.oldestUnackedAge = new Gauge({
+      name: "pgmesh_oldest_unacked_age_seconds",
+      help: "Age of the oldest delivery still pending or in flight, per subscription (0 when none).",
+      labelNames: ["subscription"],
+      registers,
+    });
+    this.deadLetters = new Gauge({
+      name: "pgmesh_dead_letters",
+      help: "Dead letters not yet redriven or purged (dead-letter depth), per subscription.",
+      labelNames: ["subscription"],
+      registers,
+    });
+    this.postgresConnections = new Gauge({
+      name: "pgmesh_postgres_connections",
+      help: "Connections to the database by pgmesh's pools (pgmesh-broker, pgmesh-pgboss) and their state.",
+      labelNames: ["application", "state"],
+      registers,
+    });
+    this.gaugesRefreshSeconds = new Gauge({
+      name: "pgmesh_gauges_refresh_seconds",
+      help: "How long the last refresh of the database-backed gauges took.",
       registers,
     });
   }
@@ -68,7 +135,20 @@ export class BrokerMetrics implements DeliveryObserver {
     this.settlesTotal.inc({ subscription, result }, count);
   }
 
+  acked(subscription: string, secondsSincePublish: number[]): void {
+    for (const seconds of secondsSincePublish) this.publishToAckSeconds.observe({ subscription }, seconds);
+  }
+
+  deadLettered(subscription: string, reason: DeadLetterReason, count: number): void {
+    this.deadLetteredTotal.inc({ subscription, reason }, count);
+  }
+
   consumers(subscription: string, delta: 1 | -1): void {
     this.consumersConnected.inc({ subscription }, delta);
+  }
+
+  /** A finished gRPC call (server/ reports these). */
+  request(method: string, code: string): void {
+    this.grpcRequests.inc({ method, code });
   }
 }

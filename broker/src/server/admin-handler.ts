@@ -12,7 +12,7 @@ import {
   topicToWire,
 } from "./convert.ts";
 import type { ErrorLogger } from "./status.ts";
-import { unary } from "./unary.ts";
+import { type RequestObserver, unary } from "./unary.ts";
 
 // The fields UpdateSubscription may change, as update_mask paths (both spellings are accepted).
 const UPDATABLE: Record<string, keyof PolicyInput> = {
@@ -29,32 +29,34 @@ const UPDATABLE: Record<string, keyof PolicyInput> = {
 };
 const FIXED_AT_CREATION = new Set(["ordering", "filter", "topic", "name"]);
 
-export function adminHandlers(admin: Admin, log: ErrorLogger): AdminServiceServer {
+export function adminHandlers(admin: Admin, log: ErrorLogger, observe: RequestObserver): AdminServiceServer {
+  const rpc = <Req, Res>(method: string, handle: (request: Req) => Promise<Res>) =>
+    unary(method, log, handle, observe);
   return {
-    createTopic: unary("CreateTopic", log, async (req) => ({
+    createTopic: rpc("CreateTopic", async (req) => ({
       topic: topicToWire(await admin.createTopic(req.name)),
     })),
-    getTopic: unary("GetTopic", log, async (req) => ({ topic: topicToWire(await admin.getTopic(req.name)) })),
-    listTopics: unary("ListTopics", log, async (req) => {
+    getTopic: rpc("GetTopic", async (req) => ({ topic: topicToWire(await admin.getTopic(req.name)) })),
+    listTopics: rpc("ListTopics", async (req) => {
       const page = await admin.listTopics(req.pageSize, req.pageToken);
       return { topics: page.items.map(topicToWire), nextPageToken: page.nextPageToken };
     }),
-    setTopicSchema: unary("SetTopicSchema", log, async (req) => {
+    setTopicSchema: rpc("SetTopicSchema", async (req) => {
       const schema = await admin.setTopicSchema(req.topic, {
         fileDescriptorSet: req.schema?.fileDescriptorSet ?? new Uint8Array(),
         messageTypes: req.schema?.messageTypes ?? [],
       });
       return { schema: schema ? schemaToWire(schema) : undefined };
     }),
-    getTopicSchema: unary("GetTopicSchema", log, async (req) => {
+    getTopicSchema: rpc("GetTopicSchema", async (req) => {
       const schema = await admin.getTopicSchema(req.topic);
       return { schema: schema ? schemaToWire(schema) : undefined };
     }),
-    deleteTopic: unary("DeleteTopic", log, async (req) => {
+    deleteTopic: rpc("DeleteTopic", async (req) => {
       await admin.deleteTopic(req.name);
       return {};
     }),
-    createSubscription: unary("CreateSubscription", log, async (req) => {
+    createSubscription: rpc("CreateSubscription", async (req) => {
       const sub = await admin.createSubscription({
         name: req.name,
         topic: req.topic,
@@ -64,10 +66,10 @@ export function adminHandlers(admin: Admin, log: ErrorLogger): AdminServiceServe
       });
       return { subscription: subscriptionToWire(sub) };
     }),
-    getSubscription: unary("GetSubscription", log, async (req) => ({
+    getSubscription: rpc("GetSubscription", async (req) => ({
       subscription: subscriptionToWire(await admin.getSubscription(req.name)),
     })),
-    updateSubscription: unary("UpdateSubscription", log, async (req) => {
+    updateSubscription: rpc("UpdateSubscription", async (req) => {
       if (!req.subscription) throw invalidArgument("subscription is required (with its name)");
       const paths = req.updateMask ?? [];
       if (paths.length === 0) {
@@ -96,7 +98,7 @@ export function adminHandlers(admin: Admin, log: ErrorLogger): AdminServiceServe
         subscription: subscriptionToWire(await admin.updateSubscription(req.subscription.name, changes)),
       };
     }),
-    getSubscriptionStats: unary("GetSubscriptionStats", log, async (req) => {
+    getSubscriptionStats: rpc("GetSubscriptionStats", async (req) => {
       const stats = await admin.stats(req.name);
       return {
         backlog: stats.backlog,
@@ -106,15 +108,15 @@ export function adminHandlers(admin: Admin, log: ErrorLogger): AdminServiceServe
         parkedKeys: stats.parkedKeys,
       };
     }),
-    listSubscriptions: unary("ListSubscriptions", log, async (req) => {
+    listSubscriptions: rpc("ListSubscriptions", async (req) => {
       const page = await admin.listSubscriptions(req.topic, req.pageSize, req.pageToken);
       return { subscriptions: page.items.map(subscriptionToWire), nextPageToken: page.nextPageToken };
     }),
-    deleteSubscription: unary("DeleteSubscription", log, async (req) => {
+    deleteSubscription: rpc("DeleteSubscription", async (req) => {
       await admin.deleteSubscription(req.name);
       return {};
     }),
-    listDeadLetters: unary("ListDeadLetters", log, async (req) => {
+    listDeadLetters: rpc("ListDeadLetters", async (req) => {
       const page = await admin.listDeadLetters(
         selectionFromWire([], req.filter),
         req.pageSize,
@@ -122,20 +124,20 @@ export function adminHandlers(admin: Admin, log: ErrorLogger): AdminServiceServe
       );
       return { deadLetters: page.items.map(deadLetterToWire), nextPageToken: page.nextPageToken };
     }),
-    redriveDeadLetters: unary("RedriveDeadLetters", log, async (req) => ({
+    redriveDeadLetters: rpc("RedriveDeadLetters", async (req) => ({
       redriven: await admin.redriveDeadLetters(selectionFromWire(req.ids, req.filter)),
     })),
-    listParkedKeys: unary("ListParkedKeys", log, async (req) => ({
+    listParkedKeys: rpc("ListParkedKeys", async (req) => ({
       parkedKeys: (await admin.listParkedKeys(req.subscription)).map((p) => ({
         orderingKey: p.orderingKey,
         deadLetterId: p.deadLetterId,
         waiting: p.waiting,
       })),
     })),
-    releaseParkedKeys: unary("ReleaseParkedKeys", log, async (req) => ({
+    releaseParkedKeys: rpc("ReleaseParkedKeys", async (req) => ({
       released: await admin.releaseParkedKeys(req.subscription, req.orderingKeys),
     })),
-    purgeDeadLetters: unary("PurgeDeadLetters", log, async (req) => ({
+    purgeDeadLetters: rpc("PurgeDeadLetters", async (req) => ({
       purged: await admin.purgeDeadLetters(selectionFromWire(req.ids, req.filter)),
     })),
   };

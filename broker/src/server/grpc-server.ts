@@ -13,6 +13,7 @@ import { publisherHandlers } from "./publisher-handler.ts";
 import { addReflection } from "./reflection.ts";
 import type { ErrorLogger } from "./status.ts";
 import { type SubscriberOptions, SubscriberStreams } from "./subscriber-handler.ts";
+import type { RequestObserver } from "./unary.ts";
 
 const SERVICES = ["pgmesh.v1.PublisherService", "pgmesh.v1.SubscriberService", "pgmesh.v1.AdminService"];
 
@@ -22,6 +23,7 @@ export interface GrpcServerDeps {
   deliveries: DeliveryService;
   subscriber: SubscriberOptions;
   log: ErrorLogger;
+  observe: RequestObserver;
 }
 
 export class GrpcServer {
@@ -37,10 +39,19 @@ export class GrpcServer {
       "grpc.keepalive_permit_without_calls": 1,
       "grpc.http2.min_ping_interval_without_data_ms": 5_000,
     });
-    this.streams = new SubscriberStreams(deps.admin, deps.deliveries, deps.subscriber, deps.log);
-    this.server.addService(PublisherServiceService, publisherHandlers(deps.publisher, deps.log));
+    this.streams = new SubscriberStreams(
+      deps.admin,
+      deps.deliveries,
+      deps.subscriber,
+      deps.log,
+      deps.observe,
+    );
+    this.server.addService(
+      PublisherServiceService,
+      publisherHandlers(deps.publisher, deps.log, deps.observe),
+    );
     this.server.addService(SubscriberServiceService, this.streams.handlers());
-    this.server.addService(AdminServiceService, adminHandlers(deps.admin, deps.log));
+    this.server.addService(AdminServiceService, adminHandlers(deps.admin, deps.log, deps.observe));
     this.health = new HealthImplementation(
       Object.fromEntries(["", ...SERVICES].map((s) => [s, "NOT_SERVING"])),
     );

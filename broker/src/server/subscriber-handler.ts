@@ -22,6 +22,7 @@ import type { Subscription } from "../delivery/model.ts";
 import { MAX_NACK_DELAY_SECONDS } from "../delivery/retry-policy.ts";
 import { eventToWire, wholeSeconds } from "./convert.ts";
 import { type ErrorLogger, toServiceError } from "./status.ts";
+import type { RequestObserver } from "./unary.ts";
 
 export interface SubscriberOptions {
   heartbeatIntervalMs: number;
@@ -48,6 +49,7 @@ export class SubscriberStreams {
     private readonly deliveries: DeliveryService,
     private readonly options: SubscriberOptions,
     private readonly log: ErrorLogger,
+    private readonly observe: RequestObserver,
   ) {}
 
   handlers(): SubscriberServiceServer {
@@ -62,7 +64,10 @@ export class SubscriberStreams {
         }
         const session = new StreamSession(call, this.admin, this.deliveries, this.options, this.log);
         this.sessions.add(session);
-        session.finished.then(() => this.sessions.delete(session));
+        session.finished.then((code) => {
+          this.sessions.delete(session);
+          this.observe("Subscribe", status[code] ?? "UNKNOWN");
+        });
       },
     };
   }
@@ -99,8 +104,10 @@ class StreamSession {
   private lastWrite = Date.now();
   private readonly heartbeat: NodeJS.Timeout;
   private readonly openTimer: NodeJS.Timeout;
-  private resolveFinished!: () => void;
-  readonly finished = new Promise<void>((resolve) => {
+  /** The status the stream ended with (OK when the client closed it, CANCELLED when it vanished). */
+  private endCode: status = status.OK;
+  private resolveFinished!: (code: status) => void;
+  readonly finished = new Promise<status>((resolve) => {
     this.resolveFinished = resolve;
   });
 
@@ -132,7 +139,10 @@ class StreamSession {
       // The client half-closed: settle what is queued, release the rest, and finish cleanly.
       this.queue = this.queue.then(() => this.finish());
     });
-    call.on("cancelled", () => void this.finish());
+    call.on("cancelled", () => {
+      if (!this.ended) this.endCode = status.CANCELLED;
+      void this.finish();
+    });
     call.on("error", () => void this.finish());
     call.on("close", () => void this.finish());
   }
@@ -150,6 +160,7 @@ class StreamSession {
   async fail(error: Partial<{ code: status; details: string }>): Promise<void> {
     if (!this.ended) {
       this.ended = true;
+      this.endCode = error.code ?? status.UNKNOWN;
       this.call.emit("error", error);
     }
     await this.finish();
@@ -276,7 +287,7 @@ class StreamSession {
         this.ended = true;
         this.call.end();
       }
-      this.resolveFinished();
+      this.resolveFinished(this.endCode);
     })();
     return this.finishing;
   }

@@ -1,16 +1,28 @@
-// Adapts an async function to a grpc-js unary handler, with errors mapped in status.ts.
-import type { ServerUnaryCall, sendUnaryData } from "@grpc/grpc-js";
+// Adapts an async function to a grpc-js unary handler, with errors mapped in status.ts and every
+// finished call reported (method and status code) for the metrics.
+import { type ServerUnaryCall, type sendUnaryData, status } from "@grpc/grpc-js";
 import { type ErrorLogger, toServiceError } from "./status.ts";
+
+/** Told about every finished call: the method's name and the status code's name. */
+export type RequestObserver = (method: string, code: string) => void;
 
 export function unary<Req, Res>(
   method: string,
   log: ErrorLogger,
   handle: (request: Req) => Promise<Res>,
+  observe: RequestObserver = () => {},
 ): (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => void {
   return (call, callback) => {
     handle(call.request).then(
-      (response) => callback(null, response),
-      (error: unknown) => callback(toServiceError(error, log, method)),
+      (response) => {
+        observe(method, "OK");
+        callback(null, response);
+      },
+      (error: unknown) => {
+        const serviceError = toServiceError(error, log, method);
+        observe(method, status[serviceError.code ?? status.UNKNOWN] ?? "UNKNOWN");
+        callback(serviceError);
+      },
     );
   };
 }

@@ -23,6 +23,14 @@ async function scrape(): Promise<string> {
   return response.text();
 }
 
+async function until(condition: () => Promise<boolean>, what: string): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 function value(text: string, series: string): number {
   const line = text.split("\n").find((l) => l.startsWith(`${series} `));
   return line ? Number(line.slice(series.length + 1)) : 0;
@@ -64,10 +72,52 @@ describe("metrics", () => {
     expect(value(text, 'pgmesh_consumers_connected{subscription="metered.sub"}')).toBe(0);
   });
 
+  it("reports backlog, in flight, dead-letter depth, publish-to-ack latency and gRPC calls", async () => {
+    await mesh.client.createTopic("gauged");
+    await mesh.client.createSubscription("gauged.sub", "gauged");
+    await mesh.client.publish(
+      "gauged",
+      Array.from({ length: 4 }, (_, i) => ({ id: `g${i}`, source: "s", type: "t" })),
+    );
+    const backlogSeries = 'pgmesh_backlog{subscription="gauged.sub"}';
+    await until(async () => value(await scrape(), backlogSeries) === 4, "backlog 4");
+    const probe = await StreamProbe.open(mesh.client, "gauged.sub", 4);
+    const deliveries = await probe.waitForDeliveries(4);
+    await until(
+      async () => value(await scrape(), 'pgmesh_in_flight{subscription="gauged.sub"}') === 4,
+      "in flight 4",
+    );
+    const before = await scrape();
+    expect(value(before, backlogSeries)).toBe(0);
+    expect(value(before, 'pgmesh_oldest_unacked_age_seconds{subscription="gauged.sub"}')).toBeGreaterThan(0);
+    // One dead letter: depth +1 and a dead_lettered count; three acks: three latency observations.
+    await probe.settleAndWait(() => probe.reject([deliveries[0]?.ackId ?? ""], "bad"), 1);
+    await probe.ackAndWait(deliveries.slice(1).map((d) => d.ackId));
+    await until(
+      async () => value(await scrape(), 'pgmesh_dead_letters{subscription="gauged.sub"}') === 1,
+      "depth 1",
+    );
+    const after = await scrape();
+    expect(value(after, 'pgmesh_dead_lettered_total{subscription="gauged.sub",reason="rejected"}')).toBe(1);
+    expect(value(after, 'pgmesh_publish_to_ack_seconds_count{subscription="gauged.sub"}')).toBe(3);
+    expect(value(after, 'pgmesh_in_flight{subscription="gauged.sub"}')).toBe(0);
+    expect(value(after, 'pgmesh_grpc_requests_total{method="Publish",code="OK"}')).toBeGreaterThanOrEqual(1);
+    await mesh.client.getTopic("missing").catch(() => {});
+    expect(value(await scrape(), 'pgmesh_grpc_requests_total{method="GetTopic",code="NOT_FOUND"}')).toBe(1);
+    expect(after).toMatch(/pgmesh_postgres_connections\{application="pgmesh-broker",state="\w+"\} \d+/);
+    await probe.close();
+    expect(
+      value(await scrape(), 'pgmesh_grpc_requests_total{method="Subscribe",code="OK"}'),
+    ).toBeGreaterThanOrEqual(1);
+  });
+
   it("answers /healthz with 200 while serving and 404 with a hint elsewhere", async () => {
     const health = await fetch(`http://${mesh.broker.metricsAddress}/healthz`);
     expect(health.status).toBe(200);
     expect(await health.text()).toBe("ok\n");
+    const ready = await fetch(`http://${mesh.broker.metricsAddress}/readyz`);
+    expect(ready.status).toBe(200);
+    expect(await ready.text()).toBe("ready\n");
     const other = await fetch(`http://${mesh.broker.metricsAddress}/nope`);
     expect(other.status).toBe(404);
   });

@@ -22,6 +22,7 @@ export async function startTestBroker(
     PGMESH_POLL_MS: "200",
     PGMESH_SUPERVISE_SECONDS: "1",
     PGMESH_DRAIN_MS: "1000",
+    PGMESH_METRICS_REFRESH_MS: "200",
     ...env,
   });
   const broker = await startBroker(

@@ -1,0 +1,43 @@
+// The queries behind the database-backed gauges (metrics/gauges.ts): grouped, one pass each.
+import type { Sql } from "../database.ts";
+
+export async function selectSubscriptionGauges(sql: Sql) {
+  const rows = await sql`
+    SELECT s.name AS subscription,
+           coalesce(j.backlog, 0)::bigint AS backlog,
+           coalesce(j.in_flight, 0)::bigint AS in_flight,
+           coalesce(extract(epoch FROM now() - j.oldest), 0)::float8 AS oldest,
+           coalesce(d.dead_letters, 0)::bigint AS dead_letters
+    FROM pgmesh.subscriptions s
+    LEFT JOIN (
+      SELECT name,
+             count(*) FILTER (WHERE state < 'active') AS backlog,
+             count(*) FILTER (WHERE state = 'active') AS in_flight,
+             min(created_on) AS oldest
+      FROM pgboss.job WHERE state <= 'active' AND name LIKE 'sub/%' GROUP BY name
+    ) j ON j.name = s.queue
+    LEFT JOIN (
+      SELECT subscription, count(*) AS dead_letters FROM pgmesh.dead_letters
+      WHERE redriven_at IS NULL GROUP BY subscription
+    ) d ON d.subscription = s.name`;
+  return rows.map((r) => ({
+    subscription: r.subscription as string,
+    backlog: Number(r.backlog),
+    inFlight: Number(r.in_flight),
+    oldestAgeSeconds: Number(r.oldest),
+    deadLetters: Number(r.dead_letters),
+  }));
+}
+
+export async function selectConnections(sql: Sql) {
+  const rows = await sql`
+    SELECT application_name AS application, coalesce(state, 'unknown') AS state, count(*)::int AS n
+    FROM pg_stat_activity
+    WHERE datname = current_database() AND application_name IN ('pgmesh-broker', 'pgmesh-pgboss')
+    GROUP BY 1, 2`;
+  return rows.map((r) => ({
+    application: r.application as string,
+    state: r.state as string,
+    count: r.n as number,
+  }));
+}
