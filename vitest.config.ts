@@ -2,7 +2,12 @@ import { defineConfig } from "vitest/config";
 
 export default defineConfig({
   test: {
-    include: ["broker/test/**/*.test.ts", "sdk/test/**/*.test.ts", "examples/**/*.test.ts"],
+    include: [
+      "broker/test/**/*.test.ts",
+      "sdk/test/**/*.test.ts",
+      "examples/**/*.test.ts",
+      "deploy/**/*.test.ts",
+    ],
     globalSetup: ["broker/test/support/global-setup.ts"],
     testTimeout: 30_000,
     hookTimeout: 60_000,
