@@ -4,7 +4,6 @@
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -12,6 +11,7 @@ import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestBroker, type TestBroker } from "../broker/test/support/broker.ts";
 import { createTestDatabase, type TestDatabase } from "../broker/test/support/database.ts";
+import { freePort } from "../broker/test/support/free-port.ts";
 import { StreamProbe, sleep } from "../broker/test/support/stream-probe.ts";
 import { dashboardFile, dashboardJson, dashboards } from "./grafana/dashboards.ts";
 
@@ -180,15 +180,3 @@ withPrometheus("Prometheus", () => {
     expect(tested.stdout).toContain("SUCCESS");
   });
 });
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() =>
-        typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port")),
-      );
-    });
-  });
-}

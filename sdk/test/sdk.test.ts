@@ -1,11 +1,11 @@
 // The SDK against a real broker and Postgres: typed publish and subscribe, handler outcomes,
 // concurrency, lease extension, reconnects and draining.
-import { createServer } from "node:net";
 import { defineEvent, reject, retryAfter } from "@pgmesh/sdk";
 import { Topic } from "@pgmesh/sdk/gen/pgmesh/v1/admin";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestBroker, type TestBroker } from "../../broker/test/support/broker.ts";
 import { createTestDatabase, type TestDatabase } from "../../broker/test/support/database.ts";
+import { freePort } from "../../broker/test/support/free-port.ts";
 import { sleep } from "../../broker/test/support/stream-probe.ts";
 
 // Any generated message works as a payload; pgmesh.v1.Topic is at hand.
@@ -214,15 +214,3 @@ describe("reconnect", () => {
     });
   });
 });
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() =>
-        typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port")),
-      );
-    });
-  });
-}

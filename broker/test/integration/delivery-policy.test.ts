@@ -6,6 +6,7 @@ import { AckStatus } from "@pgmesh/sdk/gen/pgmesh/v1/subscriber";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestBroker, type TestBroker } from "../support/broker.ts";
 import { createTestDatabase, type TestDatabase } from "../support/database.ts";
+import { rejection } from "../support/rejection.ts";
 import { StreamProbe, sleep } from "../support/stream-probe.ts";
 
 let db: TestDatabase;
@@ -21,16 +22,6 @@ afterAll(async () => {
   await mesh?.stop();
   await db?.drop();
 });
-
-async function rejection(promise: Promise<unknown>): Promise<{ code: number; details: string }> {
-  try {
-    await promise;
-  } catch (error) {
-    const { code, details } = error as { code: number; details: string };
-    return { code, details };
-  }
-  throw new Error("expected the call to fail");
-}
 
 async function topicWithSubscription(
   name: string,

@@ -4,6 +4,7 @@ import { AckStatus } from "@pgmesh/sdk/gen/pgmesh/v1/subscriber";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestBroker, type TestBroker } from "../support/broker.ts";
 import { createTestDatabase, type TestDatabase } from "../support/database.ts";
+import { rejection } from "../support/rejection.ts";
 import { StreamProbe } from "../support/stream-probe.ts";
 
 let db: TestDatabase;
@@ -20,16 +21,6 @@ afterAll(async () => {
   await mesh?.stop();
   await db?.drop();
 });
-
-async function rejection(promise: Promise<unknown>): Promise<{ code: number; details: string }> {
-  try {
-    await promise;
-  } catch (error) {
-    const { code, details } = error as { code: number; details: string };
-    return { code, details };
-  }
-  throw new Error("expected the call to fail");
-}
 
 // No Postgres error text, SQL or stack frame may reach a client.
 function expectNoLeak(details: string) {

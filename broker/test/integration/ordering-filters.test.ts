@@ -4,6 +4,7 @@ import { AckStatus, type Delivery } from "@pgmesh/sdk/gen/pgmesh/v1/subscriber";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestBroker, type TestBroker } from "../support/broker.ts";
 import { createTestDatabase, type TestDatabase } from "../support/database.ts";
+import { rejection } from "../support/rejection.ts";
 import { StreamProbe, sleep } from "../support/stream-probe.ts";
 
 let db: TestDatabase;
@@ -19,16 +20,6 @@ afterAll(async () => {
   await mesh?.stop();
   await db?.drop();
 });
-
-async function rejection(promise: Promise<unknown>): Promise<{ code: number; details: string }> {
-  try {
-    await promise;
-  } catch (error) {
-    const { code, details } = error as { code: number; details: string };
-    return { code, details };
-  }
-  throw new Error("expected the call to fail");
-}
 
 const byKey = (deliveries: Delivery[], key: string) =>
   deliveries.filter((d) => d.event?.orderingKey === key).map((d) => d.event?.id);

@@ -9,6 +9,7 @@ import { Subscription, Topic } from "@pgmesh/sdk/gen/pgmesh/v1/admin";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestBroker, type TestBroker } from "../support/broker.ts";
 import { createTestDatabase, type TestDatabase } from "../support/database.ts";
+import { rejection } from "../support/rejection.ts";
 import { StreamProbe } from "../support/stream-probe.ts";
 
 // Our own API's descriptors (buf-built) serve as a schema: pgmesh.v1.Topic is the event type here.
@@ -30,16 +31,6 @@ afterAll(async () => {
   await mesh?.stop();
   await db?.drop();
 });
-
-async function rejection(promise: Promise<unknown>): Promise<{ code: number; details: string }> {
-  try {
-    await promise;
-  } catch (error) {
-    const { code, details } = error as { code: number; details: string };
-    return { code, details };
-  }
-  throw new Error("expected the call to fail");
-}
 
 const any = (typeName: string, value: Uint8Array) => ({
   typeUrl: `type.googleapis.com/${typeName}`,

@@ -1,12 +1,12 @@
 // One Postgres server for the whole run: the embedded one by default, or the server named by
 // PGMESH_TEST_DATABASE_URL (any database on it; tests create and drop their own databases).
 import { chmod, mkdtemp, rm } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { TestProject } from "vitest/node";
 import { createLogger } from "../../src/log.ts";
 import { startEmbeddedPostgres } from "../../src/store/embedded-postgres.ts";
+import { freePort } from "./free-port.ts";
 
 declare module "vitest" {
   export interface ProvidedContext {
@@ -30,16 +30,4 @@ export default async function setup(project: TestProject) {
     await rm(dataDir, { recursive: true, force: true });
     if (pg.dataDir !== join(dataDir, "postgres")) await rm(pg.dataDir, { recursive: true, force: true });
   };
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() =>
-        typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port")),
-      );
-    });
-  });
 }
