@@ -3,40 +3,31 @@
 import { execFile } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { afterAll, beforeAll, expect, it } from "vitest";
-import { startTestBroker, type TestBroker } from "../../broker/test/support/broker.ts";
-import { createTestDatabase, type TestDatabase } from "../../broker/test/support/database.ts";
+import { beforeAll, expect, it } from "vitest";
+import { useTestBroker } from "../../broker/test/support/broker.ts";
 import { OrderPlacedEvent } from "../orders/gen/shop/v1/orders_pgmesh.ts";
 
 const run = promisify(execFile);
 const consumer = fileURLToPath(new URL("consumer.ts", import.meta.url));
 const pgmesh = fileURLToPath(new URL("../../broker/bin/pgmesh.js", import.meta.url));
-let db: TestDatabase;
-let mesh: TestBroker;
+const t = useTestBroker();
 
 beforeAll(async () => {
-  db = await createTestDatabase();
-  mesh = await startTestBroker(db.url);
-  await mesh.client.createTopic("orders");
-  await mesh.client.createSubscription("orders.flaky", "orders", {
+  await t.mesh.client.createTopic("orders");
+  await t.mesh.client.createSubscription("orders.flaky", "orders", {
     maxDeliveryAttempts: 3,
     retryPolicy: { initialBackoffSeconds: 1, maxBackoffSeconds: 1, jitter: 0 },
   });
 });
 
-afterAll(async () => {
-  await mesh?.stop();
-  await db?.drop();
-});
-
 const env = (extra: Record<string, string> = {}) => ({
   ...process.env,
-  PGMESH_ADDRESS: mesh.address,
+  PGMESH_ADDRESS: t.mesh.address,
   ...extra,
 });
 
 it("retries a transient failure, dead-letters a poison order, and delivers it after the fix and a redrive", async () => {
-  await mesh.client.publishEvents(OrderPlacedEvent, [
+  await t.mesh.client.publishEvents(OrderPlacedEvent, [
     {
       message: { orderId: "small", customerId: "c", totalCents: 500, items: [], placedAt: undefined },
       id: "small",
@@ -78,7 +69,7 @@ it("retries a transient failure, dead-letters a poison order, and delivers it af
     env: env({ BUG_FIXED: "1" }),
   });
   expect(fixed.stdout).toBe("order huge: attempt 1 failed (warehouse busy)\norder huge: done on attempt 2\n");
-  expect(await mesh.client.subscriptionStats("orders.flaky")).toMatchObject({
+  expect(await t.mesh.client.subscriptionStats("orders.flaky")).toMatchObject({
     backlog: 0,
     inFlight: 0,
     deadLetters: 0,

@@ -3,30 +3,21 @@
 import { execFile } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { afterAll, beforeAll, expect, it } from "vitest";
-import { startTestBroker, type TestBroker } from "../../broker/test/support/broker.ts";
-import { createTestDatabase, type TestDatabase } from "../../broker/test/support/database.ts";
+import { beforeAll, expect, it } from "vitest";
+import { useTestBroker } from "../../broker/test/support/broker.ts";
 
 const run = promisify(execFile);
 const here = (file: string) => fileURLToPath(new URL(file, import.meta.url));
-let db: TestDatabase;
-let mesh: TestBroker;
+const t = useTestBroker();
 
 beforeAll(async () => {
-  db = await createTestDatabase();
-  mesh = await startTestBroker(db.url);
-  await mesh.client.createTopic("orders");
-  await mesh.client.createSubscription("orders.fulfilment", "orders");
-});
-
-afterAll(async () => {
-  await mesh?.stop();
-  await db?.drop();
+  await t.mesh.client.createTopic("orders");
+  await t.mesh.client.createSubscription("orders.fulfilment", "orders");
 });
 
 const node = (script: string, ...args: string[]) =>
   run(process.execPath, ["--import", "tsx", here(script), ...args], {
-    env: { ...process.env, PGMESH_ADDRESS: mesh.address },
+    env: { ...process.env, PGMESH_ADDRESS: t.mesh.address },
   });
 
 it("the producer publishes typed orders and the consumer handles each once", async () => {
@@ -41,5 +32,8 @@ it("the producer publishes typed orders and the consumer handles each once", asy
     "order o-2 for c-0: 2x sku-2, 20.00 (attempt 1)",
     "order o-3 for c-1: 3x sku-3, 30.00 (attempt 1)",
   ]);
-  expect(await mesh.client.subscriptionStats("orders.fulfilment")).toMatchObject({ backlog: 0, inFlight: 0 });
+  expect(await t.mesh.client.subscriptionStats("orders.fulfilment")).toMatchObject({
+    backlog: 0,
+    inFlight: 0,
+  });
 });

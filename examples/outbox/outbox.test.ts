@@ -3,37 +3,28 @@
 import { execFile } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { afterAll, beforeAll, expect, it } from "vitest";
-import { startTestBroker, type TestBroker } from "../../broker/test/support/broker.ts";
-import { createTestDatabase, type TestDatabase } from "../../broker/test/support/database.ts";
+import { beforeAll, expect, it } from "vitest";
+import { useTestBroker } from "../../broker/test/support/broker.ts";
 import { StreamProbe, sleep } from "../../broker/test/support/stream-probe.ts";
 
 const run = promisify(execFile);
 const script = fileURLToPath(new URL("place-order.ts", import.meta.url));
-let db: TestDatabase;
-let mesh: TestBroker;
+const t = useTestBroker();
 
 beforeAll(async () => {
-  db = await createTestDatabase();
-  mesh = await startTestBroker(db.url);
-  await mesh.client.createTopic("orders");
-  await mesh.client.createSubscription("orders.billing", "orders");
-});
-
-afterAll(async () => {
-  await mesh?.stop();
-  await db?.drop();
+  await t.mesh.client.createTopic("orders");
+  await t.mesh.client.createSubscription("orders.billing", "orders");
 });
 
 const placeOrder = (...args: string[]) =>
   run(process.execPath, ["--import", "tsx", script, ...args], {
-    env: { ...process.env, DATABASE_URL: db.url },
+    env: { ...process.env, DATABASE_URL: t.db.url },
   });
 
 it("delivers the committed order's event and never the rolled-back one's", async () => {
   expect((await placeOrder("o-1")).stdout).toBe("order o-1 stored with event o-1\n");
   expect((await placeOrder("o-2", "--fail")).stdout).toBe("order o-2 rolled back: payment declined\n");
-  const probe = await StreamProbe.open(mesh.client, "orders.billing");
+  const probe = await StreamProbe.open(t.mesh.client, "orders.billing");
   const [delivery] = await probe.waitForDeliveries(1);
   expect(delivery?.event).toMatchObject({ id: "o-1", source: "shop", type: "shop.v1.OrderPlaced" });
   await sleep(1000);

@@ -5,34 +5,28 @@ import { Topic } from "@pgmesh/sdk/gen/pgmesh/v1/admin";
 import pg from "pg";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startTestBroker, type TestBroker } from "../../broker/test/support/broker.ts";
-import { createTestDatabase, type TestDatabase } from "../../broker/test/support/database.ts";
+import { useTestBroker } from "../../broker/test/support/broker.ts";
 import { StreamProbe, sleep } from "../../broker/test/support/stream-probe.ts";
 
-let db: TestDatabase;
-let mesh: TestBroker;
+const t = useTestBroker();
 let sql: postgres.Sql;
 const Placed = defineEvent("shop", "pgmesh.v1.Topic", Topic);
 
 beforeAll(async () => {
-  db = await createTestDatabase();
-  mesh = await startTestBroker(db.url);
-  sql = postgres(db.url, { max: 2, onnotice: () => {} });
-  await mesh.client.createTopic("shop");
-  await mesh.client.createSubscription("shop.sub", "shop");
+  sql = postgres(t.db.url, { max: 2, onnotice: () => {} });
+  await t.mesh.client.createTopic("shop");
+  await t.mesh.client.createSubscription("shop.sub", "shop");
   // The application's own table, in the same database.
   await sql`CREATE TABLE orders (id text PRIMARY KEY)`;
 });
 
 afterAll(async () => {
   await sql?.end();
-  await mesh?.stop();
-  await db?.drop();
 });
 
 describe("outbox", () => {
   it("postgres.js: a committed transaction's events are delivered, a rolled-back one's never", async () => {
-    const probe = await StreamProbe.open(mesh.client, "shop.sub");
+    const probe = await StreamProbe.open(t.mesh.client, "shop.sub");
     const [committedId] = await sql.begin(async (tx) => {
       await tx`INSERT INTO orders VALUES ('o-1')`;
       return outboxPublishEvents(tx, Placed, [
@@ -59,7 +53,7 @@ describe("outbox", () => {
   });
 
   it("node-postgres: the same, inside BEGIN/COMMIT and BEGIN/ROLLBACK", async () => {
-    const client = new pg.Client({ connectionString: db.url });
+    const client = new pg.Client({ connectionString: t.db.url });
     await client.connect();
     try {
       await client.query("BEGIN");
@@ -68,7 +62,7 @@ describe("outbox", () => {
       await client.query("BEGIN");
       await outboxPublishEvents(client, Placed, [{ name: "pg-2", createTime: undefined }]);
       await client.query("ROLLBACK");
-      const probe = await StreamProbe.open(mesh.client, "shop.sub");
+      const probe = await StreamProbe.open(t.mesh.client, "shop.sub");
       const [delivery] = await probe.waitForDeliveries(1);
       expect(delivery?.event?.id).toBe(id);
       await sleep(1000);
@@ -86,7 +80,7 @@ describe("outbox", () => {
       await outboxPublish(tx, "shop", [{ source: "app", type: "" }]);
       await outboxPublish(tx, "shop", [{ source: "app", type: "shop.Ok", id: "fine" }]);
     });
-    const probe = await StreamProbe.open(mesh.client, "shop.sub");
+    const probe = await StreamProbe.open(t.mesh.client, "shop.sub");
     const [delivery] = await probe.waitForDeliveries(1);
     expect(delivery?.event?.id).toBe("fine");
     const failures = await sql`SELECT topic, error FROM pgmesh.outbox_failures ORDER BY seq`;

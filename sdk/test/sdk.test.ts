@@ -2,30 +2,21 @@
 // concurrency, lease extension, reconnects and draining.
 import { defineEvent, reject, retryAfter } from "@pgmesh/sdk";
 import { Topic } from "@pgmesh/sdk/gen/pgmesh/v1/admin";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startTestBroker, type TestBroker } from "../../broker/test/support/broker.ts";
-import { createTestDatabase, type TestDatabase } from "../../broker/test/support/database.ts";
+import { beforeAll, describe, expect, it } from "vitest";
+import { startTestBroker, useTestBroker } from "../../broker/test/support/broker.ts";
+import { createTestDatabase } from "../../broker/test/support/database.ts";
 import { freePort } from "../../broker/test/support/free-port.ts";
 import { sleep } from "../../broker/test/support/stream-probe.ts";
 
 // Any generated message works as a payload; pgmesh.v1.Topic is at hand.
 const noBackoff = { initialBackoffSeconds: 0, maxBackoffSeconds: 0, jitter: 0 };
-let db: TestDatabase;
-let mesh: TestBroker;
+const t = useTestBroker();
 
-beforeAll(async () => {
-  db = await createTestDatabase();
-  mesh = await startTestBroker(db.url);
-});
+beforeAll(async () => {});
 
-afterAll(async () => {
-  await mesh?.stop();
-  await db?.drop();
-});
-
-async function setUp(topic: string, policy: Parameters<typeof mesh.client.createSubscription>[2] = {}) {
-  await mesh.client.createTopic(topic);
-  await mesh.client.createSubscription(`${topic}.sub`, topic, policy);
+async function setUp(topic: string, policy: Parameters<typeof t.mesh.client.createSubscription>[2] = {}) {
+  await t.mesh.client.createTopic(topic);
+  await t.mesh.client.createSubscription(`${topic}.sub`, topic, policy);
   return defineEvent(topic, "pgmesh.v1.Topic", Topic);
 }
 
@@ -41,7 +32,7 @@ describe("typed publish and subscribe", () => {
   it("round-trips a typed message with its envelope", async () => {
     const Created = await setUp("sdk.typed");
     const received: { name: string; attempt: number; subject: string; type: string }[] = [];
-    const sub = mesh.client.subscribe("sdk.typed.sub", Created, (event) => {
+    const sub = t.mesh.client.subscribe("sdk.typed.sub", Created, (event) => {
       received.push({
         name: event.data.name,
         attempt: event.attempt,
@@ -50,7 +41,7 @@ describe("typed publish and subscribe", () => {
       });
     });
     await sub.ready;
-    const result = await mesh.client.publishEvent(
+    const result = await t.mesh.client.publishEvent(
       Created,
       { name: "hello", createTime: undefined },
       { subject: "s/1" },
@@ -59,8 +50,11 @@ describe("typed publish and subscribe", () => {
     await until(() => received.length === 1, "the event");
     expect(received).toEqual([{ name: "hello", attempt: 1, subject: "s/1", type: "pgmesh.v1.Topic" }]);
     await sub.close();
-    await until(async () => (await mesh.client.subscriptionStats("sdk.typed.sub")).inFlight === 0, "the ack");
-    expect(await mesh.client.subscriptionStats("sdk.typed.sub")).toMatchObject({ backlog: 0, inFlight: 0 });
+    await until(
+      async () => (await t.mesh.client.subscriptionStats("sdk.typed.sub")).inFlight === 0,
+      "the ack",
+    );
+    expect(await t.mesh.client.subscriptionStats("sdk.typed.sub")).toMatchObject({ backlog: 0, inFlight: 0 });
   });
 });
 
@@ -69,7 +63,7 @@ describe("handler outcomes", () => {
     const Work = await setUp("sdk.outcomes", { retryPolicy: noBackoff });
     const seen: string[] = [];
     const firstSeenAt = new Map<string, number>();
-    const sub = mesh.client.subscribe("sdk.outcomes.sub", Work, async (event) => {
+    const sub = t.mesh.client.subscribe("sdk.outcomes.sub", Work, async (event) => {
       const name = event.data.name;
       seen.push(`${name}#${event.attempt}`);
       if (!firstSeenAt.has(name)) firstSeenAt.set(name, Date.now());
@@ -78,7 +72,7 @@ describe("handler outcomes", () => {
       if (name === "later" && event.attempt === 1) throw retryAfter(2);
     });
     await sub.ready;
-    await mesh.client.publishEvents(Work, [
+    await t.mesh.client.publishEvents(Work, [
       { name: "fine", createTime: undefined },
       { name: "throws", createTime: undefined },
       { name: "poison", createTime: undefined },
@@ -90,7 +84,7 @@ describe("handler outcomes", () => {
       expect.arrayContaining(["fine#1", "throws#1", "throws#2", "poison#1", "later#1", "later#2"]),
     );
     expect(seen.filter((s) => s.startsWith("poison"))).toEqual(["poison#1"]);
-    const dead = await mesh.client.listDeadLetters({ subscription: "sdk.outcomes.sub" });
+    const dead = await t.mesh.client.listDeadLetters({ subscription: "sdk.outcomes.sub" });
     expect(dead.deadLetters.map((d) => [d.lastError, d.attempts])).toEqual([["cannot handle", 1]]);
     await sub.close();
   });
@@ -99,14 +93,14 @@ describe("handler outcomes", () => {
 describe("flow", () => {
   it("never runs more handlers at once than its concurrency", async () => {
     const Job = await setUp("sdk.concurrency");
-    await mesh.client.publishEvents(
+    await t.mesh.client.publishEvents(
       Job,
       Array.from({ length: 12 }, (_, i) => ({ name: `j${i}`, createTime: undefined })),
     );
     let running = 0;
     let peak = 0;
     let done = 0;
-    const sub = mesh.client.subscribe(
+    const sub = t.mesh.client.subscribe(
       "sdk.concurrency.sub",
       Job,
       async () => {
@@ -127,35 +121,38 @@ describe("flow", () => {
     const Slow = await setUp("sdk.slow", { ackDeadlineSeconds: 2, retryPolicy: noBackoff });
     const attempts: number[] = [];
     let finished = false;
-    const sub = mesh.client.subscribe("sdk.slow.sub", Slow, async (event) => {
+    const sub = t.mesh.client.subscribe("sdk.slow.sub", Slow, async (event) => {
       attempts.push(event.attempt);
       await sleep(5000);
       finished = true;
     });
     await sub.ready;
-    await mesh.client.publishEvent(Slow, { name: "slow", createTime: undefined });
+    await t.mesh.client.publishEvent(Slow, { name: "slow", createTime: undefined });
     await until(() => finished, "the slow handler", 10_000);
     await sub.close();
     expect(attempts).toEqual([1]);
-    expect(await mesh.client.subscriptionStats("sdk.slow.sub")).toMatchObject({ backlog: 0, inFlight: 0 });
+    expect(await t.mesh.client.subscriptionStats("sdk.slow.sub")).toMatchObject({ backlog: 0, inFlight: 0 });
   });
 
   it("close() lets a running handler finish and ack before it returns", async () => {
     const Drain = await setUp("sdk.drain");
     let started = false;
     let finished = false;
-    const sub = mesh.client.subscribe("sdk.drain.sub", Drain, async () => {
+    const sub = t.mesh.client.subscribe("sdk.drain.sub", Drain, async () => {
       started = true;
       await sleep(500);
       finished = true;
     });
     await sub.ready;
-    await mesh.client.publishEvent(Drain, { name: "d", createTime: undefined });
+    await t.mesh.client.publishEvent(Drain, { name: "d", createTime: undefined });
     await until(() => started, "the handler to start");
     await sub.close();
     expect(finished).toBe(true);
-    await until(async () => (await mesh.client.subscriptionStats("sdk.drain.sub")).inFlight === 0, "the ack");
-    expect(await mesh.client.subscriptionStats("sdk.drain.sub")).toMatchObject({ backlog: 0, inFlight: 0 });
+    await until(
+      async () => (await t.mesh.client.subscriptionStats("sdk.drain.sub")).inFlight === 0,
+      "the ack",
+    );
+    expect(await t.mesh.client.subscriptionStats("sdk.drain.sub")).toMatchObject({ backlog: 0, inFlight: 0 });
   });
 });
 
@@ -207,7 +204,7 @@ describe("reconnect", () => {
 
   it("stops with the broker's error when the subscription does not exist", async () => {
     const Ev = defineEvent("nowhere", "pgmesh.v1.Topic", Topic);
-    const sub = mesh.client.subscribe("no.such.sub", Ev, () => {});
+    const sub = t.mesh.client.subscribe("no.such.sub", Ev, () => {});
     await expect(sub.done).rejects.toMatchObject({
       code: 5,
       details: "subscription no.such.sub does not exist",

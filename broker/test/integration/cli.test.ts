@@ -3,32 +3,22 @@
 import { execFile } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startTestBroker, type TestBroker } from "../support/broker.ts";
-import { createTestDatabase, type TestDatabase } from "../support/database.ts";
+import { beforeAll, describe, expect, it } from "vitest";
+import { useTestBroker } from "../support/broker.ts";
 import { StreamProbe } from "../support/stream-probe.ts";
 
 const pgmesh = fileURLToPath(new URL("../../bin/pgmesh.js", import.meta.url));
 const run = promisify(execFile);
-let db: TestDatabase;
-let mesh: TestBroker;
+const t = useTestBroker();
 
-beforeAll(async () => {
-  db = await createTestDatabase();
-  mesh = await startTestBroker(db.url);
-});
-
-afterAll(async () => {
-  await mesh?.stop();
-  await db?.drop();
-});
+beforeAll(async () => {});
 
 const cli = async (...args: string[]) =>
-  (await run(process.execPath, [pgmesh, "-a", mesh.address, ...args])).stdout;
+  (await run(process.execPath, [pgmesh, "-a", t.mesh.address, ...args])).stdout;
 
 async function cliFails(...args: string[]): Promise<string> {
   try {
-    await run(process.execPath, [pgmesh, "-a", mesh.address, ...args]);
+    await run(process.execPath, [pgmesh, "-a", t.mesh.address, ...args]);
   } catch (error) {
     const { code, stderr } = error as { code: number; stderr: string };
     expect(code).toBe(1);
@@ -83,7 +73,7 @@ describe("pgmesh CLI", () => {
   });
 
   it("lists, redrives and purges dead letters, and lists and releases parked keys", async () => {
-    const probe = await StreamProbe.open(mesh.client, "cli.sub");
+    const probe = await StreamProbe.open(t.mesh.client, "cli.sub");
     const [first] = await probe.waitForDeliveries(1);
     await probe.settleAndWait(() => probe.nack([first?.ackId ?? ""], "broken payload"), 1);
     const listed = (await cli("dead-letters", "list", "cli.sub"))

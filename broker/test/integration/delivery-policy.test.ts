@@ -3,32 +3,22 @@
 import { status } from "@grpc/grpc-js";
 import { DeadLetterReason } from "@pgmesh/sdk/gen/pgmesh/v1/admin";
 import { AckStatus } from "@pgmesh/sdk/gen/pgmesh/v1/subscriber";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startTestBroker, type TestBroker } from "../support/broker.ts";
-import { createTestDatabase, type TestDatabase } from "../support/database.ts";
+import { beforeAll, describe, expect, it } from "vitest";
+import { useTestBroker } from "../support/broker.ts";
 import { rejection } from "../support/rejection.ts";
 import { StreamProbe, sleep } from "../support/stream-probe.ts";
 
-let db: TestDatabase;
-let mesh: TestBroker;
+const t = useTestBroker();
 const noBackoff = { initialBackoffSeconds: 0, maxBackoffSeconds: 0, jitter: 0 };
 
-beforeAll(async () => {
-  db = await createTestDatabase();
-  mesh = await startTestBroker(db.url);
-});
-
-afterAll(async () => {
-  await mesh?.stop();
-  await db?.drop();
-});
+beforeAll(async () => {});
 
 async function topicWithSubscription(
   name: string,
-  policy: Parameters<typeof mesh.client.createSubscription>[2],
+  policy: Parameters<typeof t.mesh.client.createSubscription>[2],
 ) {
-  await mesh.client.createTopic(name);
-  return mesh.client.createSubscription(`${name}.sub`, name, policy);
+  await t.mesh.client.createTopic(name);
+  return t.mesh.client.createSubscription(`${name}.sub`, name, policy);
 }
 
 describe("retries", () => {
@@ -36,8 +26,8 @@ describe("retries", () => {
     await topicWithSubscription("backoff", {
       retryPolicy: { initialBackoffSeconds: 1, maxBackoffSeconds: 10, multiplier: 2, jitter: 0 },
     });
-    await mesh.client.publish("backoff", [{ id: "flaky", source: "s", type: "t" }]);
-    const probe = await StreamProbe.open(mesh.client, "backoff.sub");
+    await t.mesh.client.publish("backoff", [{ id: "flaky", source: "s", type: "t" }]);
+    const probe = await StreamProbe.open(t.mesh.client, "backoff.sub");
     const seenAt: number[] = [];
     for (let attempt = 1; attempt <= 3; attempt++) {
       const delivery = (await probe.waitForDeliveries(attempt, 15_000))[attempt - 1];
@@ -62,8 +52,8 @@ describe("retries", () => {
 
   it("a nack's own delay wins over the backoff", async () => {
     await topicWithSubscription("nackdelay", { retryPolicy: noBackoff });
-    await mesh.client.publish("nackdelay", [{ id: "later", source: "s", type: "t" }]);
-    const probe = await StreamProbe.open(mesh.client, "nackdelay.sub");
+    await t.mesh.client.publish("nackdelay", [{ id: "later", source: "s", type: "t" }]);
+    const probe = await StreamProbe.open(t.mesh.client, "nackdelay.sub");
     const [first] = await probe.waitForDeliveries(1);
     const nackedAt = Date.now();
     await probe.settleAndWait(() => probe.nack([first?.ackId ?? ""], "not yet", 2), 1);
@@ -76,12 +66,12 @@ describe("retries", () => {
     await topicWithSubscription("thousand", { retryPolicy: noBackoff });
     const ids = Array.from({ length: 1000 }, (_, i) => `t${i}`);
     for (let i = 0; i < ids.length; i += 250) {
-      await mesh.client.publish(
+      await t.mesh.client.publish(
         "thousand",
         ids.slice(i, i + 250).map((id) => ({ id, source: "s", type: "t" })),
       );
     }
-    const probe = await StreamProbe.open(mesh.client, "thousand.sub", 200);
+    const probe = await StreamProbe.open(t.mesh.client, "thousand.sub", 200);
     const acked = new Map<string, number>();
     let handled = 0;
     while (acked.size < ids.length) {
@@ -102,7 +92,7 @@ describe("retries", () => {
     expect([...acked.keys()].sort()).toEqual([...ids].sort());
     expect([...acked.values()].every((n) => n === 1)).toBe(true);
     expect(probe.deliveries.filter((d) => d.deliveryAttempt === 2)).toHaveLength(334);
-    const stats = await mesh.client.subscriptionStats("thousand.sub");
+    const stats = await t.mesh.client.subscriptionStats("thousand.sub");
     expect(stats).toMatchObject({ backlog: 0, inFlight: 0, deadLetters: 0 });
     await probe.close();
   });
@@ -111,11 +101,11 @@ describe("retries", () => {
 describe("dead letters", () => {
   it("a poison event lands in the dead-letter table after max attempts, is listed, redriven once, and delivered again", async () => {
     await topicWithSubscription("poison", { maxDeliveryAttempts: 3, retryPolicy: noBackoff });
-    await mesh.client.publish("poison", [
+    await t.mesh.client.publish("poison", [
       { id: "bad", source: "s", type: "shop.Poison" },
       { id: "good", source: "s", type: "shop.Fine" },
     ]);
-    const probe = await StreamProbe.open(mesh.client, "poison.sub");
+    const probe = await StreamProbe.open(t.mesh.client, "poison.sub");
     const statuses: AckStatus[] = [];
     let handled = 0;
     while (statuses.length < 3) {
@@ -140,7 +130,7 @@ describe("dead letters", () => {
     await sleep(500);
     expect(probe.deliveries.filter((d) => d.event?.id === "bad")).toHaveLength(3);
 
-    const listed = await mesh.client.listDeadLetters({ subscription: "poison.sub" });
+    const listed = await t.mesh.client.listDeadLetters({ subscription: "poison.sub" });
     expect(listed.deadLetters).toHaveLength(1);
     const [dead] = listed.deadLetters;
     expect(dead).toMatchObject({
@@ -151,30 +141,30 @@ describe("dead letters", () => {
     });
     expect(dead?.event?.id).toBe("bad");
     expect(dead?.firstFailureTime?.getTime()).toBeLessThanOrEqual(dead?.deadLetterTime?.getTime() ?? 0);
-    expect(await mesh.client.subscriptionStats("poison.sub")).toMatchObject({
+    expect(await t.mesh.client.subscriptionStats("poison.sub")).toMatchObject({
       backlog: 0,
       inFlight: 0,
       deadLetters: 1,
     });
 
     // Redrive it: delivered again as a fresh attempt 1; a retried redrive does nothing.
-    expect(await mesh.client.redriveDeadLetters("poison.sub", { ids: [dead?.id ?? ""] })).toBe(1);
-    expect(await mesh.client.redriveDeadLetters("poison.sub", { ids: [dead?.id ?? ""] })).toBe(0);
+    expect(await t.mesh.client.redriveDeadLetters("poison.sub", { ids: [dead?.id ?? ""] })).toBe(1);
+    expect(await t.mesh.client.redriveDeadLetters("poison.sub", { ids: [dead?.id ?? ""] })).toBe(0);
     const [again] = (await probe.waitForDeliveries(handled + 1)).slice(handled);
     expect(again?.event?.id).toBe("bad");
     expect(again?.deliveryAttempt).toBe(1);
     await probe.ackAndWait([again?.ackId ?? ""]);
-    expect((await mesh.client.listDeadLetters({ subscription: "poison.sub" })).deadLetters).toHaveLength(0);
+    expect((await t.mesh.client.listDeadLetters({ subscription: "poison.sub" })).deadLetters).toHaveLength(0);
     await probe.close();
   });
 
   it("reject dead-letters at once; the listing filters by reason and event type; purge removes them", async () => {
     await topicWithSubscription("rejects", {});
-    await mesh.client.publish("rejects", [
+    await t.mesh.client.publish("rejects", [
       { id: "r1", source: "s", type: "shop.A" },
       { id: "r2", source: "s", type: "shop.B" },
     ]);
-    const probe = await StreamProbe.open(mesh.client, "rejects.sub");
+    const probe = await StreamProbe.open(t.mesh.client, "rejects.sub");
     const deliveries = await probe.waitForDeliveries(2);
     const results = await probe.settleAndWait(
       () =>
@@ -188,28 +178,28 @@ describe("dead letters", () => {
       AckStatus.ACK_STATUS_DEAD_LETTERED,
       AckStatus.ACK_STATUS_DEAD_LETTERED,
     ]);
-    const byType = await mesh.client.listDeadLetters({ subscription: "rejects.sub", eventType: "shop.B" });
+    const byType = await t.mesh.client.listDeadLetters({ subscription: "rejects.sub", eventType: "shop.B" });
     expect(byType.deadLetters.map((d) => [d.event?.id, d.reason, d.lastError, d.attempts])).toEqual([
       ["r2", DeadLetterReason.DEAD_LETTER_REASON_REJECTED, "cannot parse", 1],
     ]);
-    const none = await mesh.client.listDeadLetters({
+    const none = await t.mesh.client.listDeadLetters({
       subscription: "rejects.sub",
       reason: DeadLetterReason.DEAD_LETTER_REASON_MAX_ATTEMPTS,
     });
     expect(none.deadLetters).toHaveLength(0);
-    const future = await mesh.client.listDeadLetters({
+    const future = await t.mesh.client.listDeadLetters({
       subscription: "rejects.sub",
       after: new Date(Date.now() + 60_000),
     });
     expect(future.deadLetters).toHaveLength(0);
-    const paged = await mesh.client.listDeadLetters({ subscription: "rejects.sub" }, 1);
+    const paged = await t.mesh.client.listDeadLetters({ subscription: "rejects.sub" }, 1);
     expect(paged.deadLetters).toHaveLength(1);
-    const rest = await mesh.client.listDeadLetters({ subscription: "rejects.sub" }, 1, paged.nextPageToken);
+    const rest = await t.mesh.client.listDeadLetters({ subscription: "rejects.sub" }, 1, paged.nextPageToken);
     expect(rest.deadLetters[0]?.event?.id).not.toBe(paged.deadLetters[0]?.event?.id);
 
-    expect(await mesh.client.purgeDeadLetters("rejects.sub", { filter: { eventType: "shop.A" } })).toBe(1);
+    expect(await t.mesh.client.purgeDeadLetters("rejects.sub", { filter: { eventType: "shop.A" } })).toBe(1);
     expect(
-      (await mesh.client.listDeadLetters({ subscription: "rejects.sub" })).deadLetters.map(
+      (await t.mesh.client.listDeadLetters({ subscription: "rejects.sub" })).deadLetters.map(
         (d) => d.event?.id,
       ),
     ).toEqual(["r2"]);
@@ -225,8 +215,8 @@ describe("dead letters", () => {
       maxDeliveryAttempts: 1,
       retryPolicy: noBackoff,
     });
-    await mesh.client.publish("nodlq", [{ id: "forever", source: "s", type: "t" }]);
-    const probe = await StreamProbe.open(mesh.client, "nodlq.sub");
+    await t.mesh.client.publish("nodlq", [{ id: "forever", source: "s", type: "t" }]);
+    const probe = await StreamProbe.open(t.mesh.client, "nodlq.sub");
     const [first] = await probe.waitForDeliveries(1);
     await probe.settleAndWait(() => probe.nack([first?.ackId ?? ""]), 1);
     const [, second] = await probe.waitForDeliveries(2);
@@ -243,11 +233,11 @@ describe("dead letters", () => {
 describe("leases", () => {
   it("a slow consumer that extends its lease is not redelivered; one that does not is", async () => {
     await topicWithSubscription("extend", { ackDeadlineSeconds: 2, retryPolicy: noBackoff });
-    await mesh.client.publish("extend", [{ id: "slow", source: "s", type: "t" }]);
-    const slow = await StreamProbe.open(mesh.client, "extend.sub");
+    await t.mesh.client.publish("extend", [{ id: "slow", source: "s", type: "t" }]);
+    const slow = await StreamProbe.open(t.mesh.client, "extend.sub");
     const [delivery] = await slow.waitForDeliveries(1);
     slow.flow(0);
-    const other = await StreamProbe.open(mesh.client, "extend.sub");
+    const other = await StreamProbe.open(t.mesh.client, "extend.sub");
     for (let i = 0; i < 4; i++) {
       const [r] = await slow.settleAndWait(() => slow.extend([delivery?.ackId ?? ""], 2), 1);
       expect(r?.status).toBe(AckStatus.ACK_STATUS_EXTENDED);
@@ -260,10 +250,10 @@ describe("leases", () => {
     // Without extensions the lease lapses and another stream gets attempt 2.
     await other.close();
     slow.flow(1);
-    await mesh.client.publish("extend", [{ id: "stuck", source: "s", type: "t" }]);
+    await t.mesh.client.publish("extend", [{ id: "stuck", source: "s", type: "t" }]);
     const [stuck] = (await slow.waitForDeliveries(2)).slice(1);
     slow.flow(0);
-    const next = await StreamProbe.open(mesh.client, "extend.sub");
+    const next = await StreamProbe.open(t.mesh.client, "extend.sub");
     const [redelivered] = await next.waitForDeliveries(1, 10_000);
     expect(redelivered?.event?.id).toBe("stuck");
     expect(redelivered?.deliveryAttempt).toBe(2);
@@ -277,12 +267,12 @@ describe("leases", () => {
 describe("delayed delivery", () => {
   it("an event is not delivered before its deliver_after time", async () => {
     await topicWithSubscription("delayed", {});
-    const probe = await StreamProbe.open(mesh.client, "delayed.sub");
+    const probe = await StreamProbe.open(t.mesh.client, "delayed.sub");
     const deliverAfter = new Date(Date.now() + 2000);
-    await mesh.client.publish("delayed", [{ id: "later", source: "s", type: "t", deliverAfter }]);
+    await t.mesh.client.publish("delayed", [{ id: "later", source: "s", type: "t", deliverAfter }]);
     await sleep(1000);
     expect(probe.deliveries).toHaveLength(0);
-    expect((await mesh.client.subscriptionStats("delayed.sub")).backlog).toBe(1);
+    expect((await t.mesh.client.subscriptionStats("delayed.sub")).backlog).toBe(1);
     const [delivery] = await probe.waitForDeliveries(1, 5000);
     expect(Date.now()).toBeGreaterThanOrEqual(deliverAfter.getTime() - 50);
     expect(delivery?.event?.deliverAfter).toEqual(deliverAfter);
@@ -304,19 +294,19 @@ describe("subscription policy", () => {
         jitter: 0.1,
       },
     });
-    const updated = await mesh.client.updateSubscription("policy.sub", {
+    const updated = await t.mesh.client.updateSubscription("policy.sub", {
       maxDeliveryAttempts: 9,
       retryPolicy: { multiplier: 3 },
     });
     expect(updated.maxDeliveryAttempts).toBe(9);
     expect(updated.retryPolicy).toMatchObject({ multiplier: 3, initialBackoff: { seconds: 1, nanos: 0 } });
     expect(updated.ackDeadline).toEqual({ seconds: 60, nanos: 0 });
-    expect((await mesh.client.getSubscription("policy.sub")).maxDeliveryAttempts).toBe(9);
+    expect((await t.mesh.client.getSubscription("policy.sub")).maxDeliveryAttempts).toBe(9);
   });
 
   it("refuses bad policy values with INVALID_ARGUMENT naming the field", async () => {
-    await mesh.client.createTopic("badpolicy");
-    const cases: [Parameters<typeof mesh.client.createSubscription>[2], RegExp][] = [
+    await t.mesh.client.createTopic("badpolicy");
+    const cases: [Parameters<typeof t.mesh.client.createSubscription>[2], RegExp][] = [
       [{ ackDeadlineSeconds: -1 }, /ack_deadline must be a whole number of seconds from 1 to 3600, got -1s/],
       [{ maxDeliveryAttempts: 0 }, /max_delivery_attempts must be from 1 to 1000, got 0/],
       [{ retryPolicy: { multiplier: 0.5 } }, /retry_policy.multiplier must be from 1 to 10, got 0.5/],
@@ -327,14 +317,14 @@ describe("subscription policy", () => {
       ],
     ];
     for (const [policy, message] of cases) {
-      const error = await rejection(mesh.client.createSubscription("badpolicy.sub", "badpolicy", policy));
+      const error = await rejection(t.mesh.client.createSubscription("badpolicy.sub", "badpolicy", policy));
       expect(error.code).toBe(status.INVALID_ARGUMENT);
       expect(error.details).toMatch(message);
     }
-    await mesh.client.createSubscription("badpolicy.sub", "badpolicy");
+    await t.mesh.client.createSubscription("badpolicy.sub", "badpolicy");
     const badPath = await rejection(
       new Promise((resolve, reject) =>
-        mesh.client.admin.updateSubscription(
+        t.mesh.client.admin.updateSubscription(
           { subscription: { name: "badpolicy.sub" } as never, updateMask: ["topic"] },
           (error, response) => (error ? reject(error) : resolve(response)),
         ),

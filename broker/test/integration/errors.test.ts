@@ -1,25 +1,16 @@
 // Bad input gets the right status and a message a person understands, and loses nothing.
 import { status } from "@grpc/grpc-js";
 import { AckStatus } from "@pgmesh/sdk/gen/pgmesh/v1/subscriber";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startTestBroker, type TestBroker } from "../support/broker.ts";
-import { createTestDatabase, type TestDatabase } from "../support/database.ts";
+import { beforeAll, describe, expect, it } from "vitest";
+import { useTestBroker } from "../support/broker.ts";
 import { rejection } from "../support/rejection.ts";
 import { StreamProbe } from "../support/stream-probe.ts";
 
-let db: TestDatabase;
-let mesh: TestBroker;
+const t = useTestBroker();
 
 beforeAll(async () => {
-  db = await createTestDatabase();
-  mesh = await startTestBroker(db.url);
-  await mesh.client.createTopic("errors");
-  await mesh.client.createSubscription("errors.sub", "errors");
-});
-
-afterAll(async () => {
-  await mesh?.stop();
-  await db?.drop();
+  await t.mesh.client.createTopic("errors");
+  await t.mesh.client.createSubscription("errors.sub", "errors");
 });
 
 // No Postgres error text, SQL or stack frame may reach a client.
@@ -30,31 +21,31 @@ function expectNoLeak(details: string) {
 describe("admin", () => {
   it("refuses bad names with INVALID_ARGUMENT and says what a valid one looks like", async () => {
     for (const name of ["", "Upper", "has space", "1starts-with-digit", "x".repeat(101), "drop table;"]) {
-      const error = await rejection(mesh.client.createTopic(name));
+      const error = await rejection(t.mesh.client.createTopic(name));
       expect(error.code).toBe(status.INVALID_ARGUMENT);
       expect(error.details).toMatch(name ? /is not valid: use 1-100 characters/ : /name is required/);
     }
   });
 
   it("reports unknown topics and subscriptions as NOT_FOUND", async () => {
-    expect(await rejection(mesh.client.getTopic("nope"))).toEqual({
+    expect(await rejection(t.mesh.client.getTopic("nope"))).toEqual({
       code: status.NOT_FOUND,
       details: "topic nope does not exist",
     });
-    expect(await rejection(mesh.client.createSubscription("s.new", "nope"))).toEqual({
+    expect(await rejection(t.mesh.client.createSubscription("s.new", "nope"))).toEqual({
       code: status.NOT_FOUND,
       details: "topic nope does not exist",
     });
-    expect((await rejection(mesh.client.getSubscription("nope"))).code).toBe(status.NOT_FOUND);
-    expect((await rejection(mesh.client.deleteSubscription("nope"))).code).toBe(status.NOT_FOUND);
+    expect((await rejection(t.mesh.client.getSubscription("nope"))).code).toBe(status.NOT_FOUND);
+    expect((await rejection(t.mesh.client.deleteSubscription("nope"))).code).toBe(status.NOT_FOUND);
   });
 
   it("refuses duplicates with ALREADY_EXISTS and a topic with subscriptions with FAILED_PRECONDITION", async () => {
-    expect((await rejection(mesh.client.createTopic("errors"))).code).toBe(status.ALREADY_EXISTS);
-    expect((await rejection(mesh.client.createSubscription("errors.sub", "errors"))).code).toBe(
+    expect((await rejection(t.mesh.client.createTopic("errors"))).code).toBe(status.ALREADY_EXISTS);
+    expect((await rejection(t.mesh.client.createSubscription("errors.sub", "errors"))).code).toBe(
       status.ALREADY_EXISTS,
     );
-    const error = await rejection(mesh.client.deleteTopic("errors"));
+    const error = await rejection(t.mesh.client.deleteTopic("errors"));
     expect(error).toEqual({
       code: status.FAILED_PRECONDITION,
       details: "topic errors still has 1 subscription(s); delete them first",
@@ -64,7 +55,7 @@ describe("admin", () => {
   it("refuses an ack deadline out of range", async () => {
     for (const seconds of [0, -5]) {
       const error = await rejection(
-        mesh.client.createSubscription("errors.bad", "errors", { ackDeadlineSeconds: seconds }),
+        t.mesh.client.createSubscription("errors.bad", "errors", { ackDeadlineSeconds: seconds }),
       );
       expect(error).toEqual({
         code: status.INVALID_ARGUMENT,
@@ -72,30 +63,30 @@ describe("admin", () => {
       });
     }
     const tooLong = await rejection(
-      mesh.client.createSubscription("errors.long", "errors", { ackDeadlineSeconds: 7200 }),
+      t.mesh.client.createSubscription("errors.long", "errors", { ackDeadlineSeconds: 7200 }),
     );
     expect(tooLong.code).toBe(status.INVALID_ARGUMENT);
     expect(tooLong.details).toMatch(/ack_deadline must be a whole number of seconds from 1 to 3600/);
   });
 
   it("lists topics and subscriptions page by page", async () => {
-    for (const name of ["page.a", "page.b", "page.c"]) await mesh.client.createTopic(name);
-    const first = await mesh.client.listTopics(2);
+    for (const name of ["page.a", "page.b", "page.c"]) await t.mesh.client.createTopic(name);
+    const first = await t.mesh.client.listTopics(2);
     expect(first.topics).toHaveLength(2);
     expect(first.nextPageToken).not.toBe("");
-    const rest = await mesh.client.listTopics(1000, first.nextPageToken);
+    const rest = await t.mesh.client.listTopics(1000, first.nextPageToken);
     const all = [...first.topics, ...rest.topics].map((t) => t.name);
     expect(all).toEqual([...all].sort());
     expect(all).toEqual(expect.arrayContaining(["errors", "page.a", "page.b", "page.c"]));
     expect(rest.nextPageToken).toBe("");
-    const subs = await mesh.client.listSubscriptions("errors");
+    const subs = await t.mesh.client.listSubscriptions("errors");
     expect(subs.subscriptions.map((s) => s.name)).toContain("errors.sub");
   });
 });
 
 describe("publish", () => {
   it("refuses an empty batch, a missing source, bad attributes and an oversized event", async () => {
-    const cases: [Parameters<typeof mesh.client.publish>[1], RegExp][] = [
+    const cases: [Parameters<typeof t.mesh.client.publish>[1], RegExp][] = [
       [[], /at least one event/],
       [[{ type: "t" }], /events\[0\]\.source is required/],
       [[{ source: "s" }], /events\[0\]\.type is required when the event has no data/],
@@ -119,12 +110,12 @@ describe("publish", () => {
       ],
     ];
     for (const [events, message] of cases) {
-      const error = await rejection(mesh.client.publish("errors", events));
+      const error = await rejection(t.mesh.client.publish("errors", events));
       expect(error.code).toBe(status.INVALID_ARGUMENT);
       expect(error.details).toMatch(message);
     }
     // Nothing of a refused batch was stored: the valid first event of the id case is not delivered.
-    const probe = await StreamProbe.open(mesh.client, "errors.sub");
+    const probe = await StreamProbe.open(t.mesh.client, "errors.sub");
     await new Promise((r) => setTimeout(r, 500));
     expect(probe.deliveries).toHaveLength(0);
     await probe.close();
@@ -132,7 +123,7 @@ describe("publish", () => {
 
   it("refuses a batch of more than 1000 events", async () => {
     const events = Array.from({ length: 1001 }, () => ({ source: "s", type: "t" }));
-    const error = await rejection(mesh.client.publish("errors", events));
+    const error = await rejection(t.mesh.client.publish("errors", events));
     expect(error).toEqual({
       code: status.INVALID_ARGUMENT,
       details: "a publish request holds at most 1000 events, got 1001",
@@ -140,24 +131,24 @@ describe("publish", () => {
   });
 
   it("refuses an unknown topic with NOT_FOUND", async () => {
-    expect(await rejection(mesh.client.publish("missing", [{ source: "s", type: "t" }]))).toEqual({
+    expect(await rejection(t.mesh.client.publish("missing", [{ source: "s", type: "t" }]))).toEqual({
       code: status.NOT_FOUND,
       details: "topic missing does not exist",
     });
   });
 
   it("publishing the same source + id again is a duplicate and delivers nothing new", async () => {
-    await mesh.client.createTopic("dedup");
-    await mesh.client.createSubscription("dedup.sub", "dedup");
-    const first = await mesh.client.publish("dedup", [
+    await t.mesh.client.createTopic("dedup");
+    await t.mesh.client.createSubscription("dedup.sub", "dedup");
+    const first = await t.mesh.client.publish("dedup", [
       { id: "same", source: "s", type: "t" },
       { id: "same", source: "s", type: "t" },
       { id: "same", source: "other", type: "t" },
     ]);
     expect(first.map((r) => r.duplicate)).toEqual([false, true, false]);
-    const second = await mesh.client.publish("dedup", [{ id: "same", source: "s", type: "t" }]);
+    const second = await t.mesh.client.publish("dedup", [{ id: "same", source: "s", type: "t" }]);
     expect(second).toEqual([{ id: "same", duplicate: true }]);
-    const probe = await StreamProbe.open(mesh.client, "dedup.sub");
+    const probe = await StreamProbe.open(t.mesh.client, "dedup.sub");
     await probe.waitForDeliveries(2);
     await new Promise((r) => setTimeout(r, 500));
     expect(probe.deliveries.map((d) => d.event?.source).sort()).toEqual(["other", "s"]);
@@ -167,7 +158,7 @@ describe("publish", () => {
 
 describe("subscribe", () => {
   it("refuses an unknown subscription with NOT_FOUND", async () => {
-    const probe = StreamProbe.raw(mesh.client);
+    const probe = StreamProbe.raw(t.mesh.client);
     probe.send({
       request: { $case: "open", value: { subscription: "ghost", consumer: "", maxOutstandingMessages: 0 } },
     });
@@ -178,7 +169,7 @@ describe("subscribe", () => {
   });
 
   it("refuses a stream whose first message is not open", async () => {
-    const probe = StreamProbe.raw(mesh.client);
+    const probe = StreamProbe.raw(t.mesh.client);
     probe.ack(["whatever"]);
     expect(await probe.ended).toEqual({
       code: status.INVALID_ARGUMENT,
@@ -187,7 +178,7 @@ describe("subscribe", () => {
   });
 
   it("refuses a bad subscription name and an oversized window", async () => {
-    const bad = StreamProbe.raw(mesh.client);
+    const bad = StreamProbe.raw(t.mesh.client);
     bad.send({
       request: {
         $case: "open",
@@ -197,7 +188,7 @@ describe("subscribe", () => {
     const badEnd = await bad.ended;
     expect(badEnd.code).toBe(status.INVALID_ARGUMENT);
     expect(badEnd.details).toMatch(/subscription name "Bad Name" is not valid/);
-    const big = StreamProbe.raw(mesh.client);
+    const big = StreamProbe.raw(t.mesh.client);
     big.send({
       request: {
         $case: "open",
@@ -211,7 +202,7 @@ describe("subscribe", () => {
   });
 
   it("refuses a second open on the same stream", async () => {
-    const probe = await StreamProbe.open(mesh.client, "errors.sub");
+    const probe = await StreamProbe.open(t.mesh.client, "errors.sub");
     probe.send({
       request: {
         $case: "open",
@@ -225,9 +216,9 @@ describe("subscribe", () => {
   });
 
   it("answers an ack for an unknown id with UNKNOWN and keeps the stream up", async () => {
-    await mesh.client.createTopic("unknown.acks");
-    await mesh.client.createSubscription("unknown.acks.sub", "unknown.acks");
-    const probe = await StreamProbe.open(mesh.client, "unknown.acks.sub");
+    await t.mesh.client.createTopic("unknown.acks");
+    await t.mesh.client.createSubscription("unknown.acks.sub", "unknown.acks");
+    const probe = await StreamProbe.open(t.mesh.client, "unknown.acks.sub");
     const results = await probe.ackAndWait([
       "not-an-id",
       "00000000-0000-0000-0000-000000000000:0",
@@ -239,7 +230,7 @@ describe("subscribe", () => {
       AckStatus.ACK_STATUS_UNKNOWN,
     ]);
     // Still up: it receives and acks an event published afterwards.
-    await mesh.client.publish("unknown.acks", [{ id: "after", source: "s", type: "t" }]);
+    await t.mesh.client.publish("unknown.acks", [{ id: "after", source: "s", type: "t" }]);
     const [delivery] = await probe.waitForDeliveries(1);
     const [ack] = await probe.ackAndWait([delivery?.ackId ?? ""]);
     expect(ack?.status).toBe(AckStatus.ACK_STATUS_ACKED);
@@ -254,10 +245,10 @@ describe("no SQL reaches a client", () => {
   it("maps a database failure to INTERNAL with a reference, not the Postgres message", async () => {
     // Break the events table under the broker's feet: the publish fails inside Postgres.
     const postgres = (await import("postgres")).default;
-    const sql = postgres(db.url, { max: 1, onnotice: () => {} });
+    const sql = postgres(t.db.url, { max: 1, onnotice: () => {} });
     await sql`ALTER TABLE pgmesh.events ADD CONSTRAINT boom CHECK (source <> 'explode')`;
     try {
-      const error = await rejection(mesh.client.publish("errors", [{ source: "explode", type: "t" }]));
+      const error = await rejection(t.mesh.client.publish("errors", [{ source: "explode", type: "t" }]));
       expect(error.code).toBe(status.INTERNAL);
       expect(error.details).toMatch(/^internal error in the broker \(ref [0-9a-f]{8}\)/);
       expectNoLeak(error.details);

@@ -1,24 +1,14 @@
 // /metrics and /healthz on a real broker: the series move as events flow.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startTestBroker, type TestBroker } from "../support/broker.ts";
-import { createTestDatabase, type TestDatabase } from "../support/database.ts";
+import { beforeAll, describe, expect, it } from "vitest";
+import { useTestBroker } from "../support/broker.ts";
 import { StreamProbe } from "../support/stream-probe.ts";
 
-let db: TestDatabase;
-let mesh: TestBroker;
+const t = useTestBroker();
 
-beforeAll(async () => {
-  db = await createTestDatabase();
-  mesh = await startTestBroker(db.url);
-});
-
-afterAll(async () => {
-  await mesh?.stop();
-  await db?.drop();
-});
+beforeAll(async () => {});
 
 async function scrape(): Promise<string> {
-  const response = await fetch(`http://${mesh.broker.metricsAddress}/metrics`);
+  const response = await fetch(`http://${t.mesh.broker.metricsAddress}/metrics`);
   expect(response.status).toBe(200);
   return response.text();
 }
@@ -38,19 +28,19 @@ function value(text: string, series: string): number {
 
 describe("metrics", () => {
   it("counts published, delivered, redelivered and settled events and connected consumers", async () => {
-    await mesh.client.createTopic("metered");
-    await mesh.client.createSubscription("metered.sub", "metered");
-    await mesh.client.publish(
+    await t.mesh.client.createTopic("metered");
+    await t.mesh.client.createSubscription("metered.sub", "metered");
+    await t.mesh.client.publish(
       "metered",
       Array.from({ length: 10 }, (_, i) => ({ id: `m${i}`, source: "s", type: "t" })),
     );
     // A duplicate is not counted again.
-    await mesh.client.publish("metered", [{ id: "m0", source: "s", type: "t" }]);
+    await t.mesh.client.publish("metered", [{ id: "m0", source: "s", type: "t" }]);
     let text = await scrape();
     expect(value(text, 'pgmesh_events_published_total{topic="metered"}')).toBe(10);
     expect(value(text, 'pgmesh_publish_duration_seconds_count{topic="metered"}')).toBe(2);
 
-    const probe = await StreamProbe.open(mesh.client, "metered.sub");
+    const probe = await StreamProbe.open(t.mesh.client, "metered.sub");
     const deliveries = await probe.waitForDeliveries(10);
     text = await scrape();
     expect(value(text, 'pgmesh_consumers_connected{subscription="metered.sub"}')).toBe(1);
@@ -73,15 +63,15 @@ describe("metrics", () => {
   });
 
   it("reports backlog, in flight, dead-letter depth, publish-to-ack latency and gRPC calls", async () => {
-    await mesh.client.createTopic("gauged");
-    await mesh.client.createSubscription("gauged.sub", "gauged");
-    await mesh.client.publish(
+    await t.mesh.client.createTopic("gauged");
+    await t.mesh.client.createSubscription("gauged.sub", "gauged");
+    await t.mesh.client.publish(
       "gauged",
       Array.from({ length: 4 }, (_, i) => ({ id: `g${i}`, source: "s", type: "t" })),
     );
     const backlogSeries = 'pgmesh_backlog{subscription="gauged.sub"}';
     await until(async () => value(await scrape(), backlogSeries) === 4, "backlog 4");
-    const probe = await StreamProbe.open(mesh.client, "gauged.sub", 4);
+    const probe = await StreamProbe.open(t.mesh.client, "gauged.sub", 4);
     const deliveries = await probe.waitForDeliveries(4);
     await until(
       async () => value(await scrape(), 'pgmesh_in_flight{subscription="gauged.sub"}') === 4,
@@ -102,7 +92,7 @@ describe("metrics", () => {
     expect(value(after, 'pgmesh_publish_to_ack_seconds_count{subscription="gauged.sub"}')).toBe(3);
     expect(value(after, 'pgmesh_in_flight{subscription="gauged.sub"}')).toBe(0);
     expect(value(after, 'pgmesh_grpc_requests_total{method="Publish",code="OK"}')).toBeGreaterThanOrEqual(1);
-    await mesh.client.getTopic("missing").catch(() => {});
+    await t.mesh.client.getTopic("missing").catch(() => {});
     expect(value(await scrape(), 'pgmesh_grpc_requests_total{method="GetTopic",code="NOT_FOUND"}')).toBe(1);
     expect(after).toMatch(/pgmesh_postgres_connections\{application="pgmesh-broker",state="\w+"\} \d+/);
     await probe.close();
@@ -112,13 +102,13 @@ describe("metrics", () => {
   });
 
   it("answers /healthz with 200 while serving and 404 with a hint elsewhere", async () => {
-    const health = await fetch(`http://${mesh.broker.metricsAddress}/healthz`);
+    const health = await fetch(`http://${t.mesh.broker.metricsAddress}/healthz`);
     expect(health.status).toBe(200);
     expect(await health.text()).toBe("ok\n");
-    const ready = await fetch(`http://${mesh.broker.metricsAddress}/readyz`);
+    const ready = await fetch(`http://${t.mesh.broker.metricsAddress}/readyz`);
     expect(ready.status).toBe(200);
     expect(await ready.text()).toBe("ready\n");
-    const other = await fetch(`http://${mesh.broker.metricsAddress}/nope`);
+    const other = await fetch(`http://${t.mesh.broker.metricsAddress}/nope`);
     expect(other.status).toBe(404);
   });
 });

@@ -1,33 +1,23 @@
 // Ordered subscriptions, parked keys, attribute filters and the idempotency window.
 import { status } from "@grpc/grpc-js";
 import { AckStatus, type Delivery } from "@pgmesh/sdk/gen/pgmesh/v1/subscriber";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startTestBroker, type TestBroker } from "../support/broker.ts";
-import { createTestDatabase, type TestDatabase } from "../support/database.ts";
+import { beforeAll, describe, expect, it } from "vitest";
+import { useTestBroker } from "../support/broker.ts";
 import { rejection } from "../support/rejection.ts";
 import { StreamProbe, sleep } from "../support/stream-probe.ts";
 
-let db: TestDatabase;
-let mesh: TestBroker;
+const t = useTestBroker({ PGMESH_DEDUP_WINDOW_SECONDS: "2" });
 const noBackoff = { initialBackoffSeconds: 0, maxBackoffSeconds: 0, jitter: 0 };
 
-beforeAll(async () => {
-  db = await createTestDatabase();
-  mesh = await startTestBroker(db.url, { PGMESH_DEDUP_WINDOW_SECONDS: "2" });
-});
-
-afterAll(async () => {
-  await mesh?.stop();
-  await db?.drop();
-});
+beforeAll(async () => {});
 
 const byKey = (deliveries: Delivery[], key: string) =>
   deliveries.filter((d) => d.event?.orderingKey === key).map((d) => d.event?.id);
 
 describe("ordering keys", () => {
   it("delivers each key in publish order, one at a time, under concurrency, while other keys flow", async () => {
-    await mesh.client.createTopic("ordered");
-    await mesh.client.createSubscription("ordered.sub", "ordered", {
+    await t.mesh.client.createTopic("ordered");
+    await t.mesh.client.createSubscription("ordered.sub", "ordered", {
       ordering: true,
       retryPolicy: noBackoff,
     });
@@ -38,11 +28,12 @@ describe("ordering keys", () => {
       type: "t",
       orderingKey: keys[i % 4] as string,
     }));
-    for (let i = 0; i < events.length; i += 20) await mesh.client.publish("ordered", events.slice(i, i + 20));
+    for (let i = 0; i < events.length; i += 20)
+      await t.mesh.client.publish("ordered", events.slice(i, i + 20));
     // Two competing streams; each nacks the first delivery of every fifth event once.
     const probes = [
-      await StreamProbe.open(mesh.client, "ordered.sub", 50),
-      await StreamProbe.open(mesh.client, "ordered.sub", 50),
+      await StreamProbe.open(t.mesh.client, "ordered.sub", 50),
+      await StreamProbe.open(t.mesh.client, "ordered.sub", 50),
     ];
     const acked: string[] = [];
     const inFlightByKey = new Map<string, number>();
@@ -80,20 +71,20 @@ describe("ordering keys", () => {
   });
 
   it("a dead-lettered event parks its key while other keys flow; releasing the key lets the rest through", async () => {
-    await mesh.client.createTopic("parking");
-    await mesh.client.createSubscription("parking.sub", "parking", {
+    await t.mesh.client.createTopic("parking");
+    await t.mesh.client.createSubscription("parking.sub", "parking", {
       ordering: true,
       maxDeliveryAttempts: 2,
       retryPolicy: noBackoff,
     });
-    await mesh.client.publish("parking", [
+    await t.mesh.client.publish("parking", [
       { id: "stuck-1", source: "s", type: "t", orderingKey: "stuck" },
       { id: "stuck-2", source: "s", type: "t", orderingKey: "stuck" },
       { id: "stuck-3", source: "s", type: "t", orderingKey: "stuck" },
       { id: "free-1", source: "s", type: "t", orderingKey: "free" },
       { id: "free-2", source: "s", type: "t", orderingKey: "free" },
     ]);
-    const probe = await StreamProbe.open(mesh.client, "parking.sub");
+    const probe = await StreamProbe.open(t.mesh.client, "parking.sub");
     let handled = 0;
     const ackedIds: string[] = [];
     const deadline = Date.now() + 10_000;
@@ -111,22 +102,22 @@ describe("ordering keys", () => {
     expect(ackedIds).toEqual(["free-1", "free-2"]);
     await sleep(500);
     expect(byKey(probe.deliveries, "stuck")).toEqual(["stuck-1", "stuck-1"]);
-    const parked = await mesh.client.listParkedKeys("parking.sub");
+    const parked = await t.mesh.client.listParkedKeys("parking.sub");
     expect(parked.map((p) => [p.orderingKey, p.waiting])).toEqual([["stuck", 2]]);
     expect(parked[0]?.deadLetterId).not.toBe("");
-    expect((await mesh.client.subscriptionStats("parking.sub")).parkedKeys).toBe(1);
+    expect((await t.mesh.client.subscriptionStats("parking.sub")).parkedKeys).toBe(1);
 
-    expect(await mesh.client.releaseParkedKeys("parking.sub", ["stuck"])).toBe(1);
+    expect(await t.mesh.client.releaseParkedKeys("parking.sub", ["stuck"])).toBe(1);
     const rest = (await probe.waitForDeliveries(handled + 1)).slice(handled);
     expect(rest[0]?.event?.id).toBe("stuck-2");
     await probe.ackAndWait([rest[0]?.ackId ?? ""]);
     const [third] = (await probe.waitForDeliveries(handled + 2)).slice(handled + 1);
     expect(third?.event?.id).toBe("stuck-3");
     await probe.ackAndWait([third?.ackId ?? ""]);
-    expect(await mesh.client.listParkedKeys("parking.sub")).toEqual([]);
+    expect(await t.mesh.client.listParkedKeys("parking.sub")).toEqual([]);
     // The dead letter is still there to inspect or redrive.
     expect(
-      (await mesh.client.listDeadLetters({ subscription: "parking.sub" })).deadLetters.map(
+      (await t.mesh.client.listDeadLetters({ subscription: "parking.sub" })).deadLetters.map(
         (d) => d.event?.id,
       ),
     ).toEqual(["stuck-1"]);
@@ -134,19 +125,19 @@ describe("ordering keys", () => {
   });
 
   it("redriving a parked dead letter puts it back at the head of its key", async () => {
-    await mesh.client.createTopic("headfirst");
-    await mesh.client.createSubscription("headfirst.sub", "headfirst", { ordering: true });
-    await mesh.client.publish("headfirst", [
+    await t.mesh.client.createTopic("headfirst");
+    await t.mesh.client.createSubscription("headfirst.sub", "headfirst", { ordering: true });
+    await t.mesh.client.publish("headfirst", [
       { id: "k-1", source: "s", type: "t", orderingKey: "k" },
       { id: "k-2", source: "s", type: "t", orderingKey: "k" },
     ]);
-    const probe = await StreamProbe.open(mesh.client, "headfirst.sub");
+    const probe = await StreamProbe.open(t.mesh.client, "headfirst.sub");
     const [first] = await probe.waitForDeliveries(1);
     await probe.settleAndWait(() => probe.reject([first?.ackId ?? ""], "bad"), 1);
     await sleep(300);
     expect(probe.deliveries).toHaveLength(1);
-    const [dead] = (await mesh.client.listDeadLetters({ subscription: "headfirst.sub" })).deadLetters;
-    expect(await mesh.client.redriveDeadLetters("headfirst.sub", { ids: [dead?.id ?? ""] })).toBe(1);
+    const [dead] = (await t.mesh.client.listDeadLetters({ subscription: "headfirst.sub" })).deadLetters;
+    expect(await t.mesh.client.redriveDeadLetters("headfirst.sub", { ids: [dead?.id ?? ""] })).toBe(1);
     const [, again] = await probe.waitForDeliveries(2);
     expect(again?.event?.id).toBe("k-1");
     expect(again?.deliveryAttempt).toBe(1);
@@ -157,9 +148,9 @@ describe("ordering keys", () => {
   });
 
   it("refuses releasing keys on an unordered subscription", async () => {
-    await mesh.client.createTopic("plain");
-    await mesh.client.createSubscription("plain.sub", "plain");
-    expect((await rejection(mesh.client.releaseParkedKeys("plain.sub", ["x"]))).code).toBe(
+    await t.mesh.client.createTopic("plain");
+    await t.mesh.client.createSubscription("plain.sub", "plain");
+    expect((await rejection(t.mesh.client.releaseParkedKeys("plain.sub", ["x"]))).code).toBe(
       status.FAILED_PRECONDITION,
     );
   });
@@ -167,31 +158,31 @@ describe("ordering keys", () => {
 
 describe("filters", () => {
   it("delivers only the events whose attributes match the subscription's filter", async () => {
-    await mesh.client.createTopic("regions");
-    await mesh.client.createSubscription("regions.eu", "regions", {
+    await t.mesh.client.createTopic("regions");
+    await t.mesh.client.createSubscription("regions.eu", "regions", {
       filter: 'attributes.region = "eu" AND NOT attributes:test',
     });
-    await mesh.client.createSubscription("regions.all", "regions");
-    await mesh.client.publish("regions", [
+    await t.mesh.client.createSubscription("regions.all", "regions");
+    await t.mesh.client.publish("regions", [
       { id: "1", source: "s", type: "t", attributes: { region: "eu" } },
       { id: "2", source: "s", type: "t", attributes: { region: "us" } },
       { id: "3", source: "s", type: "t", attributes: { region: "eu", test: "yes" } },
       { id: "4", source: "s", type: "t" },
     ]);
-    const eu = await StreamProbe.open(mesh.client, "regions.eu");
-    const all = await StreamProbe.open(mesh.client, "regions.all");
+    const eu = await StreamProbe.open(t.mesh.client, "regions.eu");
+    const all = await StreamProbe.open(t.mesh.client, "regions.all");
     await all.waitForDeliveries(4);
     await sleep(300);
     expect(eu.deliveries.map((d) => d.event?.id)).toEqual(["1"]);
-    expect((await mesh.client.subscriptionStats("regions.eu")).backlog).toBe(0);
+    expect((await t.mesh.client.subscriptionStats("regions.eu")).backlog).toBe(0);
     await eu.close();
     await all.close();
   });
 
   it("refuses a filter it cannot parse, saying where", async () => {
-    await mesh.client.createTopic("badfilter");
+    await t.mesh.client.createTopic("badfilter");
     const error = await rejection(
-      mesh.client.createSubscription("badfilter.sub", "badfilter", { filter: "attributes.region == 'eu'" }),
+      t.mesh.client.createSubscription("badfilter.sub", "badfilter", { filter: "attributes.region == 'eu'" }),
     );
     expect(error.code).toBe(status.INVALID_ARGUMENT);
     expect(error.details).toMatch(/^filter: .*column \d+/);
@@ -200,20 +191,20 @@ describe("filters", () => {
 
 describe("idempotency window", () => {
   it("treats a repeat inside the window as a duplicate and one after it as a new event", async () => {
-    await mesh.client.createTopic("window");
-    await mesh.client.createSubscription("window.sub", "window");
-    expect(await mesh.client.publish("window", [{ id: "w", source: "s", type: "t" }])).toEqual([
+    await t.mesh.client.createTopic("window");
+    await t.mesh.client.createSubscription("window.sub", "window");
+    expect(await t.mesh.client.publish("window", [{ id: "w", source: "s", type: "t" }])).toEqual([
       { id: "w", duplicate: false },
     ]);
-    expect(await mesh.client.publish("window", [{ id: "w", source: "s", type: "t" }])).toEqual([
+    expect(await t.mesh.client.publish("window", [{ id: "w", source: "s", type: "t" }])).toEqual([
       { id: "w", duplicate: true },
     ]);
     // The window here is 2 s and keys are swept every second.
     await sleep(3500);
-    expect(await mesh.client.publish("window", [{ id: "w", source: "s", type: "t" }])).toEqual([
+    expect(await t.mesh.client.publish("window", [{ id: "w", source: "s", type: "t" }])).toEqual([
       { id: "w", duplicate: false },
     ]);
-    const probe = await StreamProbe.open(mesh.client, "window.sub");
+    const probe = await StreamProbe.open(t.mesh.client, "window.sub");
     const deliveries = await probe.waitForDeliveries(2);
     expect(deliveries.map((d) => d.event?.id)).toEqual(["w", "w"]);
     const results = await probe.ackAndWait(deliveries.map((d) => d.ackId));

@@ -2,27 +2,17 @@
 import { Any } from "@pgmesh/sdk/gen/google/protobuf/any";
 import { Topic } from "@pgmesh/sdk/gen/pgmesh/v1/admin";
 import { AckStatus } from "@pgmesh/sdk/gen/pgmesh/v1/subscriber";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startTestBroker, type TestBroker } from "../support/broker.ts";
-import { createTestDatabase, type TestDatabase } from "../support/database.ts";
+import { beforeAll, describe, expect, it } from "vitest";
+import { useTestBroker } from "../support/broker.ts";
 import { StreamProbe, sleep } from "../support/stream-probe.ts";
 
-let db: TestDatabase;
-let mesh: TestBroker;
+const t = useTestBroker();
 
-beforeAll(async () => {
-  db = await createTestDatabase();
-  mesh = await startTestBroker(db.url);
-});
-
-afterAll(async () => {
-  await mesh?.stop();
-  await db?.drop();
-});
+beforeAll(async () => {});
 
 describe("publish -> subscribe -> ack", () => {
   it("delivers every envelope field intact and the Any payload decodes", async () => {
-    const { client } = mesh;
+    const { client } = t.mesh;
     await client.createTopic("orders");
     await client.createSubscription("orders.billing", "orders");
     const payload = Topic.encode({
@@ -85,7 +75,7 @@ describe("publish -> subscribe -> ack", () => {
   });
 
   it("fills the type from the payload's type URL and generates an id when none is given", async () => {
-    const { client } = mesh;
+    const { client } = t.mesh;
     await client.createTopic("defaults");
     await client.createSubscription("defaults.sub", "defaults");
     const [result] = await client.publish("defaults", [
@@ -104,7 +94,7 @@ describe("publish -> subscribe -> ack", () => {
   });
 
   it("fans out: every subscription of a topic receives every event", async () => {
-    const { client } = mesh;
+    const { client } = t.mesh;
     await client.createTopic("fanout");
     await client.createSubscription("fanout.a", "fanout");
     await client.createSubscription("fanout.b", "fanout");
@@ -123,7 +113,7 @@ describe("publish -> subscribe -> ack", () => {
   });
 
   it("competing consumers: two streams on one subscription each get a share, every event exactly once", async () => {
-    const { client } = mesh;
+    const { client } = t.mesh;
     await client.createTopic("work");
     await client.createSubscription("work.q", "work");
     const first = await StreamProbe.open(client, "work.q", 10);
@@ -163,7 +153,7 @@ describe("publish -> subscribe -> ack", () => {
 
 describe("redelivery", () => {
   it("an unacked event comes back as attempt 2 once its stream closes; an acked one never does", async () => {
-    const { client } = mesh;
+    const { client } = t.mesh;
     await client.createTopic("redeliver");
     await client.createSubscription("redeliver.sub", "redeliver");
     await client.publish("redeliver", [
@@ -187,7 +177,7 @@ describe("redelivery", () => {
   });
 
   it("a cancelled stream (crashed client) releases its deliveries at once", async () => {
-    const { client } = mesh;
+    const { client } = t.mesh;
     await client.createTopic("crash");
     await client.createSubscription("crash.sub", "crash", { ackDeadlineSeconds: 600 });
     await client.publish("crash", [{ id: "x", source: "t", type: "t" }]);
@@ -203,7 +193,7 @@ describe("redelivery", () => {
   });
 
   it("a nack redelivers the event", async () => {
-    const { client } = mesh;
+    const { client } = t.mesh;
     await client.createTopic("nacks");
     await client.createSubscription("nacks.sub", "nacks");
     await client.publish("nacks", [{ id: "n", source: "t", type: "t" }]);
@@ -220,7 +210,7 @@ describe("redelivery", () => {
 
 describe("flow control", () => {
   it("with a window of 5 the server never has more than 5 unacked events on the stream", async () => {
-    const { client } = mesh;
+    const { client } = t.mesh;
     await client.createTopic("flow");
     await client.createSubscription("flow.sub", "flow");
     await client.publish(
@@ -245,7 +235,7 @@ describe("flow control", () => {
   });
 
   it("a window of 0 pauses delivery and raising it resumes", async () => {
-    const { client } = mesh;
+    const { client } = t.mesh;
     await client.createTopic("pause");
     await client.createSubscription("pause.sub", "pause");
     const probe = await StreamProbe.open(client, "pause.sub", 1);

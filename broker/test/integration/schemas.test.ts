@@ -6,9 +6,8 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { status } from "@grpc/grpc-js";
 import { Subscription, Topic } from "@pgmesh/sdk/gen/pgmesh/v1/admin";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startTestBroker, type TestBroker } from "../support/broker.ts";
-import { createTestDatabase, type TestDatabase } from "../support/database.ts";
+import { beforeAll, describe, expect, it } from "vitest";
+import { useTestBroker } from "../support/broker.ts";
 import { rejection } from "../support/rejection.ts";
 import { StreamProbe } from "../support/stream-probe.ts";
 
@@ -17,19 +16,11 @@ const descriptorsPath = fileURLToPath(new URL("../../descriptors/pgmesh.binpb", 
 const descriptors = readFileSync(descriptorsPath);
 const pgmesh = fileURLToPath(new URL("../../bin/pgmesh.js", import.meta.url));
 const run = promisify(execFile);
-let db: TestDatabase;
-let mesh: TestBroker;
+const t = useTestBroker();
 
 beforeAll(async () => {
-  db = await createTestDatabase();
-  mesh = await startTestBroker(db.url);
-  await mesh.client.createTopic("typed");
-  await mesh.client.createSubscription("typed.sub", "typed");
-});
-
-afterAll(async () => {
-  await mesh?.stop();
-  await db?.drop();
+  await t.mesh.client.createTopic("typed");
+  await t.mesh.client.createSubscription("typed.sub", "typed");
 });
 
 const any = (typeName: string, value: Uint8Array) => ({
@@ -39,26 +30,26 @@ const any = (typeName: string, value: Uint8Array) => ({
 
 describe("topic schemas", () => {
   it("refuses descriptors that do not hold the named types", async () => {
-    const missing = await rejection(mesh.client.setTopicSchema("typed", descriptors, ["shop.v1.Nope"]));
+    const missing = await rejection(t.mesh.client.setTopicSchema("typed", descriptors, ["shop.v1.Nope"]));
     expect(missing).toEqual({
       code: status.INVALID_ARGUMENT,
       details: 'message type "shop.v1.Nope" is not in the file_descriptor_set',
     });
     const garbage = await rejection(
-      mesh.client.setTopicSchema("typed", Buffer.from("not descriptors"), ["a.B"]),
+      t.mesh.client.setTopicSchema("typed", Buffer.from("not descriptors"), ["a.B"]),
     );
     expect(garbage.code).toBe(status.INVALID_ARGUMENT);
     expect(garbage.details).toMatch(/^file_descriptor_set is not a usable FileDescriptorSet/);
   });
 
   it("accepts payloads of the bound type and refuses other types, undecodable bytes and missing data", async () => {
-    const bound = await mesh.client.setTopicSchema("typed", descriptors, ["pgmesh.v1.Topic"]);
+    const bound = await t.mesh.client.setTopicSchema("typed", descriptors, ["pgmesh.v1.Topic"]);
     expect(bound?.messageTypes).toEqual(["pgmesh.v1.Topic"]);
     const good = Topic.encode({ name: "ok", createTime: undefined }).finish();
     expect(
-      await mesh.client.publish("typed", [{ id: "good", source: "s", data: any("pgmesh.v1.Topic", good) }]),
+      await t.mesh.client.publish("typed", [{ id: "good", source: "s", data: any("pgmesh.v1.Topic", good) }]),
     ).toEqual([{ id: "good", duplicate: false }]);
-    const cases: [Parameters<typeof mesh.client.publish>[1], string][] = [
+    const cases: [Parameters<typeof t.mesh.client.publish>[1], string][] = [
       [
         [
           {
@@ -71,20 +62,20 @@ describe("topic schemas", () => {
       [[{ source: "s", type: "t" }], "events[0].data has no data; the topic takes pgmesh.v1.Topic"],
     ];
     for (const [events, message] of cases) {
-      expect(await rejection(mesh.client.publish("typed", events))).toEqual({
+      expect(await rejection(t.mesh.client.publish("typed", events))).toEqual({
         code: status.INVALID_ARGUMENT,
         details: message,
       });
     }
     const broken = await rejection(
-      mesh.client.publish("typed", [
+      t.mesh.client.publish("typed", [
         { source: "s", data: any("pgmesh.v1.Topic", Buffer.from([0x0a, 0x05, 0x61])) },
       ]),
     );
     expect(broken.code).toBe(status.INVALID_ARGUMENT);
     expect(broken.details).toMatch(/^events\[0\]\.data does not decode as pgmesh\.v1\.Topic/);
     // Nothing of the refused batches was stored.
-    const probe = await StreamProbe.open(mesh.client, "typed.sub");
+    const probe = await StreamProbe.open(t.mesh.client, "typed.sub");
     const [delivery] = await probe.waitForDeliveries(1);
     expect(delivery?.event?.id).toBe("good");
     await probe.ackAndWait([delivery?.ackId ?? ""]);
@@ -93,7 +84,7 @@ describe("topic schemas", () => {
 
   it("lets the CLI publish JSON as the bound type and show payloads as JSON", async () => {
     const cli = async (...args: string[]) =>
-      (await run(process.execPath, [pgmesh, "-a", mesh.address, ...args])).stdout;
+      (await run(process.execPath, [pgmesh, "-a", t.mesh.address, ...args])).stdout;
     expect(await cli("topics", "schema", "get", "typed")).toBe("pgmesh.v1.Topic\n");
     await cli(
       "publish",
@@ -107,11 +98,11 @@ describe("topic schemas", () => {
       data: { name: "via json", createTime: "2026-01-01T00:00:00Z" },
     });
     await expect(
-      run(process.execPath, [pgmesh, "-a", mesh.address, "publish", "typed", '{"data":{"nmae":"typo"}}']),
+      run(process.execPath, [pgmesh, "-a", t.mesh.address, "publish", "typed", '{"data":{"nmae":"typo"}}']),
     ).rejects.toMatchObject({
       stderr: expect.stringContaining("data does not fit pgmesh.v1.Topic"),
     });
     expect(await cli("topics", "schema", "clear", "typed")).toBe("topic typed takes any payload\n");
-    expect(await mesh.client.publish("typed", [{ source: "s", type: "anything" }])).toHaveLength(1);
+    expect(await t.mesh.client.publish("typed", [{ source: "s", type: "anything" }])).toHaveLength(1);
   });
 });

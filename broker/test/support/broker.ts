@@ -1,8 +1,10 @@
 // Starts a real broker on port 0 against a test database, with a real gRPC client.
 import { PgmeshClient } from "@pgmesh/sdk";
+import { afterAll, beforeAll } from "vitest";
 import { type RunningBroker, startBroker } from "../../src/broker.ts";
 import { loadConfig } from "../../src/config.ts";
 import { createLogger, type Level } from "../../src/log.ts";
+import { createTestDatabase, type TestDatabase } from "./database.ts";
 
 export interface TestBroker {
   broker: RunningBroker;
@@ -39,4 +41,24 @@ export async function startTestBroker(
       await broker.stop();
     },
   };
+}
+
+/**
+ * A broker on a fresh database for the tests of one file: started before them, stopped and the
+ * database dropped after. Read `mesh` and `db` inside tests and hooks (they are set by then).
+ */
+export function useTestBroker(env: Record<string, string> = {}): {
+  readonly mesh: TestBroker;
+  readonly db: TestDatabase;
+} {
+  const state = {} as { mesh: TestBroker; db: TestDatabase };
+  beforeAll(async () => {
+    state.db = await createTestDatabase();
+    state.mesh = await startTestBroker(state.db.url, env);
+  });
+  afterAll(async () => {
+    await state.mesh?.stop();
+    await state.db?.drop();
+  });
+  return state;
 }
