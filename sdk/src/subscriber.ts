@@ -60,6 +60,9 @@ export class Subscriber<T> {
   private readonly backlog: Delivery[] = [];
   private readonly idle: (() => void)[] = [];
   private ackDeadlineMs = 60_000;
+  private pendingAcks: string[] = [];
+  private ackCall: ClientDuplexStream<SubscribeRequest, SubscribeResponse> | undefined;
+  private ackFlush: NodeJS.Immediate | undefined;
   private reconnectDelay: number;
   private readonly concurrency: number;
   /** Resolves when the subscriber stops for good: after close(), or on an error it cannot retry. */
@@ -100,6 +103,7 @@ export class Subscriber<T> {
     // Deliveries not yet started go back to the broker when the stream ends.
     this.backlog.length = 0;
     while (this.running > 0) await new Promise<void>((resolve) => this.idle.push(resolve));
+    this.flushAcks();
     this.call?.end();
     await Promise.race([this.done, new Promise((resolve) => setTimeout(resolve, 5000))]);
     this.resolveDone();
@@ -187,7 +191,7 @@ export class Subscriber<T> {
     }, this.ackDeadlineMs / 2);
     try {
       await this.handler(this.toReceived(delivery));
-      call.write({ request: { $case: "ack", value: { ackIds } } });
+      this.queueAck(call, delivery.ackId);
     } catch (error) {
       if (error instanceof RejectEvent) {
         call.write({ request: { $case: "reject", value: { ackIds, reason: error.reason } } });
@@ -202,6 +206,29 @@ export class Subscriber<T> {
       }
     } finally {
       clearInterval(extender);
+    }
+  }
+
+  /**
+   * Acks are sent in one message per event-loop turn rather than one per event: the broker settles
+   * a message's ids in one transaction, so this is what lets a busy consumer keep up.
+   */
+  private queueAck(call: ClientDuplexStream<SubscribeRequest, SubscribeResponse>, ackId: string): void {
+    if (this.ackCall !== call) {
+      this.flushAcks();
+      this.ackCall = call;
+    }
+    this.pendingAcks.push(ackId);
+    if (!this.ackFlush) this.ackFlush = setImmediate(() => this.flushAcks());
+  }
+
+  private flushAcks(): void {
+    if (this.ackFlush) clearImmediate(this.ackFlush);
+    this.ackFlush = undefined;
+    const ackIds = this.pendingAcks.splice(0);
+    // A stream that broke took its leases with it: those acks are moot (the events come back).
+    if (ackIds.length > 0 && this.ackCall && this.ackCall === this.call) {
+      this.ackCall.write({ request: { $case: "ack", value: { ackIds } } });
     }
   }
 
