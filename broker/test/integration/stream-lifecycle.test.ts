@@ -1,6 +1,7 @@
 // A Subscribe stream's life outside the happy path: idle heartbeats, a client that never opens,
 // a client that half-closes.
 import { status } from "@grpc/grpc-js";
+import { AckStatus } from "@pgmesh/sdk/gen/pgmesh/v1/subscriber";
 import { beforeAll, describe, expect, it } from "vitest";
 import { useTestBroker } from "../support/broker.ts";
 import { StreamProbe, sleep } from "../support/stream-probe.ts";
@@ -40,5 +41,34 @@ describe("stream lifecycle", () => {
     expect(again?.event?.id).toBe("held");
     expect(again?.deliveryAttempt).toBe(2);
     await next.close();
+  });
+});
+
+describe("acks one by one", () => {
+  it("settles a client's per-event ack messages correctly when they are coalesced", async () => {
+    await t.mesh.client.createTopic("one.by.one");
+    await t.mesh.client.createSubscription("one.by.one.sub", "one.by.one");
+    await t.mesh.client.publish(
+      "one.by.one",
+      Array.from({ length: 200 }, (_, i) => ({ id: `e${i}`, source: "s", type: "t" })),
+    );
+    const probe = await StreamProbe.open(t.mesh.client, "one.by.one.sub", 200);
+    const deliveries = await probe.waitForDeliveries(200);
+    // 200 separate ack messages, plus one unknown id in the middle and a repeat at the end.
+    for (const [i, d] of deliveries.entries()) {
+      probe.ack([d.ackId]);
+      if (i === 100) probe.ack(["bogus"]);
+    }
+    probe.ack([deliveries[0]?.ackId ?? ""]);
+    await probe.until(() => probe.ackResults.length === 202, "202 results");
+    const byId = new Map(probe.ackResults.map((r) => [r.ackId, r.status]));
+    expect(deliveries.every((d) => byId.get(d.ackId) !== undefined)).toBe(true);
+    expect(probe.ackResults.filter((r) => r.status === AckStatus.ACK_STATUS_ACKED)).toHaveLength(200);
+    expect(probe.ackResults.filter((r) => r.status === AckStatus.ACK_STATUS_UNKNOWN)).toHaveLength(2);
+    expect(await t.mesh.client.subscriptionStats("one.by.one.sub")).toMatchObject({
+      backlog: 0,
+      inFlight: 0,
+    });
+    await probe.close();
   });
 });
