@@ -6,7 +6,7 @@ import {
   Metadata,
   type ServiceError,
 } from "@grpc/grpc-js";
-import type { EventType } from "./event-type.ts";
+import { type EventEnvelope, type EventType, type Publishable, typedEvent } from "./event-type.ts";
 import {
   AdminServiceClient,
   CreateSubscriptionRequest,
@@ -62,42 +62,6 @@ function policyMessage(policy: SubscriptionPolicy) {
         }
       : undefined,
   };
-}
-
-/** Envelope fields a typed publish may set; `type` and `data` come from the event type. */
-export interface EventEnvelope {
-  id?: string;
-  source?: string;
-  subject?: string;
-  time?: Date;
-  attributes?: Record<string, string>;
-  orderingKey?: string;
-  deliverAfter?: Date;
-}
-
-export interface Publishable<T> extends EventEnvelope {
-  message: T;
-}
-
-// A message object may itself have a `message` field; only an object with nothing but envelope
-// fields besides `message` is taken as Publishable.
-const ENVELOPE_KEYS = new Set([
-  "message",
-  "id",
-  "source",
-  "subject",
-  "time",
-  "attributes",
-  "orderingKey",
-  "deliverAfter",
-]);
-function isPublishable<T>(item: unknown): item is Publishable<T> {
-  return (
-    typeof item === "object" &&
-    item !== null &&
-    "message" in item &&
-    Object.keys(item).every((k) => ENVELOPE_KEYS.has(k))
-  );
 }
 
 type Callback<Res> = (error: ServiceError | null, response: Res) => void;
@@ -252,16 +216,10 @@ export class PgmeshClient {
    * is a message, or a message with envelope fields (id, subject, attributes, ordering key, ...).
    */
   async publishEvents<T>(type: EventType<T>, items: (T | Publishable<T>)[]): Promise<PublishResult[]> {
-    const events = items.map((item) => {
-      const { message, ...envelope } = isPublishable<T>(item) ? item : { message: item as T };
-      return {
-        source: this.source,
-        ...envelope,
-        type: type.typeName,
-        data: { typeUrl: type.typeUrl, value: Buffer.from(type.encode(message)) },
-      };
-    });
-    return this.publish(type.topic, events);
+    return this.publish(
+      type.topic,
+      items.map((item) => ({ source: this.source, ...typedEvent(type, item) })),
+    );
   }
 
   /** Publishes one typed message; see publishEvents. */

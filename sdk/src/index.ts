@@ -1,14 +1,15 @@
 // @pgmesh/sdk: the public surface. Generated wire types are under "@pgmesh/sdk/gen/...".
 import { type ConnectOptions, PgmeshClient } from "./client.ts";
 
+export { type ConnectOptions, PgmeshClient, type SubscriptionPolicy } from "./client.ts";
 export {
-  type ConnectOptions,
+  defineEvent,
   type EventEnvelope,
-  PgmeshClient,
+  type EventType,
+  type MessageCodec,
   type Publishable,
-  type SubscriptionPolicy,
-} from "./client.ts";
-export { defineEvent, type EventType, type MessageCodec, TYPE_URL_PREFIX } from "./event-type.ts";
+  TYPE_URL_PREFIX,
+} from "./event-type.ts";
 export { outboxPublish, outboxPublishEvents, type SqlTransaction } from "./outbox.ts";
 export { RejectEvent, RetryEventAfter, reject, retryAfter } from "./outcomes.ts";
 export type { Handler, ReceivedEvent, SubscribeOptions, Subscriber } from "./subscriber.ts";

@@ -4,8 +4,7 @@
 // their topics. Works with postgres.js (`sql.begin(tx => ...)`) and node-postgres (a client inside
 // BEGIN), without depending on either.
 import { randomUUID } from "node:crypto";
-import type { Publishable } from "./client.ts";
-import type { EventType } from "./event-type.ts";
+import { type EventType, type Publishable, typedEvent } from "./event-type.ts";
 import { Event } from "./gen/pgmesh/v1/event.ts";
 
 /** A postgres.js transaction (has `unsafe`) or a node-postgres client or pool client (has `query`). */
@@ -48,17 +47,7 @@ export function outboxPublishEvents<T>(
   return outboxPublish(
     tx,
     type.topic,
-    items.map((item) => {
-      const { message, ...envelope } =
-        typeof item === "object" && item !== null && "message" in item
-          ? (item as Publishable<T>)
-          : { message: item as T };
-      return {
-        ...envelope,
-        type: type.typeName,
-        data: { typeUrl: type.typeUrl, value: Buffer.from(type.encode(message)) },
-      };
-    }),
+    items.map((item) => typedEvent(type, item)),
     defaults,
   );
 }

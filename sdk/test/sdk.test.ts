@@ -7,6 +7,7 @@ import { startTestBroker, useTestBroker } from "../../broker/test/support/broker
 import { createTestDatabase } from "../../broker/test/support/database.ts";
 import { freePort } from "../../broker/test/support/free-port.ts";
 import { sleep } from "../../broker/test/support/stream-probe.ts";
+import { until } from "../../broker/test/support/until.ts";
 
 // Any generated message works as a payload; pgmesh.v1.Topic is at hand.
 const noBackoff = { initialBackoffSeconds: 0, maxBackoffSeconds: 0, jitter: 0 };
@@ -18,14 +19,6 @@ async function setUp(topic: string, policy: Parameters<typeof t.mesh.client.crea
   await t.mesh.client.createTopic(topic);
   await t.mesh.client.createSubscription(`${topic}.sub`, topic, policy);
   return defineEvent(topic, "pgmesh.v1.Topic", Topic);
-}
-
-async function until(condition: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
 }
 
 describe("typed publish and subscribe", () => {

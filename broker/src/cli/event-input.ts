@@ -3,6 +3,7 @@
 // go as `dataBase64` with `dataTypeUrl`.
 import { fromJson, type JsonValue, toBinary } from "@bufbuild/protobuf";
 import { ValueSchema } from "@bufbuild/protobuf/wkt";
+import { TYPE_URL_PREFIX } from "@pgmesh/sdk";
 import type { Event } from "@pgmesh/sdk/gen/pgmesh/v1/event";
 import { VALUE_TYPE_URL } from "./format.ts";
 
@@ -19,7 +20,14 @@ const KNOWN = new Set([
   "dataTypeUrl",
 ]);
 
-export function eventFromJson(text: string, defaults: { source: string }): Partial<Event> {
+/** Encodes JSON `data` as a registered Protobuf type; returns that type's full name and bytes. */
+export type DataEncoder = (typeName: string, data: unknown) => { typeName: string; bytes: Uint8Array };
+
+export function eventFromJson(
+  text: string,
+  defaults: { source: string },
+  encodeData?: DataEncoder,
+): Partial<Event> {
   let input: Record<string, unknown>;
   try {
     input = JSON.parse(text) as Record<string, unknown>;
@@ -55,7 +63,11 @@ export function eventFromJson(text: string, defaults: { source: string }): Parti
   }
   if (input.data !== undefined && input.dataBase64 !== undefined)
     throw new Error("give either data or dataBase64, not both");
-  if (input.data !== undefined) {
+  if (input.data !== undefined && encodeData) {
+    const { typeName, bytes } = encodeData(event.type ?? "", input.data);
+    event.type ||= typeName;
+    event.data = { typeUrl: TYPE_URL_PREFIX + typeName, value: Buffer.from(bytes) };
+  } else if (input.data !== undefined) {
     const value = fromJson(ValueSchema, input.data as JsonValue);
     event.data = { typeUrl: VALUE_TYPE_URL, value: Buffer.from(toBinary(ValueSchema, value)) };
   } else if (input.dataBase64 !== undefined) {

@@ -2,7 +2,7 @@
 import { readFileSync } from "node:fs";
 import type { ServiceError } from "@grpc/grpc-js";
 import { status } from "@grpc/grpc-js";
-import { PgmeshClient, type SubscriptionPolicy, TYPE_URL_PREFIX } from "@pgmesh/sdk";
+import { PgmeshClient, type SubscriptionPolicy } from "@pgmesh/sdk";
 import { DeadLetterReason, type Subscription } from "@pgmesh/sdk/gen/pgmesh/v1/admin";
 import type { SubscribeResponse } from "@pgmesh/sdk/gen/pgmesh/v1/subscriber";
 import { Command, InvalidArgumentError, Option } from "commander";
@@ -318,19 +318,11 @@ program
           : [event];
       if (lines.length === 0) throw new Error("no event given: pass it as an argument or on stdin");
       const codec = await schemaCodec(c, topic);
-      const events = lines.map((line) => {
-        if (!codec) return eventFromJson(line, options);
-        // With a schema, JSON data is encoded as the event's Protobuf type.
-        const { data, ...rest } = JSON.parse(line) as { data?: unknown; type?: string };
-        const event = eventFromJson(JSON.stringify(rest), options);
-        if (data === undefined) return event;
-        const { typeName, bytes } = encodeWithSchema(codec, rest.type ?? "", data);
-        return {
-          ...event,
-          type: event.type || typeName,
-          data: { typeUrl: TYPE_URL_PREFIX + typeName, value: Buffer.from(bytes) },
-        };
-      });
+      // With a schema, JSON data is encoded as the event's Protobuf type.
+      const encode = codec
+        ? (typeName: string, data: unknown) => encodeWithSchema(codec, typeName, data)
+        : undefined;
+      const events = lines.map((line) => eventFromJson(line, options, encode));
       const results = await c.publish(topic, events);
       for (const r of results)
         console.log(r.duplicate ? `duplicate ${r.id} (already published)` : `published ${r.id}`);

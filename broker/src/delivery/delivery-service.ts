@@ -48,10 +48,6 @@ export class DeliveryService {
     for (const timer of this.timers) timer.unref();
   }
 
-  get consumerCount(): number {
-    return this.consumers.size;
-  }
-
   open(subscription: Subscription, name: string, maxOutstanding: number, sink: DeliverySink): Consumer {
     const consumer = new Consumer(subscription, name, maxOutstanding, sink);
     this.consumers.add(consumer);

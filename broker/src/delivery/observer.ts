@@ -12,12 +12,3 @@ export interface DeliveryObserver {
   deadLettered(subscription: string, reason: DeadLetterReason, count: number): void;
   consumers(subscription: string, delta: 1 | -1): void;
 }
-
-export const silentObserver: DeliveryObserver = {
-  published: () => {},
-  delivered: () => {},
-  settled: () => {},
-  acked: () => {},
-  deadLettered: () => {},
-  consumers: () => {},
-};

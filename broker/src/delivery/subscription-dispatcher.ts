@@ -11,7 +11,8 @@ const MAX_BATCH = 500;
 
 export class SubscriptionDispatcher {
   readonly consumers = new Set<Consumer>();
-  private running = false;
+  /** The dispatch pass in progress, if any. */
+  private current: Promise<void> | undefined;
   private wokenWhileRunning = false;
   private rotation = 0;
 
@@ -31,17 +32,18 @@ export class SubscriptionDispatcher {
   }
 
   wake(): void {
-    if (this.running) {
+    if (this.current) {
       this.wokenWhileRunning = true;
       return;
     }
-    this.running = true;
-    void this.run();
+    this.current = this.run().finally(() => {
+      this.current = undefined;
+    });
   }
 
   /** Resolves when no dispatch pass is in progress. */
   async idle(): Promise<void> {
-    while (this.running) await new Promise((resolve) => setTimeout(resolve, 5));
+    while (this.current) await this.current;
   }
 
   private async run(): Promise<void> {
@@ -52,8 +54,6 @@ export class SubscriptionDispatcher {
       } while (this.wokenWhileRunning);
     } catch (error) {
       this.onError(error, this.subscription);
-    } finally {
-      this.running = false;
     }
   }
 

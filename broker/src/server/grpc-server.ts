@@ -97,8 +97,4 @@ export class GrpcServer {
     // Also the deleting broker's own streams: the NOTIFY reaches every listener.
     void this.streams.endSubscription(subscription);
   }
-
-  forceShutdown(): void {
-    this.server.forceShutdown();
-  }
 }

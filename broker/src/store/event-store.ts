@@ -7,6 +7,7 @@ import type { EventEnvelope, PublishOutcome, StoredEvent, Subscription } from ".
 import type { EventStore } from "../delivery/ports.ts";
 import type { Sql, TransactionSql } from "./database.ts";
 import * as events from "./queries/events.ts";
+import { eventKey } from "./queries/events.ts";
 import * as subscriptions from "./queries/subscriptions.ts";
 import * as topics from "./queries/topics.ts";
 import type { JobQueue } from "./queue.ts";
@@ -37,14 +38,14 @@ export class PostgresEventStore implements EventStore {
     // Repeats inside one batch are duplicates of their first occurrence.
     const firstOccurrence = new Map<string, EventEnvelope>();
     for (const event of batch) {
-      const key = idempotencyKey(event.source, event.id);
+      const key = eventKey(event.source, event.id);
       if (!firstOccurrence.has(key)) firstOccurrence.set(key, event);
     }
     if (!(await topics.lockTopicShared(tx, topic))) throw notFound(`topic ${topic} does not exist`);
     const subs = await subscriptions.selectSubscriptionsForPublish(tx, topic);
     const candidates = [...firstOccurrence.values()];
     const claimed = await events.claimEventKeys(tx, topic, candidates);
-    const fresh = candidates.filter((e) => claimed.has(idempotencyKey(e.source, e.id)));
+    const fresh = candidates.filter((e) => claimed.has(eventKey(e.source, e.id)));
     // In publish order, which ordered subscriptions keep per key.
     const position = new Map(fresh.map((event, index) => [event, index]));
     const inserted = (await events.insertEvents(tx, topic, fresh)).sort(
@@ -71,7 +72,7 @@ export class PostgresEventStore implements EventStore {
       await tx`SELECT pg_notify(${WAKEUP_CHANNEL}, ${wakeupPayload(this.brokerId, woken)})`;
     }
     const outcomes = batch.map((event) => {
-      const key = idempotencyKey(event.source, event.id);
+      const key = eventKey(event.source, event.id);
       const isFirst = firstOccurrence.get(key) === event;
       return { id: event.id, duplicate: !(isFirst && claimed.has(key)) };
     });
@@ -88,5 +89,3 @@ export class PostgresEventStore implements EventStore {
     return events.deleteEventKeysOlderThan(this.sql, seconds);
   }
 }
-
-export const idempotencyKey = (source: string, id: string) => `${source}\u0000${id}`;

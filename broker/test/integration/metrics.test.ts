@@ -2,6 +2,7 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { useTestBroker } from "../support/broker.ts";
 import { StreamProbe } from "../support/stream-probe.ts";
+import { until } from "../support/until.ts";
 
 const t = useTestBroker();
 
@@ -11,14 +12,6 @@ async function scrape(): Promise<string> {
   const response = await fetch(`http://${t.mesh.broker.metricsAddress}/metrics`);
   expect(response.status).toBe(200);
   return response.text();
-}
-
-async function until(condition: () => Promise<boolean>, what: string): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 function value(text: string, series: string): number {

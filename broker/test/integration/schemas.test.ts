@@ -102,6 +102,12 @@ describe("topic schemas", () => {
     ).rejects.toMatchObject({
       stderr: expect.stringContaining("data does not fit pgmesh.v1.Topic"),
     });
+    // Bad JSON gets the same clear message with a schema as without.
+    await expect(
+      run(process.execPath, [pgmesh, "-a", t.mesh.address, "publish", "typed", "{nope"]),
+    ).rejects.toMatchObject({
+      stderr: expect.stringContaining("error: the event is not valid JSON"),
+    });
     expect(await cli("topics", "schema", "clear", "typed")).toBe("topic typed takes any payload\n");
     expect(await t.mesh.client.publish("typed", [{ source: "s", type: "anything" }])).toHaveLength(1);
   });

@@ -2,6 +2,9 @@
 import type { EventEnvelope, StoredEvent } from "../../delivery/model.ts";
 import type { Sql, TransactionSql } from "../database.ts";
 
+/** An event's idempotency key within a topic, as one string: source and id, NUL-separated. */
+export const eventKey = (source: string, id: string) => `${source}\u0000${id}`;
+
 /**
  * Claims the idempotency keys (topic, source, id) of the events; returns the keys that were free,
  * as `source\0id`. A key is held for the idempotency window (see deleteEventKeysOlderThan).
@@ -17,7 +20,7 @@ export async function claimEventKeys(
     SELECT ${topic}, x.source, x.id FROM unnest(${events.map((e) => e.source)}::text[], ${events.map((e) => e.id)}::text[]) AS x(source, id)
     ON CONFLICT DO NOTHING
     RETURNING source, id`;
-  return new Set(rows.map((r) => `${r.source as string}\u0000${r.id as string}`));
+  return new Set(rows.map((r) => eventKey(r.source as string, r.id as string)));
 }
 
 export async function deleteEventKeysOlderThan(sql: Sql, seconds: number): Promise<number> {
@@ -50,10 +53,10 @@ export async function insertEvents(
   }));
   const inserted = await tx`INSERT INTO pgmesh.events ${tx(rows)} RETURNING seq, source, id`;
   // Matched back by key: the events were deduplicated, so (source, id) is unique here.
-  const byKey = new Map(events.map((e) => [`${e.source}\u0000${e.id}`, e]));
+  const byKey = new Map(events.map((e) => [eventKey(e.source, e.id), e]));
   return inserted.map((r) => ({
     seq: String(r.seq),
-    event: byKey.get(`${r.source as string}\u0000${r.id as string}`) as EventEnvelope,
+    event: byKey.get(eventKey(r.source as string, r.id as string)) as EventEnvelope,
   }));
 }
 
