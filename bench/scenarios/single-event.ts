@@ -1,0 +1,81 @@
+// (b) Single-event publishes, as a service publishes one event per request: a fixed offered rate
+// from 10 concurrent publishers (one publish call per event, each waiting for its confirm) for a
+// fixed time, one consumer stream with the usual window. Did delivery keep up, and how long did an
+// event take from its publish call to its consumer?
+import { Ledger } from "../accounting.ts";
+import type { Consumer } from "../systems/system.ts";
+import { awaitDeliveries, offerLoad } from "./load.ts";
+import { checkForeign, cleanUp, commitMeter } from "./round.ts";
+import type { Scenario } from "./scenario.ts";
+
+export const PUBLISHERS = 10;
+/** Kept up: at least this share of the offered events published, and all delivered soon after. */
+const KEPT_UP_SHARE = 0.95;
+const KEPT_UP_GRACE_MS = 1_000;
+
+export const singleEvent: Scenario = {
+  key: "single",
+  title: "(b) single-event publishes",
+  describe: (o) =>
+    `Offered ${o.rates.map((r) => r.toLocaleString("en-US")).join(" and ")} events/s for ${o.durationSeconds} s from ${PUBLISHERS} concurrent publishers, one publish call per event (each waits for its confirm), one consumer stream (window ${o.window}). Kept up: >= ${KEPT_UP_SHARE * 100} % of the offered events published and every one delivered within ${KEPT_UP_GRACE_MS / 1000} s of the end. Latency: publish call -> consumer.`,
+  variants: (o) => o.rates.map((r) => `${r}/s`),
+  metrics: [
+    { key: "published", label: "published ev/s", digits: 0, higherIsBetter: true },
+    { key: "delivered", label: "delivered ev/s", digits: 0, higherIsBetter: true, ratio: true },
+    { key: "p50", label: "p50 ms", digits: 1, higherIsBetter: false, ratio: true },
+    { key: "p99", label: "p99 ms", digits: 1, higherIsBetter: false, ratio: true },
+    { key: "max", label: "max ms", digits: 0, higherIsBetter: false },
+    { key: "keptUp", label: "kept up", digits: 0, higherIsBetter: true, kind: "count" },
+    { key: "commits", label: "commits/ev", digits: 2, higherIsBetter: false },
+    { key: "duplicates", label: "dups", digits: 0, higherIsBetter: false },
+  ],
+  async run({ system, variant, roundId, name, options, warmup, log }) {
+    const rate = Number.parseInt(variant, 10);
+    const seconds = warmup ? Math.min(options.durationSeconds, 1) : options.durationSeconds;
+    const capacity = Math.floor(rate * seconds);
+    const channel = await system.channel(name, 1);
+    const consumers: Consumer[] = [];
+    try {
+      const ledger = new Ledger(roundId, capacity);
+      consumers.push(await channel.consume(0, options.window, (stamp) => ledger.receive(stamp)));
+      let published = 0;
+      const meter = commitMeter(system, () => (published + ledger.delivered) / 2);
+      meter?.start();
+      const load = await offerLoad(
+        (s) => channel.publishOne(s),
+        roundId,
+        rate,
+        seconds,
+        PUBLISHERS,
+        () => {
+          published++;
+        },
+      );
+      const commits = await meter?.stop();
+      await awaitDeliveries(
+        ledger,
+        load.published,
+        options.stallSeconds,
+        () => `${load.published - ledger.delivered} of ${load.published} published events never delivered`,
+      );
+      await channel.drained(options.stallSeconds * 1000);
+      checkForeign(ledger);
+      const latency = ledger.latency();
+      const keptUp =
+        load.published >= KEPT_UP_SHARE * capacity &&
+        ledger.arrivalOf(load.published) <= load.endsAt + KEPT_UP_GRACE_MS;
+      return {
+        published: load.published / seconds,
+        delivered: ledger.deliveredBy(load.endsAt) / seconds,
+        p50: latency.p50,
+        p99: latency.p99,
+        max: latency.max,
+        keptUp: keptUp ? 1 : 0,
+        commits,
+        duplicates: ledger.duplicates,
+      };
+    } finally {
+      await cleanUp(consumers, channel, log);
+    }
+  },
+};
