@@ -76,10 +76,12 @@ export function renderScenario(
   for (const [variant, bySystem] of Object.entries(summary)) {
     const rows = Object.entries(bySystem);
     if (rows.length === 0) continue;
-    const header = ["", ...scenario.metrics.flatMap((m) => (m.ratio ? [m.label, "pgmesh/x"] : [m.label]))];
+    // Only the metrics this variant measured (publishing alone has no end-to-end figure).
+    const measured = scenario.metrics.filter((m) => rows.some(([, metrics]) => metrics[m.key]));
+    const header = ["", ...measured.flatMap((m) => (m.ratio ? [m.label, "pgmesh/x"] : [m.label]))];
     const body = rows.map(([system, metrics]) => [
       label.get(system as SystemKey) ?? system,
-      ...scenario.metrics.flatMap((m) => {
+      ...measured.flatMap((m) => {
         const s = metrics[m.key];
         const main = cell(m, s);
         if (!m.ratio) return [main];
