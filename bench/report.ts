@@ -58,7 +58,7 @@ function cell(metric: Metric, s: MetricSummary | undefined): string {
   if (!s) return "-";
   if (metric.kind === "count") return `${s.nonZero}/${s.rounds}`;
   const value = fmt(s.median, metric.digits);
-  return s.rounds > 1
+  return s.rounds > 1 && s.min !== s.max
     ? `${value} [${compact(s.min, metric.digits)}-${compact(s.max, metric.digits)}]`
     : value;
 }

@@ -24,19 +24,28 @@ export async function publishBatches(
   }
 }
 
+/** A publisher holds at most this many publish calls in flight; past it, it waits for one to return. */
+export const MAX_IN_FLIGHT = 1_000;
+
 export interface OfferedLoad {
   /** When the first event was due, and when the offered period ended (performance.now()). */
   startedAt: number;
   endsAt: number;
-  /** Events published (confirmed); not more than rate x duration. */
+  /** Events sent: all rate x duration of them (late when the process or MAX_IN_FLIGHT held them back). */
+  sent: number;
+  /** Publishes confirmed in all, and before the period ended. */
   published: number;
+  publishedInPeriod: number;
+  /** Publish call -> confirm, in ms. */
+  confirmP50: number;
+  confirmP99: number;
 }
 
 /**
- * Offers `rate` events/s for `seconds` from `publishers` concurrent publishers, each with one
- * publish in flight: event i is due at start + i / rate and goes to publisher i mod publishers. A
- * publisher that falls behind sends its next event at once, and stops when the period is over, so
- * a system that cannot take the rate publishes fewer events.
+ * Offers `rate` events/s for `seconds` from `publishers` concurrent publishers: event i is due at
+ * start + i / rate and goes to publisher i mod publishers, which sends it then whether or not its
+ * earlier calls have returned (an open loop, as requests reach a service), with at most
+ * MAX_IN_FLIGHT calls in flight. A system slower than the rate shows it as latency and backlog.
  */
 export async function offerLoad(
   publishOne: (stamp: Stamp) => Promise<void>,
@@ -49,20 +58,41 @@ export async function offerLoad(
   const total = Math.floor(rate * seconds);
   const startedAt = performance.now() + 5;
   const endsAt = startedAt + seconds * 1000;
+  let sent = 0;
   let published = 0;
+  let publishedInPeriod = 0;
+  const confirms: number[] = [];
+  let failure: unknown;
   const publisher = async (first: number) => {
-    for (let index = first; index < total; index += publishers) {
-      const due = startedAt + (index * 1000) / rate;
-      const wait = due - performance.now();
+    const inFlight = new Set<Promise<void>>();
+    for (let index = first; index < total && failure === undefined; index += publishers) {
+      const wait = startedAt + (index * 1000) / rate - performance.now();
       if (wait > 1) await sleep(wait);
-      if (performance.now() >= endsAt) return;
-      await publishOne({ round: roundId, index, sentAt: performance.now() });
-      published++;
-      onPublished();
+      while (inFlight.size >= MAX_IN_FLIGHT) await Promise.race(inFlight);
+      const sentAt = performance.now();
+      sent++;
+      const call = publishOne({ round: roundId, index, sentAt }).then(
+        () => {
+          const now = performance.now();
+          confirms.push(now - sentAt);
+          published++;
+          if (now <= endsAt) publishedInPeriod++;
+          onPublished();
+        },
+        (error: unknown) => {
+          failure ??= error;
+        },
+      );
+      inFlight.add(call);
+      void call.then(() => inFlight.delete(call));
     }
+    await Promise.all(inFlight);
   };
   await Promise.all(Array.from({ length: publishers }, (_, j) => publisher(j)));
-  return { startedAt, endsAt, published };
+  if (failure !== undefined) throw failure;
+  confirms.sort((a, b) => a - b);
+  const at = (q: number) => confirms[Math.min(confirms.length - 1, Math.floor(confirms.length * q))] ?? 0;
+  return { startedAt, endsAt, sent, published, publishedInPeriod, confirmP50: at(0.5), confirmP99: at(0.99) };
 }
 
 /**
