@@ -27,5 +27,9 @@ const stop = async () => {
 process.on("message", (message) => {
   if (message === "stop") void stop();
 });
-process.on("disconnect", () => void stop());
+// The bench went away: stop, and do not outlive it for long if the database went first.
+process.on("disconnect", () => {
+  setTimeout(() => process.exit(1), 15_000).unref();
+  void stop();
+});
 process.send?.({ grpcAddress: broker.grpcAddress });

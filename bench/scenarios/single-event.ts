@@ -16,7 +16,7 @@ export const singleEvent: Scenario = {
   key: "single",
   title: "(b) single-event publishes",
   describe: (o) =>
-    `Offered ${o.rates.map((r) => r.toLocaleString("en-US")).join(" and ")} events/s for ${o.durationSeconds} s from ${PUBLISHERS} concurrent publishers, one publish call per event, each sent when due (an open loop, at most ${MAX_IN_FLIGHT.toLocaleString("en-US")} calls in flight per publisher); one consumer stream (window ${o.window}). Kept up: every event delivered within ${KEPT_UP_GRACE_MS / 1000} s after the period. Published: confirmed within the period. Latency: publish call -> consumer; confirm: publish call -> confirm.`,
+    `Offered ${o.rates.map((r) => r.toLocaleString("en-US")).join(" and ")} events/s for ${o.durationSeconds} s from ${PUBLISHERS} concurrent publishers, one publish call per event, each sent when due (an open loop, at most ${MAX_IN_FLIGHT.toLocaleString("en-US")} calls in flight per publisher); one consumer stream (window ${o.window}). Kept up: every event delivered within ${KEPT_UP_GRACE_MS / 1000} s after the period. Published: confirmed within the period. Latency: due time -> consumer; confirm: due time -> confirm (a publish held back counts its wait).`,
   variants: (o) => o.rates.map((r) => `${r}/s`),
   metrics: [
     { key: "published", label: "published ev/s", digits: 0, higherIsBetter: true },
