@@ -78,7 +78,7 @@ export const manyStreams: Scenario = {
         p50: latency.p50,
         p99: latency.p99,
         max: latency.max,
-        keptUp: keptUp(load, ledger) ? 1 : 0,
+        keptUp: keptUp(load, Math.floor(rate * seconds), ledger) ? 1 : 0,
         rssMb: maxRss > 0 ? maxRss / 2 ** 20 : undefined,
         commits,
         duplicates: ledger.duplicates,

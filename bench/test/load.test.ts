@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { Stamp } from "../payload.ts";
-import { offerLoad, publishBatches } from "../scenarios/load.ts";
+import { MAX_IN_FLIGHT, offerLoad, publishBatches } from "../scenarios/load.ts";
 
 describe("publishBatches", () => {
   it("publishes every index once, in batches, each after the previous one is confirmed", async () => {
@@ -59,6 +59,21 @@ describe("offerLoad", () => {
     // The calls sent in the last 100 ms were confirmed after the period.
     expect(load.publishedInPeriod).toBeLessThan(100);
     expect(load.confirmP50).toBeGreaterThanOrEqual(95);
+  });
+
+  it("holds a publisher back at MAX_IN_FLIGHT calls and does not send what is still held back after the period", async () => {
+    const load = await offerLoad(
+      async () => {
+        await new Promise((resolve) => setTimeout(resolve, 1_000));
+      },
+      1,
+      1_000,
+      0.3,
+      1,
+    );
+    expect(load.sent).toBe(MAX_IN_FLIGHT);
+    expect(load.published).toBe(MAX_IN_FLIGHT);
+    expect(load.publishedInPeriod).toBe(0);
   });
 
   it("fails when a publish fails", async () => {
