@@ -3,6 +3,8 @@
 // empty. A fan-out inserts the batch into each subscription's queue (as pg-boss's own publish() sends
 // to each subscribed queue). Each queue's job table is analyzed once with a first batch in it: fetch
 // plans depend on statistics, and this server's autovacuum may be off (see bench/README.md).
+// Producer and consumers have a PgBoss (and a pool) each, as separate processes would: a shared pool
+// would queue the consumer's fetches behind the producers' inserts.
 import { PgBoss } from "pg-boss";
 import postgres from "postgres";
 import { packageVersion } from "../package-version.ts";
@@ -17,27 +19,32 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 export function pgbossSystem(): System {
   let db: { name: string; url: string } | undefined;
   let boss: PgBoss | undefined;
+  let consumerBoss: PgBoss | undefined;
   let sql: postgres.Sql | undefined;
   return {
     key: "pgboss",
     label: "raw pg-boss",
     async open() {
       db = await createDatabase("pgboss");
-      boss = new PgBoss({
-        connectionString: db.url,
-        schema: "pgboss",
-        max: 10,
-        schedule: false,
-        supervise: false,
-        registerInstance: false,
-      });
-      boss.on("error", (error: unknown) => console.error("pg-boss:", error));
-      await boss.start();
+      const start = async () => {
+        const instance = new PgBoss({
+          connectionString: (db as { url: string }).url,
+          schema: "pgboss",
+          max: 10,
+          schedule: false,
+          supervise: false,
+          registerInstance: false,
+        });
+        instance.on("error", (error: unknown) => console.error("pg-boss:", error));
+        return instance.start();
+      };
+      boss = await start();
+      consumerBoss = await start();
       sql = postgres(db.url, { max: 1, onnotice: () => {} });
     },
     info: () => ({
       pgBoss: packageVersion("pg-boss"),
-      use: `insert() batches, fetch(batchSize ${PGBOSS_FETCH}) + complete(), ${IDLE_POLL_MS} ms idle poll, pool max 10`,
+      use: `insert() batches, fetch(batchSize ${PGBOSS_FETCH}) + complete(), ${IDLE_POLL_MS} ms idle poll; producer and consumers with a pool of 10 each`,
     }),
     database: () => ({ ...(db as { name: string; url: string }), schemas: ["pgboss"] }),
     async channel(name, subscriptions) {
@@ -77,16 +84,17 @@ export function pgbossSystem(): System {
         },
         async consume(subscription, window, receive): Promise<Consumer> {
           const queue = queues[subscription] as string;
+          const c = consumerBoss as PgBoss;
           let stopping = false;
           const loop = (async () => {
             while (!stopping) {
-              const jobs = await b.fetch<JsonStamp>(queue, { batchSize: Math.min(window, PGBOSS_FETCH) });
+              const jobs = await c.fetch<JsonStamp>(queue, { batchSize: Math.min(window, PGBOSS_FETCH) });
               if (jobs.length === 0) {
                 await sleep(IDLE_POLL_MS);
                 continue;
               }
               for (const job of jobs) receive(fromJsonStamp(job.data));
-              const result = await b.complete(
+              const result = await c.complete(
                 queue,
                 jobs.map((j) => ({ id: j.id, retryCount: j.retryCount })),
               );
@@ -123,6 +131,7 @@ export function pgbossSystem(): System {
     },
     async close() {
       await boss?.stop({ graceful: false, close: true });
+      await consumerBoss?.stop({ graceful: false, close: true });
       await sql?.end({ timeout: 5 });
     },
   };

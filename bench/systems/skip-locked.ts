@@ -1,7 +1,8 @@
 // The queue everyone can write on Postgres, as the floor under any Postgres-based queue: a table,
 // batches inserted in one statement, and a consumer that in one transaction selects up to n rows
 // FOR UPDATE SKIP LOCKED, hands them over, deletes them and commits; it polls every 10 ms when the
-// table is empty. A fan-out inserts one row per subscription.
+// table is empty. A fan-out inserts one row per subscription. Producer and consumers have a pool of
+// their own, as separate processes would.
 import postgres from "postgres";
 import { decodeStamp, encodeStamp } from "../payload.ts";
 import { createDatabase } from "../postgres-admin.ts";
@@ -13,12 +14,14 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 export function skipLockedSystem(): System {
   let db: { name: string; url: string } | undefined;
   let sql: postgres.Sql | undefined;
+  let consumerSql: postgres.Sql | undefined;
   return {
     key: "skiplocked",
     label: "raw SKIP LOCKED",
     async open() {
       db = await createDatabase("skiplocked");
-      sql = postgres(db.url, { max: 12, onnotice: () => {} });
+      sql = postgres(db.url, { max: 10, onnotice: () => {} });
+      consumerSql = postgres(db.url, { max: 10, onnotice: () => {} });
       await sql`CREATE SCHEMA queue`;
     },
     info: () => ({
@@ -45,7 +48,7 @@ export function skipLockedSystem(): System {
         async consume(subscription, window, receive): Promise<Consumer> {
           let stopping = false;
           const take = () =>
-            s.begin(async (tx) => {
+            (consumerSql as postgres.Sql).begin(async (tx) => {
               const batch = await tx.unsafe<{ id: string; payload: Buffer }[]>(
                 `SELECT id, payload FROM ${table} WHERE sub = $1 ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED`,
                 [subscription, window],
@@ -87,6 +90,7 @@ export function skipLockedSystem(): System {
     },
     async close() {
       await sql?.end({ timeout: 5 });
+      await consumerSql?.end({ timeout: 5 });
     },
   };
 }
