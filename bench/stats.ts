@@ -20,4 +20,5 @@ export function compact(x: number, digits: number): string {
 }
 
 /** A ratio with two significant digits at least (latency ratios can be far from 1). */
-export const fmtRatio = (x: number) => (x >= 10 ? x.toFixed(1) : x >= 0.1 ? x.toFixed(2) : x.toPrecision(2));
+export const fmtRatio = (x: number) =>
+  x >= 100 ? fmt(x, 0) : x >= 10 ? x.toFixed(1) : x >= 0.1 ? x.toFixed(2) : x.toPrecision(2);
