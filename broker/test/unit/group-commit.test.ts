@@ -56,9 +56,9 @@ describe("group commit", () => {
   it("fails only the request whose own result is an error", async () => {
     const g = gatedRun();
     const commits = new GroupCommit(g.run, { maxInFlight: 1, maxWeight: 10 });
-    const results = [1, -2, 3].map((n) => commits.submit(n, 1));
+    const results = Promise.allSettled([1, -2, 3].map((n) => commits.submit(n, 1)));
     await g.releaseAll();
-    const settled = await Promise.allSettled(results);
+    const settled = await results;
     expect(settled.map((s) => s.status)).toEqual(["fulfilled", "rejected", "fulfilled"]);
   });
 
@@ -66,10 +66,10 @@ describe("group commit", () => {
     const g = gatedRun();
     const commits = new GroupCommit(g.run, { maxInFlight: 1, maxWeight: 10 });
     const first = commits.submit(0, 1);
-    const rest = [12, 13, 14].map((n) => commits.submit(n, 1));
+    const rest = Promise.allSettled([12, 13, 14].map((n) => commits.submit(n, 1)));
     await g.releaseAll();
     expect(await first).toBe(0);
-    const settled = await Promise.allSettled(rest);
+    const settled = await rest;
     expect(settled.map((s) => s.status)).toEqual(["fulfilled", "rejected", "fulfilled"]);
     expect((settled[1] as PromiseRejectedResult).reason.message).toBe("13 is unlucky");
     expect(g.groups).toEqual([[0], [12, 13, 14], [12], [13], [14]]);
