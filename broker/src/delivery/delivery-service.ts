@@ -25,14 +25,17 @@ export interface SettleResult {
   status: SettleStatus;
 }
 
-const SWEEP_BATCH = 500;
+const SWEEP_BATCH = 1_000;
+/** Up to 100,000 lapsed leases a sweep; the rest go at the next. */
+const SWEEP_MAX_BATCHES = 100;
 
 export class DeliveryService {
   private readonly dispatchers = new Map<string, SubscriptionDispatcher>();
   private readonly consumers = new Set<Consumer>();
   private timers: NodeJS.Timeout[] = [];
   private draining = false;
-  private sweeping = false;
+  /** The lapsed-lease sweep in progress, if any. */
+  private sweep: Promise<number> | undefined;
 
   constructor(
     private readonly queue: DeliveryQueue,
@@ -192,24 +195,42 @@ export class DeliveryService {
     while (Date.now() < deadline && [...this.consumers].some((c) => c.outstanding > 0 || c.settling > 0)) {
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
-    while (this.sweeping) await new Promise((resolve) => setTimeout(resolve, 20));
+    await this.sweep;
   }
 
   /**
    * Fails every lapsed lease of every subscription, wherever its stream was (a dead broker's too),
-   * by the subscription's retry policy. Brokers may race on the same lease: the settle is fenced
-   * to the attempt, so only one of them counts it.
+   * by the subscription's retry policy. One broker of the mesh sweeps at a time (the others would
+   * only race it for the same rows), in batches until no lapsed lease is left, so a consumer or
+   * broker that dies holding 10,000 leases has them back within a sweep. Settles are fenced to the
+   * attempt all the same.
    */
-  async sweepLapsed(): Promise<number> {
-    if (this.sweeping || this.draining) return 0;
-    this.sweeping = true;
-    try {
+  sweepLapsed(): Promise<number> {
+    if (this.draining) return Promise.resolve(0);
+    this.sweep ??= this.queue
+      .exclusively(() => this.sweepAllLapsed())
+      .then(
+        (failed) => failed ?? 0,
+        (error: unknown) => {
+          this.options.onError(error, "sweeping lapsed leases");
+          return 0;
+        },
+      )
+      .finally(() => {
+        this.sweep = undefined;
+      });
+    return this.sweep;
+  }
+
+  private async sweepAllLapsed(): Promise<number> {
+    let failed = 0;
+    for (let batch = 0; batch < SWEEP_MAX_BATCHES && !this.draining; batch++) {
       const lapsed = await this.queue.findLapsed(SWEEP_BATCH);
       const bySubscription = new Map<string, Lease[]>();
       for (const { subscription, lease } of lapsed) {
         bySubscription.set(subscription, [...(bySubscription.get(subscription) ?? []), lease]);
       }
-      let failed = 0;
+      let settledNow = 0;
       for (const [name, leases] of bySubscription) {
         const sub = await this.options.loadSubscription(name);
         if (!sub) continue;
@@ -217,16 +238,14 @@ export class DeliveryService {
           sub,
           leases.map((lease) => failureOutcome(sub, lease, { error: "lease expired" })),
         );
-        failed += settled.size;
+        settledNow += settled.size;
         if (settled.size > 0) this.wake([name]);
       }
-      return failed;
-    } catch (error) {
-      this.options.onError(error, "sweeping lapsed leases");
-      return 0;
-    } finally {
-      this.sweeping = false;
+      failed += settledNow;
+      // A short batch was the last; one that settled nothing would only come back the same.
+      if (lapsed.length < SWEEP_BATCH || settledNow === 0) break;
     }
+    return failed;
   }
 
   /** Settles failures through the queue and counts the ones that ended as dead letters. */
