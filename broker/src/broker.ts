@@ -72,7 +72,10 @@ export async function startBroker(config: Readonly<BrokerConfig>, log: Logger): 
   });
   const publisher = new Publisher(
     events,
-    (subscriptions) => deliveries.wake(subscriptions),
+    (subscriptions, dueAtMs) => {
+      deliveries.wake(subscriptions);
+      if (dueAtMs) deliveries.wakeAt(subscriptions, dueAtMs);
+    },
     metrics,
     (topic) => catalog.getTopicSchema(topic),
   );

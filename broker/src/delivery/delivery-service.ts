@@ -26,6 +26,8 @@ export interface SettleResult {
 }
 
 const SWEEP_BATCH = 1_000;
+/** The database's clock and ours differ a little: wake a moment after a due time, not before. */
+const DUE_MARGIN_MS = 25;
 /** Up to 100,000 lapsed leases a sweep; the rest go at the next. */
 const SWEEP_MAX_BATCHES = 100;
 
@@ -34,6 +36,8 @@ export class DeliveryService {
   private readonly consumers = new Set<Consumer>();
   private timers: NodeJS.Timeout[] = [];
   private draining = false;
+  /** Per subscription, the next time a retry or delayed event of it falls due. */
+  private readonly dueWakeups = new Map<string, { at: number; timer: NodeJS.Timeout }>();
   /** The lapsed-lease sweep in progress, if any. */
   private sweep: Promise<number> | undefined;
 
@@ -173,6 +177,29 @@ export class DeliveryService {
     this.wake([consumer.subscription.name]);
   }
 
+  /**
+   * Wakes the dispatchers of these subscriptions when `atMs` comes: a retry's backoff or a delayed
+   * event falls due then, and nothing else would announce it before the fallback poll. One timer
+   * per subscription, for the earliest time asked.
+   */
+  wakeAt(subscriptions: string[], atMs: number): void {
+    if (this.draining) return;
+    for (const name of subscriptions) {
+      const pending = this.dueWakeups.get(name);
+      if (pending && pending.at <= atMs) continue;
+      if (pending) clearTimeout(pending.timer);
+      const timer = setTimeout(
+        () => {
+          this.dueWakeups.delete(name);
+          this.wake([name]);
+        },
+        Math.max(0, atMs - Date.now() + DUE_MARGIN_MS),
+      );
+      timer.unref();
+      this.dueWakeups.set(name, { at: atMs, timer });
+    }
+  }
+
   /** Wakes the dispatchers of these subscriptions ("*" for all) if they have streams here. */
   wake(subscriptions: string[]): void {
     if (this.draining) return;
@@ -190,6 +217,8 @@ export class DeliveryService {
   async drain(timeoutMs: number): Promise<void> {
     this.draining = true;
     for (const timer of this.timers) clearInterval(timer);
+    for (const { timer } of this.dueWakeups.values()) clearTimeout(timer);
+    this.dueWakeups.clear();
     await Promise.all([...this.dispatchers.values()].map((d) => d.idle()));
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline && [...this.consumers].some((c) => c.outstanding > 0 || c.settling > 0)) {
@@ -251,6 +280,12 @@ export class DeliveryService {
   /** Settles failures through the queue and counts the ones that ended as dead letters. */
   private async fail(subscription: Subscription, outcomes: FailureOutcome[]): Promise<Set<string>> {
     const settled = await this.queue.fail(subscription, outcomes);
+    const delays = outcomes.flatMap((o) =>
+      "retryAfterSeconds" in o && o.retryAfterSeconds > 0 && settled.has(o.lease.jobId)
+        ? [o.retryAfterSeconds]
+        : [],
+    );
+    if (delays.length > 0) this.wakeAt([subscription.name], Date.now() + Math.min(...delays) * 1000);
     for (const reason of ["max_attempts", "rejected"] as const) {
       const count = outcomes.filter(
         (o) => "deadLetter" in o && o.deadLetter === reason && settled.has(o.lease.jobId),

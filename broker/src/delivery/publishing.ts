@@ -38,7 +38,8 @@ export class Publisher {
 
   constructor(
     private readonly events: EventStore,
-    private readonly onPublished: (subscriptions: string[]) => void,
+    /** `dueAtMs`: when the earliest delayed event of the publish falls due, if it has any. */
+    private readonly onPublished: (subscriptions: string[], dueAtMs?: number) => void,
     private readonly observer: DeliveryObserver,
     private readonly loadSchema: (topic: string) => Promise<TopicSchema | undefined>,
   ) {}
@@ -63,7 +64,7 @@ export class Publisher {
     const { outcomes, subscriptions } = await this.events.publish(topic, normalised, (sub, event) =>
       this.accepts(sub, event),
     );
-    if (subscriptions.length > 0) this.onPublished(subscriptions);
+    if (subscriptions.length > 0) this.onPublished(subscriptions, earliestDue(normalised));
     const stored = outcomes.filter((o) => !o.duplicate).length;
     this.observer.published(topic, stored, (performance.now() - started) / 1000);
     return outcomes;
@@ -104,6 +105,15 @@ export class Publisher {
     }
     return filter;
   }
+}
+
+/** When the earliest event delayed by `deliver_after` falls due; undefined if none is delayed. */
+function earliestDue(events: EventEnvelope[]): number | undefined {
+  const now = Date.now();
+  const due = events.flatMap((e) =>
+    e.deliverAfter && e.deliverAfter.getTime() > now ? [e.deliverAfter.getTime()] : [],
+  );
+  return due.length > 0 ? Math.min(...due) : undefined;
 }
 
 /** Validates one event and fills the defaults (id, type). Throws invalid_argument naming the field. */
