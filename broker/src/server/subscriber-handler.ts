@@ -103,8 +103,8 @@ class StreamSession {
   private openAckBatch: string[] | undefined;
   private queue: Promise<void> = Promise.resolve();
   private ended = false;
-  private lastWrite = Date.now();
-  private readonly heartbeat: NodeJS.Timeout;
+  /** Fires `heartbeatIntervalMs` after the last write; every write re-arms it (see write()). */
+  private heartbeat: NodeJS.Timeout | undefined;
   private readonly openTimer: NodeJS.Timeout;
   /** The status the stream ended with (OK when the client closed it, CANCELLED when it vanished). */
   private endCode: status = status.OK;
@@ -127,11 +127,6 @@ class StreamSession {
         ),
       options.openTimeoutMs,
     );
-    this.heartbeat = setInterval(() => {
-      if (this.consumer && Date.now() - this.lastWrite >= options.heartbeatIntervalMs) {
-        this.write({ response: { $case: "heartbeat", value: { time: new Date() } } });
-      }
-    }, options.heartbeatIntervalMs);
     call.on("data", (request: SubscribeRequest) => {
       const message = request.request;
       // Consecutive acks that arrive while earlier messages are being handled are settled together,
@@ -258,6 +253,13 @@ class StreamSession {
         },
       },
     });
+    // A timer re-armed on every write, not a fixed tick that checks the time since the last write:
+    // such a tick skipped its first beat (the write came a moment after the tick started) and every
+    // beat after a delivery, so an idle stream heard from the broker every two intervals.
+    this.heartbeat = setTimeout(
+      () => this.write({ response: { $case: "heartbeat", value: { time: new Date() } } }),
+      this.options.heartbeatIntervalMs,
+    );
     this.consumer = this.deliveries.open(subscription, consumerName.slice(0, 200), window, {
       deliver: (batch) =>
         this.write({
@@ -287,7 +289,7 @@ class StreamSession {
 
   private write(response: SubscribeResponse): void {
     if (this.ended) return;
-    this.lastWrite = Date.now();
+    this.heartbeat?.refresh();
     this.call.write(response);
   }
 
@@ -296,7 +298,7 @@ class StreamSession {
   private finish(): Promise<void> {
     this.finishing ??= (async () => {
       clearTimeout(this.openTimer);
-      clearInterval(this.heartbeat);
+      clearTimeout(this.heartbeat);
       const consumer = this.consumer;
       try {
         if (consumer) await this.deliveries.close(consumer);

@@ -22,6 +22,28 @@ describe("stream lifecycle", () => {
     await probe.close();
   });
 
+  it("beats one interval after the last message, not two", async () => {
+    await t.mesh.client.createTopic("beats");
+    await t.mesh.client.createSubscription("beats.sub", "beats");
+    const probe = await StreamProbe.open(t.mesh.client, "beats.sub");
+    await probe.until(() => probe.heartbeats >= 3, "3 heartbeats", 3000);
+    // Then a delivery at an arbitrary moment between beats: the next beat is one interval later.
+    await sleep(70);
+    await t.mesh.client.publish("beats", [{ id: "between-beats", source: "s", type: "t" }]);
+    const [delivery] = await probe.waitForDeliveries(1);
+    await probe.ackAndWait([delivery?.ackId ?? ""]);
+    const before = probe.heartbeats;
+    await probe.until(() => probe.heartbeats >= before + 2, "2 more heartbeats", 3000);
+    const gaps = probe.arrivals
+      .slice(1)
+      .map((a, i) => ({ kind: a.kind, gap: a.at - (probe.arrivals[i]?.at ?? 0) }));
+    const beatGaps = gaps.filter((g) => g.kind === "heartbeat").map((g) => g.gap);
+    // 200 ms promised; timers and the event loop may add a little, never a whole interval.
+    expect(Math.max(...beatGaps)).toBeLessThan(300);
+    expect(Math.min(...beatGaps)).toBeGreaterThanOrEqual(190);
+    await probe.close();
+  });
+
   it("ends a stream that never sends open with INVALID_ARGUMENT", async () => {
     const probe = StreamProbe.raw(t.mesh.client);
     expect(await probe.ended).toEqual({

@@ -13,6 +13,8 @@ export class StreamProbe {
   readonly deliveries: Delivery[] = [];
   readonly ackResults: AckResult[] = [];
   heartbeats = 0;
+  /** When each message arrived (ms since epoch), by kind, for timing checks. */
+  readonly arrivals: { kind: string; at: number }[] = [];
   opened: Opened | undefined;
   /** The stream's final status; settles when the server ends the stream. */
   readonly ended: Promise<{ code: number; details: string }>;
@@ -25,6 +27,7 @@ export class StreamProbe {
       if (response?.$case === "deliveries") this.deliveries.push(...response.value.deliveries);
       if (response?.$case === "ackResults") this.ackResults.push(...response.value.results);
       if (response?.$case === "heartbeat") this.heartbeats++;
+      if (response) this.arrivals.push({ kind: response.$case, at: Date.now() });
       this.notify();
     });
     this.ended = new Promise((resolve) => {
