@@ -16,9 +16,16 @@ export type SettleStatus = "acked" | "nacked" | "stale" | "unknown" | "extended"
 
 export const DEFAULT_MAX_OUTSTANDING = 100;
 export const MAX_OUTSTANDING_LIMIT = 10_000;
-// Ack ids of leases that lapsed on this stream are remembered so that a late ack is answered
-// "stale" rather than "unknown"; bounded so a consumer that never acks cannot grow it forever.
-const LAPSED_MEMORY = 10_000;
+// Ack ids this stream held and no longer does (settled, or the lease lapsed) are remembered so
+// that a late or repeated settle is answered "stale" rather than "unknown"; bounded so a consumer
+// that never acks cannot grow it forever.
+const RELEASED_MEMORY = 10_000;
+
+/**
+ * One ack id of a settle, in the order the client sent it: the lease when this stream held it
+ * (the first time the id appears), otherwise the answer already known.
+ */
+export type Claim = { ackId: string; lease: Lease } | { ackId: string; status: SettleStatus };
 
 interface HeldLease {
   lease: Lease;
@@ -32,7 +39,7 @@ export class Consumer {
   readonly name: string;
   private window: number;
   private readonly held = new Map<string, HeldLease>();
-  private readonly lapsed = new Set<string>();
+  private readonly released = new Set<string>();
   private closed = false;
   /** Settles claimed from this stream and not yet answered by the queue; a drain waits for them. */
   settling = 0;
@@ -79,7 +86,7 @@ export class Consumer {
     for (const ackId of ackIds) {
       const held = this.held.get(ackId);
       if (held) leases.set(ackId, held.lease);
-      else others.set(ackId, this.lapsed.has(ackId) ? "stale" : "unknown");
+      else others.set(ackId, this.answerFor(ackId));
     }
     return { leases, others };
   }
@@ -92,20 +99,18 @@ export class Consumer {
     }
   }
 
-  /** Splits ack ids into the leases this stream holds and the ids it cannot settle. */
-  claim(ackIds: string[]): { leases: Map<string, Lease>; others: Map<string, SettleStatus> } {
-    const leases = new Map<string, Lease>();
-    const others = new Map<string, SettleStatus>();
-    for (const ackId of ackIds) {
+  /**
+   * Releases the held leases among these ack ids for settling. An id repeated in the list is
+   * claimed once: its repeats are "stale", like a settle of an id already settled.
+   */
+  claim(ackIds: string[]): Claim[] {
+    return ackIds.map((ackId): Claim => {
       const held = this.held.get(ackId);
-      if (held) {
-        this.held.delete(ackId);
-        leases.set(ackId, held.lease);
-      } else {
-        others.set(ackId, this.lapsed.has(ackId) ? "stale" : "unknown");
-      }
-    }
-    return { leases, others };
+      if (!held) return { ackId, status: this.answerFor(ackId) };
+      this.held.delete(ackId);
+      this.rememberReleased(ackId);
+      return { ackId, lease: held.lease };
+    });
   }
 
   /**
@@ -117,7 +122,7 @@ export class Consumer {
     for (const [ackId, held] of this.held) {
       if (now < held.expiresAt) continue;
       this.held.delete(ackId);
-      this.rememberLapsed(ackId);
+      this.rememberReleased(ackId);
       count++;
     }
     return count;
@@ -131,12 +136,16 @@ export class Consumer {
     return leases;
   }
 
-  private rememberLapsed(ackId: string): void {
-    if (this.lapsed.size >= LAPSED_MEMORY) {
-      const oldest = this.lapsed.values().next().value;
-      if (oldest !== undefined) this.lapsed.delete(oldest);
+  private answerFor(ackId: string): SettleStatus {
+    return this.released.has(ackId) ? "stale" : "unknown";
+  }
+
+  private rememberReleased(ackId: string): void {
+    if (this.released.size >= RELEASED_MEMORY) {
+      const oldest = this.released.values().next().value;
+      if (oldest !== undefined) this.released.delete(oldest);
     }
-    this.lapsed.add(ackId);
+    this.released.add(ackId);
   }
 }
 

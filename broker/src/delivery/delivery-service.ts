@@ -248,23 +248,25 @@ export class DeliveryService {
     apply: (leases: Lease[]) => Promise<Set<string>>,
     statusOf: (lease: Lease) => SettleStatus = () => done,
   ): Promise<SettleResult[]> {
-    const { leases, others } = consumer.claim(ackIds);
+    const claims = consumer.claim(ackIds);
+    const leases = claims.flatMap((c) => ("lease" in c ? [c.lease] : []));
     let settled = new Set<string>();
-    if (leases.size > 0) {
+    if (leases.length > 0) {
       consumer.settling++;
       try {
-        settled = await apply([...leases.values()]);
+        settled = await apply(leases);
       } finally {
         consumer.settling--;
       }
+      // Settling frees window: the dispatcher may now hand out more.
+      this.wake([consumer.subscription.name]);
     }
-    // Settling frees window: the dispatcher may now hand out more.
-    if (leases.size > 0) this.wake([consumer.subscription.name]);
-    const results = ackIds.map((ackId): SettleResult => {
-      const lease = leases.get(ackId);
-      if (lease) return { ackId, status: settled.has(lease.jobId) ? statusOf(lease) : "stale" };
-      return { ackId, status: others.get(ackId) ?? "unknown" };
-    });
+    const results = claims.map(
+      (c): SettleResult =>
+        "lease" in c
+          ? { ackId: c.ackId, status: settled.has(c.lease.jobId) ? statusOf(c.lease) : "stale" }
+          : c,
+    );
     const counts = new Map<SettleStatus, number>();
     for (const r of results) counts.set(r.status, (counts.get(r.status) ?? 0) + 1);
     for (const [status, count] of counts)

@@ -234,9 +234,26 @@ describe("subscribe", () => {
     const [delivery] = await probe.waitForDeliveries(1);
     const [ack] = await probe.ackAndWait([delivery?.ackId ?? ""]);
     expect(ack?.status).toBe(AckStatus.ACK_STATUS_ACKED);
-    // Acking the same id twice: the second is no longer held by the stream.
+    // Acking the same id again: it is already settled, which the contract calls STALE.
     const [twice] = await probe.ackAndWait([delivery?.ackId ?? ""]);
-    expect(twice?.status).toBe(AckStatus.ACK_STATUS_UNKNOWN);
+    expect(twice?.status).toBe(AckStatus.ACK_STATUS_STALE);
+    await probe.close();
+  });
+
+  it("answers an id repeated in one ack once ACKED and then STALE", async () => {
+    await t.mesh.client.createTopic("repeat.acks");
+    await t.mesh.client.createSubscription("repeat.acks.sub", "repeat.acks");
+    const probe = await StreamProbe.open(t.mesh.client, "repeat.acks.sub");
+    await t.mesh.client.publish("repeat.acks", [{ id: "once", source: "s", type: "t" }]);
+    const [delivery] = await probe.waitForDeliveries(1);
+    const id = delivery?.ackId ?? "";
+    expect(await probe.ackAndWait([id, id])).toEqual([
+      { ackId: id, status: AckStatus.ACK_STATUS_ACKED },
+      { ackId: id, status: AckStatus.ACK_STATUS_STALE },
+    ]);
+    // A nack after the ack changes nothing either.
+    const [late] = await probe.settleAndWait(() => probe.nack([id]), 1);
+    expect(late?.status).toBe(AckStatus.ACK_STATUS_STALE);
     await probe.close();
   });
 });

@@ -34,17 +34,29 @@ describe("Consumer", () => {
     expect(c.hold(lease(1, 0), 0)).not.toBe(c.hold(lease(1, 1), 0));
   });
 
-  it("claims held ids once; other ids are unknown, lapsed ones stale", () => {
+  it("claims held ids once; other ids are unknown, lapsed and settled ones stale", () => {
     const c = consumer(10);
     const held = c.hold(lease(1), 0);
     const lapsing = c.hold(lease(2), 0);
     c.hold(lease(3), 9_000);
     expect(c.expireLapsed(10_000)).toBe(2);
-    const { leases, others } = c.claim([lapsing, "nope"]);
-    expect(leases.size).toBe(0);
-    expect(Object.fromEntries(others)).toEqual({ [lapsing]: "stale", nope: "unknown" });
-    expect(c.claim([held]).others.get(held)).toBe("stale");
+    expect(c.claim([lapsing, "nope"])).toEqual([
+      { ackId: lapsing, status: "stale" },
+      { ackId: "nope", status: "unknown" },
+    ]);
+    expect(c.claim([held])).toEqual([{ ackId: held, status: "stale" }]);
     expect(c.outstanding).toBe(1);
+  });
+
+  it("claims an id repeated in one settle once, and answers a settled id stale", () => {
+    const c = consumer(10);
+    const id = c.hold(lease(1), 0);
+    expect(c.claim([id, id])).toEqual([
+      { ackId: id, lease: lease(1) },
+      { ackId: id, status: "stale" },
+    ]);
+    expect(c.claim([id])).toEqual([{ ackId: id, status: "stale" }]);
+    expect(c.peek([id]).others.get(id)).toBe("stale");
   });
 
   it("hands back everything it holds when closed, and takes nothing more", () => {

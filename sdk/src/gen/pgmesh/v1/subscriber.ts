@@ -31,7 +31,10 @@ export enum AckStatus {
   ACK_STATUS_ACKED = 1,
   /** ACK_STATUS_NACKED - The nack was taken: the event will be delivered again. */
   ACK_STATUS_NACKED = 2,
-  /** ACK_STATUS_STALE - The delivery was already settled or redelivered (its lease lapsed): nothing changed. */
+  /**
+   * ACK_STATUS_STALE - The delivery was already settled (by an earlier settle, or by the same id earlier in this
+   * message) or redelivered (its lease lapsed): nothing changed.
+   */
   ACK_STATUS_STALE = 3,
   /** ACK_STATUS_UNKNOWN - This stream never handed out that ack id. */
   ACK_STATUS_UNKNOWN = 4,
