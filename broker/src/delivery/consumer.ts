@@ -12,7 +12,17 @@ export interface DeliverySink {
   deliver(deliveries: OutboundDelivery[]): void;
 }
 
-export type SettleStatus = "acked" | "nacked" | "stale" | "unknown" | "extended" | "dead_lettered";
+export type SettleStatus =
+  | "acked"
+  | "nacked"
+  | "stale"
+  | "unknown"
+  | "extended"
+  | "dead_lettered"
+  /** Refused for what it asked; the lease is still held. */
+  | "invalid_argument"
+  /** Refused for what the subscription allows; the lease is still held. */
+  | "failed_precondition";
 
 export const DEFAULT_MAX_OUTSTANDING = 100;
 export const MAX_OUTSTANDING_LIMIT = 10_000;

@@ -7,6 +7,7 @@ import type { FailureOutcome, Lease, Subscription } from "./model.ts";
 import type { DeliveryObserver } from "./observer.ts";
 import type { DeliveryQueue, EventStore } from "./ports.ts";
 import { failureOutcome } from "./retry-policy.ts";
+import { checkExtendSeconds, checkNackDelay, checkReason } from "./settle-checks.ts";
 import { SubscriptionDispatcher } from "./subscription-dispatcher.ts";
 
 export interface DeliveryServiceOptions {
@@ -23,6 +24,8 @@ export interface DeliveryServiceOptions {
 export interface SettleResult {
   ackId: string;
   status: SettleStatus;
+  /** Why a settle was refused, for the client. */
+  message?: string;
 }
 
 const SWEEP_BATCH = 500;
@@ -111,6 +114,8 @@ export class DeliveryService {
 
   /** Redelivers after the backoff, or after `delaySeconds` when given; the last attempt dead-letters. */
   nack(consumer: Consumer, ackIds: string[], reason: string, delaySeconds?: number): Promise<SettleResult[]> {
+    checkReason("nack.reason", reason);
+    checkNackDelay(delaySeconds);
     const sub = consumer.subscription;
     const error = reason || "nacked";
     const outcomes = new Map<string, FailureOutcome>();
@@ -129,6 +134,7 @@ export class DeliveryService {
 
   /** Dead-letters at once, whatever attempts are left. */
   reject(consumer: Consumer, ackIds: string[], reason: string): Promise<SettleResult[]> {
+    checkReason("reject.reason", reason);
     const sub = consumer.subscription;
     if (!sub.deadLettering) {
       throw new MeshError(
@@ -147,6 +153,7 @@ export class DeliveryService {
 
   /** Extends the leases to run out `seconds` from now; they stay held by the stream. */
   async extend(consumer: Consumer, ackIds: string[], seconds: number): Promise<SettleResult[]> {
+    checkExtendSeconds(seconds);
     const { leases, others } = consumer.peek(ackIds);
     const extendedIds =
       leases.size > 0
@@ -162,6 +169,28 @@ export class DeliveryService {
       results.filter((r) => r.status === "extended").map((r) => r.ackId),
       expiresAt,
     );
+    return results;
+  }
+
+  /**
+   * Answers a settle that was refused before it changed anything: the ids this stream holds get the
+   * refusal and stay held (the client may settle them another way); the others are answered as
+   * any settle would answer them.
+   */
+  refuse(
+    consumer: Consumer,
+    ackIds: string[],
+    status: "invalid_argument" | "failed_precondition",
+    message: string,
+  ): SettleResult[] {
+    const { others } = consumer.peek(ackIds);
+    const results = ackIds.map(
+      (ackId): SettleResult => ({
+        ackId,
+        ...(others.has(ackId) ? { status: others.get(ackId) as SettleStatus } : { status, message }),
+      }),
+    );
+    this.count(consumer, results);
     return results;
   }
 
@@ -267,11 +296,15 @@ export class DeliveryService {
           ? { ackId: c.ackId, status: settled.has(c.lease.jobId) ? statusOf(c.lease) : "stale" }
           : c,
     );
+    this.count(consumer, results);
+    return results;
+  }
+
+  private count(consumer: Consumer, results: SettleResult[]): void {
     const counts = new Map<SettleStatus, number>();
     for (const r of results) counts.set(r.status, (counts.get(r.status) ?? 0) + 1);
     for (const [status, count] of counts)
       this.options.observer.settled(consumer.subscription.name, status, count);
-    return results;
   }
 
   private poll(): void {

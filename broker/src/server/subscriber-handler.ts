@@ -9,7 +9,7 @@ import {
   type SubscribeResponse,
   type SubscriberServiceServer,
 } from "@pgmesh/sdk/gen/pgmesh/v1/subscriber";
-import { type Admin, MAX_ACK_DEADLINE_SECONDS } from "../delivery/admin.ts";
+import type { Admin } from "../delivery/admin.ts";
 import {
   type Consumer,
   DEFAULT_MAX_OUTSTANDING,
@@ -17,9 +17,8 @@ import {
   type SettleStatus,
 } from "../delivery/consumer.ts";
 import type { DeliveryService, SettleResult } from "../delivery/delivery-service.ts";
-import { invalidArgument, MeshError } from "../delivery/errors.ts";
+import { type ErrorCode, invalidArgument, MeshError } from "../delivery/errors.ts";
 import type { Subscription } from "../delivery/model.ts";
-import { MAX_NACK_DELAY_SECONDS } from "../delivery/retry-policy.ts";
 import { eventToWire, wholeSeconds } from "./convert.ts";
 import { type ErrorLogger, toServiceError } from "./status.ts";
 import type { RequestObserver } from "./unary.ts";
@@ -38,6 +37,14 @@ const STATUS: Record<SettleStatus, AckStatus> = {
   unknown: AckStatus.ACK_STATUS_UNKNOWN,
   extended: AckStatus.ACK_STATUS_EXTENDED,
   dead_lettered: AckStatus.ACK_STATUS_DEAD_LETTERED,
+  invalid_argument: AckStatus.ACK_STATUS_INVALID_ARGUMENT,
+  failed_precondition: AckStatus.ACK_STATUS_FAILED_PRECONDITION,
+};
+
+/** The errors a settle may raise that refuse it for its ack ids alone. */
+const REFUSALS: Partial<Record<ErrorCode, "invalid_argument" | "failed_precondition">> = {
+  invalid_argument: "invalid_argument",
+  failed_precondition: "failed_precondition",
 };
 
 export class SubscriberStreams {
@@ -97,12 +104,20 @@ export class SubscriberStreams {
   }
 }
 
+/**
+ * Where a stream is in its life. Each phase carries what only it has: a consumer exists once the
+ * stream is open, and an ended stream may still hold one whose leases are being released.
+ */
+type SessionState =
+  | { phase: "awaiting_open" }
+  | { phase: "open"; consumer: Consumer }
+  | { phase: "ended"; consumer: Consumer | undefined };
+
 class StreamSession {
-  private consumer: Consumer | undefined;
+  private state: SessionState = { phase: "awaiting_open" };
   /** Ack ids of consecutive ack messages waiting to be settled together (see the data handler). */
   private openAckBatch: string[] | undefined;
   private queue: Promise<void> = Promise.resolve();
-  private ended = false;
   /** Fires `heartbeatIntervalMs` after the last write; every write re-arms it (see write()). */
   private heartbeat: NodeJS.Timeout | undefined;
   private readonly openTimer: NodeJS.Timeout;
@@ -131,7 +146,7 @@ class StreamSession {
       const message = request.request;
       // Consecutive acks that arrive while earlier messages are being handled are settled together,
       // in one transaction: a client that acks event by event is then as cheap as one that batches.
-      if (message?.$case === "ack" && this.consumer) {
+      if (message?.$case === "ack" && this.state.phase === "open") {
         if (this.openAckBatch) {
           this.openAckBatch.push(...message.value.ackIds);
           return;
@@ -156,7 +171,7 @@ class StreamSession {
       this.queue = this.queue.then(() => this.finish());
     });
     call.on("cancelled", () => {
-      if (!this.ended) this.endCode = status.CANCELLED;
+      if (this.state.phase !== "ended") this.endCode = status.CANCELLED;
       void this.finish();
     });
     call.on("error", () => void this.finish());
@@ -164,18 +179,12 @@ class StreamSession {
   }
 
   get subscription(): Subscription | undefined {
-    return this.consumer?.subscription;
-  }
-
-  /** Ends the stream with a status once the messages already received have been handled. */
-  async failAfterPending(error: Partial<{ code: status; details: string }>): Promise<void> {
-    await this.queue;
-    await this.fail(error);
+    return this.state.phase === "awaiting_open" ? undefined : this.state.consumer?.subscription;
   }
 
   async fail(error: Partial<{ code: status; details: string }>): Promise<void> {
-    if (!this.ended) {
-      this.ended = true;
+    if (this.state.phase !== "ended") {
+      this.state = { phase: "ended", consumer: this.consumerIfAny() };
       this.endCode = error.code ?? status.UNKNOWN;
       this.call.emit("error", error);
     }
@@ -186,12 +195,18 @@ class StreamSession {
     return this.fail(toServiceError(error, this.log, "Subscribe"));
   }
 
+  private consumerIfAny(): Consumer | undefined {
+    return this.state.phase === "awaiting_open" ? undefined : this.state.consumer;
+  }
+
   private async handle(request: SubscribeRequest): Promise<void> {
-    if (this.ended) return;
+    if (this.state.phase === "ended") return;
     const message = request.request;
     if (!message) throw invalidArgument("empty request: set one of open, ack, nack, extend, reject or flow");
     if (message.$case === "open") {
-      if (this.consumer) throw invalidArgument("the stream is already open; `open` may only be sent once");
+      if (this.state.phase === "open") {
+        throw invalidArgument("the stream is already open; `open` may only be sent once");
+      }
       await this.open(
         message.value.subscription,
         message.value.consumer,
@@ -199,45 +214,65 @@ class StreamSession {
       );
       return;
     }
-    const consumer = this.consumer;
-    if (!consumer) throw invalidArgument(`the first message must be \`open\`, got \`${message.$case}\``);
+    if (this.state.phase !== "open") {
+      throw invalidArgument(`the first message must be \`open\`, got \`${message.$case}\``);
+    }
+    const consumer = this.state.consumer;
     switch (message.$case) {
       case "ack":
-        this.sendResults(await this.deliveries.ack(consumer, message.value.ackIds));
-        return;
-      case "nack": {
-        const delay = wholeSeconds("nack.delay", message.value.delay);
-        if (delay !== undefined && (delay < 0 || delay > MAX_NACK_DELAY_SECONDS)) {
-          throw invalidArgument(`nack.delay must be 0s..${MAX_NACK_DELAY_SECONDS}s, got ${delay}s`);
-        }
-        this.sendResults(
-          await this.deliveries.nack(consumer, message.value.ackIds, message.value.reason, delay),
+        return this.settle(consumer, message.value.ackIds, () =>
+          this.deliveries.ack(consumer, message.value.ackIds),
         );
-        return;
-      }
+      case "nack":
+        return this.settle(consumer, message.value.ackIds, () =>
+          this.deliveries.nack(
+            consumer,
+            message.value.ackIds,
+            message.value.reason,
+            wholeSeconds("nack.delay", message.value.delay),
+          ),
+        );
       case "reject":
-        this.sendResults(await this.deliveries.reject(consumer, message.value.ackIds, message.value.reason));
-        return;
-      case "extend": {
-        const seconds =
-          wholeSeconds("extend.duration", message.value.duration) ?? consumer.subscription.ackDeadlineSeconds;
-        if (seconds < 1 || seconds > MAX_ACK_DEADLINE_SECONDS) {
-          throw invalidArgument(`extend.duration must be 1s..${MAX_ACK_DEADLINE_SECONDS}s, got ${seconds}s`);
-        }
-        this.sendResults(await this.deliveries.extend(consumer, message.value.ackIds, seconds));
-        return;
-      }
+        return this.settle(consumer, message.value.ackIds, () =>
+          this.deliveries.reject(consumer, message.value.ackIds, message.value.reason),
+        );
+      case "extend":
+        return this.settle(consumer, message.value.ackIds, () =>
+          this.deliveries.extend(
+            consumer,
+            message.value.ackIds,
+            wholeSeconds("extend.duration", message.value.duration) ??
+              consumer.subscription.ackDeadlineSeconds,
+          ),
+        );
       case "flow":
         this.deliveries.setWindow(consumer, checkWindow(message.value.maxOutstandingMessages, true));
         return;
     }
   }
 
+  /**
+   * Runs a settle and answers it per ack id. A settle the broker refuses (a bad argument, or one
+   * the subscription does not allow) is answered with the refusal for its ids alone: one event
+   * never ends the stream, and the other deliveries it holds are not charged an attempt.
+   */
+  private async settle(consumer: Consumer, ackIds: string[], run: () => Promise<SettleResult[]>) {
+    let results: SettleResult[];
+    try {
+      results = await run();
+    } catch (error) {
+      const refusal = error instanceof MeshError ? REFUSALS[error.code] : undefined;
+      if (!refusal) throw error;
+      results = this.deliveries.refuse(consumer, ackIds, refusal, (error as MeshError).message);
+    }
+    this.sendResults(results);
+  }
+
   private async open(subscriptionName: string, consumerName: string, maxOutstanding: number): Promise<void> {
     clearTimeout(this.openTimer);
     const window = checkWindow(maxOutstanding, false);
     const subscription = await this.admin.getSubscription(subscriptionName);
-    if (this.ended) return;
+    if (this.state.phase === "ended") return;
     this.write({
       response: {
         $case: "opened",
@@ -260,7 +295,7 @@ class StreamSession {
       () => this.write({ response: { $case: "heartbeat", value: { time: new Date() } } }),
       this.options.heartbeatIntervalMs,
     );
-    this.consumer = this.deliveries.open(subscription, consumerName.slice(0, 200), window, {
+    const consumer = this.deliveries.open(subscription, consumerName.slice(0, 200), window, {
       deliver: (batch) =>
         this.write({
           response: {
@@ -275,6 +310,7 @@ class StreamSession {
           },
         }),
     });
+    this.state = { phase: "open", consumer };
   }
 
   private sendResults(results: SettleResult[]): void {
@@ -282,13 +318,19 @@ class StreamSession {
     this.write({
       response: {
         $case: "ackResults",
-        value: { results: results.map((r) => ({ ackId: r.ackId, status: STATUS[r.status] })) },
+        value: {
+          results: results.map((r) => ({
+            ackId: r.ackId,
+            status: STATUS[r.status],
+            message: r.message ?? "",
+          })),
+        },
       },
     });
   }
 
   private write(response: SubscribeResponse): void {
-    if (this.ended) return;
+    if (this.state.phase === "ended") return;
     this.heartbeat?.refresh();
     this.call.write(response);
   }
@@ -299,17 +341,16 @@ class StreamSession {
     this.finishing ??= (async () => {
       clearTimeout(this.openTimer);
       clearTimeout(this.heartbeat);
-      const consumer = this.consumer;
+      const consumer = this.consumerIfAny();
+      const alreadyEnded = this.state.phase === "ended";
+      this.state = { phase: "ended", consumer };
       try {
         if (consumer) await this.deliveries.close(consumer);
       } catch (error) {
         // The leases are not lost: they lapse and are redelivered after the ack deadline.
         this.log("releasing a closed stream's deliveries failed", error);
       }
-      if (!this.ended) {
-        this.ended = true;
-        this.call.end();
-      }
+      if (!alreadyEnded) this.call.end();
       this.resolveFinished(this.endCode);
     })();
     return this.finishing;

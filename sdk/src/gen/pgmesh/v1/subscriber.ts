@@ -42,6 +42,17 @@ export enum AckStatus {
   ACK_STATUS_EXTENDED = 5,
   /** ACK_STATUS_DEAD_LETTERED - The event was dead-lettered (a reject, or a nack on the last allowed attempt). */
   ACK_STATUS_DEAD_LETTERED = 6,
+  /**
+   * ACK_STATUS_INVALID_ARGUMENT - The settle was refused for what it asked (a nack delay or extend duration out of range, a
+   * reason too long or holding NUL characters; `message` says which). Nothing changed: the delivery
+   * is still leased to this stream, so settle it again (a plain nack always works). The stream goes on.
+   */
+  ACK_STATUS_INVALID_ARGUMENT = 7,
+  /**
+   * ACK_STATUS_FAILED_PRECONDITION - The settle is not possible on this subscription (a reject with dead lettering off; `message`
+   * says why). Nothing changed: the delivery is still leased to this stream, so nack or ack it.
+   */
+  ACK_STATUS_FAILED_PRECONDITION = 8,
   UNRECOGNIZED = -1,
 }
 
@@ -68,6 +79,12 @@ export function ackStatusFromJSON(object: any): AckStatus {
     case 6:
     case "ACK_STATUS_DEAD_LETTERED":
       return AckStatus.ACK_STATUS_DEAD_LETTERED;
+    case 7:
+    case "ACK_STATUS_INVALID_ARGUMENT":
+      return AckStatus.ACK_STATUS_INVALID_ARGUMENT;
+    case 8:
+    case "ACK_STATUS_FAILED_PRECONDITION":
+      return AckStatus.ACK_STATUS_FAILED_PRECONDITION;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -91,6 +108,10 @@ export function ackStatusToJSON(object: AckStatus): string {
       return "ACK_STATUS_EXTENDED";
     case AckStatus.ACK_STATUS_DEAD_LETTERED:
       return "ACK_STATUS_DEAD_LETTERED";
+    case AckStatus.ACK_STATUS_INVALID_ARGUMENT:
+      return "ACK_STATUS_INVALID_ARGUMENT";
+    case AckStatus.ACK_STATUS_FAILED_PRECONDITION:
+      return "ACK_STATUS_FAILED_PRECONDITION";
     case AckStatus.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
@@ -131,7 +152,10 @@ export interface Ack {
  */
 export interface Nack {
   ackIds: string[];
-  /** Why; kept as the dead letter's last error if the event ends up there. */
+  /**
+   * Why; kept as the dead letter's last error if the event ends up there. At most 1024
+   * characters, no NUL.
+   */
   reason: string;
   /** Optional: redeliver after exactly this long (whole seconds, up to 24h), instead of the backoff. */
   delay: Duration | undefined;
@@ -147,6 +171,7 @@ export interface Extend {
 /** Reject dead-letters deliveries at once (poison messages), whatever attempts are left. */
 export interface Reject {
   ackIds: string[];
+  /** Why; the dead letter's last error. At most 1024 characters, no NUL. */
   reason: string;
 }
 
@@ -195,6 +220,8 @@ export interface AckResults {
 export interface AckResult {
   ackId: string;
   status: AckStatus;
+  /** Why the settle was refused (INVALID_ARGUMENT, FAILED_PRECONDITION), for a person; empty otherwise. */
+  message: string;
 }
 
 export interface Heartbeat {
@@ -1474,7 +1501,7 @@ export const AckResults: MessageFns<AckResults> = {
 };
 
 function createBaseAckResult(): AckResult {
-  return { ackId: "", status: 0 };
+  return { ackId: "", status: 0, message: "" };
 }
 
 export const AckResult: MessageFns<AckResult> = {
@@ -1484,6 +1511,9 @@ export const AckResult: MessageFns<AckResult> = {
     }
     if (message.status !== 0) {
       writer.uint32(16).int32(message.status);
+    }
+    if (message.message !== "") {
+      writer.uint32(26).string(message.message);
     }
     return writer;
   },
@@ -1517,6 +1547,14 @@ export const AckResult: MessageFns<AckResult> = {
             message.status = reader.int32() as any;
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.message = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1537,6 +1575,7 @@ export const AckResult: MessageFns<AckResult> = {
         ? globalThis.String(object.ack_id)
         : "",
       status: isSet(object.status) ? ackStatusFromJSON(object.status) : 0,
+      message: isSet(object.message) ? globalThis.String(object.message) : "",
     };
   },
 
@@ -1548,6 +1587,9 @@ export const AckResult: MessageFns<AckResult> = {
     if (message.status !== 0) {
       obj.status = ackStatusToJSON(message.status);
     }
+    if (message.message !== "") {
+      obj.message = message.message;
+    }
     return obj;
   },
 
@@ -1558,6 +1600,7 @@ export const AckResult: MessageFns<AckResult> = {
     const message = createBaseAckResult();
     message.ackId = object.ackId ?? "";
     message.status = object.status ?? 0;
+    message.message = object.message ?? "";
     return message;
   },
 };
@@ -1639,6 +1682,8 @@ export const SubscriberServiceService = {
    * Subscribe: the first client message must be `open`. The server answers `opened`,
    * then sends deliveries while fewer than `max_outstanding_messages` are unsettled,
    * an `ack_results` for every ack or nack, and a heartbeat when the stream is idle.
+   * A settle the broker refuses is answered per ack id (INVALID_ARGUMENT, FAILED_PRECONDITION):
+   * one event never ends the stream.
    * Deliveries still unsettled when the stream ends go back to the subscription at once.
    */
   subscribe: {
@@ -1657,6 +1702,8 @@ export interface SubscriberServiceServer extends UntypedServiceImplementation {
    * Subscribe: the first client message must be `open`. The server answers `opened`,
    * then sends deliveries while fewer than `max_outstanding_messages` are unsettled,
    * an `ack_results` for every ack or nack, and a heartbeat when the stream is idle.
+   * A settle the broker refuses is answered per ack id (INVALID_ARGUMENT, FAILED_PRECONDITION):
+   * one event never ends the stream.
    * Deliveries still unsettled when the stream ends go back to the subscription at once.
    */
   subscribe: handleBidiStreamingCall<SubscribeRequest, SubscribeResponse>;
@@ -1667,6 +1714,8 @@ export interface SubscriberServiceClient extends Client {
    * Subscribe: the first client message must be `open`. The server answers `opened`,
    * then sends deliveries while fewer than `max_outstanding_messages` are unsettled,
    * an `ack_results` for every ack or nack, and a heartbeat when the stream is idle.
+   * A settle the broker refuses is answered per ack id (INVALID_ARGUMENT, FAILED_PRECONDITION):
+   * one event never ends the stream.
    * Deliveries still unsettled when the stream ends go back to the subscription at once.
    */
   subscribe(): ClientDuplexStream<SubscribeRequest, SubscribeResponse>;
