@@ -150,6 +150,7 @@ export class Subscriber<T> {
           subscription: this.subscription,
           consumer: this.options.consumerName ?? "",
           maxOutstandingMessages: Math.min(this.concurrency, MAX_WINDOW),
+          maxOutstandingBytes: 0,
         },
       },
     });

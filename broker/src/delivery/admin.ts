@@ -137,15 +137,30 @@ export class Admin {
     }
   }
 
+  /**
+   * A page of dead letters. With `maxBytes`, the page ends early where the next dead letter would
+   * take it past that many bytes (by `bytesOf`; the first is always included), and the token
+   * continues from there: a page of large events still fits a client's message limit.
+   */
   async listDeadLetters(
     selection: DeadLetterSelection,
     pageSize: number,
     pageToken: string,
+    limit?: { maxBytes: number; bytesOf: (deadLetter: DeadLetter) => number },
   ): Promise<Page<DeadLetter>> {
     await this.getSubscription(checkSelection(selection).subscription);
     if (pageToken && !/^\d{1,19}$/.test(pageToken))
       throw invalidArgument("page_token is not one this server returned");
-    return this.deadLetters.list(selection, checkPageSize(pageSize), pageToken);
+    const page = await this.deadLetters.list(selection, checkPageSize(pageSize), pageToken);
+    if (!limit) return page;
+    let bytes = 0;
+    const kept = page.items.filter((dl, index) => {
+      bytes += limit.bytesOf(dl);
+      return index === 0 || bytes <= limit.maxBytes;
+    });
+    // Dead letters are paged by id (the token is the last id of the page).
+    if (kept.length === page.items.length) return page;
+    return { items: kept, nextPageToken: kept.at(-1)?.id ?? "" };
   }
 
   async redriveDeadLetters(selection: DeadLetterSelection): Promise<number> {

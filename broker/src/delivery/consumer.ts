@@ -24,6 +24,16 @@ export type SettleStatus =
   /** Refused for what the subscription allows; the lease is still held. */
   | "failed_precondition";
 
+/**
+ * How much may be unsettled on a stream at once: deliveries, and bytes of events (0: no byte
+ * limit). The byte limit is soft, as in Pub/Sub: a stream under it takes one more event whatever
+ * its size, so an event larger than the whole limit is still delivered, alone.
+ */
+export interface Window {
+  messages: number;
+  bytes: number;
+}
+
 export const DEFAULT_MAX_OUTSTANDING = 100;
 export const MAX_OUTSTANDING_LIMIT = 10_000;
 // Ack ids this stream held and no longer does (settled, or the lease lapsed) are remembered so
@@ -39,6 +49,8 @@ export type Claim = { ackId: string; lease: Lease } | { ackId: string; status: S
 
 interface HeldLease {
   lease: Lease;
+  /** The event's size, counted against the byte window. */
+  bytes: number;
   /** When the lease runs out (ms since epoch); extend moves it. */
   expiresAt: number;
 }
@@ -47,8 +59,9 @@ export class Consumer {
   /** Replaced when the subscription's policy changes. */
   subscription: Subscription;
   readonly name: string;
-  private window: number;
+  private window: Window;
   private readonly held = new Map<string, HeldLease>();
+  private heldBytes = 0;
   private readonly released = new Set<string>();
   private closed = false;
   /** Settles claimed from this stream and not yet answered by the queue; a drain waits for them. */
@@ -57,17 +70,24 @@ export class Consumer {
   constructor(
     subscription: Subscription,
     name: string,
-    maxOutstanding: number,
+    window: Window,
     readonly sink: DeliverySink,
   ) {
     this.subscription = subscription;
     this.name = name;
-    this.window = maxOutstanding;
+    this.window = { ...window };
   }
 
-  /** How many more deliveries this stream may take now. */
+  /** How many more deliveries this stream may take now (none while its byte window is full). */
   get free(): number {
-    return this.closed ? 0 : Math.max(0, this.window - this.held.size);
+    if (this.closed || this.freeBytes === 0) return 0;
+    return Math.max(0, this.window.messages - this.held.size);
+  }
+
+  /** How many more bytes of events this stream may take now (Infinity without a byte limit). */
+  get freeBytes(): number {
+    if (this.window.bytes === 0) return Number.POSITIVE_INFINITY;
+    return Math.max(0, this.window.bytes - this.heldBytes);
   }
 
   get outstanding(): number {
@@ -78,14 +98,27 @@ export class Consumer {
     return this.closed;
   }
 
-  setWindow(maxOutstanding: number): void {
-    this.window = maxOutstanding;
+  get maxOutstandingBytes(): number {
+    return this.window.bytes;
   }
 
-  /** Records the lease as held by this stream and returns the ack id to send with it. */
-  hold(lease: Lease, now: number): string {
+  /** Changes the window; a byte limit left out stays as it is. */
+  setWindow(messages: number, bytes: number = this.window.bytes): void {
+    this.window = { messages, bytes };
+  }
+
+  /**
+   * Records the lease as held by this stream and returns the ack id to send with it. `leasedAt` is
+   * when the queue leased it: the lease runs out an ack deadline after that.
+   */
+  hold(lease: Lease, bytes: number, leasedAt: number): string {
     const ackId = ackIdOf(lease);
-    this.held.set(ackId, { lease, expiresAt: now + this.subscription.ackDeadlineSeconds * 1000 });
+    this.held.set(ackId, {
+      lease,
+      bytes,
+      expiresAt: leasedAt + this.subscription.ackDeadlineSeconds * 1000,
+    });
+    this.heldBytes += bytes;
     return ackId;
   }
 
@@ -117,8 +150,7 @@ export class Consumer {
     return ackIds.map((ackId): Claim => {
       const held = this.held.get(ackId);
       if (!held) return { ackId, status: this.answerFor(ackId) };
-      this.held.delete(ackId);
-      this.rememberReleased(ackId);
+      this.release(ackId, held);
       return { ackId, lease: held.lease };
     });
   }
@@ -131,8 +163,7 @@ export class Consumer {
     let count = 0;
     for (const [ackId, held] of this.held) {
       if (now < held.expiresAt) continue;
-      this.held.delete(ackId);
-      this.rememberReleased(ackId);
+      this.release(ackId, held);
       count++;
     }
     return count;
@@ -143,7 +174,14 @@ export class Consumer {
     this.closed = true;
     const leases = [...this.held.values()].map((h) => h.lease);
     this.held.clear();
+    this.heldBytes = 0;
     return leases;
+  }
+
+  private release(ackId: string, held: HeldLease): void {
+    this.held.delete(ackId);
+    this.heldBytes -= held.bytes;
+    this.rememberReleased(ackId);
   }
 
   private answerFor(ackId: string): SettleStatus {

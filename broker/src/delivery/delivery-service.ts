@@ -1,7 +1,7 @@
 // Streams in, settles out: opens and closes consumers on subscriptions, settles their acks,
 // nacks, rejects and extensions against the queue, sweeps lapsed leases, and keeps one dispatcher
 // per subscription that has streams here.
-import { Consumer, type DeliverySink, type SettleStatus } from "./consumer.ts";
+import { Consumer, type DeliverySink, type SettleStatus, type Window } from "./consumer.ts";
 import { MeshError } from "./errors.ts";
 import type { FailureOutcome, Lease, Subscription } from "./model.ts";
 import type { DeliveryObserver } from "./observer.ts";
@@ -51,8 +51,8 @@ export class DeliveryService {
     for (const timer of this.timers) timer.unref();
   }
 
-  open(subscription: Subscription, name: string, maxOutstanding: number, sink: DeliverySink): Consumer {
-    const consumer = new Consumer(subscription, name, maxOutstanding, sink);
+  open(subscription: Subscription, name: string, window: Window, sink: DeliverySink): Consumer {
+    const consumer = new Consumer(subscription, name, window, sink);
     this.consumers.add(consumer);
     let dispatcher = this.dispatchers.get(subscription.name);
     if (!dispatcher || dispatcher.subscription.queue !== subscription.queue) {
@@ -89,6 +89,7 @@ export class DeliveryService {
     dispatcher?.consumers.delete(consumer);
     if (dispatcher && dispatcher.consumers.size === 0) {
       this.dispatchers.delete(consumer.subscription.name);
+      await dispatcher.releaseWaiting();
     }
     if (leases.length > 0) {
       const sub = consumer.subscription;
@@ -194,8 +195,9 @@ export class DeliveryService {
     return results;
   }
 
-  setWindow(consumer: Consumer, maxOutstanding: number): void {
-    consumer.setWindow(maxOutstanding);
+  /** Changes the consumer's window; `bytes` left out keeps its byte window. */
+  setWindow(consumer: Consumer, messages: number, bytes?: number): void {
+    consumer.setWindow(messages, bytes);
     this.wake([consumer.subscription.name]);
   }
 

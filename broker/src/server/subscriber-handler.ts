@@ -15,17 +15,21 @@ import {
   DEFAULT_MAX_OUTSTANDING,
   MAX_OUTSTANDING_LIMIT,
   type SettleStatus,
+  type Window,
 } from "../delivery/consumer.ts";
 import type { DeliveryService, SettleResult } from "../delivery/delivery-service.ts";
 import { type ErrorCode, invalidArgument, MeshError } from "../delivery/errors.ts";
 import type { Subscription } from "../delivery/model.ts";
 import { eventToWire, wholeSeconds } from "./convert.ts";
+import { ackResultWireBound, deliveryWireBound, ENVELOPE_BOUND, splitByBytes } from "./message-size.ts";
 import { type ErrorLogger, toServiceError } from "./status.ts";
 import type { RequestObserver } from "./unary.ts";
 
 export interface SubscriberOptions {
   heartbeatIntervalMs: number;
   openTimeoutMs: number;
+  /** No message sent on a stream is larger than this; deliveries and results are split under it. */
+  maxMessageBytes: number;
 }
 
 type Stream = ServerDuplexStream<SubscribeRequest, SubscribeResponse>;
@@ -207,11 +211,10 @@ class StreamSession {
       if (this.state.phase === "open") {
         throw invalidArgument("the stream is already open; `open` may only be sent once");
       }
-      await this.open(
-        message.value.subscription,
-        message.value.consumer,
-        message.value.maxOutstandingMessages,
-      );
+      await this.open(message.value.subscription, message.value.consumer, {
+        messages: checkWindow(message.value.maxOutstandingMessages, false),
+        bytes: message.value.maxOutstandingBytes,
+      });
       return;
     }
     if (this.state.phase !== "open") {
@@ -246,7 +249,11 @@ class StreamSession {
           ),
         );
       case "flow":
-        this.deliveries.setWindow(consumer, checkWindow(message.value.maxOutstandingMessages, true));
+        this.deliveries.setWindow(
+          consumer,
+          checkWindow(message.value.maxOutstandingMessages, true),
+          message.value.maxOutstandingBytes,
+        );
         return;
     }
   }
@@ -268,9 +275,8 @@ class StreamSession {
     this.sendResults(results);
   }
 
-  private async open(subscriptionName: string, consumerName: string, maxOutstanding: number): Promise<void> {
+  private async open(subscriptionName: string, consumerName: string, window: Window): Promise<void> {
     clearTimeout(this.openTimer);
-    const window = checkWindow(maxOutstanding, false);
     const subscription = await this.admin.getSubscription(subscriptionName);
     if (this.state.phase === "ended") return;
     this.write({
@@ -279,7 +285,9 @@ class StreamSession {
         value: {
           subscription: subscription.name,
           topic: subscription.topic,
-          maxOutstandingMessages: window,
+          maxOutstandingMessages: window.messages,
+          maxOutstandingBytes: window.bytes,
+          maxMessageBytes: this.options.maxMessageBytes,
           ackDeadline: { seconds: subscription.ackDeadlineSeconds, nanos: 0 },
           heartbeatInterval: {
             seconds: Math.floor(this.options.heartbeatIntervalMs / 1000),
@@ -296,37 +304,48 @@ class StreamSession {
       this.options.heartbeatIntervalMs,
     );
     const consumer = this.deliveries.open(subscription, consumerName.slice(0, 200), window, {
-      deliver: (batch) =>
-        this.write({
-          response: {
-            $case: "deliveries",
-            value: {
-              deliveries: batch.map((d) => ({
-                ackId: d.ackId,
-                deliveryAttempt: d.attempt,
-                event: eventToWire(d.event),
-              })),
+      deliver: (batch) => {
+        const runs = splitByBytes(batch, (d) => deliveryWireBound(d.ackId, d.event), this.messageBudget);
+        for (const run of runs) {
+          this.write({
+            response: {
+              $case: "deliveries",
+              value: {
+                deliveries: run.map((d) => ({
+                  ackId: d.ackId,
+                  deliveryAttempt: d.attempt,
+                  event: eventToWire(d.event),
+                })),
+              },
             },
-          },
-        }),
+          });
+        }
+      },
     });
     this.state = { phase: "open", consumer };
   }
 
   private sendResults(results: SettleResult[]): void {
-    if (results.length === 0) return;
-    this.write({
-      response: {
-        $case: "ackResults",
-        value: {
-          results: results.map((r) => ({
-            ackId: r.ackId,
-            status: STATUS[r.status],
-            message: r.message ?? "",
-          })),
+    const runs = splitByBytes(
+      results,
+      (r) => ackResultWireBound(r.ackId, r.message ?? ""),
+      this.messageBudget,
+    );
+    for (const run of runs) {
+      this.write({
+        response: {
+          $case: "ackResults",
+          value: {
+            results: run.map((r) => ({ ackId: r.ackId, status: STATUS[r.status], message: r.message ?? "" })),
+          },
         },
-      },
-    });
+      });
+    }
+  }
+
+  /** What the list in one message may take, its framing aside. */
+  private get messageBudget(): number {
+    return this.options.maxMessageBytes - ENVELOPE_BOUND;
   }
 
   private write(response: SubscribeResponse): void {

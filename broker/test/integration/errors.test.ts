@@ -160,7 +160,10 @@ describe("subscribe", () => {
   it("refuses an unknown subscription with NOT_FOUND", async () => {
     const probe = StreamProbe.raw(t.mesh.client);
     probe.send({
-      request: { $case: "open", value: { subscription: "ghost", consumer: "", maxOutstandingMessages: 0 } },
+      request: {
+        $case: "open",
+        value: { subscription: "ghost", consumer: "", maxOutstandingMessages: 0, maxOutstandingBytes: 0 },
+      },
     });
     expect(await probe.ended).toEqual({
       code: status.NOT_FOUND,
@@ -182,7 +185,7 @@ describe("subscribe", () => {
     bad.send({
       request: {
         $case: "open",
-        value: { subscription: "Bad Name", consumer: "", maxOutstandingMessages: 0 },
+        value: { subscription: "Bad Name", consumer: "", maxOutstandingMessages: 0, maxOutstandingBytes: 0 },
       },
     });
     const badEnd = await bad.ended;
@@ -192,7 +195,12 @@ describe("subscribe", () => {
     big.send({
       request: {
         $case: "open",
-        value: { subscription: "errors.sub", consumer: "", maxOutstandingMessages: 20_000 },
+        value: {
+          subscription: "errors.sub",
+          consumer: "",
+          maxOutstandingMessages: 20_000,
+          maxOutstandingBytes: 0,
+        },
       },
     });
     expect(await big.ended).toEqual({
@@ -206,7 +214,12 @@ describe("subscribe", () => {
     probe.send({
       request: {
         $case: "open",
-        value: { subscription: "errors.sub", consumer: "", maxOutstandingMessages: 0 },
+        value: {
+          subscription: "errors.sub",
+          consumer: "",
+          maxOutstandingMessages: 0,
+          maxOutstandingBytes: 0,
+        },
       },
     });
     expect(await probe.ended).toEqual({

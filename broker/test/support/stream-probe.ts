@@ -53,9 +53,15 @@ export class StreamProbe {
     subscription: string,
     maxOutstandingMessages = 100,
     consumer = "test",
+    maxOutstandingBytes = 0,
   ): Promise<StreamProbe> {
     const probe = StreamProbe.raw(client);
-    probe.send({ request: { $case: "open", value: { subscription, consumer, maxOutstandingMessages } } });
+    probe.send({
+      request: {
+        $case: "open",
+        value: { subscription, consumer, maxOutstandingMessages, maxOutstandingBytes },
+      },
+    });
     await probe.until(() => probe.opened !== undefined, "opened");
     return probe;
   }
@@ -89,8 +95,8 @@ export class StreamProbe {
     return this.ackResults.slice(before, before + count);
   }
 
-  flow(maxOutstandingMessages: number): void {
-    this.send({ request: { $case: "flow", value: { maxOutstandingMessages } } });
+  flow(maxOutstandingMessages: number, maxOutstandingBytes?: number): void {
+    this.send({ request: { $case: "flow", value: { maxOutstandingMessages, maxOutstandingBytes } } });
   }
 
   /** Acks and waits until the server has answered every id. */

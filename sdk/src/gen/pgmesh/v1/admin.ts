@@ -275,7 +275,10 @@ export interface ListDeadLettersRequest {
   filter:
     | DeadLetterFilter
     | undefined;
-  /** 1..1000, default 100. */
+  /**
+   * 1..1000, default 100. A page of large events holds fewer, so that the response stays within
+   * what a default gRPC client accepts (4 MiB); `next_page_token` then continues after the last one.
+   */
   pageSize: number;
   pageToken: string;
 }

@@ -139,6 +139,13 @@ export interface Open {
   consumer: string;
   /** How many deliveries may be unsettled on this stream at once (1..10000, default 100). */
   maxOutstandingMessages: number;
+  /**
+   * How many bytes of events (payload, attributes and the other string fields) may be unsettled on
+   * this stream at once; 0 (the default) sets no byte limit. The broker stops sending once the
+   * unsettled bytes reach it, so the last delivery may pass it; an event larger than the whole
+   * limit is still delivered, alone.
+   */
+  maxOutstandingBytes: number;
 }
 
 /** Ack settles deliveries as done; they are never delivered again. */
@@ -178,6 +185,8 @@ export interface Reject {
 /** FlowControl changes the stream's window of unsettled deliveries; 0 pauses delivery. */
 export interface FlowControl {
   maxOutstandingMessages: number;
+  /** When set, the new byte window (0: no byte limit); when unset, the byte window stays as it is. */
+  maxOutstandingBytes?: number | undefined;
 }
 
 export interface SubscribeResponse {
@@ -198,9 +207,19 @@ export interface Opened {
     | Duration
     | undefined;
   /** The stream gets a heartbeat at least this often when nothing else is sent. */
-  heartbeatInterval: Duration | undefined;
+  heartbeatInterval:
+    | Duration
+    | undefined;
+  /** The byte window in force (0: none). */
+  maxOutstandingBytes: number;
+  /**
+   * No message the broker sends on this stream is larger than this (the default, 4 MiB less 64 KiB,
+   * fits a gRPC client's default 4 MiB receive limit); a client that lowers its limit below it fails.
+   */
+  maxMessageBytes: number;
 }
 
+/** One message holds as many deliveries as fit in `max_message_bytes`; more follow in further messages. */
 export interface Deliveries {
   deliveries: Delivery[];
 }
@@ -213,6 +232,7 @@ export interface Delivery {
   event: Event | undefined;
 }
 
+/** The results of one settle may come in several messages, each within `max_message_bytes`. */
 export interface AckResults {
   results: AckResult[];
 }
@@ -414,7 +434,7 @@ export const SubscribeRequest: MessageFns<SubscribeRequest> = {
 };
 
 function createBaseOpen(): Open {
-  return { subscription: "", consumer: "", maxOutstandingMessages: 0 };
+  return { subscription: "", consumer: "", maxOutstandingMessages: 0, maxOutstandingBytes: 0 };
 }
 
 export const Open: MessageFns<Open> = {
@@ -427,6 +447,9 @@ export const Open: MessageFns<Open> = {
     }
     if (message.maxOutstandingMessages !== 0) {
       writer.uint32(24).uint32(message.maxOutstandingMessages);
+    }
+    if (message.maxOutstandingBytes !== 0) {
+      writer.uint32(32).uint32(message.maxOutstandingBytes);
     }
     return writer;
   },
@@ -468,6 +491,14 @@ export const Open: MessageFns<Open> = {
             message.maxOutstandingMessages = reader.uint32();
             continue;
           }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.maxOutstandingBytes = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -489,6 +520,11 @@ export const Open: MessageFns<Open> = {
         : isSet(object.max_outstanding_messages)
         ? globalThis.Number(object.max_outstanding_messages)
         : 0,
+      maxOutstandingBytes: isSet(object.maxOutstandingBytes)
+        ? globalThis.Number(object.maxOutstandingBytes)
+        : isSet(object.max_outstanding_bytes)
+        ? globalThis.Number(object.max_outstanding_bytes)
+        : 0,
     };
   },
 
@@ -503,6 +539,9 @@ export const Open: MessageFns<Open> = {
     if (message.maxOutstandingMessages !== 0) {
       obj.maxOutstandingMessages = Math.round(message.maxOutstandingMessages);
     }
+    if (message.maxOutstandingBytes !== 0) {
+      obj.maxOutstandingBytes = Math.round(message.maxOutstandingBytes);
+    }
     return obj;
   },
 
@@ -514,6 +553,7 @@ export const Open: MessageFns<Open> = {
     message.subscription = object.subscription ?? "";
     message.consumer = object.consumer ?? "";
     message.maxOutstandingMessages = object.maxOutstandingMessages ?? 0;
+    message.maxOutstandingBytes = object.maxOutstandingBytes ?? 0;
     return message;
   },
 };
@@ -879,13 +919,16 @@ export const Reject: MessageFns<Reject> = {
 };
 
 function createBaseFlowControl(): FlowControl {
-  return { maxOutstandingMessages: 0 };
+  return { maxOutstandingMessages: 0, maxOutstandingBytes: undefined };
 }
 
 export const FlowControl: MessageFns<FlowControl> = {
   encode(message: FlowControl, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.maxOutstandingMessages !== 0) {
       writer.uint32(8).uint32(message.maxOutstandingMessages);
+    }
+    if (message.maxOutstandingBytes !== undefined) {
+      writer.uint32(16).uint32(message.maxOutstandingBytes);
     }
     return writer;
   },
@@ -911,6 +954,14 @@ export const FlowControl: MessageFns<FlowControl> = {
             message.maxOutstandingMessages = reader.uint32();
             continue;
           }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.maxOutstandingBytes = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -930,6 +981,11 @@ export const FlowControl: MessageFns<FlowControl> = {
         : isSet(object.max_outstanding_messages)
         ? globalThis.Number(object.max_outstanding_messages)
         : 0,
+      maxOutstandingBytes: isSet(object.maxOutstandingBytes)
+        ? globalThis.Number(object.maxOutstandingBytes)
+        : isSet(object.max_outstanding_bytes)
+        ? globalThis.Number(object.max_outstanding_bytes)
+        : undefined,
     };
   },
 
@@ -937,6 +993,9 @@ export const FlowControl: MessageFns<FlowControl> = {
     const obj: any = {};
     if (message.maxOutstandingMessages !== 0) {
       obj.maxOutstandingMessages = Math.round(message.maxOutstandingMessages);
+    }
+    if (message.maxOutstandingBytes !== undefined) {
+      obj.maxOutstandingBytes = Math.round(message.maxOutstandingBytes);
     }
     return obj;
   },
@@ -947,6 +1006,7 @@ export const FlowControl: MessageFns<FlowControl> = {
   fromPartial<I extends Exact<DeepPartial<FlowControl>, I>>(object: I): FlowControl {
     const message = createBaseFlowControl();
     message.maxOutstandingMessages = object.maxOutstandingMessages ?? 0;
+    message.maxOutstandingBytes = object.maxOutstandingBytes ?? undefined;
     return message;
   },
 };
@@ -1103,6 +1163,8 @@ function createBaseOpened(): Opened {
     maxOutstandingMessages: 0,
     ackDeadline: undefined,
     heartbeatInterval: undefined,
+    maxOutstandingBytes: 0,
+    maxMessageBytes: 0,
   };
 }
 
@@ -1122,6 +1184,12 @@ export const Opened: MessageFns<Opened> = {
     }
     if (message.heartbeatInterval !== undefined) {
       Duration.encode(message.heartbeatInterval, writer.uint32(42).fork()).join();
+    }
+    if (message.maxOutstandingBytes !== 0) {
+      writer.uint32(48).uint32(message.maxOutstandingBytes);
+    }
+    if (message.maxMessageBytes !== 0) {
+      writer.uint32(56).uint32(message.maxMessageBytes);
     }
     return writer;
   },
@@ -1179,6 +1247,22 @@ export const Opened: MessageFns<Opened> = {
             message.heartbeatInterval = Duration.decode(reader, reader.uint32());
             continue;
           }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.maxOutstandingBytes = reader.uint32();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.maxMessageBytes = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1210,6 +1294,16 @@ export const Opened: MessageFns<Opened> = {
         : isSet(object.heartbeat_interval)
         ? Duration.fromJSON(object.heartbeat_interval)
         : undefined,
+      maxOutstandingBytes: isSet(object.maxOutstandingBytes)
+        ? globalThis.Number(object.maxOutstandingBytes)
+        : isSet(object.max_outstanding_bytes)
+        ? globalThis.Number(object.max_outstanding_bytes)
+        : 0,
+      maxMessageBytes: isSet(object.maxMessageBytes)
+        ? globalThis.Number(object.maxMessageBytes)
+        : isSet(object.max_message_bytes)
+        ? globalThis.Number(object.max_message_bytes)
+        : 0,
     };
   },
 
@@ -1230,6 +1324,12 @@ export const Opened: MessageFns<Opened> = {
     if (message.heartbeatInterval !== undefined) {
       obj.heartbeatInterval = Duration.toJSON(message.heartbeatInterval);
     }
+    if (message.maxOutstandingBytes !== 0) {
+      obj.maxOutstandingBytes = Math.round(message.maxOutstandingBytes);
+    }
+    if (message.maxMessageBytes !== 0) {
+      obj.maxMessageBytes = Math.round(message.maxMessageBytes);
+    }
     return obj;
   },
 
@@ -1247,6 +1347,8 @@ export const Opened: MessageFns<Opened> = {
     message.heartbeatInterval = (object.heartbeatInterval !== undefined && object.heartbeatInterval !== null)
       ? Duration.fromPartial(object.heartbeatInterval)
       : undefined;
+    message.maxOutstandingBytes = object.maxOutstandingBytes ?? 0;
+    message.maxMessageBytes = object.maxMessageBytes ?? 0;
     return message;
   },
 };
