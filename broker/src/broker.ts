@@ -118,7 +118,8 @@ export async function startBroker(config: Readonly<BrokerConfig>, log: Logger): 
     dedupWindowSeconds: config.dedupWindowSeconds,
     onError: (error) => log.error("table upkeep", error),
   });
-  upkeep.start(config.upkeepIntervalMs);
+  // Often enough that a key outlives its window by at most half of it.
+  upkeep.start(Math.min(config.upkeepIntervalMs, config.dedupWindowSeconds * 500));
 
   // Events applications published inside their own transactions (pgmesh.outbox_publish).
   const relay = new OutboxRelay(

@@ -36,7 +36,7 @@ describe("typed publish and subscribe", () => {
     await sub.ready;
     const result = await t.mesh.client.publishEvent(
       Created,
-      { name: "hello", createTime: undefined },
+      { name: "hello", createTime: undefined, retention: undefined },
       { subject: "s/1" },
     );
     expect(result.duplicate).toBe(false);
@@ -66,10 +66,10 @@ describe("handler outcomes", () => {
     });
     await sub.ready;
     await t.mesh.client.publishEvents(Work, [
-      { name: "fine", createTime: undefined },
-      { name: "throws", createTime: undefined },
-      { name: "poison", createTime: undefined },
-      { name: "later", createTime: undefined },
+      { name: "fine", createTime: undefined, retention: undefined },
+      { name: "throws", createTime: undefined, retention: undefined },
+      { name: "poison", createTime: undefined, retention: undefined },
+      { name: "later", createTime: undefined, retention: undefined },
     ]);
     await until(() => seen.includes("later#2"), "the delayed retry", 10_000);
     expect(Date.now() - (firstSeenAt.get("later") ?? 0)).toBeGreaterThanOrEqual(1900);
@@ -98,9 +98,11 @@ describe("one event never stops a subscriber", () => {
       { onError: (error) => errors.push(error) },
     );
     await sub.ready;
-    await t.mesh.client.publishEvents(Work, [{ name: "poison", createTime: undefined }]);
+    await t.mesh.client.publishEvents(Work, [
+      { name: "poison", createTime: undefined, retention: undefined },
+    ]);
     await until(() => seen.includes("poison#2"), "the redelivery after the fallback nack");
-    await t.mesh.client.publishEvents(Work, [{ name: "next", createTime: undefined }]);
+    await t.mesh.client.publishEvents(Work, [{ name: "next", createTime: undefined, retention: undefined }]);
     await until(() => seen.includes("next#1"), "an event published afterwards");
     expect(errors).toEqual([
       expect.objectContaining({
@@ -132,9 +134,9 @@ describe("one event never stops a subscriber", () => {
     );
     await sub.ready;
     await t.mesh.client.publishEvents(Work, [
-      { name: "nul", createTime: undefined },
-      { name: "long", createTime: undefined },
-      { name: "far", createTime: undefined },
+      { name: "nul", createTime: undefined, retention: undefined },
+      { name: "long", createTime: undefined, retention: undefined },
+      { name: "far", createTime: undefined, retention: undefined },
     ]);
     await until(
       async () =>
@@ -158,7 +160,7 @@ describe("flow", () => {
     const Job = await setUp("sdk.concurrency");
     await t.mesh.client.publishEvents(
       Job,
-      Array.from({ length: 12 }, (_, i) => ({ name: `j${i}`, createTime: undefined })),
+      Array.from({ length: 12 }, (_, i) => ({ name: `j${i}`, createTime: undefined, retention: undefined })),
     );
     let running = 0;
     let peak = 0;
@@ -190,7 +192,7 @@ describe("flow", () => {
       finished = true;
     });
     await sub.ready;
-    await t.mesh.client.publishEvent(Slow, { name: "slow", createTime: undefined });
+    await t.mesh.client.publishEvent(Slow, { name: "slow", createTime: undefined, retention: undefined });
     await until(() => finished, "the slow handler", 10_000);
     await sub.close();
     expect(attempts).toEqual([1]);
@@ -207,7 +209,7 @@ describe("flow", () => {
       finished = true;
     });
     await sub.ready;
-    await t.mesh.client.publishEvent(Drain, { name: "d", createTime: undefined });
+    await t.mesh.client.publishEvent(Drain, { name: "d", createTime: undefined, retention: undefined });
     await until(() => started, "the handler to start");
     await sub.close();
     expect(finished).toBe(true);
@@ -242,13 +244,17 @@ describe("reconnect", () => {
     await sub.ready;
     await broker.client.publishEvents(
       Ev,
-      [0, 1, 2, 3, 4].map((i) => ({ name: `before-${i}`, createTime: undefined })),
+      [0, 1, 2, 3, 4].map((i) => ({ name: `before-${i}`, createTime: undefined, retention: undefined })),
     );
     await until(() => got.size === 5, "the first five");
     await broker.stop();
     broker = await startTestBroker(ownDb.url, env);
     // grpc-js shares connections per address: a fresh client may first see the old one's backoff.
-    const after = [0, 1, 2, 3, 4].map((i) => ({ name: `after-${i}`, createTime: undefined }));
+    const after = [0, 1, 2, 3, 4].map((i) => ({
+      name: `after-${i}`,
+      createTime: undefined,
+      retention: undefined,
+    }));
     const restarted = broker;
     await until(
       () =>
