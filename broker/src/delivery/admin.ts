@@ -25,6 +25,8 @@ import { compileSchema } from "./schema.ts";
 
 export const DEFAULT_ACK_DEADLINE_SECONDS = 60;
 export const MAX_ACK_DEADLINE_SECONDS = 3600;
+/** A schema is sent back whole (GetTopicSchema): it must fit a default client's 4 MiB with room. */
+export const MAX_SCHEMA_BYTES = 2 * 1024 * 1024;
 const DEFAULT_PAGE_SIZE = 100;
 const MAX_PAGE_SIZE = 1000;
 
@@ -101,6 +103,11 @@ export class Admin {
     schema: { fileDescriptorSet: Uint8Array; messageTypes: string[] },
   ): Promise<TopicSchema | undefined> {
     assertName("topic", topic);
+    if (schema.fileDescriptorSet.byteLength > MAX_SCHEMA_BYTES) {
+      throw invalidArgument(
+        `schema.file_descriptor_set is ${schema.fileDescriptorSet.byteLength} bytes; at most ${MAX_SCHEMA_BYTES} (2 MiB), so that the schema fits in a response a default client accepts`,
+      );
+    }
     const binding = schema.messageTypes.length === 0 ? undefined : schema;
     // Refuses descriptors that do not compile or do not hold the named types.
     if (binding) compileSchema(binding.fileDescriptorSet, binding.messageTypes);

@@ -88,6 +88,20 @@ describe("large events and a default client", () => {
   });
 });
 
+describe("topic schemas", () => {
+  it("refuses a descriptor set over 2 MiB, which could not be returned to a default client", async () => {
+    await t.mesh.client.createTopic("bigschema");
+    const error = await rejection(
+      t.mesh.client.setTopicSchema("bigschema", Buffer.alloc(3 * MiB), ["shop.v1.Order"]),
+    );
+    expect(error).toEqual({
+      code: status.INVALID_ARGUMENT,
+      details:
+        "schema.file_descriptor_set is 3145728 bytes; at most 2097152 (2 MiB), so that the schema fits in a response a default client accepts",
+    });
+  });
+});
+
 describe("byte window", () => {
   it("stops at max_outstanding_bytes, delivers an event larger than the window alone, and flow changes it", async () => {
     await setUp("bytes");

@@ -355,7 +355,7 @@ export interface ReleaseParkedKeysResponse {
 export interface TopicSchema {
   /**
    * The descriptors, as `buf build -o file.binpb` writes them (a FileDescriptorSet, imports
-   * included).
+   * included); at most 2 MiB, so that the schema is always returned within a client's limit.
    */
   fileDescriptorSet: Buffer;
   /** Full names of the message types a payload may have, e.g. "shop.v1.OrderPlaced". */
