@@ -108,7 +108,11 @@ export async function startBroker(config: Readonly<BrokerConfig>, log: Logger): 
     admin,
     publisher,
     deliveries,
-    subscriber: { heartbeatIntervalMs: config.heartbeatIntervalMs, openTimeoutMs: config.openTimeoutMs },
+    subscriber: {
+      heartbeatIntervalMs: config.heartbeatIntervalMs,
+      openTimeoutMs: config.openTimeoutMs,
+      maxMessageBytes: config.maxMessageBytes,
+    },
     log: (message, error) => log.error(message, error),
     observe: (method, code) => metrics.request(method, code),
   });

@@ -1,12 +1,13 @@
 // Streams in, settles out: opens and closes consumers on subscriptions, settles their acks,
 // nacks, rejects and extensions against the queue, sweeps lapsed leases, and keeps one dispatcher
 // per subscription that has streams here.
-import { Consumer, type DeliverySink, type SettleStatus } from "./consumer.ts";
+import { Consumer, type DeliverySink, type SettleStatus, type Window } from "./consumer.ts";
 import { MeshError } from "./errors.ts";
 import type { FailureOutcome, Lease, Subscription } from "./model.ts";
 import type { DeliveryObserver } from "./observer.ts";
 import type { DeliveryQueue, EventStore } from "./ports.ts";
 import { failureOutcome } from "./retry-policy.ts";
+import { checkExtendSeconds, checkNackDelay, checkReason } from "./settle-checks.ts";
 import { SubscriptionDispatcher } from "./subscription-dispatcher.ts";
 
 export interface DeliveryServiceOptions {
@@ -23,6 +24,8 @@ export interface DeliveryServiceOptions {
 export interface SettleResult {
   ackId: string;
   status: SettleStatus;
+  /** Why a settle was refused, for the client. */
+  message?: string;
 }
 
 const SWEEP_BATCH = 1_000;
@@ -55,8 +58,8 @@ export class DeliveryService {
     for (const timer of this.timers) timer.unref();
   }
 
-  open(subscription: Subscription, name: string, maxOutstanding: number, sink: DeliverySink): Consumer {
-    const consumer = new Consumer(subscription, name, maxOutstanding, sink);
+  open(subscription: Subscription, name: string, window: Window, sink: DeliverySink): Consumer {
+    const consumer = new Consumer(subscription, name, window, sink);
     this.consumers.add(consumer);
     let dispatcher = this.dispatchers.get(subscription.name);
     if (!dispatcher || dispatcher.subscription.queue !== subscription.queue) {
@@ -93,6 +96,7 @@ export class DeliveryService {
     dispatcher?.consumers.delete(consumer);
     if (dispatcher && dispatcher.consumers.size === 0) {
       this.dispatchers.delete(consumer.subscription.name);
+      await dispatcher.releaseWaiting();
     }
     if (leases.length > 0) {
       const sub = consumer.subscription;
@@ -118,6 +122,8 @@ export class DeliveryService {
 
   /** Redelivers after the backoff, or after `delaySeconds` when given; the last attempt dead-letters. */
   nack(consumer: Consumer, ackIds: string[], reason: string, delaySeconds?: number): Promise<SettleResult[]> {
+    checkReason("nack.reason", reason);
+    checkNackDelay(delaySeconds);
     const sub = consumer.subscription;
     const error = reason || "nacked";
     const outcomes = new Map<string, FailureOutcome>();
@@ -136,6 +142,7 @@ export class DeliveryService {
 
   /** Dead-letters at once, whatever attempts are left. */
   reject(consumer: Consumer, ackIds: string[], reason: string): Promise<SettleResult[]> {
+    checkReason("reject.reason", reason);
     const sub = consumer.subscription;
     if (!sub.deadLettering) {
       throw new MeshError(
@@ -154,6 +161,7 @@ export class DeliveryService {
 
   /** Extends the leases to run out `seconds` from now; they stay held by the stream. */
   async extend(consumer: Consumer, ackIds: string[], seconds: number): Promise<SettleResult[]> {
+    checkExtendSeconds(seconds);
     const { leases, others } = consumer.peek(ackIds);
     const extendedIds =
       leases.size > 0
@@ -172,8 +180,31 @@ export class DeliveryService {
     return results;
   }
 
-  setWindow(consumer: Consumer, maxOutstanding: number): void {
-    consumer.setWindow(maxOutstanding);
+  /**
+   * Answers a settle that was refused before it changed anything: the ids this stream holds get the
+   * refusal and stay held (the client may settle them another way); the others are answered as
+   * any settle would answer them.
+   */
+  refuse(
+    consumer: Consumer,
+    ackIds: string[],
+    status: "invalid_argument" | "failed_precondition",
+    message: string,
+  ): SettleResult[] {
+    const { others } = consumer.peek(ackIds);
+    const results = ackIds.map(
+      (ackId): SettleResult => ({
+        ackId,
+        ...(others.has(ackId) ? { status: others.get(ackId) as SettleStatus } : { status, message }),
+      }),
+    );
+    this.count(consumer, results);
+    return results;
+  }
+
+  /** Changes the consumer's window; `bytes` left out keeps its byte window. */
+  setWindow(consumer: Consumer, messages: number, bytes?: number): void {
+    consumer.setWindow(messages, bytes);
     this.wake([consumer.subscription.name]);
   }
 
@@ -302,28 +333,34 @@ export class DeliveryService {
     apply: (leases: Lease[]) => Promise<Set<string>>,
     statusOf: (lease: Lease) => SettleStatus = () => done,
   ): Promise<SettleResult[]> {
-    const { leases, others } = consumer.claim(ackIds);
+    const claims = consumer.claim(ackIds);
+    const leases = claims.flatMap((c) => ("lease" in c ? [c.lease] : []));
     let settled = new Set<string>();
-    if (leases.size > 0) {
+    if (leases.length > 0) {
       consumer.settling++;
       try {
-        settled = await apply([...leases.values()]);
+        settled = await apply(leases);
       } finally {
         consumer.settling--;
       }
+      // Settling frees window: the dispatcher may now hand out more.
+      this.wake([consumer.subscription.name]);
     }
-    // Settling frees window: the dispatcher may now hand out more.
-    if (leases.size > 0) this.wake([consumer.subscription.name]);
-    const results = ackIds.map((ackId): SettleResult => {
-      const lease = leases.get(ackId);
-      if (lease) return { ackId, status: settled.has(lease.jobId) ? statusOf(lease) : "stale" };
-      return { ackId, status: others.get(ackId) ?? "unknown" };
-    });
+    const results = claims.map(
+      (c): SettleResult =>
+        "lease" in c
+          ? { ackId: c.ackId, status: settled.has(c.lease.jobId) ? statusOf(c.lease) : "stale" }
+          : c,
+    );
+    this.count(consumer, results);
+    return results;
+  }
+
+  private count(consumer: Consumer, results: SettleResult[]): void {
     const counts = new Map<SettleStatus, number>();
     for (const r of results) counts.set(r.status, (counts.get(r.status) ?? 0) + 1);
     for (const [status, count] of counts)
       this.options.observer.settled(consumer.subscription.name, status, count);
-    return results;
   }
 
   private poll(): void {

@@ -2,6 +2,7 @@
 // this broker's dispatchers for the subscriptions that got deliveries.
 import { randomUUID } from "node:crypto";
 import { invalidArgument } from "./errors.ts";
+import { eventBytes } from "./event-size.ts";
 import { type Filter, MATCH_ALL, matchesFilter, parseFilter } from "./filter.ts";
 import type { EventEnvelope, PublishOutcome, Subscription, TopicSchema } from "./model.ts";
 import { assertName } from "./names.ts";
@@ -152,7 +153,7 @@ export function normaliseEvent(event: EventEnvelope, index: number): EventEnvelo
       PUBLISH_LIMITS.maxAttributeValueLength,
     );
   }
-  const size = envelopeSize(event);
+  const size = eventBytes(event);
   if (size > PUBLISH_LIMITS.maxEventBytes) {
     throw invalidArgument(
       `${at} is ${formatBytes(size)}; an event may be at most ${formatBytes(PUBLISH_LIMITS.maxEventBytes)} (payload and attributes together)`,
@@ -164,23 +165,6 @@ export function normaliseEvent(event: EventEnvelope, index: number): EventEnvelo
 function checkLength(field: string, value: string, max: number): void {
   if (value.length > max)
     throw invalidArgument(`${field} is ${value.length} characters long; the limit is ${max}`);
-}
-
-function envelopeSize(event: EventEnvelope): number {
-  let size = event.data.byteLength;
-  for (const text of [
-    event.id,
-    event.source,
-    event.type,
-    event.subject,
-    event.orderingKey,
-    event.dataTypeUrl,
-  ]) {
-    size += Buffer.byteLength(text);
-  }
-  for (const [name, value] of Object.entries(event.attributes))
-    size += Buffer.byteLength(name) + Buffer.byteLength(value);
-  return size;
 }
 
 function formatBytes(bytes: number): string {
