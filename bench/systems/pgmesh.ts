@@ -8,6 +8,7 @@ import { Event } from "@pgmesh/sdk/gen/pgmesh/v1/event";
 import { PublisherServiceClient } from "@pgmesh/sdk/gen/pgmesh/v1/publisher";
 import {
   AckStatus,
+  Open,
   type SubscribeResponse,
   SubscriberServiceClient,
 } from "@pgmesh/sdk/gen/pgmesh/v1/subscriber";
@@ -172,7 +173,8 @@ async function grpcConsumer(
   call.write({
     request: {
       $case: "open",
-      value: { subscription, consumer: "bench-grpc", maxOutstandingMessages: window },
+      // fromPartial: fields the protocol gains later keep their defaults.
+      value: Open.fromPartial({ subscription, consumer: "bench-grpc", maxOutstandingMessages: window }),
     },
   });
   await Promise.race([opened, ended.then(() => Promise.reject(errors[0] ?? new Error("stream ended")))]);
