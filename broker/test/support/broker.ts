@@ -1,5 +1,5 @@
 // Starts a real broker on port 0 against a test database, with a real gRPC client.
-import { PgmeshClient } from "@pgmesh/sdk";
+import { type ConnectOptions, PgmeshClient } from "@pgmesh/sdk";
 import { afterAll, beforeAll } from "vitest";
 import { type RunningBroker, startBroker } from "../../src/broker.ts";
 import { loadConfig } from "../../src/config.ts";
@@ -16,6 +16,7 @@ export interface TestBroker {
 export async function startTestBroker(
   databaseUrl: string,
   env: Record<string, string> = {},
+  clientOptions: ConnectOptions = {},
 ): Promise<TestBroker> {
   const config = loadConfig([], {
     DATABASE_URL: databaseUrl,
@@ -31,7 +32,7 @@ export async function startTestBroker(
     config,
     createLogger((process.env.PGMESH_TEST_LOG_LEVEL as Level) ?? "silent"),
   );
-  const client = new PgmeshClient(broker.grpcAddress);
+  const client = new PgmeshClient(broker.grpcAddress, clientOptions);
   return {
     broker,
     client,
