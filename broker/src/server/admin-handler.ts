@@ -2,6 +2,7 @@
 import type { AdminServiceServer } from "@pgmesh/sdk/gen/pgmesh/v1/admin";
 import type { Admin, PolicyInput } from "../delivery/admin.ts";
 import { invalidArgument } from "../delivery/errors.ts";
+import type { AccessMethod } from "./access-handler.ts";
 import {
   deadLetterToWire,
   policyFromWire,
@@ -29,7 +30,12 @@ const UPDATABLE: Record<string, keyof PolicyInput> = {
 };
 const FIXED_AT_CREATION = new Set(["ordering", "filter", "topic", "name"]);
 
-export function adminHandlers(admin: Admin, log: ErrorLogger, observe: RequestObserver): AdminServiceServer {
+/** The topic, subscription and dead-letter RPCs; access control's are in access-handler.ts. */
+export function adminHandlers(
+  admin: Admin,
+  log: ErrorLogger,
+  observe: RequestObserver,
+): Omit<AdminServiceServer, AccessMethod> {
   const rpc = <Req, Res>(method: string, handle: (request: Req) => Promise<Res>) =>
     unary(method, log, handle, observe);
   return {

@@ -41,7 +41,7 @@ export class StreamProbe {
 
   /** Opens a raw stream and sends nothing. */
   static raw(client: PgmeshClient): StreamProbe {
-    return new StreamProbe(client.subscriber.subscribe());
+    return new StreamProbe(client.subscriber.subscribe(client.metadata()));
   }
 
   /** Opens a stream on the subscription and waits for `opened`. */
