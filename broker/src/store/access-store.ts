@@ -3,7 +3,7 @@
 import type { Page } from "../delivery/model.ts";
 import type { Principal } from "../security/grants.ts";
 import type { AccessStore, AuditEntry, AuditRecord, StoredToken } from "../security/ports.ts";
-import type { Sql, TransactionSql } from "./database.ts";
+import { type Sql, type TransactionSql, transaction } from "./database.ts";
 import {
   ACCESS_CHANNEL,
   deletePrincipalRow,
@@ -83,10 +83,10 @@ export class PostgresAccessStore implements AccessStore {
   }
 
   private changing<T>(change: (tx: TransactionSql) => Promise<T>): Promise<T> {
-    return this.sql.begin(async (tx) => {
+    return transaction(this.sql, async (tx) => {
       const result = await change(tx);
       await notifyAccessChanged(tx);
       return result;
-    }) as Promise<T>;
+    });
   }
 }
