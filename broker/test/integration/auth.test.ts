@@ -10,6 +10,7 @@ import { status } from "@grpc/grpc-js";
 import { PgmeshClient } from "@pgmesh/sdk";
 import { AdminServiceService } from "@pgmesh/sdk/gen/pgmesh/v1/admin";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Logger } from "../../src/log.ts";
 import { startTestBroker, type TestBroker } from "../support/broker.ts";
 import { createTestDatabase, type TestDatabase } from "../support/database.ts";
 import { rejection } from "../support/rejection.ts";
@@ -23,8 +24,18 @@ let db: TestDatabase;
 let a: TestBroker;
 let b: TestBroker;
 const clients: PgmeshClient[] = [];
+// Everything both brokers log, at every level, and every token used here: scanned at the end.
+const logged: string[] = [];
+const used = new Set<string>([ADMIN_TOKEN]);
+const recorder: Logger = {
+  debug: (m) => logged.push(m),
+  info: (m) => logged.push(m),
+  warn: (m) => logged.push(m),
+  error: (m, e) => logged.push(`${m} ${e instanceof Error ? e.stack : String(e)}`),
+};
 
 function as(token: string | undefined, broker: TestBroker = a): PgmeshClient {
+  if (token) used.add(token);
   const c = new PgmeshClient(broker.address, { token, timeoutMs: 5_000 });
   clients.push(c);
   return c;
@@ -33,8 +44,8 @@ function as(token: string | undefined, broker: TestBroker = a): PgmeshClient {
 beforeAll(async () => {
   db = await createTestDatabase();
   const env = { PGMESH_AUTH: "on", PGMESH_ADMIN_TOKEN: ADMIN_TOKEN };
-  a = await startTestBroker(db.url, env, { token: ADMIN_TOKEN });
-  b = await startTestBroker(db.url, env, { token: ADMIN_TOKEN });
+  a = await startTestBroker(db.url, env, { token: ADMIN_TOKEN }, recorder);
+  b = await startTestBroker(db.url, env, { token: ADMIN_TOKEN }, recorder);
   for (const topic of ["orders.eu", "payments.eu"]) {
     await a.client.createTopic(topic);
     await a.client.createSubscription(`${topic}.audit`, topic);
@@ -343,5 +354,13 @@ describe("access administration and the audit log", () => {
       code: status.NOT_FOUND,
       details: "principal nobody not found",
     });
+  });
+});
+
+describe("the brokers' logs", () => {
+  it("hold none of the tokens used in this file", () => {
+    expect(logged.join("\n")).toContain("serving gRPC on");
+    expect(used.size).toBeGreaterThan(5);
+    for (const token of used) expect(logged.join("\n")).not.toContain(token);
   });
 });

@@ -3,7 +3,7 @@ import { type ConnectOptions, PgmeshClient } from "@pgmesh/sdk";
 import { afterAll, beforeAll } from "vitest";
 import { type RunningBroker, startBroker } from "../../src/broker.ts";
 import { loadConfig } from "../../src/config.ts";
-import { createLogger, type Level } from "../../src/log.ts";
+import { createLogger, type Level, type Logger } from "../../src/log.ts";
 import { createTestDatabase, type TestDatabase } from "./database.ts";
 
 export interface TestBroker {
@@ -17,6 +17,7 @@ export async function startTestBroker(
   databaseUrl: string,
   env: Record<string, string> = {},
   clientOptions: ConnectOptions = {},
+  log: Logger = createLogger((process.env.PGMESH_TEST_LOG_LEVEL as Level) ?? "silent"),
 ): Promise<TestBroker> {
   const config = loadConfig([], {
     DATABASE_URL: databaseUrl,
@@ -28,10 +29,7 @@ export async function startTestBroker(
     PGMESH_METRICS_REFRESH_MS: "200",
     ...env,
   });
-  const broker = await startBroker(
-    config,
-    createLogger((process.env.PGMESH_TEST_LOG_LEVEL as Level) ?? "silent"),
-  );
+  const broker = await startBroker(config, log);
   const client = new PgmeshClient(broker.grpcAddress, clientOptions);
   return {
     broker,
