@@ -28,7 +28,7 @@ export interface GrpcServerDeps {
   subscriber: SubscriberOptions;
   access: AccessAdmin;
   /** Authentication (when on), authorization and the audit log, in front of every handler. */
-  security: Omit<AccessInterceptorDeps, "log">;
+  security: Omit<AccessInterceptorDeps, "log" | "observe">;
   /** TLS; plaintext when absent. */
   credentials?: ServerCredentials;
   log: ErrorLogger;
@@ -44,7 +44,7 @@ export class GrpcServer {
   constructor(deps: GrpcServerDeps) {
     this.credentials = deps.credentials ?? ServerCredentials.createInsecure();
     this.server = new Server({
-      interceptors: [accessInterceptor({ ...deps.security, log: deps.log })],
+      interceptors: [accessInterceptor({ ...deps.security, log: deps.log, observe: deps.observe })],
       // Detect dead peers on long-lived, idle subscriber streams.
       "grpc.keepalive_time_ms": 30_000,
       "grpc.keepalive_timeout_ms": 10_000,

@@ -114,9 +114,11 @@ describe("authentication", () => {
     expect((await a.client.listTokens("revocable"))[0]?.revokeTime).toBeDefined();
   });
 
-  it("health checks stay open without a token", async () => {
+  it("health checks stay open without a token; refusals are counted in the metrics", async () => {
     const health = await fetch(`http://${a.broker.metricsAddress}/readyz`);
     expect(health.status).toBe(200);
+    const metrics = await (await fetch(`http://${a.broker.metricsAddress}/metrics`)).text();
+    expect(metrics).toMatch(/pgmesh_grpc_requests_total\{method="ListTopics",code="UNAUTHENTICATED"\} [1-9]/);
   });
 });
 

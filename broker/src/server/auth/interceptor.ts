@@ -17,6 +17,7 @@ import type { Authenticator } from "../../security/authenticator.ts";
 import { allows, mayPublishAs, type Principal } from "../../security/grants.ts";
 import type { AuditEntry } from "../../security/ports.ts";
 import { type ErrorLogger, toServiceError } from "../status.ts";
+import type { RequestObserver } from "../unary.ts";
 import { accessFor, describeNeeds, type Need, type RpcAccess } from "./rpc-access.ts";
 
 type HandlerListener = Parameters<ServerInterceptingCall["start"]>[0];
@@ -27,6 +28,8 @@ export interface AccessInterceptorDeps {
   authenticator: Authenticator | undefined;
   audit: (entry: AuditEntry) => Promise<void>;
   log: ErrorLogger;
+  /** Told about calls refused here (the handlers report the others). */
+  observe: RequestObserver;
 }
 
 // Remembers the handler's listener, so a refused stream can be cancelled on the handler's side
@@ -55,6 +58,7 @@ export function accessInterceptor(deps: AccessInterceptorDeps): ServerIntercepto
       if (refused) return;
       refused = true;
       const serviceError = toServiceError(error, deps.log, name);
+      deps.observe(name, status[serviceError.code ?? status.INTERNAL]);
       call.sendStatus({
         code: serviceError.code ?? status.INTERNAL,
         details: serviceError.details ?? "",
