@@ -108,10 +108,9 @@ export async function startBroker(config: Readonly<BrokerConfig>, log: Logger): 
   deliveries.start();
 
   const accessStore = new PostgresAccessStore(sql);
-  const access = new AccessAdmin(accessStore);
-  let authenticator: Authenticator | undefined;
-  if (config.auth) {
-    authenticator = new Authenticator(accessStore);
+  const authenticator = config.auth ? new Authenticator(accessStore) : undefined;
+  const access = new AccessAdmin(accessStore, () => authenticator?.forget());
+  if (authenticator) {
     await authenticator.start();
     await bootstrapAdmin(access, config, log);
   }

@@ -14,8 +14,13 @@ const PRINCIPAL_NAME = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,199}$/;
 const MAX_TTL_SECONDS = 10 * 366 * 24 * 60 * 60;
 
 export class AccessAdmin {
+  /**
+   * `changed` runs after every change made here: this broker forgets what it cached at once,
+   * rather than when its own NOTIFY comes back (the others learn of it from that NOTIFY).
+   */
   constructor(
     private readonly store: AccessStore,
+    private readonly changed: () => void = () => {},
     private readonly now: () => Date = () => new Date(),
   ) {}
 
@@ -23,6 +28,7 @@ export class AccessAdmin {
     const principal = checkPrincipal(name, grants, sources);
     const created = await this.store.insertPrincipal(principal);
     if (!created) throw new MeshError("already_exists", `principal ${name} already exists`);
+    this.changed();
     return created;
   }
 
@@ -32,6 +38,7 @@ export class AccessAdmin {
 
   async deletePrincipal(name: string): Promise<void> {
     if (!(await this.store.deletePrincipal(name))) throw notFound(`principal ${name} not found`);
+    this.changed();
   }
 
   /** The token itself is in the result and nowhere else: only its digest is stored. */
@@ -59,6 +66,7 @@ export class AccessAdmin {
       expiresAt,
     });
     if (!stored) throw notFound(`principal ${principal} not found`);
+    this.changed();
     return { token, info: stored.info };
   }
 
@@ -69,6 +77,7 @@ export class AccessAdmin {
   async revokeToken(id: string): Promise<TokenInfo> {
     const revoked = await this.store.revokeToken(id);
     if (!revoked) throw notFound(`token ${id} not found`);
+    this.changed();
     return revoked;
   }
 

@@ -3,11 +3,13 @@
 // admin token once (on stdout, not in the log), and with every kind of token thrown at it at debug
 // level, neither its log nor its metrics contain one.
 import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { copyFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { status } from "@grpc/grpc-js";
 import { PgmeshClient } from "@pgmesh/sdk";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { TestCertificates } from "../support/certificates.ts";
 import { createTestDatabase, type TestDatabase } from "../support/database.ts";
 import { freePort } from "../support/free-port.ts";
 import { rejection } from "../support/rejection.ts";
@@ -114,6 +116,51 @@ describe("secure by default, off loopback", () => {
     await client(second, shown).getTopic("first.start");
     second.child.kill("SIGTERM");
     await second.exited;
+  });
+});
+
+describe("TLS certificates rotated with SIGHUP", () => {
+  it("serves the new certificate to new connections after the signal, without a restart", async () => {
+    const certs = new TestCertificates();
+    try {
+      const oldCa = certs.ca("old-ca");
+      const newCa = certs.ca("new-ca");
+      const live = certs.leaf(oldCa, "localhost", "server", "live");
+      const next = certs.leaf(newCa, "localhost", "server", "next");
+      const adminToken = "sighup-admin-token-0123456789abcdef0123";
+      const broker = await spawnBroker({
+        PGMESH_TLS_CERT: live.certFile,
+        PGMESH_TLS_KEY: live.keyFile,
+        // Only the signal may reload here.
+        PGMESH_TLS_RELOAD_MS: "3600000",
+        PGMESH_ADMIN_TOKEN: adminToken,
+      });
+      expect(broker.stderr()).not.toContain("WITHOUT TLS");
+      const connect = (ca: Buffer) => {
+        const c = new PgmeshClient(`127.0.0.1:${broker.port}`, {
+          tls: { ca },
+          token: adminToken,
+          timeoutMs: 3_000,
+        });
+        clients.push(c);
+        return c.listTopics();
+      };
+      await connect(oldCa.cert);
+      copyFileSync(next.keyFile, live.keyFile);
+      copyFileSync(next.certFile, live.certFile);
+      broker.child.kill("SIGHUP");
+      const deadline = Date.now() + 10_000;
+      while (!broker.stderr().includes("TLS certificates reloaded")) {
+        if (Date.now() > deadline) throw new Error(`no reload:\n${broker.stderr()}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      await connect(newCa.cert);
+      expect((await rejection(connect(oldCa.cert))).code).toBe(status.UNAVAILABLE);
+      broker.child.kill("SIGTERM");
+      expect(await broker.exited).toBe(0);
+    } finally {
+      certs.remove();
+    }
   });
 });
 

@@ -88,12 +88,16 @@ describe("authentication", () => {
   it("a token revoked on one broker is refused by the other within a second", async () => {
     await a.client.createPrincipal("revocable", ["read:*"]);
     const { token, info } = await a.client.createToken("revocable", { description: "to revoke" });
+    const onA = as(token, a);
     const onB = as(token, b);
-    await onB.listTopics(); // cached on b now
+    await onA.listTopics(); // cached on both now
+    await onB.listTopics();
     expect((await b.client.listTokens("revocable")).map((t) => t.id)).toEqual([info.id]);
 
     const revokedAt = Date.now();
     await a.client.revokeToken(info.id);
+    // The revoking broker does not wait for its own NOTIFY to come back.
+    expect((await rejection(onA.listTopics())).code).toBe(status.UNAUTHENTICATED);
     let refusedAfter: number | undefined;
     while (Date.now() - revokedAt < 1_000) {
       const refused = await onB.listTopics().then(

@@ -1,7 +1,10 @@
 // TLS and mutual TLS on the gRPC port, with certificates openssl makes for the test: the handshake,
 // client certificates that are good, missing or from another CA, the certificate's common name as
 // the caller's identity, and certificates replaced while the broker runs.
+import { execFile } from "node:child_process";
 import { copyFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
 import { status } from "@grpc/grpc-js";
 import { PgmeshClient } from "@pgmesh/sdk";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -11,6 +14,8 @@ import { createTestDatabase, type TestDatabase } from "../support/database.ts";
 import { rejection } from "../support/rejection.ts";
 import { until } from "../support/until.ts";
 
+const pgmesh = fileURLToPath(new URL("../../bin/pgmesh.js", import.meta.url));
+const run = promisify(execFile);
 const certs = new TestCertificates();
 const ca = certs.ca("pgmesh-test-ca");
 const otherCa = certs.ca("some-other-ca");
@@ -122,6 +127,26 @@ describe("mutual TLS", () => {
   it("serves a client with a certificate from the client CA", async () => {
     await mesh.client.createTopic("mtls.topic");
     expect((await mesh.client.getTopic("mtls.topic")).name).toBe("mtls.topic");
+  });
+
+  it("the CLI connects with a CA file and a client certificate, and is refused without the certificate", async () => {
+    const cli = (...args: string[]) =>
+      run(process.execPath, [pgmesh, "-a", mesh.address, "--ca-file", ca.certFile, ...args]);
+    const listed = await cli(
+      "--cert-file",
+      goodClient.certFile,
+      "--key-file",
+      goodClient.keyFile,
+      "topics",
+      "list",
+    );
+    expect(listed.stdout).toContain("mtls.topic");
+    const refused = await cli("topics", "list").then(
+      () => undefined,
+      (error: { code: number; stderr: string }) => error,
+    );
+    expect(refused?.code).toBe(1);
+    expect(refused?.stderr).toContain("(UNAVAILABLE)");
   });
 
   it("refuses a client without a certificate, and one whose certificate another CA signed", async () => {
