@@ -224,6 +224,9 @@ async function bootstrapAdmin(access: AccessAdmin, config: Readonly<BrokerConfig
     token = readFileSync(config.adminTokenFile, "utf8").trim();
   }
   const created = await access.bootstrap(token);
+  if (!created && token === undefined) {
+    log.info("authentication is on; PGMESH_ADMIN_TOKEN adds an admin token if none is at hand");
+  }
   if (created) {
     log.warn("no admin token was configured: created one for principal admin, shown once on standard output");
     process.stdout.write(`pgmesh admin token (shown once, keep it): ${created}\n`);

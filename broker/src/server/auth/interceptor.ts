@@ -53,6 +53,7 @@ export function accessInterceptor(deps: AccessInterceptorDeps): ServerIntercepto
     let who = "anonymous";
     let resource = "";
     let refused = false;
+    let authentication: Promise<void> | undefined;
 
     const refuse = (error: unknown) => {
       if (refused) return;
@@ -75,25 +76,33 @@ export function accessInterceptor(deps: AccessInterceptorDeps): ServerIntercepto
           pass(metadata);
           return;
         }
-        deps.authenticator.authenticate({ token: bearerToken(metadata), certificateName }).then((p) => {
-          principal = p;
-          who = p.name;
-          pass(metadata);
-        }, refuse);
+        authentication = deps.authenticator
+          .authenticate({ token: bearerToken(metadata), certificateName })
+          .then((p) => {
+            principal = p;
+            who = p.name;
+            pass(metadata);
+          }, refuse);
       })
       .withOnReceiveMessage((message, pass) => {
-        if (refused) return;
-        if (access.kind === "checked") {
-          const needs = access.needs(message as never);
-          if (needs.length > 0) resource = describeNeeds(needs);
+        const check = () => {
+          if (refused) return;
           try {
-            if (principal) authorize(principal, access, needs, message);
+            if (access.kind === "checked") {
+              const needs = access.needs(message as never);
+              if (needs.length > 0) resource = describeNeeds(needs);
+              if (principal) authorize(principal, access, needs, message);
+            }
           } catch (error) {
             refuse(error);
             return;
           }
-        }
-        pass(message);
+          pass(message);
+        };
+        // grpc-js reads no message before the handler has the metadata, but a message must never
+        // get past without its caller known, whatever the library's order.
+        if (deps.authenticator && !principal) void authentication?.then(check);
+        else check();
       })
       .build();
 
