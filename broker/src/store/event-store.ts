@@ -166,9 +166,4 @@ export class PostgresEventStore implements EventStore {
     const rows = await events.selectEventsBySeq(this.sql, seqs);
     return new Map(rows.map((row) => [row.seq, row]));
   }
-
-  /** Forgets idempotency keys older than the window: those ids may be published again. */
-  forgetKeysOlderThan(seconds: number): Promise<number> {
-    return events.deleteEventKeysOlderThan(this.sql, seconds);
-  }
 }

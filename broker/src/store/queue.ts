@@ -15,6 +15,11 @@ export interface JobQueueOptions {
   connectionString: string;
   /** How often pg-boss's own expiry pass runs: a backstop behind the broker's lease sweeper. */
   monitorIntervalSeconds: number;
+  /**
+   * How often pg-boss deletes acked deliveries past their subscription's acked retention. Its
+   * default is 24 h, which would make a short acked retention mean up to a day.
+   */
+  maintenanceIntervalSeconds: number;
   onError: (error: unknown) => void;
 }
 
@@ -63,6 +68,7 @@ export class JobQueue implements DeliveryQueue {
       supervise: true,
       superviseIntervalSeconds: options.monitorIntervalSeconds,
       monitorIntervalSeconds: options.monitorIntervalSeconds,
+      maintenanceIntervalSeconds: options.maintenanceIntervalSeconds,
       registerInstance: false,
     });
     boss.on("error", options.onError);
@@ -82,6 +88,9 @@ export class JobQueue implements DeliveryQueue {
       // key_strict_fifo: per singleton key, the oldest job goes first and alone; a key whose job
       // is active, waiting for a retry or failed holds back the rest of that key only.
       policy: options.ordering ? "key_strict_fifo" : "standard",
+      // Its own table: planner statistics, vacuum and index size per subscription, so one
+      // subscription's backlog never changes the plan of another's fetch.
+      partition: true,
       expireInSeconds: options.leaseSeconds,
       retryLimit: UNBOUNDED_RETRIES,
       retryDelay: 0,

@@ -194,6 +194,7 @@ describe("permissions", () => {
     createTopic: (c, t) => c.createTopic(`${t}.new`),
     getTopic: (c, t) => c.getTopic(t),
     listTopics: "list",
+    updateTopic: (c, t) => c.updateTopic(t, { retentionSeconds: 3600 }),
     deleteTopic: (c, t) => c.deleteTopic(`${t}.missing`),
     setTopicSchema: (c, t) => c.setTopicSchema(t, new Uint8Array(), []),
     getTopicSchema: (c, t) => c.getTopicSchema(t),

@@ -84,6 +84,7 @@ export const RPC_ACCESS: Record<string, RpcAccess> = {
     }),
     audited: false,
   } as RpcAccess,
+  [A.updateTopic.path]: checked((r: Named) => [topic("manage", r.name)], change),
   [A.deleteTopic.path]: checked((r: Named) => [topic("manage", r.name)], change),
   [A.setTopicSchema.path]: checked((r: OnTopic) => [topic("manage", r.topic)], change),
   [A.getTopicSchema.path]: checked((r: OnTopic) => [topic("read", r.topic)], look),

@@ -9,7 +9,7 @@ export const eventKey = (source: string, id: string) => `${source}\u0000${id}`;
  * Claims each event's idempotency key (topic, source, id) and stores the events whose key was
  * free, in one statement; returns those with their internal key, in input order. The events must
  * already be unique by (source, id). A key is held for the idempotency window (see
- * deleteEventKeysOlderThan). The batch travels as one JSON parameter (payloads base64), so a
+ * upkeep.ts). The batch travels as one JSON parameter (payloads base64), so a
  * publish of any size is one round trip.
  */
 export async function insertFreshEvents(
@@ -58,14 +58,6 @@ export async function insertFreshEvents(
     })
     .sort((a, b) => a.ord - b.ord)
     .map(({ seq, event }) => ({ seq, event }));
-}
-
-export async function deleteEventKeysOlderThan(sql: Sql, seconds: number): Promise<number> {
-  const rows = await sql`
-    DELETE FROM pgmesh.event_keys WHERE ctid IN (
-      SELECT ctid FROM pgmesh.event_keys WHERE published_at < now() - ${seconds} * interval '1 second' LIMIT 10000)
-    RETURNING 1`;
-  return rows.length;
 }
 
 export async function selectEventsBySeq(sql: Sql, seqs: string[]): Promise<StoredEvent[]> {
