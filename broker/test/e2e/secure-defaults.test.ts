@@ -1,7 +1,8 @@
 // The broker process as an operator runs it off loopback: it refuses to serve without
 // authentication unless told it is insecure, turns authentication on by itself, shows a first
 // admin token once (on stdout, not in the log), and with every kind of token thrown at it at debug
-// level, neither its log nor its metrics contain one.
+// level, neither its log nor its metrics contain one. Each test runs several processes, hence the
+// longer timeouts.
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { copyFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
@@ -82,7 +83,7 @@ function client(broker: BrokerProcess, token?: string): PgmeshClient {
   return c;
 }
 
-describe("secure by default, off loopback", () => {
+describe("secure by default, off loopback", { timeout: 90_000 }, () => {
   it("refuses to serve a non-loopback address without authentication", async () => {
     const refused = await spawnBroker({ PGMESH_AUTH: "off" });
     expect(await refused.exited).toBe(1);
@@ -119,7 +120,7 @@ describe("secure by default, off loopback", () => {
   });
 });
 
-describe("TLS certificates rotated with SIGHUP", () => {
+describe("TLS certificates rotated with SIGHUP", { timeout: 90_000 }, () => {
   it("serves the new certificate to new connections after the signal, without a restart", async () => {
     const certs = new TestCertificates();
     try {
@@ -164,7 +165,7 @@ describe("TLS certificates rotated with SIGHUP", () => {
   });
 });
 
-describe("no token in the broker's log or metrics", () => {
+describe("no token in the broker's log or metrics", { timeout: 90_000 }, () => {
   it("after good, wrong, expired, revoked and malformed tokens, at debug level", async () => {
     const adminToken = "env-admin-token-for-the-log-scan-0123456789";
     const broker = await spawnBroker({ PGMESH_ADMIN_TOKEN: adminToken });

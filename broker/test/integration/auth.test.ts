@@ -269,7 +269,7 @@ describe("permissions", () => {
   });
 
   // The CLI looks up the topic's schema before publishing, so it is refused at that first step.
-  it("the CLI sends the token: allowed on one topic, denied on another", async () => {
+  it("the CLI sends the token: allowed on one topic, denied on another", { timeout: 60_000 }, async () => {
     const cli = (...args: string[]) =>
       run(process.execPath, [pgmesh, "-a", a.address, ...args], {
         env: { ...process.env, PGMESH_TOKEN: teamToken },
@@ -287,7 +287,7 @@ describe("permissions", () => {
   });
 });
 
-describe("access administration and the audit log", () => {
+describe("access administration and the audit log", { timeout: 90_000 }, () => {
   const cli = (...args: string[]) =>
     run(process.execPath, [pgmesh, "-a", a.address, "--token", ADMIN_TOKEN, ...args]);
 

@@ -129,7 +129,9 @@ describe("mutual TLS", () => {
     expect((await mesh.client.getTopic("mtls.topic")).name).toBe("mtls.topic");
   });
 
-  it("the CLI connects with a CA file and a client certificate, and is refused without the certificate", async () => {
+  it("the CLI connects with a CA file and a client certificate, and is refused without the certificate", {
+    timeout: 60_000,
+  }, async () => {
     const cli = (...args: string[]) =>
       run(process.execPath, [pgmesh, "-a", mesh.address, "--ca-file", ca.certFile, ...args]);
     const listed = await cli(
