@@ -182,7 +182,7 @@ describe("npm start on an embedded Postgres", () => {
       next.child.kill("SIGTERM");
     }
     expect(await next.exited).toBe(0);
-  });
+  }, 90_000);
 });
 
 describe("embedded Postgres as root", () => {
