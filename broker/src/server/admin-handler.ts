@@ -13,6 +13,7 @@ import {
   topicToWire,
   wholeSeconds,
 } from "./convert.ts";
+import { deadLetterWireBound, ENVELOPE_BOUND } from "./message-size.ts";
 import type { ErrorLogger } from "./status.ts";
 import { type RequestObserver, unary } from "./unary.ts";
 
@@ -36,6 +37,8 @@ export function adminHandlers(
   admin: Admin,
   log: ErrorLogger,
   observe: RequestObserver,
+  /** The largest response to send (dead-letter pages are cut under it). */
+  maxMessageBytes: number,
 ): Omit<AdminServiceServer, AccessMethod> {
   const rpc = <Req, Res>(method: string, handle: (request: Req) => Promise<Res>) =>
     unary(method, log, handle, observe);
@@ -131,6 +134,10 @@ export function adminHandlers(
         selectionFromWire([], req.filter),
         req.pageSize,
         req.pageToken,
+        {
+          maxBytes: maxMessageBytes - ENVELOPE_BOUND,
+          bytesOf: deadLetterWireBound,
+        },
       );
       return { deadLetters: page.items.map(deadLetterToWire), nextPageToken: page.nextPageToken };
     }),

@@ -176,7 +176,12 @@ describe("permissions", () => {
     denied.send({
       request: {
         $case: "open",
-        value: { subscription: "payments.eu.audit", consumer: "x", maxOutstandingMessages: 1 },
+        value: {
+          subscription: "payments.eu.audit",
+          consumer: "x",
+          maxOutstandingMessages: 1,
+          maxOutstandingBytes: 0,
+        },
       },
     });
     expect(await denied.ended).toEqual({
