@@ -32,6 +32,10 @@ export async function runBroker(argv: string[]): Promise<void> {
       },
     );
   };
+  process.on("SIGHUP", () => {
+    log.info("SIGHUP: reloading the TLS certificates");
+    broker.reloadCertificates();
+  });
   process.on("SIGTERM", onSignal);
   process.on("SIGINT", onSignal);
 }

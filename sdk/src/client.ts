@@ -22,8 +22,13 @@ import { type Handler, type SubscribeOptions, Subscriber } from "./subscriber.ts
 export interface ConnectOptions {
   /** The `source` of events this client publishes when an event names none (default "pgmesh-sdk"). */
   source?: string;
-  /** Channel credentials; plaintext when absent. */
+  /** Channel credentials; plaintext when absent (and `tls` is not given). */
   credentials?: ChannelCredentials;
+  /**
+   * TLS to the broker: `ca` is the PEM of the CA that signed the broker's certificate (the system's
+   * roots when absent); `cert` and `key` are this client's certificate for mutual TLS.
+   */
+  tls?: { ca?: Buffer; cert?: Buffer; key?: Buffer };
   /** Sent as `authorization: Bearer <token>` on every call, for brokers that require it. */
   token?: string;
   /** Per-call deadline for unary calls, in milliseconds (default 30 s). */
@@ -83,7 +88,12 @@ export class PgmeshClient {
   constructor(address: string, options: ConnectOptions = {}) {
     this.source = options.source ?? "pgmesh-sdk";
     this.token = options.token;
-    const creds = options.credentials ?? credentials.createInsecure();
+    const tls = options.tls;
+    const creds =
+      options.credentials ??
+      (tls
+        ? credentials.createSsl(tls.ca ?? null, tls.key ?? null, tls.cert ?? null)
+        : credentials.createInsecure());
     this.admin = new AdminServiceClient(address, creds);
     this.publisher = new PublisherServiceClient(address, creds);
     this.subscriber = new SubscriberServiceClient(address, creds);
@@ -258,6 +268,51 @@ export class PgmeshClient {
     return new Subscriber<Uint8Array>(this.subscriber, subscription, undefined, handler, options, () =>
       this.metadata(),
     );
+  }
+
+  /**
+   * Creates a principal: `grants` like "publish:orders.*", "consume:billing", "read:*", "manage:orders.*"
+   * or "admin"; `sources` limits the event sources it may publish as (empty: any).
+   */
+  async createPrincipal(name: string, grants: string[], sources: string[] = []) {
+    const principal = { name, grants, sources, createTime: undefined };
+    return required((await this.call(this.admin, this.admin.createPrincipal, { principal })).principal);
+  }
+
+  async listPrincipals() {
+    return (await this.call(this.admin, this.admin.listPrincipals, {})).principals;
+  }
+
+  /** Deletes the principal and its tokens. */
+  async deletePrincipal(name: string): Promise<void> {
+    await this.call(this.admin, this.admin.deletePrincipal, { name });
+  }
+
+  /** A new token for the principal: `token` is shown only here. */
+  async createToken(principal: string, options: { ttlSeconds?: number; description?: string } = {}) {
+    const response = await this.call(this.admin, this.admin.createToken, {
+      principal,
+      ttl: duration(options.ttlSeconds),
+      description: options.description ?? "",
+    });
+    return { token: response.token, info: required(response.info) };
+  }
+
+  async listTokens(principal = "") {
+    return (await this.call(this.admin, this.admin.listTokens, { principal })).tokens;
+  }
+
+  async revokeToken(id: string) {
+    return required((await this.call(this.admin, this.admin.revokeToken, { id })).token);
+  }
+
+  /** Admin actions, newest first. */
+  listAuditLog(options: { principal?: string; pageSize?: number; pageToken?: string } = {}) {
+    return this.call(this.admin, this.admin.listAuditLog, {
+      principal: options.principal ?? "",
+      pageSize: options.pageSize ?? 0,
+      pageToken: options.pageToken ?? "",
+    });
   }
 
   close(): void {

@@ -7,6 +7,7 @@ import { DeadLetterReason, type Subscription } from "@pgmesh/sdk/gen/pgmesh/v1/a
 import type { SubscribeResponse } from "@pgmesh/sdk/gen/pgmesh/v1/subscriber";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { runBroker } from "../run.ts";
+import { addAccessCommands, connectOptions } from "./access-commands.ts";
 import { eventFromJson } from "./event-input.ts";
 import { eventToJson } from "./format.ts";
 import { encodeWithSchema, type SchemaCodec, schemaCodec } from "./schema-codec.ts";
@@ -18,9 +19,22 @@ const program = new Command("pgmesh")
       .env("PGMESH_ADDRESS")
       .default("127.0.0.1:50051"),
   )
+  .addOption(new Option("--token <token>", "bearer token to authenticate with").env("PGMESH_TOKEN"))
+  .addOption(
+    new Option("--token-file <file>", "read the bearer token from this file").env("PGMESH_TOKEN_FILE"),
+  )
+  .addOption(new Option("--ca-file <file>", "connect over TLS, trusting this CA (PEM)").env("PGMESH_CA_FILE"))
+  .addOption(
+    new Option("--cert-file <file>", "client certificate for mutual TLS (PEM)").env("PGMESH_CERT_FILE"),
+  )
+  .addOption(new Option("--key-file <file>", "the client certificate's key (PEM)").env("PGMESH_KEY_FILE"))
+  .addOption(new Option("--tls", "connect over TLS, trusting the system's CAs"))
   .showHelpAfterError();
 
-const client = () => new PgmeshClient(program.opts<{ address: string }>().address, { timeoutMs: 15_000 });
+const client = () => {
+  const options = program.opts<{ address: string }>();
+  return new PgmeshClient(options.address, { timeoutMs: 15_000, ...connectOptions(program.opts()) });
+};
 
 program
   .command("start")
@@ -406,6 +420,8 @@ function tail(
     });
   });
 }
+
+addAccessCommands(program, withClient);
 
 // Runs a command with a client, and turns failures into one readable line and exit code 1.
 function withClient<A extends unknown[]>(run: (c: PgmeshClient, ...args: A) => Promise<void>) {

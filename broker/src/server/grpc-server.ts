@@ -1,6 +1,6 @@
 // Assembles the gRPC server: our three services, the standard health service and reflection.
 // This folder is the only code that imports @grpc/grpc-js.
-import { Server, ServerCredentials } from "@grpc/grpc-js";
+import { Server, ServerCredentials, type ServiceDefinition } from "@grpc/grpc-js";
 import { AdminServiceService } from "@pgmesh/sdk/gen/pgmesh/v1/admin";
 import { PublisherServiceService } from "@pgmesh/sdk/gen/pgmesh/v1/publisher";
 import { SubscriberServiceService } from "@pgmesh/sdk/gen/pgmesh/v1/subscriber";
@@ -8,7 +8,11 @@ import { HealthImplementation } from "grpc-health-check";
 import type { Admin } from "../delivery/admin.ts";
 import type { DeliveryService } from "../delivery/delivery-service.ts";
 import type { Publisher } from "../delivery/publishing.ts";
+import type { AccessAdmin } from "../security/access-admin.ts";
+import { type AccessHandlers, accessHandlers } from "./access-handler.ts";
 import { adminHandlers } from "./admin-handler.ts";
+import { type AccessInterceptorDeps, accessInterceptor } from "./auth/interceptor.ts";
+import { accessFor } from "./auth/rpc-access.ts";
 import { publisherHandlers } from "./publisher-handler.ts";
 import { addReflection } from "./reflection.ts";
 import type { ErrorLogger } from "./status.ts";
@@ -29,6 +33,11 @@ export interface GrpcServerDeps {
   publisher: Publisher;
   deliveries: DeliveryService;
   subscriber: SubscriberOptions;
+  access: AccessAdmin;
+  /** Authentication (when on), authorization and the audit log, in front of every handler. */
+  security: Omit<AccessInterceptorDeps, "log" | "observe">;
+  /** TLS; plaintext when absent. */
+  credentials?: ServerCredentials;
   log: ErrorLogger;
   observe: RequestObserver;
 }
@@ -37,9 +46,12 @@ export class GrpcServer {
   private readonly server: Server;
   private readonly health: HealthImplementation;
   private readonly streams: SubscriberStreams;
+  private readonly credentials: ServerCredentials;
 
   constructor(deps: GrpcServerDeps) {
+    this.credentials = deps.credentials ?? ServerCredentials.createInsecure();
     this.server = new Server({
+      interceptors: [accessInterceptor({ ...deps.security, log: deps.log, observe: deps.observe })],
       "grpc.max_receive_message_length": MAX_REQUEST_BYTES,
       // Detect dead peers on long-lived, idle subscriber streams.
       "grpc.keepalive_time_ms": 30_000,
@@ -54,15 +66,13 @@ export class GrpcServer {
       deps.log,
       deps.observe,
     );
-    this.server.addService(
-      PublisherServiceService,
-      publisherHandlers(deps.publisher, deps.log, deps.observe),
-    );
-    this.server.addService(SubscriberServiceService, this.streams.handlers());
-    this.server.addService(
-      AdminServiceService,
-      adminHandlers(deps.admin, deps.log, deps.observe, deps.subscriber.maxMessageBytes),
-    );
+    this.add(PublisherServiceService, publisherHandlers(deps.publisher, deps.log, deps.observe));
+    this.add(SubscriberServiceService, this.streams.handlers());
+    const access: AccessHandlers = accessHandlers(deps.access, deps.log, deps.observe);
+    this.add(AdminServiceService, {
+      ...adminHandlers(deps.admin, deps.log, deps.observe, deps.subscriber.maxMessageBytes),
+      ...access,
+    });
     this.health = new HealthImplementation(
       Object.fromEntries(["", ...SERVICES].map((s) => [s, "NOT_SERVING"])),
     );
@@ -70,10 +80,19 @@ export class GrpcServer {
     addReflection(this.server);
   }
 
+  // No method is served without an access rule (auth/rpc-access.ts).
+  private add<Impl extends object>(service: ServiceDefinition, implementation: Impl): void {
+    const unruled = Object.values(service)
+      .map((method) => method.path)
+      .filter((path) => !accessFor(path));
+    if (unruled.length > 0) throw new Error(`no access rule for ${unruled.join(", ")} in auth/rpc-access.ts`);
+    this.server.addService(service, implementation as never);
+  }
+
   /** Binds and starts serving; resolves to the bound address (port 0 picks a free port). */
   async listen(address: string): Promise<string> {
     const port = await new Promise<number>((resolve, reject) =>
-      this.server.bindAsync(address, ServerCredentials.createInsecure(), (error, bound) =>
+      this.server.bindAsync(address, this.credentials, (error, bound) =>
         error ? reject(error) : resolve(bound),
       ),
     );

@@ -144,7 +144,7 @@ describe("npm start on an embedded Postgres", () => {
     }
     expect(await broker.exited).toBe(0);
     expect(broker.output()).toContain("pgmesh broker stopped");
-  });
+  }, 90_000); // a dozen processes (broker, embedded Postgres, CLI, buf): slow on a busy machine
 
   it("keeps its data across restarts; a second signal exits at once; a dead broker's lease is redelivered", async () => {
     const broker = await startBrokerProcess({ PGMESH_DRAIN_MS: "60000" });
@@ -182,7 +182,7 @@ describe("npm start on an embedded Postgres", () => {
       next.child.kill("SIGTERM");
     }
     expect(await next.exited).toBe(0);
-  });
+  }, 90_000);
 });
 
 describe("embedded Postgres as root", () => {

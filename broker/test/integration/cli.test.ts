@@ -27,7 +27,9 @@ async function cliFails(...args: string[]): Promise<string> {
   throw new Error("expected the command to fail");
 }
 
-describe("pgmesh CLI", () => {
+// Each CLI run starts a Node process that loads TypeScript through tsx: seconds apiece on a busy
+// machine, and these tests run many.
+describe("pgmesh CLI", { timeout: 120_000 }, () => {
   it("creates, shows, updates and measures a subscription with a delivery policy", async () => {
     await cli("topics", "create", "cli");
     const created = await cli(
