@@ -5,6 +5,7 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { beforeAll, describe, expect, it } from "vitest";
 import { useTestBroker } from "../support/broker.ts";
+import { FROM_SOURCE } from "../support/from-source.ts";
 import { StreamProbe } from "../support/stream-probe.ts";
 
 const pgmesh = fileURLToPath(new URL("../../bin/pgmesh.js", import.meta.url));
@@ -14,11 +15,11 @@ const t = useTestBroker();
 beforeAll(async () => {});
 
 const cli = async (...args: string[]) =>
-  (await run(process.execPath, [pgmesh, "-a", t.mesh.address, ...args])).stdout;
+  (await run(process.execPath, [...FROM_SOURCE, pgmesh, "-a", t.mesh.address, ...args])).stdout;
 
 async function cliFails(...args: string[]): Promise<string> {
   try {
-    await run(process.execPath, [pgmesh, "-a", t.mesh.address, ...args]);
+    await run(process.execPath, [...FROM_SOURCE, pgmesh, "-a", t.mesh.address, ...args]);
   } catch (error) {
     const { code, stderr } = error as { code: number; stderr: string };
     expect(code).toBe(1);
