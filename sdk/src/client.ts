@@ -6,6 +6,7 @@ import {
   Metadata,
   type ServiceError,
 } from "@grpc/grpc-js";
+import { type AnyEventHandler, dispatchByType, dispatchRaw } from "./event-handlers.ts";
 import { type EventEnvelope, type EventType, type Publishable, typedEvent } from "./event-type.ts";
 import {
   AdminServiceClient,
@@ -232,23 +233,39 @@ export class PgmeshClient {
     return required(result);
   }
 
-  /** Subscribes a handler to typed events (see Subscriber for acks, retries and draining). */
+  /**
+   * Subscribes handlers to typed events (see Subscriber for acks, retries and draining): one event
+   * type and its handler, or a handler per event type, `[on(TypeA, a), on(TypeB, b)]`, for a topic
+   * that carries several. An event of a type without a handler goes to `options.unhandled`, or is
+   * dead-lettered and reported to `options.onError`.
+   */
   subscribe<T>(
     subscription: string,
     type: EventType<T>,
     handler: Handler<T>,
     options?: SubscribeOptions,
-  ): Subscriber<T> {
-    return new Subscriber(this.subscriber, subscription, type, handler, options, () => this.metadata());
+  ): Subscriber;
+  subscribe(
+    subscription: string,
+    handlers: readonly AnyEventHandler[],
+    options?: SubscribeOptions,
+  ): Subscriber;
+  subscribe<T>(
+    subscription: string,
+    typeOrHandlers: EventType<T> | readonly AnyEventHandler[],
+    handlerOrOptions?: Handler<T> | SubscribeOptions,
+    maybeOptions?: SubscribeOptions,
+  ): Subscriber {
+    const [handlers, options] = Array.isArray(typeOrHandlers)
+      ? [typeOrHandlers as readonly AnyEventHandler[], handlerOrOptions as SubscribeOptions | undefined]
+      : [[{ type: typeOrHandlers as EventType<T>, handler: handlerOrOptions as Handler<T> }], maybeOptions];
+    const dispatch = dispatchByType(handlers, options?.unhandled, (error) => options?.onError?.(error));
+    return new Subscriber(this.subscriber, subscription, dispatch, options, () => this.metadata());
   }
 
   /** Subscribes a handler to any events of a subscription; `data` is the payload's bytes. */
-  subscribeRaw(
-    subscription: string,
-    handler: Handler<Uint8Array>,
-    options?: SubscribeOptions,
-  ): Subscriber<Uint8Array> {
-    return new Subscriber<Uint8Array>(this.subscriber, subscription, undefined, handler, options, () =>
+  subscribeRaw(subscription: string, handler: Handler<Uint8Array>, options?: SubscribeOptions): Subscriber {
+    return new Subscriber(this.subscriber, subscription, dispatchRaw(handler), options, () =>
       this.metadata(),
     );
   }

@@ -2,6 +2,7 @@
 import { type ConnectOptions, PgmeshClient } from "./client.ts";
 
 export { type ConnectOptions, PgmeshClient, type SubscriptionPolicy } from "./client.ts";
+export { type AnyEventHandler, type EventHandler, on } from "./event-handlers.ts";
 export {
   defineEvent,
   type EventEnvelope,

@@ -3,7 +3,7 @@
 // `concurrency` handlers at once, extends the lease of a handler still running at half the ack
 // deadline, reconnects with jittered backoff when the stream breaks, and drains on close().
 import { type ClientDuplexStream, Metadata, type ServiceError, status } from "@grpc/grpc-js";
-import type { EventType } from "./event-type.ts";
+import type { Dispatch } from "./event-handlers.ts";
 import type { Event } from "./gen/pgmesh/v1/event.ts";
 import type {
   Delivery,
@@ -42,6 +42,11 @@ export interface SubscribeOptions {
   reconnectMaxMs?: number;
   /** Called with errors that do not stop the subscriber (a dropped stream, a refused settle). */
   onError?: (error: unknown) => void;
+  /**
+   * With a handler per event type: the handler for events of any other type (data is the payload's
+   * bytes). Without it such an event is dead-lettered and reported to `onError`.
+   */
+  unhandled?: Handler<Uint8Array>;
 }
 
 /** Errors that reconnecting cannot fix: the subscription is wrong, not the connection. */
@@ -53,7 +58,7 @@ const FATAL = new Set([
   status.UNAUTHENTICATED,
 ]);
 
-export class Subscriber<T> {
+export class Subscriber {
   private call: ClientDuplexStream<SubscribeRequest, SubscribeResponse> | undefined;
   private closing = false;
   private running = 0;
@@ -76,8 +81,7 @@ export class Subscriber<T> {
   constructor(
     private readonly client: SubscriberServiceClient,
     private readonly subscription: string,
-    private readonly type: EventType<T> | undefined,
-    private readonly handler: Handler<T>,
+    private readonly dispatch: Dispatch,
     private readonly options: SubscribeOptions = {},
     private readonly metadata: () => Metadata = () => new Metadata(),
   ) {
@@ -190,7 +194,7 @@ export class Subscriber<T> {
       call.write({ request: { $case: "extend", value: { ackIds, duration: { seconds, nanos: 0 } } } });
     }, this.ackDeadlineMs / 2);
     try {
-      await this.handler(this.toReceived(delivery));
+      await this.dispatch(this.toReceived(delivery));
       this.queueAck(call, delivery.ackId);
     } catch (error) {
       if (error instanceof RejectEvent) {
@@ -232,22 +236,8 @@ export class Subscriber<T> {
     }
   }
 
-  private decode(bytes: Uint8Array): T {
-    if (!this.type) return bytes as T;
-    try {
-      return this.type.decode(bytes);
-    } catch (error) {
-      // Retrying cannot make bytes decode: it is a poison message.
-      throw new RejectEvent(`payload does not decode as ${this.type.typeName}: ${(error as Error).message}`);
-    }
-  }
-
-  private toReceived(delivery: Delivery): ReceivedEvent<T> {
+  private toReceived(delivery: Delivery): ReceivedEvent<Uint8Array> {
     const event = delivery.event as Event;
-    const bytes = event.data?.value ?? new Uint8Array();
-    if (this.type && event.data && event.data.typeUrl !== this.type.typeUrl) {
-      throw new RejectEvent(`expected ${this.type.typeUrl}, got ${event.data.typeUrl}`);
-    }
     return {
       id: event.id,
       source: event.source,
@@ -258,7 +248,7 @@ export class Subscriber<T> {
       orderingKey: event.orderingKey,
       publishTime: event.publishTime,
       attempt: delivery.deliveryAttempt,
-      data: this.decode(bytes),
+      data: event.data?.value ?? new Uint8Array(),
       raw: event,
     };
   }

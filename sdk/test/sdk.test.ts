@@ -1,7 +1,7 @@
 // The SDK against a real broker and Postgres: typed publish and subscribe, handler outcomes,
 // concurrency, lease extension, reconnects and draining.
-import { defineEvent, reject, retryAfter } from "@pgmesh/sdk";
-import { Topic } from "@pgmesh/sdk/gen/pgmesh/v1/admin";
+import { defineEvent, on, reject, retryAfter } from "@pgmesh/sdk";
+import { Subscription, Topic } from "@pgmesh/sdk/gen/pgmesh/v1/admin";
 import { beforeAll, describe, expect, it } from "vitest";
 import { startTestBroker, useTestBroker } from "../../broker/test/support/broker.ts";
 import { createTestDatabase } from "../../broker/test/support/database.ts";
@@ -48,6 +48,60 @@ describe("typed publish and subscribe", () => {
       "the ack",
     );
     expect(await t.mesh.client.subscriptionStats("sdk.typed.sub")).toMatchObject({ backlog: 0, inFlight: 0 });
+  });
+});
+
+describe("several event types on one topic", () => {
+  it("runs each type's handler; an event of a type without one is dead-lettered and reported", async () => {
+    const TopicEv = await setUp("sdk.multi");
+    const SubscriptionEv = defineEvent("sdk.multi", "pgmesh.v1.Subscription", Subscription);
+    const Stranger = defineEvent("sdk.multi", "pgmesh.v1.Stranger", Topic);
+    const seen: string[] = [];
+    const errors: unknown[] = [];
+    const sub = t.mesh.client.subscribe(
+      "sdk.multi.sub",
+      [
+        on(TopicEv, (event) => {
+          seen.push(`topic ${event.data.name}`);
+        }),
+        on(SubscriptionEv, (event) => {
+          seen.push(`subscription ${event.data.topic}`);
+        }),
+      ],
+      { onError: (error) => errors.push(error) },
+    );
+    await sub.ready;
+    await t.mesh.client.publishEvent(TopicEv, Topic.fromPartial({ name: "t1" }));
+    await t.mesh.client.publishEvent(SubscriptionEv, Subscription.fromPartial({ topic: "s1" }));
+    await t.mesh.client.publishEvent(Stranger, Topic.fromPartial({ name: "x" }));
+    await until(
+      async () => (await t.mesh.client.subscriptionStats("sdk.multi.sub")).deadLetters === 1,
+      "the dead letter",
+    );
+    expect(seen.sort()).toEqual(["subscription s1", "topic t1"]);
+    const reason =
+      "no handler for type.googleapis.com/pgmesh.v1.Stranger (this subscriber handles pgmesh.v1.Topic, pgmesh.v1.Subscription)";
+    expect(errors.map((e) => (e as Error).message)).toEqual([reason]);
+    const dead = await t.mesh.client.listDeadLetters({ subscription: "sdk.multi.sub" });
+    expect(dead.deadLetters.map((d) => d.lastError)).toEqual([reason]);
+    await sub.close();
+  });
+
+  it("gives an event of a type without a handler to `unhandled` when there is one", async () => {
+    const TopicEv = await setUp("sdk.unhandled");
+    const Other = defineEvent("sdk.unhandled", "pgmesh.v1.Other", Topic);
+    const raw: string[] = [];
+    const sub = t.mesh.client.subscribe("sdk.unhandled.sub", [on(TopicEv, () => {})], {
+      unhandled: (event) => {
+        raw.push(`${event.type} ${event.data.length}`);
+      },
+    });
+    await sub.ready;
+    await t.mesh.client.publishEvent(Other, Topic.fromPartial({ name: "abc" }));
+    await until(() => raw.length === 1, "the unhandled event");
+    expect(raw).toEqual(["pgmesh.v1.Other 5"]);
+    await sub.close();
+    expect(await t.mesh.client.subscriptionStats("sdk.unhandled.sub")).toMatchObject({ deadLetters: 0 });
   });
 });
 
