@@ -6,7 +6,8 @@
 import { PgBoss, type Db as PgBossDb } from "pg-boss";
 import type { FailureOutcome, Lease, Subscription } from "../delivery/model.ts";
 import type { DeliveryQueue } from "../delivery/ports.ts";
-import type { Sql, TransactionSql } from "./database.ts";
+import { type Sql, type TransactionSql, transaction } from "./database.ts";
+import { GroupCommit, type GroupResult } from "./group-commit.ts";
 import { forgetFailures, insertDeadLetters, recordFailures } from "./queries/failures.ts";
 import { extendLeases, parkJobs, selectLapsed, setRetryDelays } from "./queries/jobs.ts";
 
@@ -26,12 +27,21 @@ interface DeliveryData {
 // change after deliveries were queued), so pg-boss's own retry limit is out of reach.
 const UNBOUNDED_RETRIES = 2_000_000_000;
 
-/** pg-boss's `db` option on a postgres.js transaction. */
-export const onTransaction = (tx: TransactionSql): PgBossDb => ({
+/** pg-boss's `db` option on a postgres.js transaction (or the pool, for a single statement). */
+export const onTransaction = (tx: TransactionSql | Sql): PgBossDb => ({
   executeSql: async (text, values) => ({ rows: await tx.unsafe(text, (values ?? []) as never[]) }),
 });
 
+/** Ack batches committing at once; acks that arrive meanwhile wait for the next. */
+const ACK_GROUPS_IN_FLIGHT = 2;
+const ACK_GROUP_MAX_LEASES = 10_000;
+
 export class JobQueue implements DeliveryQueue {
+  private readonly completions = new GroupCommit<{ queue: string; leases: Lease[] }, Set<string>>(
+    (items) => this.completeGroup(items),
+    { maxInFlight: ACK_GROUPS_IN_FLIGHT, maxWeight: ACK_GROUP_MAX_LEASES },
+  );
+
   private constructor(
     readonly boss: PgBoss,
     private readonly sql: Sql,
@@ -110,15 +120,46 @@ export class JobQueue implements DeliveryQueue {
     return jobs.map((job) => ({ jobId: job.id, retryCount: job.retryCount, eventSeq: String(job.data.e) }));
   }
 
-  async complete(queue: string, leases: Lease[]): Promise<Set<string>> {
-    if (leases.length === 0) return new Set();
-    return this.sql.begin(async (tx) => {
-      const settled = settledIds(
-        await this.boss.complete(queue, leases.map(toAttempt), null, { db: onTransaction(tx) }),
+  /**
+   * Acks. Completions of every stream and subscription on this broker are group-committed: those
+   * that arrive while others commit share the next statement batch (River's BatchCompleter idea).
+   */
+  complete(queue: string, leases: Lease[]): Promise<Set<string>> {
+    if (leases.length === 0) return Promise.resolve(new Set());
+    return this.completions.submit({ queue, leases }, leases.length);
+  }
+
+  private async completeGroup(
+    items: { queue: string; leases: Lease[] }[],
+  ): Promise<GroupResult<Set<string>>[]> {
+    const byQueue = new Map<string, Lease[]>();
+    for (const { queue, leases } of items) byQueue.set(queue, [...(byQueue.get(queue) ?? []), ...leases]);
+    // Only a delivery that failed before has a failure history to forget (a failure always
+    // counts an attempt), so a first-attempt ack is one statement and needs no transaction.
+    const retried = items.flatMap((i) => i.leases).filter((l) => l.retryCount > 0);
+    const completeAll = async (db: PgBossDb) => {
+      const settled = new Set<string>();
+      const perQueue = await Promise.all(
+        [...byQueue].map(([queue, leases]) => this.boss.complete(queue, leases.map(toAttempt), null, { db })),
       );
-      await forgetFailures(tx, [...settled]);
+      for (const result of perQueue) for (const id of settledIds(result)) settled.add(id);
       return settled;
-    });
+    };
+    const settled =
+      byQueue.size === 1 && retried.length === 0
+        ? await completeAll(onTransaction(this.sql))
+        : await transaction(this.sql, async (tx) => {
+            const done = await completeAll(onTransaction(tx));
+            await forgetFailures(
+              tx,
+              retried.filter((l) => done.has(l.jobId)).map((l) => l.jobId),
+            );
+            return done;
+          });
+    return items.map((item) => ({
+      ok: true,
+      value: new Set(item.leases.filter((l) => settled.has(l.jobId)).map((l) => l.jobId)),
+    }));
   }
 
   async fail(subscription: Subscription, outcomes: FailureOutcome[]): Promise<Set<string>> {
@@ -126,7 +167,7 @@ export class JobQueue implements DeliveryQueue {
     const queue = subscription.queue;
     const retries = outcomes.filter((o) => "retryAfterSeconds" in o);
     const deadLetters = outcomes.filter((o) => "deadLetter" in o);
-    return this.sql.begin(async (tx) => {
+    return transaction(this.sql, async (tx) => {
       const db = onTransaction(tx);
       const settled = new Set<string>();
       if (retries.length > 0) {
