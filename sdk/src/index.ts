@@ -1,7 +1,7 @@
 // @pgmesh/sdk: the public surface. Generated wire types are under "@pgmesh/sdk/gen/...".
 import { type ConnectOptions, PgmeshClient } from "./client.ts";
 
-export { type ConnectOptions, PgmeshClient, type SubscriptionPolicy } from "./client.ts";
+export { type CallSettings, type ConnectOptions, PgmeshClient, type SubscriptionPolicy } from "./client.ts";
 export { type AnyEventHandler, type EventHandler, on } from "./event-handlers.ts";
 export {
   defineEvent,
@@ -13,6 +13,7 @@ export {
 } from "./event-type.ts";
 export { outboxPublish, outboxPublishEvents, type SqlTransaction } from "./outbox.ts";
 export { RejectEvent, RetryEventAfter, reject, retryAfter } from "./outcomes.ts";
+export { isRetryable, type RetrySettings } from "./retry.ts";
 export type { Handler, ReceivedEvent, SubscribeOptions, Subscriber } from "./subscriber.ts";
 
 /** Connects to a pgmesh broker (host:port). */

@@ -37,9 +37,11 @@ export interface SubscribeOptions {
   concurrency?: number;
   /** A name for this consumer in the broker's logs. */
   consumerName?: string;
-  /** Reconnect backoff: first delay and cap, in ms (defaults 100 and 5000), with full jitter. */
+  /** Reconnect backoff: first delay and cap, in ms (defaults 100 and 1000), with full jitter. */
   reconnectInitialMs?: number;
   reconnectMaxMs?: number;
+  /** How long close() waits for running handlers to finish and settle, in ms (default 10000). */
+  closeTimeoutMs?: number;
   /** Called with errors that do not stop the subscriber (a dropped stream, a refused settle). */
   onError?: (error: unknown) => void;
   /**
@@ -74,9 +76,11 @@ export class Subscriber {
   readonly done: Promise<void>;
   private resolveDone!: () => void;
   private rejectDone!: (error: unknown) => void;
-  /** Resolves once the first stream is open. */
+  /** Resolves once the first stream is open; rejects when the subscription cannot be opened. */
   readonly ready: Promise<void>;
   private resolveReady!: () => void;
+  private rejectReady!: (error: unknown) => void;
+  private reconnectTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly client: SubscriberServiceClient,
@@ -91,26 +95,51 @@ export class Subscriber {
       this.resolveDone = resolve;
       this.rejectDone = reject;
     });
-    this.ready = new Promise((resolve) => {
+    this.ready = new Promise((resolve, reject) => {
       this.resolveReady = resolve;
+      this.rejectReady = reject;
     });
+    // A caller that only awaits `done` must not see an unhandled rejection from `ready`.
+    this.ready.catch(() => {});
     // A caller that only awaits `ready` must not see an unhandled rejection from `done`.
     this.done.catch(() => {});
     this.connect();
   }
 
-  /** Stops taking deliveries, lets running handlers finish and settle, then ends the stream. */
-  async close(): Promise<void> {
-    if (this.closing) return this.done;
+  /**
+   * Stops taking deliveries, lets running handlers finish and settle (for up to `timeoutMs`), then
+   * ends the stream. Leaves no timer behind: once it resolves and the client is closed, the process
+   * can exit at once. Deliveries not settled by then go back to the broker.
+   */
+  async close(timeoutMs = this.options.closeTimeoutMs ?? 10_000): Promise<void> {
+    if (this.closing) return this.done.catch(() => {});
     this.closing = true;
-    this.call?.write({ request: { $case: "flow", value: { maxOutstandingMessages: 0 } } });
-    // Deliveries not yet started go back to the broker when the stream ends.
-    this.backlog.length = 0;
-    while (this.running > 0) await new Promise<void>((resolve) => this.idle.push(resolve));
-    this.flushAcks();
-    this.call?.end();
-    await Promise.race([this.done, new Promise((resolve) => setTimeout(resolve, 5000))]);
-    this.resolveDone();
+    clearTimeout(this.reconnectTimer);
+    this.rejectReady(new Error("the subscriber was closed before its stream opened"));
+    const deadline = Date.now() + timeoutMs;
+    let timer: NodeJS.Timeout | undefined;
+    const timeLeft = () =>
+      new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, Math.max(0, deadline - Date.now()));
+      });
+    try {
+      this.call?.write({ request: { $case: "flow", value: { maxOutstandingMessages: 0 } } });
+      // Deliveries not yet started go back to the broker when the stream ends.
+      this.backlog.length = 0;
+      const drained = (async () => {
+        while (this.running > 0) await new Promise<void>((resolve) => this.idle.push(resolve));
+      })();
+      await Promise.race([drained, timeLeft()]);
+      clearTimeout(timer);
+      this.flushAcks();
+      this.call?.end();
+      await Promise.race([this.done.catch(() => {}), timeLeft()]);
+    } finally {
+      clearTimeout(timer);
+      // A stream the broker has not ended by now is cut.
+      this.call?.cancel();
+      this.resolveDone();
+    }
   }
 
   private connect(): void {
@@ -157,14 +186,15 @@ export class Subscriber {
       return;
     }
     if (error && FATAL.has(error.code)) {
+      this.rejectReady(error);
       this.rejectDone(error);
       return;
     }
     if (error) this.options.onError?.(error);
-    const cap = this.options.reconnectMaxMs ?? 5000;
+    const cap = this.options.reconnectMaxMs ?? 1000;
     const delay = Math.random() * this.reconnectDelay;
     this.reconnectDelay = Math.min(cap, this.reconnectDelay * 2);
-    setTimeout(() => {
+    this.reconnectTimer = setTimeout(() => {
       if (!this.closing) this.connect();
     }, delay);
   }

@@ -36,7 +36,7 @@ describe("outbox", () => {
     await sql
       .begin(async (tx) => {
         await tx`INSERT INTO orders VALUES ('o-2')`;
-        await outboxPublishEvents(tx, Placed, [{ name: "o-2", createTime: undefined }]);
+        await outboxPublishEvents(tx, Placed, [{ message: { name: "o-2", createTime: undefined } }]);
         throw new Error("the application changes its mind");
       })
       .catch(() => {});
@@ -57,10 +57,12 @@ describe("outbox", () => {
     await client.connect();
     try {
       await client.query("BEGIN");
-      const [id] = await outboxPublishEvents(client, Placed, [{ name: "pg-1", createTime: undefined }]);
+      const [id] = await outboxPublishEvents(client, Placed, [
+        { message: { name: "pg-1", createTime: undefined } },
+      ]);
       await client.query("COMMIT");
       await client.query("BEGIN");
-      await outboxPublishEvents(client, Placed, [{ name: "pg-2", createTime: undefined }]);
+      await outboxPublishEvents(client, Placed, [{ message: { name: "pg-2", createTime: undefined } }]);
       await client.query("ROLLBACK");
       const probe = await StreamProbe.open(t.mesh.client, "shop.sub");
       const [delivery] = await probe.waitForDeliveries(1);

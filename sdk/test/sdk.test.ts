@@ -1,11 +1,15 @@
 // The SDK against a real broker and Postgres: typed publish and subscribe, handler outcomes,
 // concurrency, lease extension, reconnects and draining.
+
+import { spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
 import { defineEvent, on, reject, retryAfter } from "@pgmesh/sdk";
 import { Subscription, Topic } from "@pgmesh/sdk/gen/pgmesh/v1/admin";
 import { beforeAll, describe, expect, it } from "vitest";
 import { startTestBroker, useTestBroker } from "../../broker/test/support/broker.ts";
 import { createTestDatabase } from "../../broker/test/support/database.ts";
 import { freePort } from "../../broker/test/support/free-port.ts";
+import { FROM_SOURCE } from "../../broker/test/support/from-source.ts";
 import { sleep } from "../../broker/test/support/stream-probe.ts";
 import { until } from "../../broker/test/support/until.ts";
 
@@ -120,10 +124,10 @@ describe("handler outcomes", () => {
     });
     await sub.ready;
     await t.mesh.client.publishEvents(Work, [
-      { name: "fine", createTime: undefined },
-      { name: "throws", createTime: undefined },
-      { name: "poison", createTime: undefined },
-      { name: "later", createTime: undefined },
+      { message: { name: "fine", createTime: undefined } },
+      { message: { name: "throws", createTime: undefined } },
+      { message: { name: "poison", createTime: undefined } },
+      { message: { name: "later", createTime: undefined } },
     ]);
     await until(() => seen.includes("later#2"), "the delayed retry", 10_000);
     expect(Date.now() - (firstSeenAt.get("later") ?? 0)).toBeGreaterThanOrEqual(1900);
@@ -142,7 +146,7 @@ describe("flow", () => {
     const Job = await setUp("sdk.concurrency");
     await t.mesh.client.publishEvents(
       Job,
-      Array.from({ length: 12 }, (_, i) => ({ name: `j${i}`, createTime: undefined })),
+      Array.from({ length: 12 }, (_, i) => ({ message: { name: `j${i}`, createTime: undefined } })),
     );
     let running = 0;
     let peak = 0;
@@ -221,18 +225,21 @@ describe("reconnect", () => {
       (event) => {
         got.add(event.data.name);
       },
-      { reconnectInitialMs: 50, reconnectMaxMs: 500 },
+      // The default reconnect settings: the point is how fast they find the restarted broker.
     );
     await sub.ready;
     await broker.client.publishEvents(
       Ev,
-      [0, 1, 2, 3, 4].map((i) => ({ name: `before-${i}`, createTime: undefined })),
+      [0, 1, 2, 3, 4].map((i) => ({ message: { name: `before-${i}`, createTime: undefined } })),
     );
     await until(() => got.size === 5, "the first five");
     await broker.stop();
+    // Down long enough for the backoffs (the SDK's and gRPC's channel's) to reach their caps.
+    await sleep(6000);
     broker = await startTestBroker(ownDb.url, env);
+    const restartedAt = Date.now();
     // grpc-js shares connections per address: a fresh client may first see the old one's backoff.
-    const after = [0, 1, 2, 3, 4].map((i) => ({ name: `after-${i}`, createTime: undefined }));
+    const after = [0, 1, 2, 3, 4].map((i) => ({ message: { name: `after-${i}`, createTime: undefined } }));
     const restarted = broker;
     await until(
       () =>
@@ -243,18 +250,62 @@ describe("reconnect", () => {
       "the restarted broker",
     );
     await until(() => got.size === 10, "the five published after the restart", 15_000);
+    // Within a second or two of the broker being back (gRPC alone backs off to 120 s).
+    expect(Date.now() - restartedAt).toBeLessThan(2500);
     await sub.close();
     client.close();
     await broker.stop();
     await ownDb.drop();
   });
 
-  it("stops with the broker's error when the subscription does not exist", async () => {
+  it("stops with the broker's error when the subscription does not exist; `ready` rejects with it", async () => {
     const Ev = defineEvent("nowhere", "pgmesh.v1.Topic", Topic);
     const sub = t.mesh.client.subscribe("no.such.sub", Ev, () => {});
-    await expect(sub.done).rejects.toMatchObject({
-      code: 5,
-      details: "subscription no.such.sub does not exist",
+    const notFound = { code: 5, details: "subscription no.such.sub does not exist" };
+    await expect(sub.ready).rejects.toMatchObject(notFound);
+    await expect(sub.done).rejects.toMatchObject(notFound);
+  });
+});
+
+describe("close", () => {
+  it("returns within its timeout when a handler hangs; the event goes back to the broker", async () => {
+    const Hang = await setUp("sdk.hang", { retryPolicy: noBackoff });
+    const attempts: number[] = [];
+    const sub = t.mesh.client.subscribe("sdk.hang.sub", Hang, async (event) => {
+      attempts.push(event.attempt);
+      if (event.attempt === 1) await new Promise(() => {});
     });
+    await sub.ready;
+    await t.mesh.client.publishEvent(Hang, { name: "h", createTime: undefined });
+    await until(() => attempts.length === 1, "the handler to start");
+    const started = Date.now();
+    await sub.close(300);
+    expect(Date.now() - started).toBeLessThan(1000);
+    const again = t.mesh.client.subscribe("sdk.hang.sub", Hang, async (event) => {
+      attempts.push(event.attempt);
+    });
+    await until(() => attempts.length === 2, "the redelivery");
+    expect(attempts).toEqual([1, 2]);
+    await again.close();
+  });
+
+  it("leaves nothing behind: the process exits as soon as the subscriber and client are closed", async () => {
+    await setUp("sdk.exit");
+    const script = fileURLToPath(new URL("fixtures/lifecycle/exit-after-close.ts", import.meta.url));
+    const child = spawn(
+      process.execPath,
+      [...FROM_SOURCE, script, t.mesh.address, "sdk.exit.sub", "sdk.exit"],
+      {
+        stdio: ["ignore", "pipe", "inherit"],
+      },
+    );
+    let closedAt = 0;
+    child.stdout.on("data", (chunk: Buffer) => {
+      if (chunk.toString().includes("closed")) closedAt = Date.now();
+    });
+    const code = await new Promise((resolve) => child.on("exit", resolve));
+    expect(code).toBe(0);
+    expect(closedAt).toBeGreaterThan(0);
+    expect(Date.now() - closedAt).toBeLessThan(500);
   });
 });
