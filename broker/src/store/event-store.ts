@@ -57,8 +57,8 @@ export class PostgresEventStore implements EventStore {
   ): Promise<Published> {
     const subs = await lockTopicForPublish(tx, topic);
     if (!subs) throw notFound(`topic ${topic} does not exist`);
-    const published = await this.insertBatch(tx, topic, subs, batch, accepts);
-    await this.notify(tx, published.subscriptions);
+    const { enqueued, ...published } = await this.insertBatch(tx, topic, subs, batch, accepts);
+    await Promise.all([enqueued, this.notify(tx, published.subscriptions)]);
     return published;
   }
 
@@ -77,6 +77,7 @@ export class PostgresEventStore implements EventStore {
     });
     const results: GroupResult<Published>[] = [];
     const woken = new Set<string>();
+    const enqueues: Promise<void>[] = [];
     for (const [topic, indices] of byTopic) {
       const subs = await lockTopicForPublish(tx, topic);
       if (!subs) {
@@ -86,7 +87,14 @@ export class PostgresEventStore implements EventStore {
       }
       const batches = indices.map((index) => (requests[index] as PublishRequest).batch);
       const accepts = (requests[indices[0] as number] as PublishRequest).accepts;
-      const { outcomes, subscriptions } = await this.insertBatch(tx, topic, subs, batches.flat(), accepts);
+      const { outcomes, subscriptions, enqueued } = await this.insertBatch(
+        tx,
+        topic,
+        subs,
+        batches.flat(),
+        accepts,
+      );
+      enqueues.push(enqueued);
       for (const name of subscriptions) woken.add(name);
       let offset = 0;
       indices.forEach((index, i) => {
@@ -98,7 +106,7 @@ export class PostgresEventStore implements EventStore {
         offset += size;
       });
     }
-    await this.notify(tx, [...woken]);
+    await Promise.all([...enqueues, this.notify(tx, [...woken])]);
     return results;
   }
 
@@ -108,21 +116,15 @@ export class PostgresEventStore implements EventStore {
     subs: Subscription[],
     batch: EventEnvelope[],
     accepts: Accepts,
-  ): Promise<Published> {
+  ): Promise<Published & { enqueued: Promise<void> }> {
     // Repeats inside one batch are duplicates of their first occurrence.
     const firstOccurrence = new Map<string, EventEnvelope>();
     for (const event of batch) {
       const key = eventKey(event.source, event.id);
       if (!firstOccurrence.has(key)) firstOccurrence.set(key, event);
     }
-    const candidates = [...firstOccurrence.values()];
-    const claimed = await events.claimEventKeys(tx, topic, candidates);
-    const fresh = candidates.filter((e) => claimed.has(eventKey(e.source, e.id)));
-    // In publish order, which ordered subscriptions keep per key.
-    const position = new Map(fresh.map((event, index) => [event, index]));
-    const inserted = (await events.insertEvents(tx, topic, fresh)).sort(
-      (a, b) => (position.get(a.event) ?? 0) - (position.get(b.event) ?? 0),
-    );
+    const inserted = await events.insertFreshEvents(tx, topic, [...firstOccurrence.values()]);
+    const stored = new Set(inserted.map((row) => row.event));
     const woken: string[] = [];
     const inserts: Promise<void>[] = [];
     for (const sub of subs) {
@@ -138,18 +140,20 @@ export class PostgresEventStore implements EventStore {
           orderingKey: sub.ordering ? row.event.orderingKey || `~${row.seq}` : undefined,
         }));
       if (deliveries.length === 0) continue;
-      // Issued together: the statements pipeline on the transaction's connection (one round trip
-      // for a fan-out, not one per subscription).
+      // Issued together and awaited by the caller with its NOTIFY: the statements pipeline on
+      // the transaction's connection (one round trip for a fan-out, not one per subscription).
       inserts.push(this.queue.enqueue(tx, sub.queue, deliveries));
       woken.push(sub.name);
     }
-    await Promise.all(inserts);
+    const enqueued = Promise.all(inserts).then(() => {});
+    // Awaited by the caller; until then a failure must not count as unhandled.
+    enqueued.catch(() => {});
     const outcomes = batch.map((event) => {
       const key = eventKey(event.source, event.id);
       const isFirst = firstOccurrence.get(key) === event;
-      return { id: event.id, duplicate: !(isFirst && claimed.has(key)) };
+      return { id: event.id, duplicate: !(isFirst && stored.has(event)) };
     });
-    return { outcomes, subscriptions: woken };
+    return { outcomes, subscriptions: woken, enqueued };
   }
 
   /** One NOTIFY per transaction, never one per event: NOTIFY serialises committing transactions. */
@@ -161,10 +165,5 @@ export class PostgresEventStore implements EventStore {
   async loadEvents(seqs: string[]): Promise<Map<string, StoredEvent>> {
     const rows = await events.selectEventsBySeq(this.sql, seqs);
     return new Map(rows.map((row) => [row.seq, row]));
-  }
-
-  /** Forgets idempotency keys older than the window: those ids may be published again. */
-  forgetKeysOlderThan(seconds: number): Promise<number> {
-    return events.deleteEventKeysOlderThan(this.sql, seconds);
   }
 }

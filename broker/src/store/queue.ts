@@ -15,6 +15,11 @@ export interface JobQueueOptions {
   connectionString: string;
   /** How often pg-boss's own expiry pass runs: a backstop behind the broker's lease sweeper. */
   monitorIntervalSeconds: number;
+  /**
+   * How often pg-boss deletes acked deliveries past their subscription's acked retention. Its
+   * default is 24 h, which would make a short acked retention mean up to a day.
+   */
+  maintenanceIntervalSeconds: number;
   onError: (error: unknown) => void;
 }
 
@@ -32,12 +37,18 @@ export const onTransaction = (tx: TransactionSql | Sql): PgBossDb => ({
   executeSql: async (text, values) => ({ rows: await tx.unsafe(text, (values ?? []) as never[]) }),
 });
 
+interface Completion {
+  queue: string;
+  deleteOnAck: boolean;
+  leases: Lease[];
+}
+
 /** Ack batches committing at once; acks that arrive meanwhile wait for the next. */
 const ACK_GROUPS_IN_FLIGHT = 2;
 const ACK_GROUP_MAX_LEASES = 10_000;
 
 export class JobQueue implements DeliveryQueue {
-  private readonly completions = new GroupCommit<{ queue: string; leases: Lease[] }, Set<string>>(
+  private readonly completions = new GroupCommit<Completion, Set<string>>(
     (items) => this.completeGroup(items),
     { maxInFlight: ACK_GROUPS_IN_FLIGHT, maxWeight: ACK_GROUP_MAX_LEASES },
   );
@@ -57,6 +68,7 @@ export class JobQueue implements DeliveryQueue {
       supervise: true,
       superviseIntervalSeconds: options.monitorIntervalSeconds,
       monitorIntervalSeconds: options.monitorIntervalSeconds,
+      maintenanceIntervalSeconds: options.maintenanceIntervalSeconds,
       registerInstance: false,
     });
     boss.on("error", options.onError);
@@ -76,6 +88,9 @@ export class JobQueue implements DeliveryQueue {
       // key_strict_fifo: per singleton key, the oldest job goes first and alone; a key whose job
       // is active, waiting for a retry or failed holds back the rest of that key only.
       policy: options.ordering ? "key_strict_fifo" : "standard",
+      // Its own table: planner statistics, vacuum and index size per subscription, so one
+      // subscription's backlog never changes the plan of another's fetch.
+      partition: true,
       expireInSeconds: options.leaseSeconds,
       retryLimit: UNBOUNDED_RETRIES,
       retryDelay: 0,
@@ -124,23 +139,35 @@ export class JobQueue implements DeliveryQueue {
    * Acks. Completions of every stream and subscription on this broker are group-committed: those
    * that arrive while others commit share the next statement batch (River's BatchCompleter idea).
    */
-  complete(queue: string, leases: Lease[]): Promise<Set<string>> {
+  complete(subscription: Subscription, leases: Lease[]): Promise<Set<string>> {
     if (leases.length === 0) return Promise.resolve(new Set());
-    return this.completions.submit({ queue, leases }, leases.length);
+    const { queue, ackedRetentionSeconds } = subscription;
+    return this.completions.submit(
+      { queue, deleteOnAck: ackedRetentionSeconds === 0, leases },
+      leases.length,
+    );
   }
 
-  private async completeGroup(
-    items: { queue: string; leases: Lease[] }[],
-  ): Promise<GroupResult<Set<string>>[]> {
-    const byQueue = new Map<string, Lease[]>();
-    for (const { queue, leases } of items) byQueue.set(queue, [...(byQueue.get(queue) ?? []), ...leases]);
+  private async completeGroup(items: Completion[]): Promise<GroupResult<Set<string>>[]> {
+    const byQueue = new Map<string, { deleteOnAck: boolean; leases: Lease[] }>();
+    for (const { queue, deleteOnAck, leases } of items) {
+      const entry = byQueue.get(queue) ?? { deleteOnAck, leases: [] };
+      entry.leases.push(...leases);
+      byQueue.set(queue, entry);
+    }
     // Only a delivery that failed before has a failure history to forget (a failure always
     // counts an attempt), so a first-attempt ack is one statement and needs no transaction.
     const retried = items.flatMap((i) => i.leases).filter((l) => l.retryCount > 0);
     const completeAll = async (db: PgBossDb) => {
       const settled = new Set<string>();
+      // Without acked retention an ack deletes the job: one fenced DELETE, instead of an UPDATE
+      // now and a DELETE at the next maintenance pass (and no completed rows for fetch to skip).
       const perQueue = await Promise.all(
-        [...byQueue].map(([queue, leases]) => this.boss.complete(queue, leases.map(toAttempt), null, { db })),
+        [...byQueue].map(([queue, { deleteOnAck, leases }]) =>
+          deleteOnAck
+            ? this.boss.deleteJob(queue, leases.map(toAttempt), { db })
+            : this.boss.complete(queue, leases.map(toAttempt), null, { db }),
+        ),
       );
       for (const result of perQueue) for (const id of settledIds(result)) settled.add(id);
       return settled;
