@@ -9,6 +9,7 @@ import {
   status,
 } from "@grpc/grpc-js";
 import { v7 as uuidv7 } from "uuid";
+import { BatchPublisher, type BatchSettings } from "./batch-publisher.ts";
 import { type AnyEventHandler, dispatchByType, dispatchRaw } from "./event-handlers.ts";
 import { type EventEnvelope, type EventType, type Publishable, typedEvent } from "./event-type.ts";
 import {
@@ -279,6 +280,18 @@ export class PgmeshClient {
     return this.publish(
       type.topic,
       items.map((item) => ({ source: this.source, ...typedEvent(type, item) })),
+      settings,
+    );
+  }
+
+  /**
+   * A publisher that batches events published one by one (by count, bytes and delay) and keeps
+   * the order of each ordering key; see BatchPublisher.
+   */
+  batchPublisher(settings?: BatchSettings): BatchPublisher {
+    return new BatchPublisher(
+      (topic, events) => this.publish(topic, events),
+      { source: this.source },
       settings,
     );
   }

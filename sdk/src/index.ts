@@ -1,6 +1,7 @@
 // @pgmesh/sdk: the public surface. Generated wire types are under "@pgmesh/sdk/gen/...".
 import { type ConnectOptions, PgmeshClient } from "./client.ts";
 
+export { BatchPublisher, type BatchSettings, PublishPausedError } from "./batch-publisher.ts";
 export { type CallSettings, type ConnectOptions, PgmeshClient, type SubscriptionPolicy } from "./client.ts";
 export { type AnyEventHandler, type EventHandler, on } from "./event-handlers.ts";
 export {
