@@ -33,8 +33,24 @@ export interface ReceivedEvent<T> {
 export type Handler<T> = (event: ReceivedEvent<T>) => Promise<void> | void;
 
 export interface SubscribeOptions {
-  /** Handlers running at once (default 10); also the stream's window of unsettled deliveries. */
+  /** Handlers running at once (default 10). */
   concurrency?: number;
+  /**
+   * Flow control, apart from concurrency: how many delivered but unsettled events the broker lets
+   * this subscriber hold, running or waiting for a free handler (default: `concurrency`).
+   */
+  maxOutstandingMessages?: number;
+  /**
+   * How long a handler's lease is extended at most, in ms (default 1 hour). Past it the lease is
+   * left to lapse and the broker redelivers the event: a stuck handler does not hold it for ever.
+   */
+  maxExtensionMs?: number;
+  /**
+   * A handler still running after this many ms is given up on (default: no limit): the event is
+   * nacked (retried by the subscription's policy) and its handler slot freed. The handler itself
+   * cannot be stopped and keeps running; what it does after that is ignored.
+   */
+  handlerTimeoutMs?: number;
   /** A name for this consumer in the broker's logs. */
   consumerName?: string;
   /** Reconnect backoff: first delay and cap, in ms (defaults 100 and 1000), with full jitter. */
@@ -154,7 +170,7 @@ export class Subscriber {
         value: {
           subscription: this.subscription,
           consumer: this.options.consumerName ?? "",
-          maxOutstandingMessages: this.concurrency,
+          maxOutstandingMessages: this.options.maxOutstandingMessages ?? this.concurrency,
         },
       },
     });
@@ -218,13 +234,20 @@ export class Subscriber {
     delivery: Delivery,
   ): Promise<void> {
     const ackIds = [delivery.ackId];
-    // Keep the lease while the handler works: extend at half the deadline, every half deadline.
+    const started = Date.now();
+    const maxExtensionMs = this.options.maxExtensionMs ?? 60 * 60_000;
+    // Keep the lease while the handler works: extend at half the deadline, every half deadline,
+    // up to maxExtensionMs.
     const extender = setInterval(() => {
+      if (Date.now() - started >= maxExtensionMs) {
+        clearInterval(extender);
+        return;
+      }
       const seconds = Math.max(1, Math.round(this.ackDeadlineMs / 1000));
       call.write({ request: { $case: "extend", value: { ackIds, duration: { seconds, nanos: 0 } } } });
     }, this.ackDeadlineMs / 2);
     try {
-      await this.dispatch(this.toReceived(delivery));
+      await withTimeout(this.dispatch(this.toReceived(delivery)), this.options.handlerTimeoutMs);
       this.queueAck(call, delivery.ackId);
     } catch (error) {
       if (error instanceof RejectEvent) {
@@ -282,4 +305,14 @@ export class Subscriber {
       raw: event,
     };
   }
+}
+
+/** The handler's outcome, or a failure once `ms` have passed (no limit when undefined). */
+function withTimeout(work: Promise<void> | void, ms: number | undefined): Promise<void> {
+  if (ms === undefined) return Promise.resolve(work);
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`the handler did not finish within ${ms} ms`)), ms);
+  });
+  return Promise.race([Promise.resolve(work), timeout]).finally(() => clearTimeout(timer));
 }

@@ -185,6 +185,85 @@ describe("flow", () => {
     expect(await t.mesh.client.subscriptionStats("sdk.slow.sub")).toMatchObject({ backlog: 0, inFlight: 0 });
   });
 
+  it("holds up to maxOutstandingMessages deliveries while running only `concurrency` handlers", async () => {
+    const Held = await setUp("sdk.window");
+    await t.mesh.client.publishEvents(
+      Held,
+      Array.from({ length: 10 }, (_, i) => ({ message: { name: `w${i}`, createTime: undefined } })),
+    );
+    let running = 0;
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const sub = t.mesh.client.subscribe(
+      "sdk.window.sub",
+      Held,
+      async () => {
+        running++;
+        await gate;
+      },
+      { concurrency: 2, maxOutstandingMessages: 6 },
+    );
+    await until(
+      async () => (await t.mesh.client.subscriptionStats("sdk.window.sub")).inFlight === 6,
+      "six deliveries held",
+    );
+    expect(running).toBe(2);
+    expect(await t.mesh.client.subscriptionStats("sdk.window.sub")).toMatchObject({
+      backlog: 4,
+      inFlight: 6,
+    });
+    release();
+    await until(
+      async () => (await t.mesh.client.subscriptionStats("sdk.window.sub")).backlog === 0,
+      "the rest",
+    );
+    await sub.close();
+  });
+
+  it("stops extending a lease at maxExtensionMs, so the broker redelivers the event", async () => {
+    const Stuck = await setUp("sdk.maxext", { ackDeadlineSeconds: 1, retryPolicy: noBackoff });
+    const attempts: number[] = [];
+    const sub = t.mesh.client.subscribe(
+      "sdk.maxext.sub",
+      Stuck,
+      async (event) => {
+        attempts.push(event.attempt);
+        if (event.attempt === 1) await sleep(4000);
+      },
+      { maxExtensionMs: 500 },
+    );
+    await sub.ready;
+    await t.mesh.client.publishEvent(Stuck, { name: "s", createTime: undefined });
+    await until(() => attempts.includes(2), "the redelivery", 8000);
+    await sub.close(100);
+  });
+
+  it("gives up on a handler after handlerTimeoutMs: the event is nacked and retried", async () => {
+    const Slow = await setUp("sdk.timeout", { retryPolicy: noBackoff });
+    const attempts: number[] = [];
+    const sub = t.mesh.client.subscribe(
+      "sdk.timeout.sub",
+      Slow,
+      async (event) => {
+        attempts.push(event.attempt);
+        if (event.attempt === 1) await sleep(3000);
+      },
+      { handlerTimeoutMs: 200 },
+    );
+    await sub.ready;
+    const started = Date.now();
+    await t.mesh.client.publishEvent(Slow, { name: "t", createTime: undefined });
+    await until(() => attempts.includes(2), "the retry");
+    expect(Date.now() - started).toBeLessThan(2500);
+    await sub.close(100);
+    await until(
+      async () => (await t.mesh.client.subscriptionStats("sdk.timeout.sub")).inFlight === 0,
+      "the ack",
+    );
+  });
+
   it("close() lets a running handler finish and ack before it returns", async () => {
     const Drain = await setUp("sdk.drain");
     let started = false;
