@@ -44,6 +44,29 @@ export interface ConnectOptions {
    * 1 s (grpc-js alone waits 1 s, then up to 120 s), so a restarted broker is found within a second.
    */
   channelOptions?: ChannelOptions;
+  /** Hooks around every publish, for metrics and tracing (see PublishHooks). */
+  hooks?: PublishHooks;
+}
+
+/**
+ * Called around each publish request (a batch publisher's batches included). For tracing, set the
+ * W3C `traceparent` (and `tracestate`) attribute of each event in `beforePublish`; a subscriber's
+ * `aroundHandler` reads it back (see the OpenTelemetry section of the SDK's README).
+ */
+export interface PublishHooks {
+  /** Before the first attempt; may change the events (their attributes, say). */
+  beforePublish?(topic: string, events: Event[]): void;
+  /** After the last attempt: the results, or the error the publish failed with. */
+  afterPublish?(outcome: PublishOutcome): void;
+}
+
+export interface PublishOutcome {
+  topic: string;
+  events: readonly Event[];
+  results: PublishResult[] | undefined;
+  error: unknown;
+  /** From the first attempt to the last one's end, retries included. */
+  durationMs: number;
 }
 
 /** Per call: cancel it with an AbortSignal, or give it its own deadline. */
@@ -109,6 +132,7 @@ export class PgmeshClient {
   private readonly source: string;
   private readonly token: string | undefined;
   private readonly publishRetry: RetrySettings | false;
+  private readonly hooks: PublishHooks;
 
   constructor(address: string, options: ConnectOptions = {}) {
     this.source = options.source ?? "pgmesh-sdk";
@@ -120,6 +144,7 @@ export class PgmeshClient {
     this.subscriber = new SubscriberServiceClient(address, creds, channel);
     this.timeoutMs = options.timeoutMs ?? 30_000;
     this.publishRetry = options.publishRetry ?? {};
+    this.hooks = options.hooks ?? {};
   }
 
   async createTopic(name: string, settings?: CallSettings): Promise<Topic> {
@@ -244,7 +269,8 @@ export class PgmeshClient {
   }
 
   /**
-   * Publishes wire events on a topic in one batch (all or nothing). An event without an id gets a
+   * Publishes wire events on a topic in one batch (all or nothing); an event without a source gets
+   * the client's (`ConnectOptions.source`). An event without an id gets a
    * time-ordered one (uuid v7) here, before the first attempt, so that a retry after a timeout or
    * UNAVAILABLE is recognised by the broker as the same event (reported `duplicate`), never stored
    * twice. Retries follow `ConnectOptions.publishRetry`.
@@ -254,7 +280,24 @@ export class PgmeshClient {
     events: Partial<Event>[],
     settings: CallSettings = {},
   ): Promise<PublishResult[]> {
-    const full = events.map((e) => Event.fromPartial({ ...e, id: e.id || uuidv7() }));
+    const full = events.map((e) =>
+      Event.fromPartial({ ...e, id: e.id || uuidv7(), source: e.source || this.source }),
+    );
+    this.hooks.beforePublish?.(topic, full);
+    const started = Date.now();
+    const report = (results: PublishResult[] | undefined, error: unknown) =>
+      this.hooks.afterPublish?.({ topic, events: full, results, error, durationMs: Date.now() - started });
+    try {
+      const results = await this.sendPublish(topic, full, settings);
+      report(results, undefined);
+      return results;
+    } catch (error) {
+      report(undefined, error);
+      throw error;
+    }
+  }
+
+  private sendPublish(topic: string, full: Event[], settings: CallSettings): Promise<PublishResult[]> {
     const request = { topic, events: full };
     const once = (deadline: number) =>
       this.call(this.publisher, this.publisher.publish, request, settings, deadline);

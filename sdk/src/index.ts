@@ -2,7 +2,14 @@
 import { type ConnectOptions, PgmeshClient } from "./client.ts";
 
 export { BatchPublisher, type BatchSettings, PublishPausedError } from "./batch-publisher.ts";
-export { type CallSettings, type ConnectOptions, PgmeshClient, type SubscriptionPolicy } from "./client.ts";
+export {
+  type CallSettings,
+  type ConnectOptions,
+  PgmeshClient,
+  type PublishHooks,
+  type PublishOutcome,
+  type SubscriptionPolicy,
+} from "./client.ts";
 export { type AnyEventHandler, type EventHandler, on } from "./event-handlers.ts";
 export {
   defineEvent,

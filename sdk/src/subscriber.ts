@@ -51,6 +51,12 @@ export interface SubscribeOptions {
    * cannot be stopped and keeps running; what it does after that is ignored.
    */
   handlerTimeoutMs?: number;
+  /**
+   * Wraps every handler call, for metrics and tracing: call `handle()` (it runs the handler and
+   * rejects as the handler does) and time it, or run it inside a span continued from the event's
+   * `traceparent` attribute. Its outcome is the handler's.
+   */
+  aroundHandler?: (event: ReceivedEvent<Uint8Array>, handle: () => Promise<void>) => Promise<void>;
   /** A name for this consumer in the broker's logs. */
   consumerName?: string;
   /** Reconnect backoff: first delay and cap, in ms (defaults 100 and 1000), with full jitter. */
@@ -159,7 +165,15 @@ export class Subscriber {
   }
 
   private connect(): void {
-    const call = this.client.subscribe(this.metadata());
+    let call: ClientDuplexStream<SubscribeRequest, SubscribeResponse>;
+    try {
+      call = this.client.subscribe(this.metadata());
+    } catch (error) {
+      // The client was closed under the subscriber ("Channel has been shut down"): nothing to retry.
+      this.rejectReady(error);
+      this.rejectDone(error);
+      return;
+    }
     this.call = call;
     call.on("data", (message: SubscribeResponse) => this.onMessage(message));
     call.on("error", (error: ServiceError) => this.onBroken(call, error));
@@ -247,7 +261,10 @@ export class Subscriber {
       call.write({ request: { $case: "extend", value: { ackIds, duration: { seconds, nanos: 0 } } } });
     }, this.ackDeadlineMs / 2);
     try {
-      await withTimeout(this.dispatch(this.toReceived(delivery)), this.options.handlerTimeoutMs);
+      const received = this.toReceived(delivery);
+      const handle = async () => this.dispatch(received);
+      const around = this.options.aroundHandler;
+      await withTimeout(around ? around(received, handle) : handle(), this.options.handlerTimeoutMs);
       this.queueAck(call, delivery.ackId);
     } catch (error) {
       if (error instanceof RejectEvent) {

@@ -121,4 +121,54 @@ describe("publish", () => {
     );
     expect(version(single.id)).toBe(7);
   });
+
+  it("runs publish hooks and a subscriber's aroundHandler, carrying a W3C traceparent across", async () => {
+    await t.mesh.client.createTopic("traced");
+    await t.mesh.client.createSubscription("traced.sub", "traced");
+    const traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    const outcomes: { topic: string; ids: string[]; error: unknown }[] = [];
+    const client = connect(t.mesh.address, {
+      hooks: {
+        beforePublish: (_topic, events) => {
+          for (const e of events) e.attributes.traceparent = traceparent;
+        },
+        afterPublish: (o) =>
+          outcomes.push({ topic: o.topic, ids: o.results?.map((r) => r.id) ?? [], error: o.error }),
+      },
+    });
+    clients.push(client);
+    const NoteEvent = defineEvent("traced", "test.Note", json);
+    const handled: { traceparent: string | undefined; outcome: string }[] = [];
+    const sub = client.subscribe(
+      "traced.sub",
+      NoteEvent,
+      (event) => {
+        if (event.data.message === "fail") throw new Error("boom");
+      },
+      {
+        aroundHandler: async (event, handle) => {
+          try {
+            await handle();
+            handled.push({ traceparent: event.attributes.traceparent, outcome: "ok" });
+          } catch (error) {
+            handled.push({ traceparent: event.attributes.traceparent, outcome: (error as Error).message });
+            throw error;
+          }
+        },
+      },
+    );
+    await sub.ready;
+    const ok = await client.publishEvent(NoteEvent, { id: "1", message: "fine" });
+    await expect(client.publish("no.such.topic", [{ type: "x" }])).rejects.toMatchObject({ code: 5 });
+    await client.publishEvent(NoteEvent, { id: "2", message: "fail" });
+    const deadline = Date.now() + 10_000;
+    while (handled.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    await sub.close(100);
+    expect(outcomes[0]).toEqual({ topic: "traced", ids: [ok.id], error: undefined });
+    expect(outcomes[1]).toMatchObject({ topic: "no.such.topic", ids: [], error: { code: 5 } });
+    expect(handled.sort((a, b) => a.outcome.localeCompare(b.outcome))).toEqual([
+      { traceparent, outcome: "boom" },
+      { traceparent, outcome: "ok" },
+    ]);
+  });
 });
