@@ -281,7 +281,7 @@ export class PgmeshClient {
     settings: CallSettings = {},
   ): Promise<PublishResult[]> {
     const full = events.map((e) =>
-      Event.fromPartial({ ...e, id: e.id || uuidv7(), source: e.source || this.source }),
+      Event.fromPartial({ ...e, id: e.id || uuidv7(), source: e.source ?? this.source }),
     );
     this.hooks.beforePublish?.(topic, full);
     const started = Date.now();
