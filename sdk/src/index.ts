@@ -1,7 +1,7 @@
 // @pgmesh/sdk: the public surface. Generated wire types are under "@pgmesh/sdk/gen/...".
 import { type ConnectOptions, PgmeshClient } from "./client.ts";
 
-export { BatchPublisher, type BatchSettings, PublishPausedError } from "./batch-publisher.ts";
+export { BatchPublisher, type BatchSettings, PublishPausedError, type SendBatch } from "./batch-publisher.ts";
 export {
   type CallSettings,
   type ConnectOptions,
