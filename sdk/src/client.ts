@@ -147,8 +147,23 @@ export class PgmeshClient {
     this.hooks = options.hooks ?? {};
   }
 
-  async createTopic(name: string, settings?: CallSettings): Promise<Topic> {
-    return required((await this.call(this.admin, this.admin.createTopic, { name }, settings)).topic);
+  /** `retentionSeconds`: how long the topic keeps events nothing needs any more (default 7 days). */
+  async createTopic(
+    name: string,
+    options: { retentionSeconds?: number } = {},
+    settings?: CallSettings,
+  ): Promise<Topic> {
+    const request = { name, retention: duration(options.retentionSeconds) };
+    return required((await this.call(this.admin, this.admin.createTopic, request, settings)).topic);
+  }
+
+  async updateTopic(
+    name: string,
+    changes: { retentionSeconds: number },
+    settings?: CallSettings,
+  ): Promise<Topic> {
+    const request = { name, retention: duration(changes.retentionSeconds) };
+    return required((await this.call(this.admin, this.admin.updateTopic, request, settings)).topic);
   }
 
   async getTopic(name: string, settings?: CallSettings): Promise<Topic> {

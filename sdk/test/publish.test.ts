@@ -93,7 +93,7 @@ describe("publish", () => {
     await expect(publishing).rejects.toBeDefined();
     expect(Date.now() - started).toBeLessThan(1500);
 
-    const aborted = await rejection(client.createTopic("never", { signal: AbortSignal.abort() }));
+    const aborted = await rejection(client.createTopic("never", {}, { signal: AbortSignal.abort() }));
     expect(aborted.code).toBe(status.CANCELLED);
   });
 

@@ -40,7 +40,7 @@ describe("typed publish and subscribe", () => {
     await sub.ready;
     const result = await t.mesh.client.publishEvent(
       Created,
-      { name: "hello", createTime: undefined },
+      { name: "hello", createTime: undefined, retention: undefined },
       { subject: "s/1" },
     );
     expect(result.duplicate).toBe(false);
@@ -124,10 +124,10 @@ describe("handler outcomes", () => {
     });
     await sub.ready;
     await t.mesh.client.publishEvents(Work, [
-      { message: { name: "fine", createTime: undefined } },
-      { message: { name: "throws", createTime: undefined } },
-      { message: { name: "poison", createTime: undefined } },
-      { message: { name: "later", createTime: undefined } },
+      { message: { name: "fine", createTime: undefined, retention: undefined } },
+      { message: { name: "throws", createTime: undefined, retention: undefined } },
+      { message: { name: "poison", createTime: undefined, retention: undefined } },
+      { message: { name: "later", createTime: undefined, retention: undefined } },
     ]);
     await until(() => seen.includes("later#2"), "the delayed retry", 10_000);
     expect(Date.now() - (firstSeenAt.get("later") ?? 0)).toBeGreaterThanOrEqual(1900);
@@ -146,7 +146,9 @@ describe("flow", () => {
     const Job = await setUp("sdk.concurrency");
     await t.mesh.client.publishEvents(
       Job,
-      Array.from({ length: 12 }, (_, i) => ({ message: { name: `j${i}`, createTime: undefined } })),
+      Array.from({ length: 12 }, (_, i) => ({
+        message: { name: `j${i}`, createTime: undefined, retention: undefined },
+      })),
     );
     let running = 0;
     let peak = 0;
@@ -178,7 +180,7 @@ describe("flow", () => {
       finished = true;
     });
     await sub.ready;
-    await t.mesh.client.publishEvent(Slow, { name: "slow", createTime: undefined });
+    await t.mesh.client.publishEvent(Slow, { name: "slow", createTime: undefined, retention: undefined });
     await until(() => finished, "the slow handler", 10_000);
     await sub.close();
     expect(attempts).toEqual([1]);
@@ -189,7 +191,9 @@ describe("flow", () => {
     const Held = await setUp("sdk.window");
     await t.mesh.client.publishEvents(
       Held,
-      Array.from({ length: 10 }, (_, i) => ({ message: { name: `w${i}`, createTime: undefined } })),
+      Array.from({ length: 10 }, (_, i) => ({
+        message: { name: `w${i}`, createTime: undefined, retention: undefined },
+      })),
     );
     let running = 0;
     let release!: () => void;
@@ -235,7 +239,7 @@ describe("flow", () => {
       { maxExtensionMs: 500 },
     );
     await sub.ready;
-    await t.mesh.client.publishEvent(Stuck, { name: "s", createTime: undefined });
+    await t.mesh.client.publishEvent(Stuck, { name: "s", createTime: undefined, retention: undefined });
     await until(() => attempts.includes(2), "the redelivery", 8000);
     await sub.close(100);
   });
@@ -254,7 +258,7 @@ describe("flow", () => {
     );
     await sub.ready;
     const started = Date.now();
-    await t.mesh.client.publishEvent(Slow, { name: "t", createTime: undefined });
+    await t.mesh.client.publishEvent(Slow, { name: "t", createTime: undefined, retention: undefined });
     await until(() => attempts.includes(2), "the retry");
     expect(Date.now() - started).toBeLessThan(2500);
     await sub.close(100);
@@ -274,7 +278,7 @@ describe("flow", () => {
       finished = true;
     });
     await sub.ready;
-    await t.mesh.client.publishEvent(Drain, { name: "d", createTime: undefined });
+    await t.mesh.client.publishEvent(Drain, { name: "d", createTime: undefined, retention: undefined });
     await until(() => started, "the handler to start");
     await sub.close();
     expect(finished).toBe(true);
@@ -309,7 +313,9 @@ describe("reconnect", () => {
     await sub.ready;
     await broker.client.publishEvents(
       Ev,
-      [0, 1, 2, 3, 4].map((i) => ({ message: { name: `before-${i}`, createTime: undefined } })),
+      [0, 1, 2, 3, 4].map((i) => ({
+        message: { name: `before-${i}`, createTime: undefined, retention: undefined },
+      })),
     );
     await until(() => got.size === 5, "the first five");
     await broker.stop();
@@ -318,7 +324,9 @@ describe("reconnect", () => {
     broker = await startTestBroker(ownDb.url, env);
     const restartedAt = Date.now();
     // grpc-js shares connections per address: a fresh client may first see the old one's backoff.
-    const after = [0, 1, 2, 3, 4].map((i) => ({ message: { name: `after-${i}`, createTime: undefined } }));
+    const after = [0, 1, 2, 3, 4].map((i) => ({
+      message: { name: `after-${i}`, createTime: undefined, retention: undefined },
+    }));
     const restarted = broker;
     await until(
       () =>
@@ -355,7 +363,7 @@ describe("close", () => {
       if (event.attempt === 1) await new Promise(() => {});
     });
     await sub.ready;
-    await t.mesh.client.publishEvent(Hang, { name: "h", createTime: undefined });
+    await t.mesh.client.publishEvent(Hang, { name: "h", createTime: undefined, retention: undefined });
     await until(() => attempts.length === 1, "the handler to start");
     const started = Date.now();
     await sub.close(300);
