@@ -7,7 +7,6 @@ import { PgmeshClient, type SubscriptionPolicy } from "@pgmesh/sdk";
 import { DeadLetterReason, type Subscription } from "@pgmesh/sdk/gen/pgmesh/v1/admin";
 import type { SubscribeResponse } from "@pgmesh/sdk/gen/pgmesh/v1/subscriber";
 import { Command, InvalidArgumentError, Option } from "commander";
-import { runBroker } from "../run.ts";
 import { DEFAULT_PORT, withDefaultPort } from "./address.ts";
 import { eventFromJson } from "./event-input.ts";
 import { eventToJson } from "./format.ts";
@@ -36,7 +35,8 @@ program
   .allowUnknownOption()
   .helpOption(false)
   .argument("[flags...]", "--database-url, --grpc-address, --metrics-address, --data-dir, --log-level")
-  .action(async (flags: string[]) => runBroker(flags));
+  // Loaded only here: the broker (pg-boss, Postgres, metrics) is most of the CLI's start-up time.
+  .action(async (flags: string[]) => (await import("../run.ts")).runBroker(flags));
 
 const topics = program.command("topics").description("manage topics");
 topics

@@ -100,7 +100,9 @@ const curl = (address: string, path: string, data?: string) =>
     `http://${address}${path}`,
   ]);
 
-describe("npm start on an embedded Postgres", () => {
+// A broker process on an embedded Postgres and a dozen CLI processes (each compiling the sources
+// with tsx) per test.
+describe("npm start on an embedded Postgres", { timeout: 180_000 }, () => {
   it("serves health and reflection to buf curl, runs the README quickstarts as written, and drains on SIGTERM", async () => {
     const broker = await startBrokerProcess();
     try {

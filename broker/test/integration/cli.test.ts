@@ -29,7 +29,9 @@ async function cliFails(...args: string[]): Promise<string> {
   throw new Error("expected the command to fail");
 }
 
-describe("pgmesh CLI", () => {
+// Each CLI call is a Node process that compiles the TypeScript sources with tsx: 1-3 s on a busy
+// machine, and a test makes up to eight.
+describe("pgmesh CLI", { timeout: 120_000 }, () => {
   it("creates, shows, updates and measures a subscription with a delivery policy", async () => {
     await cli("topics", "create", "cli");
     const created = await cli(

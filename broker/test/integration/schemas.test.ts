@@ -29,7 +29,8 @@ const any = (typeName: string, value: Uint8Array) => ({
   value: Buffer.from(value),
 });
 
-describe("topic schemas", () => {
+// The CLI test makes several CLI calls, each a Node process compiling the sources with tsx.
+describe("topic schemas", { timeout: 120_000 }, () => {
   it("refuses descriptors that do not hold the named types", async () => {
     const missing = await rejection(t.mesh.client.setTopicSchema("typed", descriptors, ["shop.v1.Nope"]));
     expect(missing).toEqual({
