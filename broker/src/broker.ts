@@ -72,7 +72,10 @@ export async function startBroker(config: Readonly<BrokerConfig>, log: Logger): 
   });
   const publisher = new Publisher(
     events,
-    (subscriptions) => deliveries.wake(subscriptions),
+    (subscriptions, dueAtMs) => {
+      deliveries.wake(subscriptions);
+      if (dueAtMs) deliveries.wakeAt(subscriptions, dueAtMs);
+    },
     metrics,
     (topic) => catalog.getTopicSchema(topic),
   );
@@ -105,7 +108,11 @@ export async function startBroker(config: Readonly<BrokerConfig>, log: Logger): 
     admin,
     publisher,
     deliveries,
-    subscriber: { heartbeatIntervalMs: config.heartbeatIntervalMs, openTimeoutMs: config.openTimeoutMs },
+    subscriber: {
+      heartbeatIntervalMs: config.heartbeatIntervalMs,
+      openTimeoutMs: config.openTimeoutMs,
+      maxMessageBytes: config.maxMessageBytes,
+    },
     log: (message, error) => log.error(message, error),
     observe: (method, code) => metrics.request(method, code),
   });

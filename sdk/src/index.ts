@@ -22,7 +22,13 @@ export {
 export { outboxPublish, outboxPublishEvents, type SqlTransaction } from "./outbox.ts";
 export { RejectEvent, RetryEventAfter, reject, retryAfter } from "./outcomes.ts";
 export { isRetryable, type RetrySettings } from "./retry.ts";
-export type { Handler, ReceivedEvent, SubscribeOptions, Subscriber } from "./subscriber.ts";
+export {
+  type Handler,
+  type ReceivedEvent,
+  SettleRefused,
+  type SubscribeOptions,
+  type Subscriber,
+} from "./subscriber.ts";
 
 /** Connects to a pgmesh broker (host:port). */
 export function connect(address: string, options?: ConnectOptions): PgmeshClient {

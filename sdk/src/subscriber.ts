@@ -5,11 +5,13 @@
 import { type ClientDuplexStream, Metadata, type ServiceError, status } from "@grpc/grpc-js";
 import type { Dispatch } from "./event-handlers.ts";
 import type { Event } from "./gen/pgmesh/v1/event.ts";
-import type {
-  Delivery,
-  SubscribeRequest,
-  SubscribeResponse,
-  SubscriberServiceClient,
+import {
+  type AckResult,
+  AckStatus,
+  type Delivery,
+  type SubscribeRequest,
+  type SubscribeResponse,
+  type SubscriberServiceClient,
 } from "./gen/pgmesh/v1/subscriber.ts";
 import { RejectEvent, RetryEventAfter } from "./outcomes.ts";
 
@@ -40,6 +42,11 @@ export interface SubscribeOptions {
    * this subscriber hold, running or waiting for a free handler (default: `concurrency`).
    */
   maxOutstandingMessages?: number;
+  /**
+   * Flow control by size: the broker sends no more deliveries while the payloads this subscriber
+   * holds unsettled add up to this many bytes (default: no limit; one event is always let through).
+   */
+  maxOutstandingBytes?: number;
   /**
    * How long a handler's lease is extended at most, in ms (default 1 hour). Past it the lease is
    * left to lapse and the broker redelivers the event: a stuck handler does not hold it for ever.
@@ -73,6 +80,30 @@ export interface SubscribeOptions {
   unhandled?: Handler<Uint8Array>;
 }
 
+// What the broker accepts (proto/pgmesh/v1/subscriber.proto): the SDK never asks for more, so a
+// handler's outcome cannot be refused for its size.
+const MAX_WINDOW = 10_000;
+const MAX_REASON_LENGTH = 1024;
+const MAX_NACK_DELAY_SECONDS = 24 * 60 * 60;
+const MAX_EXTEND_SECONDS = 60 * 60;
+
+/** A settle the broker refused for one delivery (its AckResult said why); the subscriber goes on. */
+export class SettleRefused extends Error {
+  constructor(
+    readonly ackId: string,
+    readonly settle: "nack" | "reject" | "fallback nack" | "extend",
+    readonly status: AckStatus,
+    readonly reason: string,
+    readonly fallback: "nacked" | "none",
+  ) {
+    super(
+      `the broker refused to ${settle} ${ackId}: ${reason}` +
+        (fallback === "nacked" ? "; nacked it instead" : ""),
+    );
+    this.name = "SettleRefused";
+  }
+}
+
 /** Errors that reconnecting cannot fix: the subscription is wrong, not the connection. */
 const FATAL = new Set([
   status.NOT_FOUND,
@@ -92,6 +123,8 @@ export class Subscriber {
   private pendingAcks: string[] = [];
   private ackCall: ClientDuplexStream<SubscribeRequest, SubscribeResponse> | undefined;
   private ackFlush: NodeJS.Immediate | undefined;
+  /** Nacks and rejects sent and not yet answered, so that a refused one can fall back to a nack. */
+  private readonly unanswered = new Map<string, "nack" | "reject" | "fallback nack">();
   private reconnectDelay: number;
   private readonly concurrency: number;
   /** Resolves when the subscriber stops for good: after close(), or on an error it cannot retry. */
@@ -111,7 +144,7 @@ export class Subscriber {
     private readonly options: SubscribeOptions = {},
     private readonly metadata: () => Metadata = () => new Metadata(),
   ) {
-    this.concurrency = options.concurrency ?? 10;
+    this.concurrency = Math.max(1, Math.floor(options.concurrency ?? 10));
     this.reconnectDelay = options.reconnectInitialMs ?? 100;
     this.done = new Promise((resolve, reject) => {
       this.resolveDone = resolve;
@@ -184,7 +217,11 @@ export class Subscriber {
         value: {
           subscription: this.subscription,
           consumer: this.options.consumerName ?? "",
-          maxOutstandingMessages: this.options.maxOutstandingMessages ?? this.concurrency,
+          maxOutstandingMessages: Math.min(
+            this.options.maxOutstandingMessages ?? this.concurrency,
+            MAX_WINDOW,
+          ),
+          maxOutstandingBytes: this.options.maxOutstandingBytes ?? 0,
         },
       },
     });
@@ -200,7 +237,43 @@ export class Subscriber {
     } else if (response.$case === "deliveries") {
       this.backlog.push(...response.value.deliveries);
       this.pump();
+    } else if (response.$case === "ackResults") {
+      for (const result of response.value.results) this.onResult(result);
     }
+  }
+
+  /**
+   * A refused settle changed nothing: the delivery is still ours. A refused reject or delayed nack
+   * falls back to a plain nack (which the broker always takes), so one event never holds a lease
+   * until it lapses; every refusal is reported through onError.
+   */
+  private onResult(result: AckResult): void {
+    const sent = this.unanswered.get(result.ackId);
+    this.unanswered.delete(result.ackId);
+    const refused =
+      result.status === AckStatus.ACK_STATUS_INVALID_ARGUMENT ||
+      result.status === AckStatus.ACK_STATUS_FAILED_PRECONDITION;
+    if (!refused) return;
+    const call = this.call;
+    const fallback = (sent === "nack" || sent === "reject") && call !== undefined;
+    if (fallback) {
+      this.unanswered.set(result.ackId, "fallback nack");
+      call.write({
+        request: {
+          $case: "nack",
+          value: { ackIds: [result.ackId], reason: settleReason(result.message), delay: undefined },
+        },
+      });
+    }
+    this.options.onError?.(
+      new SettleRefused(
+        result.ackId,
+        sent ?? "extend",
+        result.status,
+        result.message,
+        fallback ? "nacked" : "none",
+      ),
+    );
   }
 
   private onBroken(
@@ -211,6 +284,7 @@ export class Subscriber {
     this.call = undefined;
     // What this stream held is released by the broker; handlers still running settle into the void.
     this.backlog.length = 0;
+    this.unanswered.clear();
     if (this.closing) {
       this.resolveDone();
       return;
@@ -257,7 +331,7 @@ export class Subscriber {
         clearInterval(extender);
         return;
       }
-      const seconds = Math.max(1, Math.round(this.ackDeadlineMs / 1000));
+      const seconds = Math.min(MAX_EXTEND_SECONDS, Math.max(1, Math.round(this.ackDeadlineMs / 1000)));
       call.write({ request: { $case: "extend", value: { ackIds, duration: { seconds, nanos: 0 } } } });
     }, this.ackDeadlineMs / 2);
     try {
@@ -268,14 +342,20 @@ export class Subscriber {
       this.queueAck(call, delivery.ackId);
     } catch (error) {
       if (error instanceof RejectEvent) {
-        call.write({ request: { $case: "reject", value: { ackIds, reason: error.reason } } });
+        this.unanswered.set(delivery.ackId, "reject");
+        call.write({ request: { $case: "reject", value: { ackIds, reason: settleReason(error.reason) } } });
       } else if (error instanceof RetryEventAfter) {
-        const delay = { seconds: Math.max(0, Math.round(error.seconds)), nanos: 0 };
-        call.write({ request: { $case: "nack", value: { ackIds, reason: error.reason, delay } } });
+        const seconds = Number.isFinite(error.seconds) ? Math.round(error.seconds) : MAX_NACK_DELAY_SECONDS;
+        const delay = { seconds: Math.min(MAX_NACK_DELAY_SECONDS, Math.max(0, seconds)), nanos: 0 };
+        this.unanswered.set(delivery.ackId, "nack");
+        call.write({
+          request: { $case: "nack", value: { ackIds, reason: settleReason(error.reason), delay } },
+        });
       } else {
         const reason = error instanceof Error ? error.message : String(error);
+        this.unanswered.set(delivery.ackId, "nack");
         call.write({
-          request: { $case: "nack", value: { ackIds, reason: reason.slice(0, 1000), delay: undefined } },
+          request: { $case: "nack", value: { ackIds, reason: settleReason(reason), delay: undefined } },
         });
       }
     } finally {
@@ -332,4 +412,9 @@ function withTimeout(work: Promise<void> | void, ms: number | undefined): Promis
     timer = setTimeout(() => reject(new Error(`the handler did not finish within ${ms} ms`)), ms);
   });
   return Promise.race([Promise.resolve(work), timeout]).finally(() => clearTimeout(timer));
+}
+
+/** A reason the broker stores: no NUL characters, at most MAX_REASON_LENGTH characters. */
+function settleReason(reason: string): string {
+  return reason.replaceAll("\0", "").slice(0, MAX_REASON_LENGTH);
 }

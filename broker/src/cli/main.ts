@@ -413,7 +413,12 @@ function tail(
     call.write({
       request: {
         $case: "open",
-        value: { subscription, consumer: "pgmesh-cli", maxOutstandingMessages: window },
+        value: {
+          subscription,
+          consumer: "pgmesh-cli",
+          maxOutstandingMessages: window,
+          maxOutstandingBytes: 0,
+        },
       },
     });
   });

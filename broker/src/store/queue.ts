@@ -46,6 +46,9 @@ const toJobInsert = (d: NewDelivery) => ({
 // pg-boss never decides a delivery's fate: the broker dead-letters by its own policy (which can
 // change after deliveries were queued), so pg-boss's own retry limit is out of reach.
 const UNBOUNDED_RETRIES = 2_000_000_000;
+// Any constant works; it only has to be the same for every broker (migrate.ts and upkeep.ts use
+// their own).
+const SWEEP_LOCK = 7_245_031_003;
 
 /** pg-boss's `db` option on a postgres.js transaction (or the pool, for a single statement). */
 export const onTransaction = (tx: TransactionSql | Sql): PgBossDb => ({
@@ -305,6 +308,23 @@ export class JobQueue implements DeliveryQueue {
 
   findLapsed(limit: number): Promise<{ subscription: string; lease: Lease }[]> {
     return selectLapsed(this.sql, limit);
+  }
+
+  async exclusively<T>(work: () => Promise<T>): Promise<T | undefined> {
+    // A session lock on a connection held for the sweep: released by unlock, or by the server
+    // when this broker's connection dies with it.
+    const session = await this.sql.reserve();
+    try {
+      const [row] = await session`SELECT pg_try_advisory_lock(${SWEEP_LOCK}) AS locked`;
+      if (!row?.locked) return undefined;
+      try {
+        return await work();
+      } finally {
+        await session`SELECT pg_advisory_unlock(${SWEEP_LOCK})`;
+      }
+    } finally {
+      session.release();
+    }
   }
 }
 
