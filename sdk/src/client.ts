@@ -35,7 +35,7 @@ export interface ConnectOptions {
   /** Per-call deadline for unary calls, in milliseconds (default 30 s). */
   timeoutMs?: number;
   /**
-   * How publishes are retried after UNAVAILABLE, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED or ABORTED
+   * How publishes are retried after UNAVAILABLE, DEADLINE_EXCEEDED or ABORTED
    * (the events keep their ids, so a retry is never stored twice); `false` turns retries off.
    */
   publishRetry?: RetrySettings | false;

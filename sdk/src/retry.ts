@@ -14,13 +14,12 @@ export interface RetrySettings {
   totalTimeoutMs?: number;
 }
 
-/** Codes after which the same request may succeed; anything else is the request's own fault. */
-const RETRYABLE = new Set<number>([
-  status.UNAVAILABLE,
-  status.DEADLINE_EXCEEDED,
-  status.RESOURCE_EXHAUSTED,
-  status.ABORTED,
-]);
+/**
+ * Codes after which the same request may succeed; anything else is the request's own fault.
+ * RESOURCE_EXHAUSTED is not among them: the broker answers it to a request over its size limit,
+ * which no retry can fix.
+ */
+const RETRYABLE = new Set<number>([status.UNAVAILABLE, status.DEADLINE_EXCEEDED, status.ABORTED]);
 
 export const isRetryable = (error: unknown): boolean =>
   RETRYABLE.has((error as Partial<ServiceError>).code ?? -1);
