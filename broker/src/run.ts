@@ -5,8 +5,24 @@ import { startBroker } from "./broker.ts";
 import { loadConfig } from "./config.ts";
 import { createLogger } from "./log.ts";
 
+export const START_USAGE =
+  "usage: pgmesh start [--database-url <url>] [--grpc-address <host:port>] [--metrics-address <host:port>] " +
+  "[--data-dir <dir>] [--embedded-postgres-port <port>] [--log-level debug|info|warn|error|silent]\n" +
+  "(npm start takes the same flags after --; the environment variables are listed in README.md)";
+
 export async function runBroker(argv: string[]): Promise<void> {
-  const config = loadConfig(argv);
+  if (argv.includes("--help") || argv.includes("-h")) {
+    console.log(START_USAGE);
+    return;
+  }
+  let config: ReturnType<typeof loadConfig>;
+  try {
+    config = loadConfig(argv);
+  } catch (error) {
+    // A bad flag or setting: one line and the usage, not a stack trace.
+    console.error(`error: ${(error as Error).message.split(". To specify")[0]}\n${START_USAGE}`);
+    process.exit(2);
+  }
   const log = createLogger(config.logLevel);
   let broker: Awaited<ReturnType<typeof startBroker>>;
   try {
