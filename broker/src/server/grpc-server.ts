@@ -11,6 +11,7 @@ import type { Publisher } from "../delivery/publishing.ts";
 import { adminHandlers } from "./admin-handler.ts";
 import { publisherHandlers } from "./publisher-handler.ts";
 import { addReflection } from "./reflection.ts";
+import { checkedRequests } from "./request-check.ts";
 import type { ErrorLogger } from "./status.ts";
 import { type SubscriberOptions, SubscriberStreams } from "./subscriber-handler.ts";
 import type { RequestObserver } from "./unary.ts";
@@ -47,11 +48,14 @@ export class GrpcServer {
       deps.observe,
     );
     this.server.addService(
-      PublisherServiceService,
+      checkedRequests(PublisherServiceService),
       publisherHandlers(deps.publisher, deps.log, deps.observe),
     );
-    this.server.addService(SubscriberServiceService, this.streams.handlers());
-    this.server.addService(AdminServiceService, adminHandlers(deps.admin, deps.log, deps.observe));
+    this.server.addService(checkedRequests(SubscriberServiceService), this.streams.handlers());
+    this.server.addService(
+      checkedRequests(AdminServiceService),
+      adminHandlers(deps.admin, deps.log, deps.observe),
+    );
     this.health = new HealthImplementation(
       Object.fromEntries(["", ...SERVICES].map((s) => [s, "NOT_SERVING"])),
     );

@@ -21,6 +21,7 @@ import { invalidArgument, MeshError } from "../delivery/errors.ts";
 import type { Subscription } from "../delivery/model.ts";
 import { MAX_NACK_DELAY_SECONDS } from "../delivery/retry-policy.ts";
 import { eventToWire, wholeSeconds } from "./convert.ts";
+import { RefusedRequest } from "./request-check.ts";
 import { type ErrorLogger, toServiceError } from "./status.ts";
 import type { RequestObserver } from "./unary.ts";
 
@@ -191,8 +192,9 @@ class StreamSession {
     return this.fail(toServiceError(error, this.log, "Subscribe"));
   }
 
-  private async handle(request: SubscribeRequest): Promise<void> {
+  private async handle(request: SubscribeRequest | RefusedRequest): Promise<void> {
     if (this.ended) return;
+    if (request instanceof RefusedRequest) throw invalidArgument(request.problem);
     const message = request.request;
     if (!message) throw invalidArgument("empty request: set one of open, ack, nack, extend, reject or flow");
     if (message.$case === "open") {
