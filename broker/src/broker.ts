@@ -14,7 +14,8 @@ import { BrokerMetrics } from "./metrics/registry.ts";
 import { envelopeFromWire } from "./server/convert.ts";
 import { GrpcServer } from "./server/grpc-server.ts";
 import { PostgresCatalogStore } from "./store/catalog-store.ts";
-import { connectDatabase } from "./store/database.ts";
+import { connectDatabase, type Sql } from "./store/database.ts";
+import { failingFastAsUnavailable } from "./store/database-errors.ts";
 import { PostgresDeadLetterStore } from "./store/dead-letter-store.ts";
 import { type EmbeddedPostgres, startEmbeddedPostgres } from "./store/embedded-postgres.ts";
 import { PostgresEventStore } from "./store/event-store.ts";
@@ -36,6 +37,23 @@ export interface RunningBroker {
   abandon(): void;
 }
 
+/** Whether `SELECT 1` succeeds within `withinMs`. */
+async function databaseAnswers(sql: Sql, withinMs: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(false), withinMs);
+  });
+  const answered = sql`SELECT 1 AS ok`.then(
+    () => true,
+    () => false,
+  );
+  try {
+    return await Promise.race([answered, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 export async function startBroker(config: Readonly<BrokerConfig>, log: Logger): Promise<RunningBroker> {
   let embedded: EmbeddedPostgres | undefined;
   let databaseUrl = config.databaseUrl;
@@ -47,21 +65,28 @@ export async function startBroker(config: Readonly<BrokerConfig>, log: Logger): 
     });
     databaseUrl = embedded.url;
   }
-  const sql = connectDatabase(databaseUrl);
+  const timeouts = {
+    connectTimeoutMs: config.dbConnectTimeoutMs,
+    statementTimeoutMs: config.dbStatementTimeoutMs,
+  };
+  const sql = connectDatabase(databaseUrl, { timeouts });
   const applied = await migrate(sql);
   if (applied.length > 0) log.info(`applied migrations: ${applied.join(", ")}`);
   const queue = await JobQueue.start(sql, {
     connectionString: databaseUrl,
     // pg-boss's own expiry pass is only a backstop behind the lease sweeper below.
     monitorIntervalSeconds: Math.max(60, config.superviseIntervalSeconds),
+    timeouts,
     onError: (error: unknown) => log.error("pg-boss", error),
   });
 
   const brokerId = randomUUID();
   const metrics = new BrokerMetrics();
-  const events = new PostgresEventStore(sql, queue, brokerId);
-  const catalog = new PostgresCatalogStore(sql, queue);
-  const deliveries = new DeliveryService(queue, events, {
+  // While the database is unreachable, calls fail fast with UNAVAILABLE rather than INTERNAL.
+  const rawEvents = new PostgresEventStore(sql, queue, brokerId);
+  const events = failingFastAsUnavailable(rawEvents);
+  const catalog = failingFastAsUnavailable(new PostgresCatalogStore(sql, queue));
+  const deliveries = new DeliveryService(failingFastAsUnavailable(queue), events, {
     pollIntervalMs: config.pollIntervalMs,
     sweepIntervalMs: config.superviseIntervalSeconds * 1000,
     observer: metrics,
@@ -75,7 +100,7 @@ export async function startBroker(config: Readonly<BrokerConfig>, log: Logger): 
     (topic) => catalog.getTopicSchema(topic),
   );
   let server: GrpcServer | undefined;
-  const deadLetters = new PostgresDeadLetterStore(sql, queue);
+  const deadLetters = failingFastAsUnavailable(new PostgresDeadLetterStore(sql, queue));
   const admin = new Admin(
     catalog,
     deadLetters,
@@ -118,7 +143,7 @@ export async function startBroker(config: Readonly<BrokerConfig>, log: Logger): 
 
   // Events applications published inside their own transactions (pgmesh.outbox_publish).
   const relay = new OutboxRelay(
-    new PostgresOutboxStore(sql, events),
+    new PostgresOutboxStore(sql, rawEvents),
     (bytes) => envelopeFromWire(Event.decode(bytes)),
     (subscription, event) => publisher.accepts(subscription, event),
     (subscriptions) => deliveries.wake(subscriptions),
@@ -137,13 +162,8 @@ export async function startBroker(config: Readonly<BrokerConfig>, log: Logger): 
   let serving = true;
   const metricsServer = new MetricsServer(metrics.registry, {
     live: () => serving,
-    // Ready: serving, and the database answers.
-    ready: async () =>
-      serving &&
-      (await sql`SELECT 1 AS ok`.then(
-        () => true,
-        () => false,
-      )),
+    // Ready: serving, and the database answers within a second (a probe must not hang on an outage).
+    ready: async () => serving && (await databaseAnswers(sql, Math.min(1_000, config.dbConnectTimeoutMs))),
   });
   const metricsAddress = await metricsServer.listen(config.metricsAddress);
   const grpcAddress = await server.listen(config.grpcAddress);

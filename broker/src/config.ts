@@ -25,6 +25,10 @@ export interface BrokerConfig {
   dedupWindowSeconds: number;
   /** How often the database-backed gauges (backlog, in flight, ...) are refreshed for /metrics. */
   metricsRefreshMs: number;
+  /** How long connecting to Postgres may take before a call fails with UNAVAILABLE. */
+  dbConnectTimeoutMs: number;
+  /** How long one statement may run before it is cancelled (and the call fails with UNAVAILABLE). */
+  dbStatementTimeoutMs: number;
   /** On SIGTERM, how long consumers get to settle what they hold. */
   drainTimeoutMs: number;
   logLevel: Level;
@@ -75,6 +79,18 @@ export function loadConfig(
       env.PGMESH_METRICS_REFRESH_MS ?? "5000",
       100,
       600_000,
+    ),
+    dbConnectTimeoutMs: integer(
+      "PGMESH_DB_CONNECT_TIMEOUT_MS",
+      env.PGMESH_DB_CONNECT_TIMEOUT_MS ?? "5000",
+      100,
+      600_000,
+    ),
+    dbStatementTimeoutMs: integer(
+      "PGMESH_DB_STATEMENT_TIMEOUT_MS",
+      env.PGMESH_DB_STATEMENT_TIMEOUT_MS ?? "30000",
+      100,
+      3_600_000,
     ),
     drainTimeoutMs: integer("PGMESH_DRAIN_MS", env.PGMESH_DRAIN_MS ?? "10000", 0, 600_000),
     logLevel: level(values["log-level"] ?? env.PGMESH_LOG_LEVEL ?? "info"),

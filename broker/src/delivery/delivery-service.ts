@@ -7,7 +7,7 @@ import type { FailureOutcome, Lease, Subscription } from "./model.ts";
 import type { DeliveryObserver } from "./observer.ts";
 import type { DeliveryQueue, EventStore } from "./ports.ts";
 import { failureOutcome } from "./retry-policy.ts";
-import { SubscriptionDispatcher } from "./subscription-dispatcher.ts";
+import { releaseLeases, SubscriptionDispatcher } from "./subscription-dispatcher.ts";
 
 export interface DeliveryServiceOptions {
   /** Fallback poll for deliveries nothing announces: retries whose delay ran out, lapsed leases. */
@@ -254,6 +254,11 @@ export class DeliveryService {
       consumer.settling++;
       try {
         settled = await apply([...leases.values()]);
+      } catch (error) {
+        // The settle's transaction failed: its leases go back now instead of waiting out the deadline.
+        await releaseLeases(this.queue, consumer.subscription, [...leases.values()], "settle failed");
+        this.wake([consumer.subscription.name]);
+        throw error;
       } finally {
         consumer.settling--;
       }

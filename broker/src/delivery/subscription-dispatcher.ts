@@ -69,7 +69,19 @@ export class SubscriptionDispatcher {
   }
 
   private async hand(leases: Lease[]): Promise<void> {
-    const events = await this.events.loadEvents(leases.map((l) => l.eventSeq));
+    let events: Awaited<ReturnType<EventStore["loadEvents"]>>;
+    try {
+      events = await this.events.loadEvents(leases.map((l) => l.eventSeq));
+    } catch (error) {
+      // Leased but not handed out: put them back now rather than when their leases lapse.
+      await releaseLeases(
+        this.queue,
+        this.subscription,
+        leases,
+        "dispatch failed: the events could not be loaded",
+      );
+      throw error;
+    }
     const now = Date.now();
     const consumers = [...this.consumers];
     const start = this.rotation++ % Math.max(1, consumers.length);
@@ -121,4 +133,19 @@ export class SubscriptionDispatcher {
     // An event row can only be missing if it was removed by hand; there is nothing to deliver.
     if (missing.length > 0) await this.queue.complete(this.subscription.queue, missing);
   }
+}
+
+/** Puts leases back for another delivery at once (best effort: if the database is down they lapse). */
+export async function releaseLeases(
+  queue: DeliveryQueue,
+  subscription: Subscription,
+  leases: Lease[],
+  error: string,
+): Promise<void> {
+  await queue
+    .fail(
+      subscription,
+      leases.map((lease) => ({ lease, retryAfterSeconds: 0, error })),
+    )
+    .catch(() => {});
 }

@@ -4,10 +4,39 @@ import postgres from "postgres";
 export type Sql = postgres.Sql;
 export type TransactionSql = postgres.TransactionSql;
 
-export function connectDatabase(url: string, options: { max?: number } = {}): Sql {
+/** How long a connection attempt and a statement may take before they fail (and the call answers UNAVAILABLE). */
+export interface DatabaseTimeouts {
+  connectTimeoutMs: number;
+  statementTimeoutMs: number;
+}
+
+export const DEFAULT_TIMEOUTS: DatabaseTimeouts = { connectTimeoutMs: 5_000, statementTimeoutMs: 30_000 };
+
+export function connectDatabase(
+  url: string,
+  options: { max?: number; timeouts?: DatabaseTimeouts } = {},
+): Sql {
+  const timeouts = options.timeouts ?? DEFAULT_TIMEOUTS;
   return postgres(url, {
     max: options.max ?? 10,
     onnotice: () => {},
-    connection: { application_name: "pgmesh-broker" },
+    // postgres.js takes seconds; an unreachable server fails the query instead of queueing it for 30 s.
+    connect_timeout: timeouts.connectTimeoutMs / 1000,
+    connection: {
+      application_name: "pgmesh-broker",
+      statement_timeout: timeouts.statementTimeoutMs,
+      // A transaction left open by a vanished client must not hold locks for ever.
+      idle_in_transaction_session_timeout: Math.max(timeouts.statementTimeoutMs, 60_000),
+    },
   });
+}
+
+/** The same bounds for pg-boss's node-postgres pool. */
+export function poolTimeouts(timeouts: DatabaseTimeouts) {
+  return {
+    connectionTimeoutMillis: timeouts.connectTimeoutMs,
+    statement_timeout: timeouts.statementTimeoutMs,
+    // Client side too: a server that stops answering (a partition) never sends the cancel.
+    query_timeout: timeouts.statementTimeoutMs + timeouts.connectTimeoutMs,
+  };
 }

@@ -6,7 +6,7 @@
 import { PgBoss, type Db as PgBossDb } from "pg-boss";
 import type { FailureOutcome, Lease, Subscription } from "../delivery/model.ts";
 import type { DeliveryQueue } from "../delivery/ports.ts";
-import type { Sql, TransactionSql } from "./database.ts";
+import { type DatabaseTimeouts, poolTimeouts, type Sql, type TransactionSql } from "./database.ts";
 import { forgetFailures, insertDeadLetters, recordFailures } from "./queries/failures.ts";
 import { extendLeases, parkJobs, selectLapsed, setRetryDelays } from "./queries/jobs.ts";
 
@@ -14,6 +14,7 @@ export interface JobQueueOptions {
   connectionString: string;
   /** How often pg-boss's own expiry pass runs: a backstop behind the broker's lease sweeper. */
   monitorIntervalSeconds: number;
+  timeouts: DatabaseTimeouts;
   onError: (error: unknown) => void;
 }
 
@@ -48,6 +49,7 @@ export class JobQueue implements DeliveryQueue {
       superviseIntervalSeconds: options.monitorIntervalSeconds,
       monitorIntervalSeconds: options.monitorIntervalSeconds,
       registerInstance: false,
+      ...poolTimeouts(options.timeouts),
     });
     boss.on("error", options.onError);
     await boss.start();

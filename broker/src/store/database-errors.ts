@@ -1,0 +1,59 @@
+// Which database errors mean "the database cannot be reached or is restarting": those become
+// MeshError("unavailable"), so a client sees UNAVAILABLE and retries, instead of INTERNAL. The
+// store's objects are wrapped once (in broker.ts) rather than every query site.
+import { MeshError } from "../delivery/errors.ts";
+
+// SQLSTATE classes and codes: 08 connection exception, 53300 too many connections, 57P01-57P03
+// admin/crash shutdown and cannot connect now, 57014 statement timeout (query_canceled), 40001 and
+// 40P01 serialization failure and deadlock (safe to retry as a whole).
+const TRANSIENT_SQLSTATE = /^(08...|53300|57P0[123]|57014|40001|40P01)$/;
+// postgres.js and Node socket codes.
+const TRANSIENT_CODES = new Set([
+  "CONNECT_TIMEOUT",
+  "CONNECTION_CLOSED",
+  "CONNECTION_ENDED",
+  "CONNECTION_DESTROYED",
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ETIMEDOUT",
+  "EPIPE",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+]);
+// node-postgres (pg-boss's pool) reports these only in the message.
+const TRANSIENT_MESSAGES =
+  /Connection terminated|timeout exceeded when trying to connect|Query read timeout|not queryable|Connection ended|terminating connection/i;
+
+export function isDatabaseUnavailable(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  const code = (error as { code?: unknown }).code;
+  if (typeof code === "string" && (TRANSIENT_CODES.has(code) || TRANSIENT_SQLSTATE.test(code))) return true;
+  if (TRANSIENT_MESSAGES.test(error.message)) return true;
+  return error.cause !== undefined && error.cause !== error && isDatabaseUnavailable(error.cause);
+}
+
+export function unavailableError(cause: unknown): MeshError {
+  return new MeshError("unavailable", "the database is unavailable right now; retry shortly", { cause });
+}
+
+/**
+ * The object with every async method's transient database errors turned into MeshError
+ * ("unavailable"); other errors pass unchanged.
+ */
+export function failingFastAsUnavailable<T extends object>(target: T): T {
+  return new Proxy(target, {
+    get(object, property, receiver) {
+      const value = Reflect.get(object, property, receiver);
+      if (typeof value !== "function") return value;
+      return (...args: unknown[]) => {
+        const result = value.apply(object, args);
+        if (!(result instanceof Promise)) return result;
+        return result.catch((error: unknown) => {
+          throw isDatabaseUnavailable(error) ? unavailableError(error) : error;
+        });
+      };
+    },
+  });
+}
