@@ -13,7 +13,7 @@ import type {
   TopicSchema,
 } from "../delivery/model.ts";
 import type { CatalogStore } from "../delivery/ports.ts";
-import type { Sql } from "./database.ts";
+import { type Sql, transaction } from "./database.ts";
 import { countOpenDeadLetters, deadLetterIdsOfParkedJobs, detachParkedJobs } from "./queries/dead-letters.ts";
 import { applyPolicyToQueuedJobs, queueCounts, releaseParked, selectParked } from "./queries/jobs.ts";
 import * as subscriptions from "./queries/subscriptions.ts";
@@ -53,7 +53,7 @@ export class PostgresCatalogStore implements CatalogStore {
   }
 
   async deleteTopic(name: string): Promise<boolean> {
-    return this.sql.begin(async (tx) => {
+    return transaction(this.sql, async (tx) => {
       const subs = await topics.countSubscriptionsOf(tx, name);
       if (subs > 0) {
         throw new MeshError(
@@ -81,7 +81,7 @@ export class PostgresCatalogStore implements CatalogStore {
       ackedRetentionSeconds: sub.ackedRetentionSeconds,
     });
     try {
-      const row = await this.sql.begin(async (tx) => {
+      const row = await transaction(this.sql, async (tx) => {
         if (!(await topics.lockTopicShared(tx, sub.topic)))
           throw notFound(`topic ${sub.topic} does not exist`);
         return subscriptions.insertSubscription(tx, { ...sub, queue });
@@ -99,7 +99,7 @@ export class PostgresCatalogStore implements CatalogStore {
   }
 
   async updateSubscription(name: string, policy: DeliveryPolicy): Promise<Subscription | undefined> {
-    const updated = await this.sql.begin(async (tx) => {
+    const updated = await transaction(this.sql, async (tx) => {
       const row = await subscriptions.updateSubscriptionPolicy(tx, name, policy);
       if (row) {
         await applyPolicyToQueuedJobs(
@@ -145,7 +145,7 @@ export class PostgresCatalogStore implements CatalogStore {
   }
 
   async releaseParkedKeys(subscription: Subscription, keys: string[]): Promise<number> {
-    return this.sql.begin(async (tx) => {
+    return transaction(this.sql, async (tx) => {
       const released = await releaseParked(tx, subscription.queue, { keys });
       // Their dead letters stay listed; a later redrive queues them anew at the back of the key.
       await detachParkedJobs(tx, released);
@@ -159,7 +159,7 @@ export class PostgresCatalogStore implements CatalogStore {
   }
 
   async deleteSubscription(name: string): Promise<boolean> {
-    const row = await this.sql.begin(async (tx) => {
+    const row = await transaction(this.sql, async (tx) => {
       const deleted = await subscriptions.deleteSubscriptionRow(tx, name);
       if (deleted) {
         const change = subscriptionChangePayload({

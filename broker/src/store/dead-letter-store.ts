@@ -3,7 +3,7 @@
 import { randomUUID } from "node:crypto";
 import type { DeadLetter, DeadLetterSelection, Page, Subscription } from "../delivery/model.ts";
 import type { DeadLetterStore } from "../delivery/ports.ts";
-import type { Sql } from "./database.ts";
+import { type Sql, transaction } from "./database.ts";
 import {
   claimForRedrive,
   deleteDeadLetters,
@@ -28,7 +28,7 @@ export class PostgresDeadLetterStore implements DeadLetterStore {
   }
 
   async redrive(subscription: Subscription, selection: DeadLetterSelection): Promise<number> {
-    return this.sql.begin(async (tx) => {
+    return transaction(this.sql, async (tx) => {
       const claimed = await claimForRedrive(tx, selection);
       // A dead letter that still parks its key goes back in place, at the head of the key, so the
       // key's order holds; any other is queued anew.
@@ -67,7 +67,7 @@ export class PostgresDeadLetterStore implements DeadLetterStore {
   }
 
   purge(subscription: Subscription, selection: DeadLetterSelection): Promise<number> {
-    return this.sql.begin(async (tx) => {
+    return transaction(this.sql, async (tx) => {
       const { count, parkedJobIds } = await deleteDeadLetters(tx, selection);
       // A purged event is gone for good: nothing is left for its key to wait for.
       if (parkedJobIds.length > 0) await releaseParked(tx, subscription.queue, { jobIds: parkedJobIds });

@@ -5,7 +5,7 @@ import { v7 as uuidv7 } from "uuid";
 import { notFound } from "../delivery/errors.ts";
 import type { EventEnvelope, PublishOutcome, StoredEvent, Subscription } from "../delivery/model.ts";
 import type { EventStore } from "../delivery/ports.ts";
-import type { Sql, TransactionSql } from "./database.ts";
+import { type Sql, type TransactionSql, transaction } from "./database.ts";
 import * as events from "./queries/events.ts";
 import { eventKey } from "./queries/events.ts";
 import * as subscriptions from "./queries/subscriptions.ts";
@@ -25,7 +25,7 @@ export class PostgresEventStore implements EventStore {
     batch: EventEnvelope[],
     accepts: (subscription: Subscription, event: EventEnvelope) => boolean,
   ): Promise<{ outcomes: PublishOutcome[]; subscriptions: string[] }> {
-    return this.sql.begin((tx) => this.publishIn(tx, topic, batch, accepts));
+    return transaction(this.sql, (tx) => this.publishIn(tx, topic, batch, accepts));
   }
 
   /** The publish, inside the caller's transaction (the outbox relay's, or publish's own). */

@@ -2,7 +2,7 @@
 // brokers starting together do not race. Forward-only: a migration is never edited once shipped.
 import { readdir, readFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
-import type { Sql } from "./database.ts";
+import { type Sql, transaction } from "./database.ts";
 
 const migrationsDir = fileURLToPath(new URL("../../migrations/", import.meta.url));
 // Any constant works; it only has to be the same for every broker.
@@ -11,7 +11,7 @@ const MIGRATION_LOCK = 7_245_031_001;
 export async function migrate(sql: Sql): Promise<string[]> {
   const files = (await readdir(migrationsDir)).filter((f) => /^\d{4}_.+\.sql$/.test(f)).sort();
   const applied: string[] = [];
-  await sql.begin(async (tx) => {
+  await transaction(sql, async (tx) => {
     await tx`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK})`;
     await tx`CREATE SCHEMA IF NOT EXISTS pgmesh`;
     await tx`CREATE TABLE IF NOT EXISTS pgmesh.schema_migrations (

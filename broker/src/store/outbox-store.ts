@@ -4,7 +4,7 @@
 import { MeshError } from "../delivery/errors.ts";
 import type { EventEnvelope, Subscription } from "../delivery/model.ts";
 import type { OutboxStore } from "../delivery/ports.ts";
-import type { Sql } from "./database.ts";
+import { type Sql, transaction } from "./database.ts";
 import type { PostgresEventStore } from "./event-store.ts";
 import * as topics from "./queries/topics.ts";
 
@@ -22,7 +22,7 @@ export class PostgresOutboxStore implements OutboxStore {
     prepare: (bytes: Uint8Array) => EventEnvelope,
     accepts: (subscription: Subscription, event: EventEnvelope) => boolean,
   ): Promise<{ taken: number; failed: number; subscriptions: string[] }> {
-    return this.sql.begin(async (tx) => {
+    return transaction(this.sql, async (tx) => {
       const [lock] = await tx`SELECT pg_try_advisory_xact_lock(${RELAY_LOCK}) AS taken`;
       if (!lock?.taken) return { taken: 0, failed: 0, subscriptions: [] };
       const rows = (

@@ -6,7 +6,13 @@
 import { PgBoss, type Db as PgBossDb } from "pg-boss";
 import type { FailureOutcome, Lease, Subscription } from "../delivery/model.ts";
 import type { DeliveryQueue } from "../delivery/ports.ts";
-import { type DatabaseTimeouts, poolTimeouts, type Sql, type TransactionSql } from "./database.ts";
+import {
+  type DatabaseTimeouts,
+  poolTimeouts,
+  type Sql,
+  type TransactionSql,
+  transaction,
+} from "./database.ts";
 import { forgetFailures, insertDeadLetters, recordFailures } from "./queries/failures.ts";
 import { extendLeases, parkJobs, selectLapsed, setRetryDelays } from "./queries/jobs.ts";
 
@@ -114,7 +120,7 @@ export class JobQueue implements DeliveryQueue {
 
   async complete(queue: string, leases: Lease[]): Promise<Set<string>> {
     if (leases.length === 0) return new Set();
-    return this.sql.begin(async (tx) => {
+    return transaction(this.sql, async (tx) => {
       const settled = settledIds(
         await this.boss.complete(queue, leases.map(toAttempt), null, { db: onTransaction(tx) }),
       );
@@ -128,7 +134,7 @@ export class JobQueue implements DeliveryQueue {
     const queue = subscription.queue;
     const retries = outcomes.filter((o) => "retryAfterSeconds" in o);
     const deadLetters = outcomes.filter((o) => "deadLetter" in o);
-    return this.sql.begin(async (tx) => {
+    return transaction(this.sql, async (tx) => {
       const db = onTransaction(tx);
       const settled = new Set<string>();
       if (retries.length > 0) {
