@@ -1,5 +1,6 @@
 // The postgres.js connection pool for pgmesh's own queries. pg-boss keeps its own pool (see queue.ts).
 import postgres from "postgres";
+import { isConnectionLost } from "./database-errors.ts";
 
 export type Sql = postgres.Sql;
 export type TransactionSql = postgres.TransactionSql;
@@ -50,6 +51,10 @@ export function poolTimeouts(timeouts: DatabaseTimeouts) {
  */
 export async function transaction<T>(sql: Sql, fn: (tx: TransactionSql) => Promise<T> | T): Promise<T> {
   const reserved = await sql.reserve();
+  // A connection that died under the transaction is already back in postgres.js's closed queue;
+  // releasing it as well would put a dead connection in the open queue, where later queries wait
+  // on it for ever.
+  let alive = true;
   try {
     await reserved`BEGIN`;
     let result: T;
@@ -58,12 +63,17 @@ export async function transaction<T>(sql: Sql, fn: (tx: TransactionSql) => Promi
       // TransactionSql is to our code (we use no savepoints).
       result = await fn(reserved as unknown as TransactionSql);
     } catch (error) {
-      await reserved`ROLLBACK`.catch(() => {});
+      await reserved`ROLLBACK`.catch(() => {
+        alive = false;
+      });
       throw error;
     }
     await reserved`COMMIT`;
     return result;
+  } catch (error) {
+    if (isConnectionLost(error)) alive = false;
+    throw error;
   } finally {
-    reserved.release();
+    if (alive) reserved.release();
   }
 }

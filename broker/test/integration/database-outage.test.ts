@@ -29,7 +29,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  proxy?.restore();
+  await proxy?.restore();
   await mesh?.stop();
   await proxy?.close();
   await db?.drop();
@@ -56,18 +56,18 @@ describe("a database outage", () => {
     expect(await readyz()).toBe(200);
 
     for (const mode of ["refuse", "blackhole"] as const) {
-      proxy.cut(mode);
+      await proxy.cut(mode);
       const publish = await timed(rejection(publishOne(`during-${mode}`)));
       expect(publish.value.code, `${mode}: ${publish.value.details}`).toBe(status.UNAVAILABLE);
       expect(publish.value.details).toBe("the database is unavailable right now; retry shortly");
       expect(publish.ms).toBeLessThan(4_000);
       const admin = await timed(rejection(mesh.client.getTopic("outage")));
-      expect(admin.value.code).toBe(status.UNAVAILABLE);
+      expect(admin.value.code, `${mode}: ${admin.value.details}`).toBe(status.UNAVAILABLE);
       expect(admin.ms).toBeLessThan(4_000);
       const probe = await timed(readyz());
       expect(probe.value).toBe(503);
       expect(probe.ms).toBeLessThan(1_500);
-      proxy.restore();
+      await proxy.restore();
       await until(() => readyz().then((code) => code === 200), "ready again", 15_000);
     }
 
