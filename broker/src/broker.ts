@@ -129,6 +129,10 @@ export async function startBroker(config: Readonly<BrokerConfig>, log: Logger): 
     publisher,
     deliveries,
     subscriber: { heartbeatIntervalMs: config.heartbeatIntervalMs, openTimeoutMs: config.openTimeoutMs },
+    connections: {
+      idleTimeoutMs: config.grpcIdleTimeoutMs,
+      maxStreamsPerConnection: config.grpcMaxStreamsPerConnection,
+    },
     log: (message, error) => log.error(message, error),
     observe: (method, code) => metrics.request(method, code),
   });
