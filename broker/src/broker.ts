@@ -149,6 +149,7 @@ export async function startBroker(config: Readonly<BrokerConfig>, log: Logger): 
   const relay = new OutboxRelay(
     new PostgresOutboxStore(sql, rawEvents),
     (bytes) => envelopeFromWire(Event.decode(bytes)),
+    (topic, event) => publisher.checkSchema(topic, [event]),
     (subscription, event) => publisher.accepts(subscription, event),
     (subscriptions) => deliveries.wake(subscriptions),
     (error) => log.error("relaying the outbox", error),
