@@ -23,6 +23,7 @@ import { migrate } from "./store/migrate.ts";
 import { PostgresOutboxStore } from "./store/outbox-store.ts";
 import { selectConnections, selectSubscriptionGauges } from "./store/queries/stats.ts";
 import { JobQueue } from "./store/queue.ts";
+import { TableUpkeep } from "./store/upkeep.ts";
 import { PostgresWakeupBus } from "./store/wakeups.ts";
 
 export interface RunningBroker {
@@ -77,6 +78,7 @@ export async function startBroker(config: Readonly<BrokerConfig>, log: Logger): 
     // pg-boss's own expiry pass is only a backstop behind the lease sweeper below.
     monitorIntervalSeconds: Math.max(60, config.superviseIntervalSeconds),
     timeouts,
+    maintenanceIntervalSeconds: config.maintenanceIntervalSeconds,
     onError: (error: unknown) => log.error("pg-boss", error),
   });
 
@@ -136,14 +138,12 @@ export async function startBroker(config: Readonly<BrokerConfig>, log: Logger): 
     log: (message, error) => log.error(message, error),
     observe: (method, code) => metrics.request(method, code),
   });
-  // Idempotency keys outlive their window by at most a sweep interval.
-  const sweepKeys = () =>
-    events.forgetKeysOlderThan(config.dedupWindowSeconds).catch((error: unknown) => {
-      log.error("forgetting old idempotency keys", error);
-      return 0;
-    });
-  const keySweeper = setInterval(sweepKeys, Math.min(60_000, config.dedupWindowSeconds * 500));
-  keySweeper.unref();
+  // Statistics, the idempotency window, topic retention: bounded tables whatever autovacuum does.
+  const upkeep = new TableUpkeep(sql, {
+    dedupWindowSeconds: config.dedupWindowSeconds,
+    onError: (error) => log.error("table upkeep", error),
+  });
+  upkeep.start(config.upkeepIntervalMs);
 
   // Events applications published inside their own transactions (pgmesh.outbox_publish).
   const relay = new OutboxRelay(
@@ -184,12 +184,12 @@ export async function startBroker(config: Readonly<BrokerConfig>, log: Logger): 
     stop: () => {
       stopping ??= (async () => {
         serving = false;
-        clearInterval(keySweeper);
         grpc.stopAccepting();
         await relay.stop();
         await deliveries.drain(config.drainTimeoutMs);
         await grpc.shutdown(5_000);
         await gauges.stop();
+        await upkeep.stop();
         await metricsServer.close();
         await queue.stop();
         await sql.end({ timeout: 5 });

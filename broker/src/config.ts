@@ -23,6 +23,10 @@ export interface BrokerConfig {
   superviseIntervalSeconds: number;
   /** How long a published (topic, source, id) is remembered: a repeat inside it is a duplicate. */
   dedupWindowSeconds: number;
+  /** How often table upkeep runs: statistics, vacuum, idempotency keys, topic retention. */
+  upkeepIntervalMs: number;
+  /** How often acked deliveries past their subscription's acked retention are deleted. */
+  maintenanceIntervalSeconds: number;
   /** How often the database-backed gauges (backlog, in flight, ...) are refreshed for /metrics. */
   metricsRefreshMs: number;
   /** How long connecting to Postgres may take before a call fails with UNAVAILABLE. */
@@ -77,6 +81,13 @@ export function loadConfig(
       env.PGMESH_DEDUP_WINDOW_SECONDS ?? String(24 * 60 * 60),
       1,
       366 * 24 * 60 * 60,
+    ),
+    upkeepIntervalMs: integer("PGMESH_UPKEEP_MS", env.PGMESH_UPKEEP_MS ?? "5000", 100, 3_600_000),
+    maintenanceIntervalSeconds: integer(
+      "PGMESH_MAINTENANCE_SECONDS",
+      env.PGMESH_MAINTENANCE_SECONDS ?? "60",
+      1,
+      86_400,
     ),
     metricsRefreshMs: integer(
       "PGMESH_METRICS_REFRESH_MS",

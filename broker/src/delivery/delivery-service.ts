@@ -99,7 +99,7 @@ export class DeliveryService {
 
   ack(consumer: Consumer, ackIds: string[]): Promise<SettleResult[]> {
     return this.settle(consumer, ackIds, "acked", async (leases) => {
-      const settled = await this.queue.complete(consumer.subscription.queue, leases);
+      const settled = await this.queue.complete(consumer.subscription, leases);
       const now = Date.now();
       const latencies = leases
         .filter((l) => settled.has(l.jobId) && l.publishedAt)

@@ -77,8 +77,11 @@ export interface OutboxStore {
 export interface DeliveryQueue {
   /** Leases up to `limit` deliveries of a subscription; never blocks. */
   lease(queue: string, limit: number): Promise<Lease[]>;
-  /** Settles deliveries as done; returns the job ids it settled (others were stale). */
-  complete(queue: string, leases: Lease[]): Promise<Set<string>>;
+  /**
+   * Settles deliveries as done; returns the job ids it settled (others were stale). With an acked
+   * retention of 0 the delivery is gone at once, otherwise it is kept that long.
+   */
+  complete(subscription: Subscription, leases: Lease[]): Promise<Set<string>>;
   /**
    * Settles failed deliveries, each as its outcome says (retry after a delay, or dead letter), in
    * one transaction. Returns the job ids it settled (others were stale).

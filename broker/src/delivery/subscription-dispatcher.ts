@@ -131,7 +131,7 @@ export class SubscriptionDispatcher {
       if (dead > 0) this.observer.deadLettered(sub.name, "max_attempts", dead);
     }
     // An event row can only be missing if it was removed by hand; there is nothing to deliver.
-    if (missing.length > 0) await this.queue.complete(this.subscription.queue, missing);
+    if (missing.length > 0) await this.queue.complete(this.subscription, missing);
   }
 }
 

@@ -13,6 +13,7 @@ import {
   type TransactionSql,
   transaction,
 } from "./database.ts";
+import { GroupCommit, type GroupResult } from "./group-commit.ts";
 import { forgetFailures, insertDeadLetters, recordFailures } from "./queries/failures.ts";
 import { extendLeases, parkJobs, selectLapsed, setRetryDelays } from "./queries/jobs.ts";
 
@@ -21,6 +22,11 @@ export interface JobQueueOptions {
   /** How often pg-boss's own expiry pass runs: a backstop behind the broker's lease sweeper. */
   monitorIntervalSeconds: number;
   timeouts: DatabaseTimeouts;
+  /**
+   * How often pg-boss deletes acked deliveries past their subscription's acked retention. Its
+   * default is 24 h, which would make a short acked retention mean up to a day.
+   */
+  maintenanceIntervalSeconds: number;
   onError: (error: unknown) => void;
 }
 
@@ -33,12 +39,27 @@ interface DeliveryData {
 // change after deliveries were queued), so pg-boss's own retry limit is out of reach.
 const UNBOUNDED_RETRIES = 2_000_000_000;
 
-/** pg-boss's `db` option on a postgres.js transaction. */
-export const onTransaction = (tx: TransactionSql): PgBossDb => ({
+/** pg-boss's `db` option on a postgres.js transaction (or the pool, for a single statement). */
+export const onTransaction = (tx: TransactionSql | Sql): PgBossDb => ({
   executeSql: async (text, values) => ({ rows: await tx.unsafe(text, (values ?? []) as never[]) }),
 });
 
+interface Completion {
+  queue: string;
+  deleteOnAck: boolean;
+  leases: Lease[];
+}
+
+/** Ack batches committing at once; acks that arrive meanwhile wait for the next. */
+const ACK_GROUPS_IN_FLIGHT = 2;
+const ACK_GROUP_MAX_LEASES = 10_000;
+
 export class JobQueue implements DeliveryQueue {
+  private readonly completions = new GroupCommit<Completion, Set<string>>(
+    (items) => this.completeGroup(items),
+    { maxInFlight: ACK_GROUPS_IN_FLIGHT, maxWeight: ACK_GROUP_MAX_LEASES },
+  );
+
   private constructor(
     readonly boss: PgBoss,
     private readonly sql: Sql,
@@ -54,6 +75,7 @@ export class JobQueue implements DeliveryQueue {
       supervise: true,
       superviseIntervalSeconds: options.monitorIntervalSeconds,
       monitorIntervalSeconds: options.monitorIntervalSeconds,
+      maintenanceIntervalSeconds: options.maintenanceIntervalSeconds,
       registerInstance: false,
       ...poolTimeouts(options.timeouts),
     });
@@ -74,6 +96,9 @@ export class JobQueue implements DeliveryQueue {
       // key_strict_fifo: per singleton key, the oldest job goes first and alone; a key whose job
       // is active, waiting for a retry or failed holds back the rest of that key only.
       policy: options.ordering ? "key_strict_fifo" : "standard",
+      // Its own table: planner statistics, vacuum and index size per subscription, so one
+      // subscription's backlog never changes the plan of another's fetch.
+      partition: true,
       expireInSeconds: options.leaseSeconds,
       retryLimit: UNBOUNDED_RETRIES,
       retryDelay: 0,
@@ -118,15 +143,58 @@ export class JobQueue implements DeliveryQueue {
     return jobs.map((job) => ({ jobId: job.id, retryCount: job.retryCount, eventSeq: String(job.data.e) }));
   }
 
-  async complete(queue: string, leases: Lease[]): Promise<Set<string>> {
-    if (leases.length === 0) return new Set();
-    return transaction(this.sql, async (tx) => {
-      const settled = settledIds(
-        await this.boss.complete(queue, leases.map(toAttempt), null, { db: onTransaction(tx) }),
+  /**
+   * Acks. Completions of every stream and subscription on this broker are group-committed: those
+   * that arrive while others commit share the next statement batch (River's BatchCompleter idea).
+   */
+  complete(subscription: Subscription, leases: Lease[]): Promise<Set<string>> {
+    if (leases.length === 0) return Promise.resolve(new Set());
+    const { queue, ackedRetentionSeconds } = subscription;
+    return this.completions.submit(
+      { queue, deleteOnAck: ackedRetentionSeconds === 0, leases },
+      leases.length,
+    );
+  }
+
+  private async completeGroup(items: Completion[]): Promise<GroupResult<Set<string>>[]> {
+    const byQueue = new Map<string, { deleteOnAck: boolean; leases: Lease[] }>();
+    for (const { queue, deleteOnAck, leases } of items) {
+      const entry = byQueue.get(queue) ?? { deleteOnAck, leases: [] };
+      entry.leases.push(...leases);
+      byQueue.set(queue, entry);
+    }
+    // Only a delivery that failed before has a failure history to forget (a failure always
+    // counts an attempt), so a first-attempt ack is one statement and needs no transaction.
+    const retried = items.flatMap((i) => i.leases).filter((l) => l.retryCount > 0);
+    const completeAll = async (db: PgBossDb) => {
+      const settled = new Set<string>();
+      // Without acked retention an ack deletes the job: one fenced DELETE, instead of an UPDATE
+      // now and a DELETE at the next maintenance pass (and no completed rows for fetch to skip).
+      const perQueue = await Promise.all(
+        [...byQueue].map(([queue, { deleteOnAck, leases }]) =>
+          deleteOnAck
+            ? this.boss.deleteJob(queue, leases.map(toAttempt), { db })
+            : this.boss.complete(queue, leases.map(toAttempt), null, { db }),
+        ),
       );
-      await forgetFailures(tx, [...settled]);
+      for (const result of perQueue) for (const id of settledIds(result)) settled.add(id);
       return settled;
-    });
+    };
+    const settled =
+      byQueue.size === 1 && retried.length === 0
+        ? await completeAll(onTransaction(this.sql))
+        : await transaction(this.sql, async (tx) => {
+            const done = await completeAll(onTransaction(tx));
+            await forgetFailures(
+              tx,
+              retried.filter((l) => done.has(l.jobId)).map((l) => l.jobId),
+            );
+            return done;
+          });
+    return items.map((item) => ({
+      ok: true,
+      value: new Set(item.leases.filter((l) => settled.has(l.jobId)).map((l) => l.jobId)),
+    }));
   }
 
   async fail(subscription: Subscription, outcomes: FailureOutcome[]): Promise<Set<string>> {

@@ -18,7 +18,14 @@ describe("redrive under concurrency", () => {
     );
     const probe = await StreamProbe.open(t.mesh.client, "race.sub", 1000);
     const first = await probe.waitForDeliveries(count);
-    await probe.settleAndWait(() => probe.reject(first.map((d) => d.ackId), "poison"), count);
+    await probe.settleAndWait(
+      () =>
+        probe.reject(
+          first.map((d) => d.ackId),
+          "poison",
+        ),
+      count,
+    );
     expect((await t.mesh.client.subscriptionStats("race.sub")).deadLetters).toBe(count);
 
     const redriven = await Promise.all(

@@ -6,58 +6,58 @@ import type { Sql, TransactionSql } from "../database.ts";
 export const eventKey = (source: string, id: string) => `${source}\u0000${id}`;
 
 /**
- * Claims the idempotency keys (topic, source, id) of the events; returns the keys that were free,
- * as `source\0id`. A key is held for the idempotency window (see deleteEventKeysOlderThan).
+ * Claims each event's idempotency key (topic, source, id) and stores the events whose key was
+ * free, in one statement; returns those with their internal key, in input order. The events must
+ * already be unique by (source, id). A key is held for the idempotency window (see
+ * upkeep.ts). The batch travels as one JSON parameter (payloads base64), so a
+ * publish of any size is one round trip.
  */
-export async function claimEventKeys(
-  tx: TransactionSql,
-  topic: string,
-  events: EventEnvelope[],
-): Promise<Set<string>> {
-  if (events.length === 0) return new Set();
-  const rows = await tx`
-    INSERT INTO pgmesh.event_keys (topic, source, id)
-    SELECT ${topic}, x.source, x.id FROM unnest(${events.map((e) => e.source)}::text[], ${events.map((e) => e.id)}::text[]) AS x(source, id)
-    ON CONFLICT DO NOTHING
-    RETURNING source, id`;
-  return new Set(rows.map((r) => eventKey(r.source as string, r.id as string)));
-}
-
-export async function deleteEventKeysOlderThan(sql: Sql, seconds: number): Promise<number> {
-  const rows = await sql`
-    DELETE FROM pgmesh.event_keys WHERE ctid IN (
-      SELECT ctid FROM pgmesh.event_keys WHERE published_at < now() - ${seconds} * interval '1 second' LIMIT 10000)
-    RETURNING 1`;
-  return rows.length;
-}
-
-/** Inserts the events (already deduplicated) and returns each with its internal key. */
-export async function insertEvents(
+export async function insertFreshEvents(
   tx: TransactionSql,
   topic: string,
   events: EventEnvelope[],
 ): Promise<{ seq: string; event: EventEnvelope }[]> {
   if (events.length === 0) return [];
-  const rows = events.map((e) => ({
-    topic,
+  const input = events.map((e, ord) => ({
+    ord,
     id: e.id,
     source: e.source,
     type: e.type,
     subject: e.subject,
-    time: e.time ?? null,
+    time: e.time?.toISOString() ?? null,
     attributes: e.attributes,
     ordering_key: e.orderingKey,
     data_type_url: e.dataTypeUrl,
-    data: Buffer.from(e.data.buffer, e.data.byteOffset, e.data.byteLength),
-    deliver_after: e.deliverAfter ?? null,
+    data: Buffer.from(e.data.buffer, e.data.byteOffset, e.data.byteLength).toString("base64"),
+    deliver_after: e.deliverAfter?.toISOString() ?? null,
   }));
-  const inserted = await tx`INSERT INTO pgmesh.events ${tx(rows)} RETURNING seq, source, id`;
-  // Matched back by key: the events were deduplicated, so (source, id) is unique here.
-  const byKey = new Map(events.map((e) => [eventKey(e.source, e.id), e]));
-  return inserted.map((r) => ({
-    seq: String(r.seq),
-    event: byKey.get(eventKey(r.source as string, r.id as string)) as EventEnvelope,
-  }));
+  const rows = await tx`
+    WITH input AS (
+      SELECT * FROM jsonb_to_recordset(${tx.json(input)}::jsonb) AS x(
+        ord int, id text, source text, type text, subject text, time timestamptz, attributes jsonb,
+        ordering_key text, data_type_url text, data text, deliver_after timestamptz)
+    ), claimed AS (
+      INSERT INTO pgmesh.event_keys (topic, source, id)
+      SELECT ${topic}, source, id FROM input ORDER BY ord
+      ON CONFLICT DO NOTHING
+      RETURNING source, id
+    )
+    INSERT INTO pgmesh.events
+      (topic, id, source, type, subject, time, attributes, ordering_key, data_type_url, data, deliver_after)
+    SELECT ${topic}, i.id, i.source, i.type, i.subject, i.time, i.attributes, i.ordering_key,
+           i.data_type_url, decode(i.data, 'base64'), i.deliver_after
+    FROM input i JOIN claimed c ON c.source = i.source AND c.id = i.id
+    ORDER BY i.ord
+    RETURNING seq, source, id`;
+  // Matched back by key: (source, id) is unique in the batch.
+  const positionOf = new Map(events.map((e, ord) => [eventKey(e.source, e.id), ord]));
+  return rows
+    .map((r) => {
+      const ord = positionOf.get(eventKey(r.source as string, r.id as string)) as number;
+      return { ord, seq: String(r.seq), event: events[ord] as EventEnvelope };
+    })
+    .sort((a, b) => a.ord - b.ord)
+    .map(({ seq, event }) => ({ seq, event }));
 }
 
 export async function selectEventsBySeq(sql: Sql, seqs: string[]): Promise<StoredEvent[]> {

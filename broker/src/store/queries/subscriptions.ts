@@ -77,16 +77,20 @@ export async function selectSubscription(sql: Runner, name: string): Promise<Sub
 }
 
 /**
- * The subscriptions a publish fans out to. FOR SHARE holds off a concurrent delete until the
- * publish commits, so a delivery is never queued on a queue that is being dropped.
+ * Locks the topic and the subscriptions a publish fans out to, or undefined if the topic does not
+ * exist. FOR SHARE holds off a concurrent delete of either until the publish commits, so a
+ * delivery is never queued on a queue that is being dropped. The two statements are issued
+ * together (one round trip); the topic is locked first, as deletes do.
  */
-export async function selectSubscriptionsForPublish(
+export async function lockTopicForPublish(
   tx: TransactionSql,
   topic: string,
-): Promise<SubscriptionRow[]> {
-  const rows = await tx`
-    SELECT ${tx.unsafe(COLUMNS)} FROM pgmesh.subscriptions WHERE topic = ${topic} ORDER BY name FOR SHARE`;
-  return rows.map(toSubscription);
+): Promise<SubscriptionRow[] | undefined> {
+  const [topicRows, rows] = await Promise.all([
+    tx`SELECT 1 FROM pgmesh.topics WHERE name = ${topic} FOR SHARE`,
+    tx`SELECT ${tx.unsafe(COLUMNS)} FROM pgmesh.subscriptions WHERE topic = ${topic} ORDER BY name FOR SHARE`,
+  ]);
+  return topicRows.length > 0 ? rows.map(toSubscription) : undefined;
 }
 
 export async function selectSubscriptionsAfter(

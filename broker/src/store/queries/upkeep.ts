@@ -1,0 +1,85 @@
+// Named queries of the table upkeep (upkeep.ts): statistics, retention and the idempotency window.
+import type { Sql } from "../database.ts";
+
+export interface TableActivity {
+  /** schema-qualified, quoted: ready to be put in a statement. */
+  table: string;
+  live: number;
+  dead: number;
+  modifiedSinceAnalyze: number;
+}
+
+/**
+ * pgmesh's hot tables and the pg-boss job tables of its subscriptions, with what changed in them
+ * since their last ANALYZE and how many dead rows they hold (from the statistics collector, which
+ * lags by about a second).
+ */
+export async function selectTableActivity(sql: Sql): Promise<TableActivity[]> {
+  const rows = await sql`
+    SELECT quote_ident(t.schemaname) || '.' || quote_ident(t.relname) AS tbl,
+           t.n_live_tup::bigint AS live, t.n_dead_tup::bigint AS dead,
+           t.n_mod_since_analyze::bigint AS modified
+    FROM pg_stat_user_tables t
+    WHERE (t.schemaname = 'pgmesh' AND t.relname IN ('events', 'event_keys', 'dead_letters', 'delivery_failures'))
+       OR (t.schemaname = 'pgboss' AND t.relname IN (
+             SELECT q.table_name FROM pgboss.queue q JOIN pgmesh.subscriptions s ON s.queue = q.name))`;
+  return rows.map((r) => ({
+    table: r.tbl as string,
+    live: Number(r.live),
+    dead: Number(r.dead),
+    modifiedSinceAnalyze: Number(r.modified),
+  }));
+}
+
+/** Deletes up to `limit` idempotency keys older than the window; returns how many. */
+export async function deleteEventKeysOlderThan(sql: Sql, seconds: number, limit: number): Promise<number> {
+  const rows = await sql`
+    DELETE FROM pgmesh.event_keys WHERE ctid IN (
+      SELECT ctid FROM pgmesh.event_keys WHERE published_at < now() - ${seconds} * interval '1 second' LIMIT ${limit})
+    RETURNING 1`;
+  return rows.length;
+}
+
+/** Topics that hold events older than their retention. */
+export async function selectTopicsPastRetention(sql: Sql): Promise<{ topic: string; cutoff: Date }[]> {
+  const rows = await sql`
+    SELECT t.name, now() - t.retention_seconds * interval '1 second' AS cutoff
+    FROM pgmesh.topics t
+    WHERE EXISTS (SELECT 1 FROM pgmesh.events e
+                  WHERE e.topic = t.name AND e.published_at < now() - t.retention_seconds * interval '1 second')`;
+  return rows.map((r) => ({ topic: r.name as string, cutoff: r.cutoff as Date }));
+}
+
+/**
+ * The oldest event of the topic that a delivery still needs: pending, in flight, waiting for a
+ * retry, or parked on an ordered subscription. Undefined when none does.
+ */
+export async function selectOldestNeededEvent(sql: Sql, topic: string): Promise<string | undefined> {
+  const [row] = await sql`
+    SELECT min((j.data ->> 'e')::bigint) AS seq
+    FROM pgmesh.subscriptions s JOIN pgboss.job j ON j.name = s.queue
+    WHERE s.topic = ${topic} AND j.state IN ('created', 'retry', 'active', 'failed')`;
+  return row?.seq == null ? undefined : String(row.seq);
+}
+
+/**
+ * Deletes up to `limit` events of the topic published before `cutoff` and older than `before`
+ * (the oldest still needed), except those a dead letter points at; returns how many.
+ */
+export async function deleteExpiredEvents(
+  sql: Sql,
+  topic: string,
+  cutoff: Date,
+  before: string | undefined,
+  limit: number,
+): Promise<number> {
+  const rows = await sql`
+    DELETE FROM pgmesh.events WHERE ctid IN (
+      SELECT e.ctid FROM pgmesh.events e
+      WHERE e.topic = ${topic} AND e.published_at < ${cutoff}
+        AND (${before ?? null}::bigint IS NULL OR e.seq < ${before ?? null}::bigint)
+        AND NOT EXISTS (SELECT 1 FROM pgmesh.dead_letters d WHERE d.event_seq = e.seq)
+      LIMIT ${limit})
+    RETURNING 1`;
+  return rows.length;
+}

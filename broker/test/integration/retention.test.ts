@@ -1,0 +1,158 @@
+// Bounded tables: what an ack, a topic's retention and the idempotency window leave behind.
+import { AckStatus } from "@pgmesh/sdk/gen/pgmesh/v1/subscriber";
+import postgres from "postgres";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { TableUpkeep } from "../../src/store/upkeep.ts";
+import { useTestBroker } from "../support/broker.ts";
+import { StreamProbe } from "../support/stream-probe.ts";
+import { until } from "../support/until.ts";
+
+// The tests run upkeep passes themselves; the broker's own would race them for the lock.
+const t = useTestBroker({ PGMESH_UPKEEP_MS: "3600000" });
+let sql: postgres.Sql;
+beforeAll(() => {
+  sql = postgres(t.db.url, { max: 2, onnotice: () => {} });
+});
+afterAll(async () => {
+  await sql?.end();
+});
+
+const jobStates = async (subscription: string) => {
+  const rows = await sql`SELECT j.state, count(*)::int AS n FROM pgboss.job j
+    JOIN pgmesh.subscriptions s ON s.queue = j.name WHERE s.name = ${subscription} GROUP BY j.state`;
+  return Object.fromEntries(rows.map((r) => [r.state as string, r.n as number]));
+};
+
+async function ackAll(subscription: string, count: number) {
+  const probe = await StreamProbe.open(t.mesh.client, subscription);
+  const deliveries = await probe.waitForDeliveries(count);
+  const results = await probe.ackAndWait(deliveries.map((d) => d.ackId));
+  probe.cancel();
+  return results.map((r) => r.status);
+}
+
+describe("acked deliveries", () => {
+  it("are gone at the ack when the subscription keeps none, and kept when it keeps them", async () => {
+    const { client } = t.mesh;
+    await client.createTopic("ret.acks");
+    await client.createSubscription("ret.acks.none", "ret.acks", { ackedRetentionSeconds: 0 });
+    await client.createSubscription("ret.acks.kept", "ret.acks", { ackedRetentionSeconds: 3600 });
+    await client.publish(
+      "ret.acks",
+      Array.from({ length: 10 }, (_, i) => ({ id: `e-${i}`, source: "test", type: "t.v1.E" })),
+    );
+    expect(await jobStates("ret.acks.none")).toEqual({ created: 10 });
+    expect(new Set(await ackAll("ret.acks.none", 10))).toEqual(new Set([AckStatus.ACK_STATUS_ACKED]));
+    expect(new Set(await ackAll("ret.acks.kept", 10))).toEqual(new Set([AckStatus.ACK_STATUS_ACKED]));
+    expect(await jobStates("ret.acks.none")).toEqual({});
+    expect(await jobStates("ret.acks.kept")).toEqual({ completed: 10 });
+  });
+});
+
+const upkeep = (dedupWindowSeconds = 86_400) =>
+  new TableUpkeep(sql, {
+    dedupWindowSeconds,
+    onError: (error) => {
+      throw error;
+    },
+  });
+const count = async (table: string) =>
+  Number((await sql.unsafe(`SELECT count(*)::int AS n FROM ${table}`))[0]?.n);
+const publishMany = async (topic: string, total: number, prefix: string) => {
+  for (let i = 0; i < total; i += 1000) {
+    await t.mesh.client.publish(
+      topic,
+      Array.from({ length: Math.min(1000, total - i) }, (_, j) => ({
+        id: `${prefix}-${i + j}`,
+        source: "test",
+        type: "t.v1.E",
+      })),
+    );
+  }
+};
+
+describe("table upkeep", () => {
+  it("analyzes a subscription's job table once its backlog grew, whatever autovacuum does", async () => {
+    const { client } = t.mesh;
+    await client.createTopic("ret.stats");
+    await client.createSubscription("ret.stats.sub", "ret.stats");
+    const [{ tbl }] = (await sql`SELECT 'pgboss.' || q.table_name AS tbl FROM pgboss.queue q
+      JOIN pgmesh.subscriptions s ON s.queue = q.name WHERE s.name = 'ret.stats.sub'`) as unknown as [
+      { tbl: string },
+    ];
+    await publishMany("ret.stats", 3_000, "s");
+    // The statistics collector learns of the inserts within a few seconds.
+    const analyzed: string[] = [];
+    await until(
+      async () => {
+        analyzed.push(...(await upkeep().runOnce()).analyzed);
+        return analyzed.includes(tbl);
+      },
+      `an ANALYZE of ${tbl}`,
+      20_000,
+    );
+    const [row] = await sql`SELECT reltuples::int AS n FROM pg_class WHERE oid = ${tbl}::regclass`;
+    expect(row?.n).toBe(3_000);
+  });
+
+  it("forgets idempotency keys past the window in one pass, however many (not 10,000 a minute)", async () => {
+    const { client } = t.mesh;
+    await client.createTopic("ret.keys");
+    await publishMany("ret.keys", 25_000, "k");
+    expect(await count("pgmesh.event_keys WHERE topic = 'ret.keys'")).toBe(25_000);
+    await sql`UPDATE pgmesh.event_keys SET published_at = now() - interval '2 hours' WHERE topic = 'ret.keys'`;
+    const report = await upkeep(3_600).runOnce();
+    expect(report.keysForgotten).toBeGreaterThanOrEqual(25_000);
+    expect(await count("pgmesh.event_keys WHERE topic = 'ret.keys'")).toBe(0);
+    // Forgotten: the same id is a new event again.
+    const [again] = await client.publish("ret.keys", [{ id: "k-0", source: "test", type: "t.v1.E" }]);
+    expect(again?.duplicate).toBe(false);
+  });
+
+  it("deletes events past their topic's retention unless a delivery or a dead letter needs them", async () => {
+    const { client } = t.mesh;
+    await client.createTopic("ret.events");
+    await client.createSubscription("ret.events.sub", "ret.events", { maxDeliveryAttempts: 5 });
+    await client.publish(
+      "ret.events",
+      ["acked-1", "acked-2", "dead", "acked-3", "pending", "later"].map((id) => ({
+        id,
+        source: "test",
+        type: "t.v1.E",
+      })),
+    );
+    const probe = await StreamProbe.open(client, "ret.events.sub", 4);
+    const first = await probe.waitForDeliveries(4);
+    const byId = new Map(first.map((d) => [d.event?.id, d.ackId]));
+    await probe.settleAndWait(() => probe.reject([byId.get("dead") as string], "poison"), 1);
+    await probe.ackAndWait(["acked-1", "acked-2", "acked-3"].map((id) => byId.get(id) as string));
+    probe.cancel();
+    // "pending" and "later" were never delivered; an hour old, on a topic that keeps a minute.
+    await sql`UPDATE pgmesh.topics SET retention_seconds = 60 WHERE name = 'ret.events'`;
+    await sql`UPDATE pgmesh.events SET published_at = now() - interval '1 hour' WHERE topic = 'ret.events'`;
+    const report = await upkeep().runOnce();
+    expect(report.eventsDeleted).toBe(3);
+    const left = await sql`SELECT id FROM pgmesh.events WHERE topic = 'ret.events' ORDER BY seq`;
+    expect(left.map((r) => r.id)).toEqual(["dead", "pending", "later"]);
+    // The pending events are still delivered, and the dead letter still lists its event.
+    const again = await StreamProbe.open(client, "ret.events.sub", 10);
+    const rest = await again.waitForDeliveries(2);
+    expect(rest.map((d) => d.event?.id).sort()).toEqual(["later", "pending"]);
+    again.cancel();
+    const letters = await client.listDeadLetters({ subscription: "ret.events.sub" });
+    expect(letters.deadLetters.map((d) => d.event?.id)).toEqual(["dead"]);
+  });
+
+  it("lets one broker of the mesh run upkeep at a time", async () => {
+    // Another broker's pass in progress holds the lock.
+    const other = await sql.reserve();
+    try {
+      await other`SELECT pg_advisory_lock(7245031002)`;
+      expect((await upkeep().runOnce()).ran).toBe(false);
+      await other`SELECT pg_advisory_unlock(7245031002)`;
+      expect((await upkeep().runOnce()).ran).toBe(true);
+    } finally {
+      other.release();
+    }
+  });
+});
