@@ -4,10 +4,23 @@
 import { startBroker } from "./broker.ts";
 import { loadConfig } from "./config.ts";
 import { createLogger } from "./log.ts";
+import { isDatabaseUnavailable } from "./store/database-errors.ts";
 
 export async function runBroker(argv: string[]): Promise<void> {
   const config = loadConfig(argv);
   const log = createLogger(config.logLevel);
+  // postgres.js fetches array types on each new connection with nobody awaiting the result, so a
+  // connection lost at that moment rejects where no call can catch it. That is an outage, not a
+  // bug: log it and go on (the calls themselves fail with UNAVAILABLE). Anything else still ends
+  // the process, as Node would.
+  process.on("unhandledRejection", (error) => {
+    if (isDatabaseUnavailable(error)) {
+      log.warn(`a database connection failed outside any call: ${(error as Error).message}`);
+      return;
+    }
+    log.error("unhandled rejection", error);
+    process.exit(1);
+  });
   let broker: Awaited<ReturnType<typeof startBroker>>;
   try {
     broker = await startBroker(config, log);

@@ -66,9 +66,13 @@ export async function transaction<T>(sql: Sql, fn: (tx: TransactionSql) => Promi
       result = await fn(reserved as unknown as TransactionSql);
       await begin;
     } catch (error) {
-      await reserved`ROLLBACK`.catch(() => {
-        alive = false;
-      });
+      // On a lost connection the server has rolled back already, and postgres.js must not be
+      // asked to write to the closed socket (it throws outside the query's promise).
+      if (!isConnectionLost(error)) {
+        await reserved`ROLLBACK`.catch(() => {
+          alive = false;
+        });
+      }
       throw error;
     }
     await reserved`COMMIT`;

@@ -138,18 +138,27 @@ describe("a database outage", () => {
     await mesh.client.createSubscription("strand.sub", "strand", { ackDeadlineSeconds: 600 });
     const sql = postgres(db.url, { max: 1, onnotice: () => {} });
     try {
-      // Any completion on the job table fails inside Postgres, so the ack's transaction rolls back.
+      // The ack's completion (or deletion) of the job fails inside Postgres, so its transaction rolls back.
       await sql.unsafe(`
+        CREATE SEQUENCE public.refusals;
         CREATE FUNCTION public.refuse_completion() RETURNS trigger LANGUAGE plpgsql AS $$
-        BEGIN RAISE EXCEPTION 'completion refused by the test'; END $$;
+        BEGIN
+          -- Only the first statement (the ack) is refused; a sequence is not rolled back with it.
+          IF nextval('public.refusals') = 1 THEN RAISE EXCEPTION 'completion refused by the test'; END IF;
+          RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
+        END $$;
         CREATE TRIGGER refuse_completion BEFORE UPDATE ON pgboss.job FOR EACH ROW
-          WHEN (NEW.state = 'completed') EXECUTE FUNCTION public.refuse_completion();`);
+          WHEN (NEW.state = 'completed') EXECUTE FUNCTION public.refuse_completion();
+        CREATE TRIGGER refuse_deletion BEFORE DELETE ON pgboss.job FOR EACH ROW
+          EXECUTE FUNCTION public.refuse_completion();`);
       const holder = await StreamProbe.open(mesh.client, "strand.sub");
       await mesh.client.publish("strand", [{ id: "stuck", source: "test", type: "t" }]);
       const [delivery] = await holder.waitForDeliveries(1);
       holder.ack([delivery?.ackId ?? ""]);
       await sleep(500);
-      await sql.unsafe("DROP TRIGGER refuse_completion ON pgboss.job");
+      await sql.unsafe(
+        "DROP TRIGGER refuse_completion ON pgboss.job; DROP TRIGGER refuse_deletion ON pgboss.job",
+      );
       // Redelivered well before the 600 s ack deadline, to this stream or a new one.
       const other = await StreamProbe.open(mesh.client, "strand.sub");
       await until(
@@ -160,7 +169,9 @@ describe("a database outage", () => {
       other.cancel();
       holder.cancel();
     } finally {
-      await sql.unsafe("DROP TRIGGER IF EXISTS refuse_completion ON pgboss.job");
+      await sql.unsafe(
+        "DROP TRIGGER IF EXISTS refuse_completion ON pgboss.job; DROP TRIGGER IF EXISTS refuse_deletion ON pgboss.job",
+      );
       await sql.end();
     }
   }, 60_000);
