@@ -142,8 +142,13 @@ export async function startBroker(config: Readonly<BrokerConfig>, log: Logger): 
   const upkeep = new TableUpkeep(sql, {
     dedupWindowSeconds: config.dedupWindowSeconds,
     onError: (error) => log.error("table upkeep", error),
+    onPass: (r, ms) =>
+      log.debug(
+        `upkeep: ${ms.toFixed(0)} ms; analyzed ${r.analyzed.join(", ") || "-"}; vacuumed ${r.vacuumed.join(", ") || "-"}; forgot ${r.keysForgotten} keys; deleted ${r.eventsDeleted} events`,
+      ),
   });
-  upkeep.start(config.upkeepIntervalMs);
+  // Often enough that a key outlives its window by at most half of it.
+  upkeep.start(Math.min(config.upkeepIntervalMs, config.dedupWindowSeconds * 500));
 
   // Events applications published inside their own transactions (pgmesh.outbox_publish).
   const relay = new OutboxRelay(

@@ -90,8 +90,15 @@ export class PgmeshClient {
     this.timeoutMs = options.timeoutMs ?? 30_000;
   }
 
-  async createTopic(name: string): Promise<Topic> {
-    return required((await this.call(this.admin, this.admin.createTopic, { name })).topic);
+  /** `retentionSeconds`: how long the topic keeps events nothing needs any more (default 7 days). */
+  async createTopic(name: string, options: { retentionSeconds?: number } = {}): Promise<Topic> {
+    const request = { name, retention: duration(options.retentionSeconds) };
+    return required((await this.call(this.admin, this.admin.createTopic, request)).topic);
+  }
+
+  async updateTopic(name: string, changes: { retentionSeconds: number }): Promise<Topic> {
+    const request = { name, retention: duration(changes.retentionSeconds) };
+    return required((await this.call(this.admin, this.admin.updateTopic, request)).topic);
   }
 
   async getTopic(name: string): Promise<Topic> {

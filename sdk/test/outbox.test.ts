@@ -30,13 +30,13 @@ describe("outbox", () => {
     const [committedId] = await sql.begin(async (tx) => {
       await tx`INSERT INTO orders VALUES ('o-1')`;
       return outboxPublishEvents(tx, Placed, [
-        { message: { name: "o-1", createTime: undefined }, subject: "order/o-1" },
+        { message: { name: "o-1", createTime: undefined, retention: undefined }, subject: "order/o-1" },
       ]);
     });
     await sql
       .begin(async (tx) => {
         await tx`INSERT INTO orders VALUES ('o-2')`;
-        await outboxPublishEvents(tx, Placed, [{ name: "o-2", createTime: undefined }]);
+        await outboxPublishEvents(tx, Placed, [{ name: "o-2", createTime: undefined, retention: undefined }]);
         throw new Error("the application changes its mind");
       })
       .catch(() => {});
@@ -57,10 +57,14 @@ describe("outbox", () => {
     await client.connect();
     try {
       await client.query("BEGIN");
-      const [id] = await outboxPublishEvents(client, Placed, [{ name: "pg-1", createTime: undefined }]);
+      const [id] = await outboxPublishEvents(client, Placed, [
+        { name: "pg-1", createTime: undefined, retention: undefined },
+      ]);
       await client.query("COMMIT");
       await client.query("BEGIN");
-      await outboxPublishEvents(client, Placed, [{ name: "pg-2", createTime: undefined }]);
+      await outboxPublishEvents(client, Placed, [
+        { name: "pg-2", createTime: undefined, retention: undefined },
+      ]);
       await client.query("ROLLBACK");
       const probe = await StreamProbe.open(t.mesh.client, "shop.sub");
       const [delivery] = await probe.waitForDeliveries(1);

@@ -36,7 +36,7 @@ describe("typed publish and subscribe", () => {
     await sub.ready;
     const result = await t.mesh.client.publishEvent(
       Created,
-      { name: "hello", createTime: undefined },
+      { name: "hello", createTime: undefined, retention: undefined },
       { subject: "s/1" },
     );
     expect(result.duplicate).toBe(false);
@@ -66,10 +66,10 @@ describe("handler outcomes", () => {
     });
     await sub.ready;
     await t.mesh.client.publishEvents(Work, [
-      { name: "fine", createTime: undefined },
-      { name: "throws", createTime: undefined },
-      { name: "poison", createTime: undefined },
-      { name: "later", createTime: undefined },
+      { name: "fine", createTime: undefined, retention: undefined },
+      { name: "throws", createTime: undefined, retention: undefined },
+      { name: "poison", createTime: undefined, retention: undefined },
+      { name: "later", createTime: undefined, retention: undefined },
     ]);
     await until(() => seen.includes("later#2"), "the delayed retry", 10_000);
     expect(Date.now() - (firstSeenAt.get("later") ?? 0)).toBeGreaterThanOrEqual(1900);
@@ -88,7 +88,7 @@ describe("flow", () => {
     const Job = await setUp("sdk.concurrency");
     await t.mesh.client.publishEvents(
       Job,
-      Array.from({ length: 12 }, (_, i) => ({ name: `j${i}`, createTime: undefined })),
+      Array.from({ length: 12 }, (_, i) => ({ name: `j${i}`, createTime: undefined, retention: undefined })),
     );
     let running = 0;
     let peak = 0;
@@ -120,7 +120,7 @@ describe("flow", () => {
       finished = true;
     });
     await sub.ready;
-    await t.mesh.client.publishEvent(Slow, { name: "slow", createTime: undefined });
+    await t.mesh.client.publishEvent(Slow, { name: "slow", createTime: undefined, retention: undefined });
     await until(() => finished, "the slow handler", 10_000);
     await sub.close();
     expect(attempts).toEqual([1]);
@@ -137,7 +137,7 @@ describe("flow", () => {
       finished = true;
     });
     await sub.ready;
-    await t.mesh.client.publishEvent(Drain, { name: "d", createTime: undefined });
+    await t.mesh.client.publishEvent(Drain, { name: "d", createTime: undefined, retention: undefined });
     await until(() => started, "the handler to start");
     await sub.close();
     expect(finished).toBe(true);
@@ -172,13 +172,17 @@ describe("reconnect", () => {
     await sub.ready;
     await broker.client.publishEvents(
       Ev,
-      [0, 1, 2, 3, 4].map((i) => ({ name: `before-${i}`, createTime: undefined })),
+      [0, 1, 2, 3, 4].map((i) => ({ name: `before-${i}`, createTime: undefined, retention: undefined })),
     );
     await until(() => got.size === 5, "the first five");
     await broker.stop();
     broker = await startTestBroker(ownDb.url, env);
     // grpc-js shares connections per address: a fresh client may first see the old one's backoff.
-    const after = [0, 1, 2, 3, 4].map((i) => ({ name: `after-${i}`, createTime: undefined }));
+    const after = [0, 1, 2, 3, 4].map((i) => ({
+      name: `after-${i}`,
+      createTime: undefined,
+      retention: undefined,
+    }));
     const restarted = broker;
     await until(
       () =>

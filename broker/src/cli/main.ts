@@ -34,10 +34,25 @@ const topics = program.command("topics").description("manage topics");
 topics
   .command("create <name>")
   .description("create a topic")
+  .option(
+    "--retention <seconds>",
+    "keep events nothing needs any more this long (default 604800, 7 days)",
+    parseSeconds,
+  )
   .action(
-    withClient(async (c, name: string) => {
-      const topic = await c.createTopic(name);
+    withClient(async (c, name: string, options: { retention?: number }) => {
+      const topic = await c.createTopic(name, { retentionSeconds: options.retention });
       console.log(`created topic ${topic.name}`);
+    }),
+  );
+topics
+  .command("update <name>")
+  .description("change a topic's retention")
+  .requiredOption("--retention <seconds>", "keep events nothing needs any more this long", parseSeconds)
+  .action(
+    withClient(async (c, name: string, options: { retention: number }) => {
+      const topic = await c.updateTopic(name, { retentionSeconds: options.retention });
+      console.log(`topic ${topic.name}: retention ${topic.retention?.seconds ?? 0}s`);
     }),
   );
 topics
@@ -48,7 +63,11 @@ topics
       let token = "";
       do {
         const page = await c.listTopics(1000, token);
-        for (const t of page.topics) console.log(`${t.name}\tcreated ${t.createTime?.toISOString() ?? ""}`);
+        for (const t of page.topics) {
+          console.log(
+            `${t.name}\tcreated ${t.createTime?.toISOString() ?? ""}\tretention ${t.retention?.seconds ?? 0}s`,
+          );
+        }
         token = page.nextPageToken;
       } while (token);
     }),

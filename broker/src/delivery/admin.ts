@@ -38,6 +38,22 @@ export interface PolicyInput {
 }
 
 export const MAX_ACKED_RETENTION_SECONDS = 30 * 24 * 60 * 60;
+export const DEFAULT_TOPIC_RETENTION_SECONDS = 7 * 24 * 60 * 60;
+const MIN_TOPIC_RETENTION_SECONDS = 60;
+const MAX_TOPIC_RETENTION_SECONDS = 366 * 24 * 60 * 60;
+
+function checkRetention(seconds: number): number {
+  if (
+    !Number.isInteger(seconds) ||
+    seconds < MIN_TOPIC_RETENTION_SECONDS ||
+    seconds > MAX_TOPIC_RETENTION_SECONDS
+  ) {
+    throw invalidArgument(
+      `retention must be ${MIN_TOPIC_RETENTION_SECONDS}s..${MAX_TOPIC_RETENTION_SECONDS}s (366 days) in whole seconds, got ${seconds}s`,
+    );
+  }
+  return seconds;
+}
 
 export const DEFAULT_POLICY: DeliveryPolicy = {
   ackDeadlineSeconds: DEFAULT_ACK_DEADLINE_SECONDS,
@@ -56,8 +72,18 @@ export class Admin {
     private readonly onSchemaChanged: (topic: string) => void = () => {},
   ) {}
 
-  createTopic(name: string): Promise<Topic> {
-    return this.catalog.createTopic(assertName("topic", name));
+  createTopic(name: string, retentionSeconds?: number): Promise<Topic> {
+    return this.catalog.createTopic(
+      assertName("topic", name),
+      checkRetention(retentionSeconds ?? DEFAULT_TOPIC_RETENTION_SECONDS),
+    );
+  }
+
+  async updateTopic(name: string, retentionSeconds: number | undefined): Promise<Topic> {
+    if (retentionSeconds === undefined) throw invalidArgument("retention is required");
+    const topic = await this.catalog.updateTopic(assertName("topic", name), checkRetention(retentionSeconds));
+    if (!topic) throw notFound(`topic ${name} does not exist`);
+    return topic;
   }
 
   async getTopic(name: string): Promise<Topic> {

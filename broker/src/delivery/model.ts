@@ -3,6 +3,8 @@
 export interface Topic {
   name: string;
   createdAt: Date;
+  /** Events older than this that nothing needs any more are deleted. */
+  retentionSeconds: number;
 }
 
 export interface TopicSchema {

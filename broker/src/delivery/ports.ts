@@ -18,7 +18,9 @@ import type {
 } from "./model.ts";
 
 export interface CatalogStore {
-  createTopic(name: string): Promise<Topic>;
+  createTopic(name: string, retentionSeconds: number): Promise<Topic>;
+  /** Undefined when the topic does not exist. */
+  updateTopic(name: string, retentionSeconds: number): Promise<Topic | undefined>;
   getTopic(name: string): Promise<Topic | undefined>;
   listTopics(pageSize: number, after: string): Promise<Page<Topic>>;
   /** Binds the topic to a schema, or unbinds it (undefined); false if the topic does not exist. */

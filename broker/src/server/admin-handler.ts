@@ -10,6 +10,7 @@ import {
   selectionFromWire,
   subscriptionToWire,
   topicToWire,
+  wholeSeconds,
 } from "./convert.ts";
 import type { ErrorLogger } from "./status.ts";
 import { type RequestObserver, unary } from "./unary.ts";
@@ -34,7 +35,10 @@ export function adminHandlers(admin: Admin, log: ErrorLogger, observe: RequestOb
     unary(method, log, handle, observe);
   return {
     createTopic: rpc("CreateTopic", async (req) => ({
-      topic: topicToWire(await admin.createTopic(req.name)),
+      topic: topicToWire(await admin.createTopic(req.name, wholeSeconds("retention", req.retention))),
+    })),
+    updateTopic: rpc("UpdateTopic", async (req) => ({
+      topic: topicToWire(await admin.updateTopic(req.name, wholeSeconds("retention", req.retention))),
     })),
     getTopic: rpc("GetTopic", async (req) => ({ topic: topicToWire(await admin.getTopic(req.name)) })),
     listTopics: rpc("ListTopics", async (req) => {

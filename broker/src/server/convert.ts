@@ -61,6 +61,7 @@ export function eventToWire(event: StoredEvent): Event {
 export const topicToWire = (topic: Topic): TopicMessage => ({
   name: topic.name,
   createTime: topic.createdAt,
+  retention: seconds(topic.retentionSeconds),
 });
 
 export const schemaToWire = (schema: TopicSchema): TopicSchemaMessage => ({

@@ -27,10 +27,14 @@ export class PostgresCatalogStore implements CatalogStore {
     private readonly queue: JobQueue,
   ) {}
 
-  async createTopic(name: string): Promise<Topic> {
-    const topic = await topics.insertTopic(this.sql, name);
+  async createTopic(name: string, retentionSeconds: number): Promise<Topic> {
+    const topic = await topics.insertTopic(this.sql, name, retentionSeconds);
     if (!topic) throw new MeshError("already_exists", `topic ${name} already exists`);
     return topic;
+  }
+
+  updateTopic(name: string, retentionSeconds: number): Promise<Topic | undefined> {
+    return topics.updateTopicRetention(this.sql, name, retentionSeconds);
   }
 
   getTopic(name: string): Promise<Topic | undefined> {

@@ -21,12 +21,15 @@ import {
 // Any constant works; it only has to be the same for every broker.
 const UPKEEP_LOCK = 7_245_031_002;
 const DELETE_BATCH = 10_000;
+const LOCK_NOT_AVAILABLE = "55P03";
 /** A pass stops deleting after this long and goes on at the next; statistics come first. */
 const DELETE_BUDGET_MS = 2_000;
 
 export interface UpkeepOptions {
   dedupWindowSeconds: number;
   onError: (error: unknown) => void;
+  /** Told what a pass did and how long it took, when it did anything. */
+  onPass?: (report: UpkeepReport, ms: number) => void;
 }
 
 export interface UpkeepReport {
@@ -65,9 +68,17 @@ export class TableUpkeep {
 
   /** One pass, now (also what the timer runs). */
   runOnce(): Promise<UpkeepReport> {
-    this.pass ??= this.lockedPass().finally(() => {
-      this.pass = undefined;
-    });
+    const started = performance.now();
+    this.pass ??= this.lockedPass()
+      .then((report) => {
+        const busy =
+          report.analyzed.length + report.vacuumed.length + report.keysForgotten + report.eventsDeleted;
+        if (busy > 0) this.options.onPass?.(report, performance.now() - started);
+        return report;
+      })
+      .finally(() => {
+        this.pass = undefined;
+      });
     return this.pass;
   }
 
@@ -86,10 +97,11 @@ export class TableUpkeep {
       if (!row?.locked) return report;
       try {
         report.ran = true;
-        await this.keepStatistics(session, report);
+        // The idempotency window is a promise to publishers: its sweep goes first.
         const deadline = Date.now() + DELETE_BUDGET_MS;
         await this.forgetKeys(session, report, deadline);
         await this.expireEvents(session, report, deadline);
+        await this.keepStatistics(session, report);
       } finally {
         await session`SELECT pg_advisory_unlock(${UPKEEP_LOCK})`;
       }
@@ -100,15 +112,26 @@ export class TableUpkeep {
   }
 
   private async keepStatistics(sql: Sql, report: UpkeepReport): Promise<void> {
-    for (const table of await selectTableActivity(sql)) {
-      if (needsVacuum(table)) {
-        // Also analyzes. The table name comes from the catalog, quoted by quote_ident.
-        await sql.unsafe(`VACUUM (ANALYZE) ${table.table}`);
-        report.vacuumed.push(table.table);
-      } else if (needsAnalyze(table)) {
-        await sql.unsafe(`ANALYZE ${table.table}`);
-        report.analyzed.push(table.table);
+    // Never queue behind DDL (a subscription being created or dropped): that table waits for the
+    // next pass.
+    await sql`SET lock_timeout = '1s'`;
+    try {
+      for (const table of await selectTableActivity(sql)) {
+        try {
+          if (needsVacuum(table)) {
+            // Also analyzes. The table name comes from the catalog, quoted by quote_ident.
+            await sql.unsafe(`VACUUM (ANALYZE) ${table.table}`);
+            report.vacuumed.push(table.table);
+          } else if (needsAnalyze(table)) {
+            await sql.unsafe(`ANALYZE ${table.table}`);
+            report.analyzed.push(table.table);
+          }
+        } catch (error) {
+          if ((error as { code?: string }).code !== LOCK_NOT_AVAILABLE) throw error;
+        }
       }
+    } finally {
+      await sql`RESET lock_timeout`;
     }
   }
 

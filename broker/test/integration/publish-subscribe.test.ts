@@ -18,6 +18,7 @@ describe("publish -> subscribe -> ack", () => {
     const payload = Topic.encode({
       name: "payload-inside",
       createTime: new Date("2026-01-02T03:04:05Z"),
+      retention: undefined,
     }).finish();
     const time = new Date("2026-11-29T10:00:00.123Z");
     const [result] = await client.publish("orders", [
@@ -61,6 +62,7 @@ describe("publish -> subscribe -> ack", () => {
     expect(Topic.decode(event?.data?.value ?? new Uint8Array())).toEqual({
       name: "payload-inside",
       createTime: new Date("2026-01-02T03:04:05Z"),
+      retention: undefined,
     });
 
     const [ackResult] = await probe.ackAndWait([delivery?.ackId ?? ""]);

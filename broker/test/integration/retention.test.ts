@@ -1,9 +1,11 @@
 // Bounded tables: what an ack, a topic's retention and the idempotency window leave behind.
+import { status } from "@grpc/grpc-js";
 import { AckStatus } from "@pgmesh/sdk/gen/pgmesh/v1/subscriber";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TableUpkeep } from "../../src/store/upkeep.ts";
 import { useTestBroker } from "../support/broker.ts";
+import { rejection } from "../support/rejection.ts";
 import { StreamProbe } from "../support/stream-probe.ts";
 import { until } from "../support/until.ts";
 
@@ -30,6 +32,23 @@ async function ackAll(subscription: string, count: number) {
   probe.cancel();
   return results.map((r) => r.status);
 }
+
+describe("topic retention", () => {
+  it("defaults to 7 days, is set at creation, changed later, and checked", async () => {
+    const { client } = t.mesh;
+    expect((await client.createTopic("ret.default")).retention).toEqual({ seconds: 604_800, nanos: 0 });
+    expect((await client.createTopic("ret.short", { retentionSeconds: 120 })).retention?.seconds).toBe(120);
+    expect((await client.updateTopic("ret.short", { retentionSeconds: 3600 })).retention?.seconds).toBe(3600);
+    expect((await client.getTopic("ret.short")).retention?.seconds).toBe(3600);
+    const tooShort = await rejection(client.createTopic("ret.bad", { retentionSeconds: 30 }));
+    expect(tooShort).toEqual({
+      code: status.INVALID_ARGUMENT,
+      details: "retention must be 60s..31622400s (366 days) in whole seconds, got 30s",
+    });
+    const missing = await rejection(client.updateTopic("ret.none", { retentionSeconds: 3600 }));
+    expect(missing).toEqual({ code: status.NOT_FOUND, details: "topic ret.none does not exist" });
+  });
+});
 
 describe("acked deliveries", () => {
   it("are gone at the ack when the subscription keeps none, and kept when it keeps them", async () => {
@@ -128,7 +147,7 @@ describe("table upkeep", () => {
     await probe.ackAndWait(["acked-1", "acked-2", "acked-3"].map((id) => byId.get(id) as string));
     probe.cancel();
     // "pending" and "later" were never delivered; an hour old, on a topic that keeps a minute.
-    await sql`UPDATE pgmesh.topics SET retention_seconds = 60 WHERE name = 'ret.events'`;
+    await client.updateTopic("ret.events", { retentionSeconds: 60 });
     await sql`UPDATE pgmesh.events SET published_at = now() - interval '1 hour' WHERE topic = 'ret.events'`;
     const report = await upkeep().runOnce();
     expect(report.eventsDeleted).toBe(3);

@@ -47,7 +47,7 @@ describe("topic schemas", () => {
   it("accepts payloads of the bound type and refuses other types, undecodable bytes and missing data", async () => {
     const bound = await t.mesh.client.setTopicSchema("typed", descriptors, ["pgmesh.v1.Topic"]);
     expect(bound?.messageTypes).toEqual(["pgmesh.v1.Topic"]);
-    const good = Topic.encode({ name: "ok", createTime: undefined }).finish();
+    const good = Topic.encode({ name: "ok", createTime: undefined, retention: undefined }).finish();
     expect(
       await t.mesh.client.publish("typed", [{ id: "good", source: "s", data: any("pgmesh.v1.Topic", good) }]),
     ).toEqual([{ id: "good", duplicate: false }]);

@@ -7,19 +7,35 @@ type Runner = Sql | TransactionSql;
 const toTopic = (row: Record<string, unknown>): Topic => ({
   name: row.name as string,
   createdAt: row.created_at as Date,
+  retentionSeconds: row.retention_seconds as number,
 });
 
 /** Inserts the topic; undefined when it already exists. */
-export async function insertTopic(sql: Runner, name: string): Promise<Topic | undefined> {
+export async function insertTopic(
+  sql: Runner,
+  name: string,
+  retentionSeconds: number,
+): Promise<Topic | undefined> {
   const rows = await sql`
-    INSERT INTO pgmesh.topics (name) VALUES (${name})
+    INSERT INTO pgmesh.topics (name, retention_seconds) VALUES (${name}, ${retentionSeconds})
     ON CONFLICT (name) DO NOTHING
-    RETURNING name, created_at`;
+    RETURNING name, created_at, retention_seconds`;
   return rows[0] ? toTopic(rows[0]) : undefined;
 }
 
 export async function selectTopic(sql: Runner, name: string): Promise<Topic | undefined> {
-  const rows = await sql`SELECT name, created_at FROM pgmesh.topics WHERE name = ${name}`;
+  const rows = await sql`SELECT name, created_at, retention_seconds FROM pgmesh.topics WHERE name = ${name}`;
+  return rows[0] ? toTopic(rows[0]) : undefined;
+}
+
+export async function updateTopicRetention(
+  sql: Runner,
+  name: string,
+  retentionSeconds: number,
+): Promise<Topic | undefined> {
+  const rows = await sql`
+    UPDATE pgmesh.topics SET retention_seconds = ${retentionSeconds} WHERE name = ${name}
+    RETURNING name, created_at, retention_seconds`;
   return rows[0] ? toTopic(rows[0]) : undefined;
 }
 
@@ -31,7 +47,7 @@ export async function lockTopicShared(tx: TransactionSql, name: string): Promise
 
 export async function selectTopicsAfter(sql: Runner, after: string, limit: number): Promise<Topic[]> {
   const rows = await sql`
-    SELECT name, created_at FROM pgmesh.topics
+    SELECT name, created_at, retention_seconds FROM pgmesh.topics
     WHERE name > ${after} ORDER BY name LIMIT ${limit}`;
   return rows.map(toTopic);
 }

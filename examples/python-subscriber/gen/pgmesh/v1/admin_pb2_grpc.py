@@ -30,6 +30,11 @@ class AdminServiceStub(object):
                 request_serializer=pgmesh_dot_v1_dot_admin__pb2.ListTopicsRequest.SerializeToString,
                 response_deserializer=pgmesh_dot_v1_dot_admin__pb2.ListTopicsResponse.FromString,
                 )
+        self.UpdateTopic = channel.unary_unary(
+                '/pgmesh.v1.AdminService/UpdateTopic',
+                request_serializer=pgmesh_dot_v1_dot_admin__pb2.UpdateTopicRequest.SerializeToString,
+                response_deserializer=pgmesh_dot_v1_dot_admin__pb2.UpdateTopicResponse.FromString,
+                )
         self.DeleteTopic = channel.unary_unary(
                 '/pgmesh.v1.AdminService/DeleteTopic',
                 request_serializer=pgmesh_dot_v1_dot_admin__pb2.DeleteTopicRequest.SerializeToString,
@@ -120,6 +125,13 @@ class AdminServiceServicer(object):
 
     def ListTopics(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateTopic(self, request, context):
+        """UpdateTopic changes the topic's retention; it applies to the events already stored too.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -240,6 +252,11 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.ListTopics,
                     request_deserializer=pgmesh_dot_v1_dot_admin__pb2.ListTopicsRequest.FromString,
                     response_serializer=pgmesh_dot_v1_dot_admin__pb2.ListTopicsResponse.SerializeToString,
+            ),
+            'UpdateTopic': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateTopic,
+                    request_deserializer=pgmesh_dot_v1_dot_admin__pb2.UpdateTopicRequest.FromString,
+                    response_serializer=pgmesh_dot_v1_dot_admin__pb2.UpdateTopicResponse.SerializeToString,
             ),
             'DeleteTopic': grpc.unary_unary_rpc_method_handler(
                     servicer.DeleteTopic,
@@ -370,6 +387,23 @@ class AdminService(object):
         return grpc.experimental.unary_unary(request, target, '/pgmesh.v1.AdminService/ListTopics',
             pgmesh_dot_v1_dot_admin__pb2.ListTopicsRequest.SerializeToString,
             pgmesh_dot_v1_dot_admin__pb2.ListTopicsResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def UpdateTopic(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/pgmesh.v1.AdminService/UpdateTopic',
+            pgmesh_dot_v1_dot_admin__pb2.UpdateTopicRequest.SerializeToString,
+            pgmesh_dot_v1_dot_admin__pb2.UpdateTopicResponse.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
 

@@ -74,7 +74,15 @@ export function deadLetterReasonToJSON(object: DeadLetterReason): string {
  */
 export interface Topic {
   name: string;
-  createTime: Date | undefined;
+  createTime:
+    | Date
+    | undefined;
+  /**
+   * How long the topic keeps an event, in whole seconds from 1 minute to 366 days (default 7
+   * days). Past it an event is deleted once no delivery is pending for it and no dead letter
+   * points at it (a stuck subscription holds its events back, and the oldest-unacked alert shows it).
+   */
+  retention: Duration | undefined;
 }
 
 export interface Subscription {
@@ -135,6 +143,17 @@ export interface RetryPolicy {
 
 export interface CreateTopicRequest {
   name: string;
+  /** Unset: 7 days. */
+  retention: Duration | undefined;
+}
+
+export interface UpdateTopicRequest {
+  name: string;
+  retention: Duration | undefined;
+}
+
+export interface UpdateTopicResponse {
+  topic: Topic | undefined;
 }
 
 export interface CreateTopicResponse {
@@ -359,7 +378,7 @@ export interface GetTopicSchemaResponse {
 }
 
 function createBaseTopic(): Topic {
-  return { name: "", createTime: undefined };
+  return { name: "", createTime: undefined, retention: undefined };
 }
 
 export const Topic: MessageFns<Topic> = {
@@ -369,6 +388,9 @@ export const Topic: MessageFns<Topic> = {
     }
     if (message.createTime !== undefined) {
       Timestamp.encode(toTimestamp(message.createTime), writer.uint32(18).fork()).join();
+    }
+    if (message.retention !== undefined) {
+      Duration.encode(message.retention, writer.uint32(26).fork()).join();
     }
     return writer;
   },
@@ -402,6 +424,14 @@ export const Topic: MessageFns<Topic> = {
             message.createTime = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.retention = Duration.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -422,6 +452,7 @@ export const Topic: MessageFns<Topic> = {
         : isSet(object.create_time)
         ? fromJsonTimestamp(object.create_time)
         : undefined,
+      retention: isSet(object.retention) ? Duration.fromJSON(object.retention) : undefined,
     };
   },
 
@@ -433,6 +464,9 @@ export const Topic: MessageFns<Topic> = {
     if (message.createTime !== undefined) {
       obj.createTime = message.createTime.toISOString();
     }
+    if (message.retention !== undefined) {
+      obj.retention = Duration.toJSON(message.retention);
+    }
     return obj;
   },
 
@@ -443,6 +477,9 @@ export const Topic: MessageFns<Topic> = {
     const message = createBaseTopic();
     message.name = object.name ?? "";
     message.createTime = object.createTime ?? undefined;
+    message.retention = (object.retention !== undefined && object.retention !== null)
+      ? Duration.fromPartial(object.retention)
+      : undefined;
     return message;
   },
 };
@@ -831,13 +868,16 @@ export const RetryPolicy: MessageFns<RetryPolicy> = {
 };
 
 function createBaseCreateTopicRequest(): CreateTopicRequest {
-  return { name: "" };
+  return { name: "", retention: undefined };
 }
 
 export const CreateTopicRequest: MessageFns<CreateTopicRequest> = {
   encode(message: CreateTopicRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.name !== "") {
       writer.uint32(10).string(message.name);
+    }
+    if (message.retention !== undefined) {
+      Duration.encode(message.retention, writer.uint32(18).fork()).join();
     }
     return writer;
   },
@@ -863,6 +903,14 @@ export const CreateTopicRequest: MessageFns<CreateTopicRequest> = {
             message.name = reader.string();
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.retention = Duration.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -876,13 +924,19 @@ export const CreateTopicRequest: MessageFns<CreateTopicRequest> = {
   },
 
   fromJSON(object: any): CreateTopicRequest {
-    return { name: isSet(object.name) ? globalThis.String(object.name) : "" };
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      retention: isSet(object.retention) ? Duration.fromJSON(object.retention) : undefined,
+    };
   },
 
   toJSON(message: CreateTopicRequest): unknown {
     const obj: any = {};
     if (message.name !== "") {
       obj.name = message.name;
+    }
+    if (message.retention !== undefined) {
+      obj.retention = Duration.toJSON(message.retention);
     }
     return obj;
   },
@@ -893,6 +947,163 @@ export const CreateTopicRequest: MessageFns<CreateTopicRequest> = {
   fromPartial<I extends Exact<DeepPartial<CreateTopicRequest>, I>>(object: I): CreateTopicRequest {
     const message = createBaseCreateTopicRequest();
     message.name = object.name ?? "";
+    message.retention = (object.retention !== undefined && object.retention !== null)
+      ? Duration.fromPartial(object.retention)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseUpdateTopicRequest(): UpdateTopicRequest {
+  return { name: "", retention: undefined };
+}
+
+export const UpdateTopicRequest: MessageFns<UpdateTopicRequest> = {
+  encode(message: UpdateTopicRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.retention !== undefined) {
+      Duration.encode(message.retention, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UpdateTopicRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUpdateTopicRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.retention = Duration.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UpdateTopicRequest {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      retention: isSet(object.retention) ? Duration.fromJSON(object.retention) : undefined,
+    };
+  },
+
+  toJSON(message: UpdateTopicRequest): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.retention !== undefined) {
+      obj.retention = Duration.toJSON(message.retention);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<UpdateTopicRequest>, I>>(base?: I): UpdateTopicRequest {
+    return UpdateTopicRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<UpdateTopicRequest>, I>>(object: I): UpdateTopicRequest {
+    const message = createBaseUpdateTopicRequest();
+    message.name = object.name ?? "";
+    message.retention = (object.retention !== undefined && object.retention !== null)
+      ? Duration.fromPartial(object.retention)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseUpdateTopicResponse(): UpdateTopicResponse {
+  return { topic: undefined };
+}
+
+export const UpdateTopicResponse: MessageFns<UpdateTopicResponse> = {
+  encode(message: UpdateTopicResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.topic !== undefined) {
+      Topic.encode(message.topic, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UpdateTopicResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUpdateTopicResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.topic = Topic.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UpdateTopicResponse {
+    return { topic: isSet(object.topic) ? Topic.fromJSON(object.topic) : undefined };
+  },
+
+  toJSON(message: UpdateTopicResponse): unknown {
+    const obj: any = {};
+    if (message.topic !== undefined) {
+      obj.topic = Topic.toJSON(message.topic);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<UpdateTopicResponse>, I>>(base?: I): UpdateTopicResponse {
+    return UpdateTopicResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<UpdateTopicResponse>, I>>(object: I): UpdateTopicResponse {
+    const message = createBaseUpdateTopicResponse();
+    message.topic = (object.topic !== undefined && object.topic !== null) ? Topic.fromPartial(object.topic) : undefined;
     return message;
   },
 };
@@ -4225,6 +4436,16 @@ export const AdminServiceService = {
     responseSerialize: (value: ListTopicsResponse): Buffer => Buffer.from(ListTopicsResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ListTopicsResponse => ListTopicsResponse.decode(value),
   },
+  /** UpdateTopic changes the topic's retention; it applies to the events already stored too. */
+  updateTopic: {
+    path: "/pgmesh.v1.AdminService/UpdateTopic" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: UpdateTopicRequest): Buffer => Buffer.from(UpdateTopicRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): UpdateTopicRequest => UpdateTopicRequest.decode(value),
+    responseSerialize: (value: UpdateTopicResponse): Buffer => Buffer.from(UpdateTopicResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): UpdateTopicResponse => UpdateTopicResponse.decode(value),
+  },
   /** DeleteTopic fails with FAILED_PRECONDITION while the topic has subscriptions. */
   deleteTopic: {
     path: "/pgmesh.v1.AdminService/DeleteTopic" as const,
@@ -4404,6 +4625,8 @@ export interface AdminServiceServer extends UntypedServiceImplementation {
   createTopic: handleUnaryCall<CreateTopicRequest, CreateTopicResponse>;
   getTopic: handleUnaryCall<GetTopicRequest, GetTopicResponse>;
   listTopics: handleUnaryCall<ListTopicsRequest, ListTopicsResponse>;
+  /** UpdateTopic changes the topic's retention; it applies to the events already stored too. */
+  updateTopic: handleUnaryCall<UpdateTopicRequest, UpdateTopicResponse>;
   /** DeleteTopic fails with FAILED_PRECONDITION while the topic has subscriptions. */
   deleteTopic: handleUnaryCall<DeleteTopicRequest, DeleteTopicResponse>;
   /**
@@ -4486,6 +4709,22 @@ export interface AdminServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ListTopicsResponse) => void,
+  ): ClientUnaryCall;
+  /** UpdateTopic changes the topic's retention; it applies to the events already stored too. */
+  updateTopic(
+    request: UpdateTopicRequest,
+    callback: (error: ServiceError | null, response: UpdateTopicResponse) => void,
+  ): ClientUnaryCall;
+  updateTopic(
+    request: UpdateTopicRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: UpdateTopicResponse) => void,
+  ): ClientUnaryCall;
+  updateTopic(
+    request: UpdateTopicRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: UpdateTopicResponse) => void,
   ): ClientUnaryCall;
   /** DeleteTopic fails with FAILED_PRECONDITION while the topic has subscriptions. */
   deleteTopic(
