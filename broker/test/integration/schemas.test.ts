@@ -125,7 +125,7 @@ describe("topic schemas", () => {
       await sql.begin(async (tx) => {
         await tx`SELECT pgmesh.outbox_publish('typed.outbox', ${event("wrong-type", any("pgmesh.v1.Subscription", Buffer.alloc(0)))})`;
         await tx`SELECT pgmesh.outbox_publish('typed.outbox', ${event("no-data", undefined)})`;
-        await tx`SELECT pgmesh.outbox_publish('typed.outbox', ${event("fits", any("pgmesh.v1.Topic", Topic.encode({ name: "x", createTime: undefined }).finish()))})`;
+        await tx`SELECT pgmesh.outbox_publish('typed.outbox', ${event("fits", any("pgmesh.v1.Topic", Topic.encode(Topic.fromPartial({ name: "x" })).finish()))})`;
       });
       const probe = await StreamProbe.open(t.mesh.client, "typed.outbox.sub");
       const [delivery] = await probe.waitForDeliveries(1);
