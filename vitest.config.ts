@@ -8,6 +8,8 @@ export default defineConfig({
       "examples/**/*.test.ts",
       "deploy/**/*.test.ts",
     ],
+    // The fault suite has its own command (npm run test:faults, vitest.faults.config.ts).
+    exclude: ["**/node_modules/**", "broker/test/faults/**"],
     globalSetup: ["broker/test/support/global-setup.ts"],
     testTimeout: 30_000,
     hookTimeout: 60_000,
