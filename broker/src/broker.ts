@@ -15,7 +15,7 @@ import { envelopeFromWire } from "./server/convert.ts";
 import { GrpcServer } from "./server/grpc-server.ts";
 import { PostgresCatalogStore } from "./store/catalog-store.ts";
 import { connectDatabase, type Sql } from "./store/database.ts";
-import { failingFastAsUnavailable } from "./store/database-errors.ts";
+import { DatabaseGate, failingFastAsUnavailable } from "./store/database-errors.ts";
 import { PostgresDeadLetterStore } from "./store/dead-letter-store.ts";
 import { type EmbeddedPostgres, startEmbeddedPostgres } from "./store/embedded-postgres.ts";
 import { PostgresEventStore } from "./store/event-store.ts";
@@ -85,10 +85,11 @@ export async function startBroker(config: Readonly<BrokerConfig>, log: Logger): 
   const brokerId = randomUUID();
   const metrics = new BrokerMetrics();
   // While the database is unreachable, calls fail fast with UNAVAILABLE rather than INTERNAL.
+  const gate = new DatabaseGate(() => sql`SELECT 1`);
   const rawEvents = new PostgresEventStore(sql, queue, brokerId);
-  const events = failingFastAsUnavailable(rawEvents);
-  const catalog = failingFastAsUnavailable(new PostgresCatalogStore(sql, queue));
-  const deliveries = new DeliveryService(failingFastAsUnavailable(queue), events, {
+  const events = failingFastAsUnavailable(rawEvents, gate);
+  const catalog = failingFastAsUnavailable(new PostgresCatalogStore(sql, queue), gate);
+  const deliveries = new DeliveryService(failingFastAsUnavailable(queue, gate), events, {
     pollIntervalMs: config.pollIntervalMs,
     sweepIntervalMs: config.superviseIntervalSeconds * 1000,
     observer: metrics,
@@ -102,7 +103,7 @@ export async function startBroker(config: Readonly<BrokerConfig>, log: Logger): 
     (topic) => catalog.getTopicSchema(topic),
   );
   let server: GrpcServer | undefined;
-  const deadLetters = failingFastAsUnavailable(new PostgresDeadLetterStore(sql, queue));
+  const deadLetters = failingFastAsUnavailable(new PostgresDeadLetterStore(sql, queue), gate);
   const admin = new Admin(
     catalog,
     deadLetters,
@@ -173,7 +174,8 @@ export async function startBroker(config: Readonly<BrokerConfig>, log: Logger): 
   const metricsServer = new MetricsServer(metrics.registry, {
     live: () => serving,
     // Ready: serving, and the database answers within a second (a probe must not hang on an outage).
-    ready: async () => serving && (await databaseAnswers(sql, Math.min(1_000, config.dbConnectTimeoutMs))),
+    ready: async () =>
+      serving && gate.isOpen && (await databaseAnswers(sql, Math.min(1_000, config.dbConnectTimeoutMs))),
   });
   const metricsAddress = await metricsServer.listen(config.metricsAddress);
   const grpcAddress = await server.listen(config.grpcAddress);

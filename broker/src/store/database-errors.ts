@@ -55,21 +55,80 @@ export function unavailableError(cause: unknown): MeshError {
   return new MeshError("unavailable", "the database is unavailable right now; retry shortly", { cause });
 }
 
+// Errors that say the database itself cannot be reached (not that one statement was slow or lost a
+// race): they close the gate below.
+const UNREACHABLE_SQLSTATE = /^(08...|57P0[123])$/;
+
+function isDatabaseUnreachable(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  const code = (error as { code?: unknown }).code;
+  if (typeof code === "string" && (TRANSIENT_CODES.has(code) || UNREACHABLE_SQLSTATE.test(code))) return true;
+  if (TRANSIENT_MESSAGES.test(error.message)) return true;
+  return error.cause !== undefined && error.cause !== error && isDatabaseUnreachable(error.cause);
+}
+
 /**
- * The object with every async method's transient database errors turned into MeshError
- * ("unavailable"); other errors pass unchanged.
+ * Fails calls at once while the database is known to be unreachable, instead of letting each wait
+ * for its own connect timeout in postgres.js's queue (one after another: a call could wait several
+ * timeouts). The first unreachable error closes the gate; a probe every `retryMs` opens it again.
  */
-export function failingFastAsUnavailable<T extends object>(target: T): T {
+export class DatabaseGate {
+  private down = false;
+
+  constructor(
+    private readonly probe: () => Promise<unknown>,
+    private readonly retryMs = 250,
+  ) {}
+
+  get isOpen(): boolean {
+    return !this.down;
+  }
+
+  /** Fails at once while the database is unreachable; otherwise classifies the call's errors. */
+  watch<T>(call: () => Promise<T>): Promise<T> {
+    if (this.down) return Promise.reject(unavailableError(undefined));
+    return call().catch((error: unknown) => {
+      if (!isDatabaseUnavailable(error)) throw error;
+      if (isDatabaseUnreachable(error)) this.close();
+      throw unavailableError(error);
+    });
+  }
+
+  private close(): void {
+    if (this.down) return;
+    this.down = true;
+    void (async () => {
+      while (this.down) {
+        await new Promise((resolve) => setTimeout(resolve, this.retryMs).unref());
+        await this.probe().then(
+          () => {
+            this.down = false;
+          },
+          () => {},
+        );
+      }
+    })();
+  }
+}
+
+/**
+ * The object with every async method going through the gate: transient database errors become
+ * MeshError("unavailable"), and while the database is unreachable calls fail at once.
+ */
+export function failingFastAsUnavailable<T extends object>(target: T, gate: DatabaseGate): T {
   return new Proxy(target, {
     get(object, property, receiver) {
       const value = Reflect.get(object, property, receiver);
       if (typeof value !== "function") return value;
       return (...args: unknown[]) => {
-        const result = value.apply(object, args);
-        if (!(result instanceof Promise)) return result;
-        return result.catch((error: unknown) => {
-          throw isDatabaseUnavailable(error) ? unavailableError(error) : error;
+        let result: unknown;
+        // Only promises go through the gate: a synchronous method keeps its result.
+        const watched = gate.watch(() => {
+          result = value.apply(object, args);
+          return result instanceof Promise ? result : Promise.resolve(result);
         });
+        if (result !== undefined && !(result instanceof Promise)) return result;
+        return watched;
       };
     },
   });

@@ -144,7 +144,7 @@ describe("npm start on an embedded Postgres", () => {
     }
     expect(await broker.exited).toBe(0);
     expect(broker.output()).toContain("pgmesh broker stopped");
-  });
+  }, 90_000);
 
   it("keeps its data across restarts; a second signal exits at once; a dead broker's lease is redelivered", async () => {
     const broker = await startBrokerProcess({ PGMESH_DRAIN_MS: "60000" });

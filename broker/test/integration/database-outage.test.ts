@@ -4,7 +4,7 @@
 import { status } from "@grpc/grpc-js";
 import { AckStatus } from "@pgmesh/sdk/gen/pgmesh/v1/subscriber";
 import postgres from "postgres";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { startTestBroker, type TestBroker } from "../support/broker.ts";
 import { createTestDatabase, type TestDatabase } from "../support/database.ts";
 import { rejection } from "../support/rejection.ts";
@@ -26,6 +26,11 @@ beforeAll(async () => {
   });
   await mesh.client.createTopic("outage");
   await mesh.client.createSubscription("outage.sub", "outage", { ackDeadlineSeconds: 60 });
+});
+
+// A test that fails while the database is cut must not leave the next one without it.
+afterEach(async () => {
+  if (proxy.mode !== "pass") await proxy.restore();
 });
 
 afterAll(async () => {
