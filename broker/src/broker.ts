@@ -98,7 +98,10 @@ export async function startBroker(config: Readonly<BrokerConfig>, log: Logger): 
   });
   const publisher = new Publisher(
     events,
-    (subscriptions) => deliveries.wake(subscriptions),
+    (subscriptions, dueAtMs) => {
+      deliveries.wake(subscriptions);
+      if (dueAtMs) deliveries.wakeAt(subscriptions, dueAtMs);
+    },
     metrics,
     (topic) => catalog.getTopicSchema(topic),
   );
@@ -131,7 +134,11 @@ export async function startBroker(config: Readonly<BrokerConfig>, log: Logger): 
     admin,
     publisher,
     deliveries,
-    subscriber: { heartbeatIntervalMs: config.heartbeatIntervalMs, openTimeoutMs: config.openTimeoutMs },
+    subscriber: {
+      heartbeatIntervalMs: config.heartbeatIntervalMs,
+      openTimeoutMs: config.openTimeoutMs,
+      maxMessageBytes: config.maxMessageBytes,
+    },
     connections: {
       idleTimeoutMs: config.grpcIdleTimeoutMs,
       maxStreamsPerConnection: config.grpcMaxStreamsPerConnection,

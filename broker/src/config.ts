@@ -15,6 +15,11 @@ export interface BrokerConfig {
   dataDir: string;
   embeddedPostgresPort: number;
   heartbeatIntervalMs: number;
+  /**
+   * No message the broker sends is larger than this: deliveries, ack results and dead-letter pages
+   * are split under it. The default fits a gRPC client's default 4 MiB receive limit.
+   */
+  maxMessageBytes: number;
   /** How long a new Subscribe stream may take to send `open`. */
   openTimeoutMs: number;
   /** Fallback poll for retries and lapsed leases, which nothing announces. */
@@ -42,6 +47,10 @@ export interface BrokerConfig {
   logLevel: Level;
 }
 
+const MiB = 1024 * 1024;
+/** A gRPC client's default receive limit (4 MiB), less headroom for framing. */
+export const DEFAULT_MAX_MESSAGE_BYTES = 4 * MiB - 64 * 1024;
+
 const FLAGS = {
   "database-url": { type: "string" },
   "grpc-address": { type: "string" },
@@ -68,6 +77,13 @@ export function loadConfig(
       65535,
     ),
     heartbeatIntervalMs: integer("PGMESH_HEARTBEAT_MS", env.PGMESH_HEARTBEAT_MS ?? "15000", 100, 600_000),
+    maxMessageBytes: integer(
+      "PGMESH_MAX_MESSAGE_BYTES",
+      env.PGMESH_MAX_MESSAGE_BYTES ?? String(DEFAULT_MAX_MESSAGE_BYTES),
+      // Any event (at most 1 MiB) must fit in one message with room to spare.
+      2 * MiB,
+      1024 * MiB,
+    ),
     openTimeoutMs: integer("PGMESH_OPEN_TIMEOUT_MS", env.PGMESH_OPEN_TIMEOUT_MS ?? "30000", 100, 600_000),
     pollIntervalMs: integer("PGMESH_POLL_MS", env.PGMESH_POLL_MS ?? "1000", 50, 60_000),
     superviseIntervalSeconds: integer(

@@ -12,7 +12,13 @@ export {
 } from "./event-type.ts";
 export { outboxPublish, outboxPublishEvents, type SqlTransaction } from "./outbox.ts";
 export { RejectEvent, RetryEventAfter, reject, retryAfter } from "./outcomes.ts";
-export type { Handler, ReceivedEvent, SubscribeOptions, Subscriber } from "./subscriber.ts";
+export {
+  type Handler,
+  type ReceivedEvent,
+  SettleRefused,
+  type SubscribeOptions,
+  type Subscriber,
+} from "./subscriber.ts";
 
 /** Connects to a pgmesh broker (host:port). */
 export function connect(address: string, options?: ConnectOptions): PgmeshClient {

@@ -5,11 +5,13 @@
 import { type ClientDuplexStream, Metadata, type ServiceError, status } from "@grpc/grpc-js";
 import type { EventType } from "./event-type.ts";
 import type { Event } from "./gen/pgmesh/v1/event.ts";
-import type {
-  Delivery,
-  SubscribeRequest,
-  SubscribeResponse,
-  SubscriberServiceClient,
+import {
+  type AckResult,
+  AckStatus,
+  type Delivery,
+  type SubscribeRequest,
+  type SubscribeResponse,
+  type SubscriberServiceClient,
 } from "./gen/pgmesh/v1/subscriber.ts";
 import { RejectEvent, RetryEventAfter } from "./outcomes.ts";
 
@@ -44,6 +46,30 @@ export interface SubscribeOptions {
   onError?: (error: unknown) => void;
 }
 
+// What the broker accepts (proto/pgmesh/v1/subscriber.proto): the SDK never asks for more, so a
+// handler's outcome cannot be refused for its size.
+const MAX_WINDOW = 10_000;
+const MAX_REASON_LENGTH = 1024;
+const MAX_NACK_DELAY_SECONDS = 24 * 60 * 60;
+const MAX_EXTEND_SECONDS = 60 * 60;
+
+/** A settle the broker refused for one delivery (its AckResult said why); the subscriber goes on. */
+export class SettleRefused extends Error {
+  constructor(
+    readonly ackId: string,
+    readonly settle: "nack" | "reject" | "fallback nack" | "extend",
+    readonly status: AckStatus,
+    readonly reason: string,
+    readonly fallback: "nacked" | "none",
+  ) {
+    super(
+      `the broker refused to ${settle} ${ackId}: ${reason}` +
+        (fallback === "nacked" ? "; nacked it instead" : ""),
+    );
+    this.name = "SettleRefused";
+  }
+}
+
 /** Errors that reconnecting cannot fix: the subscription is wrong, not the connection. */
 const FATAL = new Set([
   status.NOT_FOUND,
@@ -63,6 +89,8 @@ export class Subscriber<T> {
   private pendingAcks: string[] = [];
   private ackCall: ClientDuplexStream<SubscribeRequest, SubscribeResponse> | undefined;
   private ackFlush: NodeJS.Immediate | undefined;
+  /** Nacks and rejects sent and not yet answered, so that a refused one can fall back to a nack. */
+  private readonly unanswered = new Map<string, "nack" | "reject" | "fallback nack">();
   private reconnectDelay: number;
   private readonly concurrency: number;
   /** Resolves when the subscriber stops for good: after close(), or on an error it cannot retry. */
@@ -81,7 +109,7 @@ export class Subscriber<T> {
     private readonly options: SubscribeOptions = {},
     private readonly metadata: () => Metadata = () => new Metadata(),
   ) {
-    this.concurrency = options.concurrency ?? 10;
+    this.concurrency = Math.max(1, Math.floor(options.concurrency ?? 10));
     this.reconnectDelay = options.reconnectInitialMs ?? 100;
     this.done = new Promise((resolve, reject) => {
       this.resolveDone = resolve;
@@ -121,7 +149,8 @@ export class Subscriber<T> {
         value: {
           subscription: this.subscription,
           consumer: this.options.consumerName ?? "",
-          maxOutstandingMessages: this.concurrency,
+          maxOutstandingMessages: Math.min(this.concurrency, MAX_WINDOW),
+          maxOutstandingBytes: 0,
         },
       },
     });
@@ -137,7 +166,43 @@ export class Subscriber<T> {
     } else if (response.$case === "deliveries") {
       this.backlog.push(...response.value.deliveries);
       this.pump();
+    } else if (response.$case === "ackResults") {
+      for (const result of response.value.results) this.onResult(result);
     }
+  }
+
+  /**
+   * A refused settle changed nothing: the delivery is still ours. A refused reject or delayed nack
+   * falls back to a plain nack (which the broker always takes), so one event never holds a lease
+   * until it lapses; every refusal is reported through onError.
+   */
+  private onResult(result: AckResult): void {
+    const sent = this.unanswered.get(result.ackId);
+    this.unanswered.delete(result.ackId);
+    const refused =
+      result.status === AckStatus.ACK_STATUS_INVALID_ARGUMENT ||
+      result.status === AckStatus.ACK_STATUS_FAILED_PRECONDITION;
+    if (!refused) return;
+    const call = this.call;
+    const fallback = (sent === "nack" || sent === "reject") && call !== undefined;
+    if (fallback) {
+      this.unanswered.set(result.ackId, "fallback nack");
+      call.write({
+        request: {
+          $case: "nack",
+          value: { ackIds: [result.ackId], reason: settleReason(result.message), delay: undefined },
+        },
+      });
+    }
+    this.options.onError?.(
+      new SettleRefused(
+        result.ackId,
+        sent ?? "extend",
+        result.status,
+        result.message,
+        fallback ? "nacked" : "none",
+      ),
+    );
   }
 
   private onBroken(
@@ -148,6 +213,7 @@ export class Subscriber<T> {
     this.call = undefined;
     // What this stream held is released by the broker; handlers still running settle into the void.
     this.backlog.length = 0;
+    this.unanswered.clear();
     if (this.closing) {
       this.resolveDone();
       return;
@@ -186,7 +252,7 @@ export class Subscriber<T> {
     const ackIds = [delivery.ackId];
     // Keep the lease while the handler works: extend at half the deadline, every half deadline.
     const extender = setInterval(() => {
-      const seconds = Math.max(1, Math.round(this.ackDeadlineMs / 1000));
+      const seconds = Math.min(MAX_EXTEND_SECONDS, Math.max(1, Math.round(this.ackDeadlineMs / 1000)));
       call.write({ request: { $case: "extend", value: { ackIds, duration: { seconds, nanos: 0 } } } });
     }, this.ackDeadlineMs / 2);
     try {
@@ -194,14 +260,20 @@ export class Subscriber<T> {
       this.queueAck(call, delivery.ackId);
     } catch (error) {
       if (error instanceof RejectEvent) {
-        call.write({ request: { $case: "reject", value: { ackIds, reason: error.reason } } });
+        this.unanswered.set(delivery.ackId, "reject");
+        call.write({ request: { $case: "reject", value: { ackIds, reason: settleReason(error.reason) } } });
       } else if (error instanceof RetryEventAfter) {
-        const delay = { seconds: Math.max(0, Math.round(error.seconds)), nanos: 0 };
-        call.write({ request: { $case: "nack", value: { ackIds, reason: error.reason, delay } } });
+        const seconds = Number.isFinite(error.seconds) ? Math.round(error.seconds) : MAX_NACK_DELAY_SECONDS;
+        const delay = { seconds: Math.min(MAX_NACK_DELAY_SECONDS, Math.max(0, seconds)), nanos: 0 };
+        this.unanswered.set(delivery.ackId, "nack");
+        call.write({
+          request: { $case: "nack", value: { ackIds, reason: settleReason(error.reason), delay } },
+        });
       } else {
         const reason = error instanceof Error ? error.message : String(error);
+        this.unanswered.set(delivery.ackId, "nack");
         call.write({
-          request: { $case: "nack", value: { ackIds, reason: reason.slice(0, 1000), delay: undefined } },
+          request: { $case: "nack", value: { ackIds, reason: settleReason(reason), delay: undefined } },
         });
       }
     } finally {
@@ -262,4 +334,9 @@ export class Subscriber<T> {
       raw: event,
     };
   }
+}
+
+/** A reason the broker stores: no NUL characters, at most MAX_REASON_LENGTH characters. */
+function settleReason(reason: string): string {
+  return reason.replaceAll("\0", "").slice(0, MAX_REASON_LENGTH);
 }

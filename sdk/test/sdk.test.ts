@@ -83,6 +83,78 @@ describe("handler outcomes", () => {
   });
 });
 
+describe("one event never stops a subscriber", () => {
+  it("falls back to a nack when the broker refuses a reject, reports it, and keeps consuming", async () => {
+    const Work = await setUp("sdk.refused", { deadLettering: false, retryPolicy: noBackoff });
+    const seen: string[] = [];
+    const errors: unknown[] = [];
+    const sub = t.mesh.client.subscribe(
+      "sdk.refused.sub",
+      Work,
+      (event) => {
+        seen.push(`${event.data.name}#${event.attempt}`);
+        if (event.data.name === "poison" && event.attempt === 1) throw reject("cannot handle");
+      },
+      { onError: (error) => errors.push(error) },
+    );
+    await sub.ready;
+    await t.mesh.client.publishEvents(Work, [
+      { name: "poison", createTime: undefined, retention: undefined },
+    ]);
+    await until(() => seen.includes("poison#2"), "the redelivery after the fallback nack");
+    await t.mesh.client.publishEvents(Work, [{ name: "next", createTime: undefined, retention: undefined }]);
+    await until(() => seen.includes("next#1"), "an event published afterwards");
+    expect(errors).toEqual([
+      expect.objectContaining({
+        name: "SettleRefused",
+        settle: "reject",
+        fallback: "nacked",
+        reason:
+          "subscription sdk.refused.sub has dead lettering off, so there is nowhere to reject to; nack instead",
+      }),
+    ]);
+    await sub.close();
+    await expect(sub.done).resolves.toBeUndefined();
+  });
+
+  it("asks only for what the broker takes: reasons without NUL and capped, delays capped", async () => {
+    const Work = await setUp("sdk.capped", { retryPolicy: noBackoff });
+    const errors: unknown[] = [];
+    const seen: string[] = [];
+    const sub = t.mesh.client.subscribe(
+      "sdk.capped.sub",
+      Work,
+      (event) => {
+        seen.push(event.data.name);
+        if (event.data.name === "nul") throw reject("bad\u0000byte");
+        if (event.data.name === "long") throw reject("x".repeat(5000));
+        if (event.data.name === "far") throw retryAfter(10 * 24 * 60 * 60);
+      },
+      { onError: (error) => errors.push(error), concurrency: 50_000 },
+    );
+    await sub.ready;
+    await t.mesh.client.publishEvents(Work, [
+      { name: "nul", createTime: undefined, retention: undefined },
+      { name: "long", createTime: undefined, retention: undefined },
+      { name: "far", createTime: undefined, retention: undefined },
+    ]);
+    await until(
+      async () =>
+        (await t.mesh.client.listDeadLetters({ subscription: "sdk.capped.sub" })).deadLetters.length === 2,
+      "two dead letters",
+    );
+    const dead = await t.mesh.client.listDeadLetters({ subscription: "sdk.capped.sub" });
+    expect(dead.deadLetters.map((d) => d.lastError).sort()).toEqual(["badbyte", "x".repeat(1024)]);
+    await until(
+      async () => (await t.mesh.client.subscriptionStats("sdk.capped.sub")).inFlight === 0,
+      "the delayed nack",
+    );
+    expect(seen.sort()).toEqual(["far", "long", "nul"]);
+    expect(errors).toEqual([]);
+    await sub.close();
+  });
+});
+
 describe("flow", () => {
   it("never runs more handlers at once than its concurrency", async () => {
     const Job = await setUp("sdk.concurrency");

@@ -396,7 +396,12 @@ function tail(
     call.write({
       request: {
         $case: "open",
-        value: { subscription, consumer: "pgmesh-cli", maxOutstandingMessages: window },
+        value: {
+          subscription,
+          consumer: "pgmesh-cli",
+          maxOutstandingMessages: window,
+          maxOutstandingBytes: 0,
+        },
       },
     });
   });

@@ -25,6 +25,8 @@ import { compileSchema } from "./schema.ts";
 
 export const DEFAULT_ACK_DEADLINE_SECONDS = 60;
 export const MAX_ACK_DEADLINE_SECONDS = 3600;
+/** A schema is sent back whole (GetTopicSchema): it must fit a default client's 4 MiB with room. */
+export const MAX_SCHEMA_BYTES = 2 * 1024 * 1024;
 const DEFAULT_PAGE_SIZE = 100;
 const MAX_PAGE_SIZE = 1000;
 
@@ -101,6 +103,11 @@ export class Admin {
     schema: { fileDescriptorSet: Uint8Array; messageTypes: string[] },
   ): Promise<TopicSchema | undefined> {
     assertName("topic", topic);
+    if (schema.fileDescriptorSet.byteLength > MAX_SCHEMA_BYTES) {
+      throw invalidArgument(
+        `schema.file_descriptor_set is ${schema.fileDescriptorSet.byteLength} bytes; at most ${MAX_SCHEMA_BYTES} (2 MiB), so that the schema fits in a response a default client accepts`,
+      );
+    }
     const binding = schema.messageTypes.length === 0 ? undefined : schema;
     // Refuses descriptors that do not compile or do not hold the named types.
     if (binding) compileSchema(binding.fileDescriptorSet, binding.messageTypes);
@@ -163,15 +170,30 @@ export class Admin {
     }
   }
 
+  /**
+   * A page of dead letters. With `maxBytes`, the page ends early where the next dead letter would
+   * take it past that many bytes (by `bytesOf`; the first is always included), and the token
+   * continues from there: a page of large events still fits a client's message limit.
+   */
   async listDeadLetters(
     selection: DeadLetterSelection,
     pageSize: number,
     pageToken: string,
+    limit?: { maxBytes: number; bytesOf: (deadLetter: DeadLetter) => number },
   ): Promise<Page<DeadLetter>> {
     await this.getSubscription(checkSelection(selection).subscription);
     if (pageToken && !isBigintText(pageToken))
       throw invalidArgument("page_token is not one this server returned");
-    return this.deadLetters.list(selection, checkPageSize(pageSize), pageToken);
+    const page = await this.deadLetters.list(selection, checkPageSize(pageSize), pageToken);
+    if (!limit) return page;
+    let bytes = 0;
+    const kept = page.items.filter((dl, index) => {
+      bytes += limit.bytesOf(dl);
+      return index === 0 || bytes <= limit.maxBytes;
+    });
+    // Dead letters are paged by id (the token is the last id of the page).
+    if (kept.length === page.items.length) return page;
+    return { items: kept, nextPageToken: kept.at(-1)?.id ?? "" };
   }
 
   async redriveDeadLetters(selection: DeadLetterSelection): Promise<number> {

@@ -12,16 +12,45 @@ export interface DeliverySink {
   deliver(deliveries: OutboundDelivery[]): void;
 }
 
-export type SettleStatus = "acked" | "nacked" | "stale" | "unknown" | "extended" | "dead_lettered";
+export type SettleStatus =
+  | "acked"
+  | "nacked"
+  | "stale"
+  | "unknown"
+  | "extended"
+  | "dead_lettered"
+  /** Refused for what it asked; the lease is still held. */
+  | "invalid_argument"
+  /** Refused for what the subscription allows; the lease is still held. */
+  | "failed_precondition";
+
+/**
+ * How much may be unsettled on a stream at once: deliveries, and bytes of events (0: no byte
+ * limit). The byte limit is soft, as in Pub/Sub: a stream under it takes one more event whatever
+ * its size, so an event larger than the whole limit is still delivered, alone.
+ */
+export interface Window {
+  messages: number;
+  bytes: number;
+}
 
 export const DEFAULT_MAX_OUTSTANDING = 100;
 export const MAX_OUTSTANDING_LIMIT = 10_000;
-// Ack ids of leases that lapsed on this stream are remembered so that a late ack is answered
-// "stale" rather than "unknown"; bounded so a consumer that never acks cannot grow it forever.
-const LAPSED_MEMORY = 10_000;
+// Ack ids this stream held and no longer does (settled, or the lease lapsed) are remembered so
+// that a late or repeated settle is answered "stale" rather than "unknown"; bounded so a consumer
+// that never acks cannot grow it forever.
+const RELEASED_MEMORY = 10_000;
+
+/**
+ * One ack id of a settle, in the order the client sent it: the lease when this stream held it
+ * (the first time the id appears), otherwise the answer already known.
+ */
+export type Claim = { ackId: string; lease: Lease } | { ackId: string; status: SettleStatus };
 
 interface HeldLease {
   lease: Lease;
+  /** The event's size, counted against the byte window. */
+  bytes: number;
   /** When the lease runs out (ms since epoch); extend moves it. */
   expiresAt: number;
 }
@@ -30,9 +59,10 @@ export class Consumer {
   /** Replaced when the subscription's policy changes. */
   subscription: Subscription;
   readonly name: string;
-  private window: number;
+  private window: Window;
   private readonly held = new Map<string, HeldLease>();
-  private readonly lapsed = new Set<string>();
+  private heldBytes = 0;
+  private readonly released = new Set<string>();
   private closed = false;
   /** Settles claimed from this stream and not yet answered by the queue; a drain waits for them. */
   settling = 0;
@@ -40,17 +70,24 @@ export class Consumer {
   constructor(
     subscription: Subscription,
     name: string,
-    maxOutstanding: number,
+    window: Window,
     readonly sink: DeliverySink,
   ) {
     this.subscription = subscription;
     this.name = name;
-    this.window = maxOutstanding;
+    this.window = { ...window };
   }
 
-  /** How many more deliveries this stream may take now. */
+  /** How many more deliveries this stream may take now (none while its byte window is full). */
   get free(): number {
-    return this.closed ? 0 : Math.max(0, this.window - this.held.size);
+    if (this.closed || this.freeBytes === 0) return 0;
+    return Math.max(0, this.window.messages - this.held.size);
+  }
+
+  /** How many more bytes of events this stream may take now (Infinity without a byte limit). */
+  get freeBytes(): number {
+    if (this.window.bytes === 0) return Number.POSITIVE_INFINITY;
+    return Math.max(0, this.window.bytes - this.heldBytes);
   }
 
   get outstanding(): number {
@@ -61,14 +98,27 @@ export class Consumer {
     return this.closed;
   }
 
-  setWindow(maxOutstanding: number): void {
-    this.window = maxOutstanding;
+  get maxOutstandingBytes(): number {
+    return this.window.bytes;
   }
 
-  /** Records the lease as held by this stream and returns the ack id to send with it. */
-  hold(lease: Lease, now: number): string {
+  /** Changes the window; a byte limit left out stays as it is. */
+  setWindow(messages: number, bytes: number = this.window.bytes): void {
+    this.window = { messages, bytes };
+  }
+
+  /**
+   * Records the lease as held by this stream and returns the ack id to send with it. `leasedAt` is
+   * when the queue leased it: the lease runs out an ack deadline after that.
+   */
+  hold(lease: Lease, bytes: number, leasedAt: number): string {
     const ackId = ackIdOf(lease);
-    this.held.set(ackId, { lease, expiresAt: now + this.subscription.ackDeadlineSeconds * 1000 });
+    this.held.set(ackId, {
+      lease,
+      bytes,
+      expiresAt: leasedAt + this.subscription.ackDeadlineSeconds * 1000,
+    });
+    this.heldBytes += bytes;
     return ackId;
   }
 
@@ -79,7 +129,7 @@ export class Consumer {
     for (const ackId of ackIds) {
       const held = this.held.get(ackId);
       if (held) leases.set(ackId, held.lease);
-      else others.set(ackId, this.lapsed.has(ackId) ? "stale" : "unknown");
+      else others.set(ackId, this.answerFor(ackId));
     }
     return { leases, others };
   }
@@ -92,20 +142,17 @@ export class Consumer {
     }
   }
 
-  /** Splits ack ids into the leases this stream holds and the ids it cannot settle. */
-  claim(ackIds: string[]): { leases: Map<string, Lease>; others: Map<string, SettleStatus> } {
-    const leases = new Map<string, Lease>();
-    const others = new Map<string, SettleStatus>();
-    for (const ackId of ackIds) {
+  /**
+   * Releases the held leases among these ack ids for settling. An id repeated in the list is
+   * claimed once: its repeats are "stale", like a settle of an id already settled.
+   */
+  claim(ackIds: string[]): Claim[] {
+    return ackIds.map((ackId): Claim => {
       const held = this.held.get(ackId);
-      if (held) {
-        this.held.delete(ackId);
-        leases.set(ackId, held.lease);
-      } else {
-        others.set(ackId, this.lapsed.has(ackId) ? "stale" : "unknown");
-      }
-    }
-    return { leases, others };
+      if (!held) return { ackId, status: this.answerFor(ackId) };
+      this.release(ackId, held);
+      return { ackId, lease: held.lease };
+    });
   }
 
   /**
@@ -116,8 +163,7 @@ export class Consumer {
     let count = 0;
     for (const [ackId, held] of this.held) {
       if (now < held.expiresAt) continue;
-      this.held.delete(ackId);
-      this.rememberLapsed(ackId);
+      this.release(ackId, held);
       count++;
     }
     return count;
@@ -128,15 +174,26 @@ export class Consumer {
     this.closed = true;
     const leases = [...this.held.values()].map((h) => h.lease);
     this.held.clear();
+    this.heldBytes = 0;
     return leases;
   }
 
-  private rememberLapsed(ackId: string): void {
-    if (this.lapsed.size >= LAPSED_MEMORY) {
-      const oldest = this.lapsed.values().next().value;
-      if (oldest !== undefined) this.lapsed.delete(oldest);
+  private release(ackId: string, held: HeldLease): void {
+    this.held.delete(ackId);
+    this.heldBytes -= held.bytes;
+    this.rememberReleased(ackId);
+  }
+
+  private answerFor(ackId: string): SettleStatus {
+    return this.released.has(ackId) ? "stale" : "unknown";
+  }
+
+  private rememberReleased(ackId: string): void {
+    if (this.released.size >= RELEASED_MEMORY) {
+      const oldest = this.released.values().next().value;
+      if (oldest !== undefined) this.released.delete(oldest);
     }
-    this.lapsed.add(ackId);
+    this.released.add(ackId);
   }
 }
 

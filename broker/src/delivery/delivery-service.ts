@@ -1,12 +1,13 @@
 // Streams in, settles out: opens and closes consumers on subscriptions, settles their acks,
 // nacks, rejects and extensions against the queue, sweeps lapsed leases, and keeps one dispatcher
 // per subscription that has streams here.
-import { Consumer, type DeliverySink, type SettleStatus } from "./consumer.ts";
+import { Consumer, type DeliverySink, type SettleStatus, type Window } from "./consumer.ts";
 import { MeshError } from "./errors.ts";
 import type { FailureOutcome, Lease, Subscription } from "./model.ts";
 import type { DeliveryObserver } from "./observer.ts";
 import type { DeliveryQueue, EventStore } from "./ports.ts";
 import { failureOutcome } from "./retry-policy.ts";
+import { checkExtendSeconds, checkNackDelay, checkReason } from "./settle-checks.ts";
 import { releaseLeases, SubscriptionDispatcher } from "./subscription-dispatcher.ts";
 
 export interface DeliveryServiceOptions {
@@ -23,16 +24,25 @@ export interface DeliveryServiceOptions {
 export interface SettleResult {
   ackId: string;
   status: SettleStatus;
+  /** Why a settle was refused, for the client. */
+  message?: string;
 }
 
-const SWEEP_BATCH = 500;
+const SWEEP_BATCH = 1_000;
+/** The database's clock and ours differ a little: wake a moment after a due time, not before. */
+const DUE_MARGIN_MS = 25;
+/** Up to 100,000 lapsed leases a sweep; the rest go at the next. */
+const SWEEP_MAX_BATCHES = 100;
 
 export class DeliveryService {
   private readonly dispatchers = new Map<string, SubscriptionDispatcher>();
   private readonly consumers = new Set<Consumer>();
   private timers: NodeJS.Timeout[] = [];
   private draining = false;
-  private sweeping = false;
+  /** Per subscription, the next time a retry or delayed event of it falls due. */
+  private readonly dueWakeups = new Map<string, { at: number; timer: NodeJS.Timeout }>();
+  /** The lapsed-lease sweep in progress, if any. */
+  private sweep: Promise<number> | undefined;
 
   constructor(
     private readonly queue: DeliveryQueue,
@@ -48,8 +58,8 @@ export class DeliveryService {
     for (const timer of this.timers) timer.unref();
   }
 
-  open(subscription: Subscription, name: string, maxOutstanding: number, sink: DeliverySink): Consumer {
-    const consumer = new Consumer(subscription, name, maxOutstanding, sink);
+  open(subscription: Subscription, name: string, window: Window, sink: DeliverySink): Consumer {
+    const consumer = new Consumer(subscription, name, window, sink);
     this.consumers.add(consumer);
     let dispatcher = this.dispatchers.get(subscription.name);
     if (!dispatcher || dispatcher.subscription.queue !== subscription.queue) {
@@ -86,6 +96,7 @@ export class DeliveryService {
     dispatcher?.consumers.delete(consumer);
     if (dispatcher && dispatcher.consumers.size === 0) {
       this.dispatchers.delete(consumer.subscription.name);
+      await dispatcher.releaseWaiting();
     }
     if (leases.length > 0) {
       const sub = consumer.subscription;
@@ -111,6 +122,8 @@ export class DeliveryService {
 
   /** Redelivers after the backoff, or after `delaySeconds` when given; the last attempt dead-letters. */
   nack(consumer: Consumer, ackIds: string[], reason: string, delaySeconds?: number): Promise<SettleResult[]> {
+    checkReason("nack.reason", reason);
+    checkNackDelay(delaySeconds);
     const sub = consumer.subscription;
     const error = reason || "nacked";
     const outcomes = new Map<string, FailureOutcome>();
@@ -129,6 +142,7 @@ export class DeliveryService {
 
   /** Dead-letters at once, whatever attempts are left. */
   reject(consumer: Consumer, ackIds: string[], reason: string): Promise<SettleResult[]> {
+    checkReason("reject.reason", reason);
     const sub = consumer.subscription;
     if (!sub.deadLettering) {
       throw new MeshError(
@@ -147,6 +161,7 @@ export class DeliveryService {
 
   /** Extends the leases to run out `seconds` from now; they stay held by the stream. */
   async extend(consumer: Consumer, ackIds: string[], seconds: number): Promise<SettleResult[]> {
+    checkExtendSeconds(seconds);
     const { leases, others } = consumer.peek(ackIds);
     const extendedIds =
       leases.size > 0
@@ -165,9 +180,55 @@ export class DeliveryService {
     return results;
   }
 
-  setWindow(consumer: Consumer, maxOutstanding: number): void {
-    consumer.setWindow(maxOutstanding);
+  /**
+   * Answers a settle that was refused before it changed anything: the ids this stream holds get the
+   * refusal and stay held (the client may settle them another way); the others are answered as
+   * any settle would answer them.
+   */
+  refuse(
+    consumer: Consumer,
+    ackIds: string[],
+    status: "invalid_argument" | "failed_precondition",
+    message: string,
+  ): SettleResult[] {
+    const { others } = consumer.peek(ackIds);
+    const results = ackIds.map(
+      (ackId): SettleResult => ({
+        ackId,
+        ...(others.has(ackId) ? { status: others.get(ackId) as SettleStatus } : { status, message }),
+      }),
+    );
+    this.count(consumer, results);
+    return results;
+  }
+
+  /** Changes the consumer's window; `bytes` left out keeps its byte window. */
+  setWindow(consumer: Consumer, messages: number, bytes?: number): void {
+    consumer.setWindow(messages, bytes);
     this.wake([consumer.subscription.name]);
+  }
+
+  /**
+   * Wakes the dispatchers of these subscriptions when `atMs` comes: a retry's backoff or a delayed
+   * event falls due then, and nothing else would announce it before the fallback poll. One timer
+   * per subscription, for the earliest time asked.
+   */
+  wakeAt(subscriptions: string[], atMs: number): void {
+    if (this.draining) return;
+    for (const name of subscriptions) {
+      const pending = this.dueWakeups.get(name);
+      if (pending && pending.at <= atMs) continue;
+      if (pending) clearTimeout(pending.timer);
+      const timer = setTimeout(
+        () => {
+          this.dueWakeups.delete(name);
+          this.wake([name]);
+        },
+        Math.max(0, atMs - Date.now() + DUE_MARGIN_MS),
+      );
+      timer.unref();
+      this.dueWakeups.set(name, { at: atMs, timer });
+    }
   }
 
   /** Wakes the dispatchers of these subscriptions ("*" for all) if they have streams here. */
@@ -187,29 +248,49 @@ export class DeliveryService {
   async drain(timeoutMs: number): Promise<void> {
     this.draining = true;
     for (const timer of this.timers) clearInterval(timer);
+    for (const { timer } of this.dueWakeups.values()) clearTimeout(timer);
+    this.dueWakeups.clear();
     await Promise.all([...this.dispatchers.values()].map((d) => d.idle()));
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline && [...this.consumers].some((c) => c.outstanding > 0 || c.settling > 0)) {
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
-    while (this.sweeping) await new Promise((resolve) => setTimeout(resolve, 20));
+    await this.sweep;
   }
 
   /**
    * Fails every lapsed lease of every subscription, wherever its stream was (a dead broker's too),
-   * by the subscription's retry policy. Brokers may race on the same lease: the settle is fenced
-   * to the attempt, so only one of them counts it.
+   * by the subscription's retry policy. One broker of the mesh sweeps at a time (the others would
+   * only race it for the same rows), in batches until no lapsed lease is left, so a consumer or
+   * broker that dies holding 10,000 leases has them back within a sweep. Settles are fenced to the
+   * attempt all the same.
    */
-  async sweepLapsed(): Promise<number> {
-    if (this.sweeping || this.draining) return 0;
-    this.sweeping = true;
-    try {
+  sweepLapsed(): Promise<number> {
+    if (this.draining) return Promise.resolve(0);
+    this.sweep ??= this.queue
+      .exclusively(() => this.sweepAllLapsed())
+      .then(
+        (failed) => failed ?? 0,
+        (error: unknown) => {
+          this.options.onError(error, "sweeping lapsed leases");
+          return 0;
+        },
+      )
+      .finally(() => {
+        this.sweep = undefined;
+      });
+    return this.sweep;
+  }
+
+  private async sweepAllLapsed(): Promise<number> {
+    let failed = 0;
+    for (let batch = 0; batch < SWEEP_MAX_BATCHES && !this.draining; batch++) {
       const lapsed = await this.queue.findLapsed(SWEEP_BATCH);
       const bySubscription = new Map<string, Lease[]>();
       for (const { subscription, lease } of lapsed) {
         bySubscription.set(subscription, [...(bySubscription.get(subscription) ?? []), lease]);
       }
-      let failed = 0;
+      let settledNow = 0;
       for (const [name, leases] of bySubscription) {
         const sub = await this.options.loadSubscription(name);
         if (!sub) continue;
@@ -217,21 +298,25 @@ export class DeliveryService {
           sub,
           leases.map((lease) => failureOutcome(sub, lease, { error: "lease expired" })),
         );
-        failed += settled.size;
+        settledNow += settled.size;
         if (settled.size > 0) this.wake([name]);
       }
-      return failed;
-    } catch (error) {
-      this.options.onError(error, "sweeping lapsed leases");
-      return 0;
-    } finally {
-      this.sweeping = false;
+      failed += settledNow;
+      // A short batch was the last; one that settled nothing would only come back the same.
+      if (lapsed.length < SWEEP_BATCH || settledNow === 0) break;
     }
+    return failed;
   }
 
   /** Settles failures through the queue and counts the ones that ended as dead letters. */
   private async fail(subscription: Subscription, outcomes: FailureOutcome[]): Promise<Set<string>> {
     const settled = await this.queue.fail(subscription, outcomes);
+    const delays = outcomes.flatMap((o) =>
+      "retryAfterSeconds" in o && o.retryAfterSeconds > 0 && settled.has(o.lease.jobId)
+        ? [o.retryAfterSeconds]
+        : [],
+    );
+    if (delays.length > 0) this.wakeAt([subscription.name], Date.now() + Math.min(...delays) * 1000);
     for (const reason of ["max_attempts", "rejected"] as const) {
       const count = outcomes.filter(
         (o) => "deadLetter" in o && o.deadLetter === reason && settled.has(o.lease.jobId),
@@ -248,33 +333,39 @@ export class DeliveryService {
     apply: (leases: Lease[]) => Promise<Set<string>>,
     statusOf: (lease: Lease) => SettleStatus = () => done,
   ): Promise<SettleResult[]> {
-    const { leases, others } = consumer.claim(ackIds);
+    const claims = consumer.claim(ackIds);
+    const leases = claims.flatMap((c) => ("lease" in c ? [c.lease] : []));
     let settled = new Set<string>();
-    if (leases.size > 0) {
+    if (leases.length > 0) {
       consumer.settling++;
       try {
-        settled = await apply([...leases.values()]);
+        settled = await apply(leases);
       } catch (error) {
         // The settle's transaction failed: its leases go back now instead of waiting out the deadline.
-        await releaseLeases(this.queue, consumer.subscription, [...leases.values()], "settle failed");
+        await releaseLeases(this.queue, consumer.subscription, leases, "settle failed");
         this.wake([consumer.subscription.name]);
         throw error;
       } finally {
         consumer.settling--;
       }
+      // Settling frees window: the dispatcher may now hand out more.
+      this.wake([consumer.subscription.name]);
     }
-    // Settling frees window: the dispatcher may now hand out more.
-    if (leases.size > 0) this.wake([consumer.subscription.name]);
-    const results = ackIds.map((ackId): SettleResult => {
-      const lease = leases.get(ackId);
-      if (lease) return { ackId, status: settled.has(lease.jobId) ? statusOf(lease) : "stale" };
-      return { ackId, status: others.get(ackId) ?? "unknown" };
-    });
+    const results = claims.map(
+      (c): SettleResult =>
+        "lease" in c
+          ? { ackId: c.ackId, status: settled.has(c.lease.jobId) ? statusOf(c.lease) : "stale" }
+          : c,
+    );
+    this.count(consumer, results);
+    return results;
+  }
+
+  private count(consumer: Consumer, results: SettleResult[]): void {
     const counts = new Map<SettleStatus, number>();
     for (const r of results) counts.set(r.status, (counts.get(r.status) ?? 0) + 1);
     for (const [status, count] of counts)
       this.options.observer.settled(consumer.subscription.name, status, count);
-    return results;
   }
 
   private poll(): void {

@@ -93,6 +93,11 @@ export interface DeliveryQueue {
   extend(queue: string, leases: Lease[], seconds: number): Promise<Set<string>>;
   /** In-flight deliveries, on any broker, whose lease ran out. */
   findLapsed(limit: number): Promise<{ subscription: string; lease: Lease }[]>;
+  /**
+   * Runs `work` holding the mesh-wide lock of the lapsed-lease sweep; undefined (and `work` not
+   * run) while another broker holds it. A broker that dies lets go of it with its connection.
+   */
+  exclusively<T>(work: () => Promise<T>): Promise<T | undefined>;
 }
 
 export interface WakeupBus {

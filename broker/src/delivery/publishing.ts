@@ -2,6 +2,7 @@
 // this broker's dispatchers for the subscriptions that got deliveries.
 import { randomUUID } from "node:crypto";
 import { invalidArgument } from "./errors.ts";
+import { eventBytes } from "./event-size.ts";
 import { type Filter, MATCH_ALL, matchesFilter, parseFilter } from "./filter.ts";
 import type { EventEnvelope, PublishOutcome, Subscription, TopicSchema } from "./model.ts";
 import { assertName } from "./names.ts";
@@ -38,7 +39,8 @@ export class Publisher {
 
   constructor(
     private readonly events: EventStore,
-    private readonly onPublished: (subscriptions: string[]) => void,
+    /** `dueAtMs`: when the earliest delayed event of the publish falls due, if it has any. */
+    private readonly onPublished: (subscriptions: string[], dueAtMs?: number) => void,
     private readonly observer: DeliveryObserver,
     private readonly loadSchema: (topic: string) => Promise<TopicSchema | undefined>,
   ) {}
@@ -57,7 +59,7 @@ export class Publisher {
     const { outcomes, subscriptions } = await this.events.publish(topic, normalised, (sub, event) =>
       this.accepts(sub, event),
     );
-    if (subscriptions.length > 0) this.onPublished(subscriptions);
+    if (subscriptions.length > 0) this.onPublished(subscriptions, earliestDue(normalised));
     const stored = outcomes.filter((o) => !o.duplicate).length;
     this.observer.published(topic, stored, (performance.now() - started) / 1000);
     return outcomes;
@@ -110,6 +112,15 @@ export class Publisher {
   }
 }
 
+/** When the earliest event delayed by `deliver_after` falls due; undefined if none is delayed. */
+function earliestDue(events: EventEnvelope[]): number | undefined {
+  const now = Date.now();
+  const due = events.flatMap((e) =>
+    e.deliverAfter && e.deliverAfter.getTime() > now ? [e.deliverAfter.getTime()] : [],
+  );
+  return due.length > 0 ? Math.min(...due) : undefined;
+}
+
 /** Validates one event and fills the defaults (id, type). Throws invalid_argument naming the field. */
 export function normaliseEvent(event: EventEnvelope, index: number): EventEnvelope {
   const at = `events[${index}]`;
@@ -146,7 +157,7 @@ export function normaliseEvent(event: EventEnvelope, index: number): EventEnvelo
       PUBLISH_LIMITS.maxAttributeValueLength,
     );
   }
-  const size = envelopeSize(event);
+  const size = eventBytes(event);
   if (size > PUBLISH_LIMITS.maxEventBytes) {
     throw invalidArgument(
       `${at} is ${formatBytes(size)}; an event may be at most ${formatBytes(PUBLISH_LIMITS.maxEventBytes)} (payload and attributes together)`,
@@ -158,23 +169,6 @@ export function normaliseEvent(event: EventEnvelope, index: number): EventEnvelo
 function checkLength(field: string, value: string, max: number): void {
   if (value.length > max)
     throw invalidArgument(`${field} is ${value.length} characters long; the limit is ${max}`);
-}
-
-function envelopeSize(event: EventEnvelope): number {
-  let size = event.data.byteLength;
-  for (const text of [
-    event.id,
-    event.source,
-    event.type,
-    event.subject,
-    event.orderingKey,
-    event.dataTypeUrl,
-  ]) {
-    size += Buffer.byteLength(text);
-  }
-  for (const [name, value] of Object.entries(event.attributes))
-    size += Buffer.byteLength(name) + Buffer.byteLength(value);
-  return size;
 }
 
 function formatBytes(bytes: number): string {

@@ -2,12 +2,26 @@
 // as many as the streams have free window, so a stream never holds more unsettled deliveries
 // than its consumer allowed. It runs when woken (publish, settle, new stream, NOTIFY, fallback poll)
 // and drains until the queue is empty or every window is full.
+// Byte windows: how many events fit is only known once they are loaded, so the dispatcher leases
+// by the largest event of its last batch; events that then find no room wait here, leased, and
+// go out first when room frees (they are not charged an attempt for it).
 import type { Consumer, OutboundDelivery } from "./consumer.ts";
-import type { FailureOutcome, Lease, Subscription } from "./model.ts";
+import { eventBytes } from "./event-size.ts";
+import type { FailureOutcome, Lease, StoredEvent, Subscription } from "./model.ts";
 import type { DeliveryObserver } from "./observer.ts";
 import type { DeliveryQueue, EventStore } from "./ports.ts";
+import { PUBLISH_LIMITS } from "./publishing.ts";
 
 const MAX_BATCH = 500;
+
+/** A leased delivery with its event, ready to hand to a stream. */
+interface Ready {
+  lease: Lease;
+  event: StoredEvent;
+  bytes: number;
+  /** When the queue leased it (ms since epoch): the lease runs out an ack deadline later. */
+  leasedAt: number;
+}
 
 export class SubscriptionDispatcher {
   readonly consumers = new Set<Consumer>();
@@ -15,6 +29,10 @@ export class SubscriptionDispatcher {
   private current: Promise<void> | undefined;
   private wokenWhileRunning = false;
   private rotation = 0;
+  /** Leased deliveries no stream had room for yet (byte windows); handed out before new ones. */
+  private waiting: Ready[] = [];
+  /** The largest event of the last batch: how the next lease guesses what fits a byte window. */
+  private typicalEventBytes: number = PUBLISH_LIMITS.maxEventBytes;
 
   constructor(
     /** Replaced when the subscription's policy changes. */
@@ -57,18 +75,54 @@ export class SubscriptionDispatcher {
     }
   }
 
+  /**
+   * Hands back what waits here for a stream (the last stream of the subscription on this broker
+   * closed): it goes back to the queue like any delivery whose stream closed.
+   */
+  async releaseWaiting(): Promise<void> {
+    await this.idle();
+    const waiting = this.waiting;
+    this.waiting = [];
+    await this.putBack(waiting.map((r) => r.lease));
+  }
+
   private async dispatchUntilDrained(): Promise<void> {
     for (;;) {
-      const wanted = Math.min(this.free, MAX_BATCH);
+      if (this.waiting.length > 0) {
+        await this.hand([]);
+        if (this.waiting.length > 0) return;
+      }
+      const wanted = this.fetchSize();
       if (wanted === 0) return;
+      const leasedAt = Date.now();
       const leases = await this.queue.lease(this.subscription.queue, wanted);
       if (leases.length === 0) return;
-      await this.hand(leases);
+      await this.hand(await this.load(leases, leasedAt));
       if (leases.length < wanted) return;
     }
   }
 
-  private async hand(leases: Lease[]): Promise<void> {
+  /** As many as the streams have room for: by free window, and by free bytes over the typical size. */
+  private fetchSize(): number {
+    let wanted = 0;
+    for (const consumer of this.consumers) {
+      const free = consumer.free;
+      if (free === 0) continue;
+      const freeBytes = consumer.freeBytes;
+      // Under its byte window a stream takes one more event whatever its size: hence the ceiling.
+      const byBytes = Number.isFinite(freeBytes)
+        ? Math.ceil(freeBytes / Math.max(1, this.typicalEventBytes))
+        : free;
+      wanted += Math.min(free, byBytes);
+    }
+    return Math.min(wanted, MAX_BATCH);
+  }
+
+  /**
+   * Loads the leased deliveries' events. A delivery whose event row is gone is completed; one
+   * already past its attempts is dead-lettered; the rest are ready to hand out.
+   */
+  private async load(leases: Lease[], leasedAt: number): Promise<Ready[]> {
     let events: Awaited<ReturnType<EventStore["loadEvents"]>>;
     try {
       events = await this.events.loadEvents(leases.map((l) => l.eventSeq));
@@ -82,56 +136,81 @@ export class SubscriptionDispatcher {
       );
       throw error;
     }
-    const now = Date.now();
-    const consumers = [...this.consumers];
-    const start = this.rotation++ % Math.max(1, consumers.length);
-    const ordered = [...consumers.slice(start), ...consumers.slice(0, start)];
     const sub = this.subscription;
-    const unplaced: Lease[] = [];
+    const ready: Ready[] = [];
     const missing: Lease[] = [];
     const exhausted: Lease[] = [];
-    let next = 0;
-    for (const consumer of ordered) {
-      const batch: OutboundDelivery[] = [];
-      while (next < leases.length && consumer.free > 0) {
-        const lease = leases[next++] as Lease;
-        const event = events.get(lease.eventSeq);
-        if (!event) {
-          missing.push(lease);
-          continue;
-        }
-        // Already past its attempts (a lease pg-boss's own expiry backstop put back): dead-letter it.
-        if (sub.deadLettering && lease.retryCount + 1 > sub.maxDeliveryAttempts) {
-          exhausted.push(lease);
-          continue;
-        }
-        const attempt = lease.retryCount + 1;
-        batch.push({
-          ackId: consumer.hold({ ...lease, publishedAt: event.publishedAt }, now),
-          attempt,
-          event,
-        });
-        this.observer.delivered(this.subscription.name, attempt);
+    for (const lease of leases) {
+      const event = events.get(lease.eventSeq);
+      if (!event) {
+        missing.push(lease);
+        continue;
       }
-      if (batch.length > 0) consumer.sink.deliver(batch);
+      // Already past its attempts (a lease pg-boss's own expiry backstop put back): dead-letter it.
+      if (sub.deadLettering && lease.retryCount + 1 > sub.maxDeliveryAttempts) {
+        exhausted.push(lease);
+        continue;
+      }
+      ready.push({
+        lease: { ...lease, publishedAt: event.publishedAt },
+        event,
+        bytes: eventBytes(event),
+        leasedAt,
+      });
     }
-    unplaced.push(...leases.slice(next));
-    // Streams that closed while we were leasing leave deliveries nobody can take: back they go.
-    const outcomes: FailureOutcome[] = [
-      ...unplaced.map((lease) => ({
-        lease,
-        retryAfterSeconds: 0,
-        error: "the stream closed before delivery",
-      })),
-      ...exhausted.map((lease) => ({ lease, deadLetter: "max_attempts" as const, error: "lease expired" })),
-    ];
-    if (outcomes.length > 0) {
-      const settled = await this.queue.fail(sub, outcomes);
+    if (ready.length > 0) this.typicalEventBytes = Math.max(...ready.map((r) => r.bytes));
+    if (exhausted.length > 0) {
+      const settled = await this.queue.fail(
+        sub,
+        exhausted.map((lease) => ({ lease, deadLetter: "max_attempts" as const, error: "lease expired" })),
+      );
       const dead = exhausted.filter((lease) => settled.has(lease.jobId)).length;
       if (dead > 0) this.observer.deadLettered(sub.name, "max_attempts", dead);
     }
     // An event row can only be missing if it was removed by hand; there is nothing to deliver.
     if (missing.length > 0) await this.queue.complete(this.subscription, missing);
+    return ready;
+  }
+
+  /** Hands what waits and then `fresh` to the streams, round-robin, within their windows. */
+  private async hand(fresh: Ready[]): Promise<void> {
+    const now = Date.now();
+    // One that waited so long that its lease is about to run out is left to lapse: the lease sweep
+    // puts it back by the retry rule, as for a consumer that held it that long.
+    const deadlineMs = this.subscription.ackDeadlineSeconds * 1000;
+    const ready = [...this.waiting.filter((r) => now - r.leasedAt < deadlineMs - 1000), ...fresh];
+    this.waiting = [];
+    const consumers = [...this.consumers];
+    const start = this.rotation++ % Math.max(1, consumers.length);
+    const ordered = [...consumers.slice(start), ...consumers.slice(0, start)];
+    let next = 0;
+    for (const consumer of ordered) {
+      const batch: OutboundDelivery[] = [];
+      while (next < ready.length && consumer.free > 0) {
+        const { lease, event, bytes, leasedAt } = ready[next++] as Ready;
+        const attempt = lease.retryCount + 1;
+        batch.push({ ackId: consumer.hold(lease, bytes, leasedAt), attempt, event });
+        this.observer.delivered(this.subscription.name, attempt);
+      }
+      if (batch.length > 0) consumer.sink.deliver(batch);
+    }
+    const left = ready.slice(next);
+    if (ordered.some((c) => !c.isClosed)) {
+      this.waiting = left;
+      return;
+    }
+    // Streams that closed while we were leasing leave deliveries nobody can take: back they go.
+    await this.putBack(left.map((r) => r.lease));
+  }
+
+  private async putBack(leases: Lease[]): Promise<void> {
+    if (leases.length === 0) return;
+    const outcomes: FailureOutcome[] = leases.map((lease) => ({
+      lease,
+      retryAfterSeconds: 0,
+      error: "the stream closed before delivery",
+    }));
+    await this.queue.fail(this.subscription, outcomes);
   }
 }
 

@@ -12,6 +12,7 @@ import {
   topicToWire,
   wholeSeconds,
 } from "./convert.ts";
+import { deadLetterWireBound, ENVELOPE_BOUND } from "./message-size.ts";
 import type { ErrorLogger } from "./status.ts";
 import { type RequestObserver, unary } from "./unary.ts";
 
@@ -30,7 +31,13 @@ const UPDATABLE: Record<string, keyof PolicyInput> = {
 };
 const FIXED_AT_CREATION = new Set(["ordering", "filter", "topic", "name"]);
 
-export function adminHandlers(admin: Admin, log: ErrorLogger, observe: RequestObserver): AdminServiceServer {
+export function adminHandlers(
+  admin: Admin,
+  log: ErrorLogger,
+  observe: RequestObserver,
+  /** The largest response to send (dead-letter pages are cut under it). */
+  maxMessageBytes: number,
+): AdminServiceServer {
   const rpc = <Req, Res>(method: string, handle: (request: Req) => Promise<Res>) =>
     unary(method, log, handle, observe);
   return {
@@ -125,6 +132,10 @@ export function adminHandlers(admin: Admin, log: ErrorLogger, observe: RequestOb
         selectionFromWire([], req.filter),
         req.pageSize,
         req.pageToken,
+        {
+          maxBytes: maxMessageBytes - ENVELOPE_BOUND,
+          bytesOf: deadLetterWireBound,
+        },
       );
       return { deadLetters: page.items.map(deadLetterToWire), nextPageToken: page.nextPageToken };
     }),

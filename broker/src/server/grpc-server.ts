@@ -21,6 +21,13 @@ import type { RequestObserver } from "./unary.ts";
 const HANDSHAKE_TIMEOUT_MS = 10_000;
 const SERVICES = ["pgmesh.v1.PublisherService", "pgmesh.v1.SubscriberService", "pgmesh.v1.AdminService"];
 
+/**
+ * The largest request the broker reads (grpc-js's default, made explicit because the README
+ * promises it): a larger one is refused by grpc-js with RESOURCE_EXHAUSTED, "Received message
+ * larger than max (N vs 4194304)". A Publish of events near the 1 MiB event limit holds three.
+ */
+export const MAX_REQUEST_BYTES = 4 * 1024 * 1024;
+
 export interface GrpcServerDeps {
   admin: Admin;
   publisher: Publisher;
@@ -41,6 +48,7 @@ export class GrpcServer {
   constructor(deps: GrpcServerDeps) {
     this.idleTimeoutMs = deps.connections.idleTimeoutMs;
     this.server = new Server({
+      "grpc.max_receive_message_length": MAX_REQUEST_BYTES,
       // Detect dead peers on long-lived, idle subscriber streams.
       "grpc.keepalive_time_ms": 30_000,
       "grpc.keepalive_timeout_ms": 10_000,
@@ -65,7 +73,7 @@ export class GrpcServer {
     this.server.addService(checkedRequests(SubscriberServiceService), this.streams.handlers());
     this.server.addService(
       checkedRequests(AdminServiceService),
-      adminHandlers(deps.admin, deps.log, deps.observe),
+      adminHandlers(deps.admin, deps.log, deps.observe, deps.subscriber.maxMessageBytes),
     );
     this.health = new HealthImplementation(
       Object.fromEntries(["", ...SERVICES].map((s) => [s, "NOT_SERVING"])),

@@ -9,18 +9,19 @@ import {
   type SubscribeResponse,
   type SubscriberServiceServer,
 } from "@pgmesh/sdk/gen/pgmesh/v1/subscriber";
-import { type Admin, MAX_ACK_DEADLINE_SECONDS } from "../delivery/admin.ts";
+import type { Admin } from "../delivery/admin.ts";
 import {
   type Consumer,
   DEFAULT_MAX_OUTSTANDING,
   MAX_OUTSTANDING_LIMIT,
   type SettleStatus,
+  type Window,
 } from "../delivery/consumer.ts";
 import type { DeliveryService, SettleResult } from "../delivery/delivery-service.ts";
-import { invalidArgument, MeshError } from "../delivery/errors.ts";
+import { type ErrorCode, invalidArgument, MeshError } from "../delivery/errors.ts";
 import type { Subscription } from "../delivery/model.ts";
-import { MAX_NACK_DELAY_SECONDS } from "../delivery/retry-policy.ts";
 import { eventToWire, wholeSeconds } from "./convert.ts";
+import { ackResultWireBound, deliveryWireBound, ENVELOPE_BOUND, splitByBytes } from "./message-size.ts";
 import { RefusedRequest } from "./request-check.ts";
 import { type ErrorLogger, toServiceError } from "./status.ts";
 import type { RequestObserver } from "./unary.ts";
@@ -28,6 +29,8 @@ import type { RequestObserver } from "./unary.ts";
 export interface SubscriberOptions {
   heartbeatIntervalMs: number;
   openTimeoutMs: number;
+  /** No message sent on a stream is larger than this; deliveries and results are split under it. */
+  maxMessageBytes: number;
 }
 
 type Stream = ServerDuplexStream<SubscribeRequest, SubscribeResponse>;
@@ -39,6 +42,14 @@ const STATUS: Record<SettleStatus, AckStatus> = {
   unknown: AckStatus.ACK_STATUS_UNKNOWN,
   extended: AckStatus.ACK_STATUS_EXTENDED,
   dead_lettered: AckStatus.ACK_STATUS_DEAD_LETTERED,
+  invalid_argument: AckStatus.ACK_STATUS_INVALID_ARGUMENT,
+  failed_precondition: AckStatus.ACK_STATUS_FAILED_PRECONDITION,
+};
+
+/** The errors a settle may raise that refuse it for its ack ids alone. */
+const REFUSALS: Partial<Record<ErrorCode, "invalid_argument" | "failed_precondition">> = {
+  invalid_argument: "invalid_argument",
+  failed_precondition: "failed_precondition",
 };
 
 export class SubscriberStreams {
@@ -98,14 +109,22 @@ export class SubscriberStreams {
   }
 }
 
+/**
+ * Where a stream is in its life. Each phase carries what only it has: a consumer exists once the
+ * stream is open, and an ended stream may still hold one whose leases are being released.
+ */
+type SessionState =
+  | { phase: "awaiting_open" }
+  | { phase: "open"; consumer: Consumer }
+  | { phase: "ended"; consumer: Consumer | undefined };
+
 class StreamSession {
-  private consumer: Consumer | undefined;
+  private state: SessionState = { phase: "awaiting_open" };
   /** Ack ids of consecutive ack messages waiting to be settled together (see the data handler). */
   private openAckBatch: string[] | undefined;
   private queue: Promise<void> = Promise.resolve();
-  private ended = false;
-  private lastWrite = Date.now();
-  private readonly heartbeat: NodeJS.Timeout;
+  /** Fires `heartbeatIntervalMs` after the last write; every write re-arms it (see write()). */
+  private heartbeat: NodeJS.Timeout | undefined;
   private readonly openTimer: NodeJS.Timeout;
   /** The status the stream ended with (OK when the client closed it, CANCELLED when it vanished). */
   private endCode: status = status.OK;
@@ -128,16 +147,11 @@ class StreamSession {
         ),
       options.openTimeoutMs,
     );
-    this.heartbeat = setInterval(() => {
-      if (this.consumer && Date.now() - this.lastWrite >= options.heartbeatIntervalMs) {
-        this.write({ response: { $case: "heartbeat", value: { time: new Date() } } });
-      }
-    }, options.heartbeatIntervalMs);
     call.on("data", (request: SubscribeRequest) => {
       const message = request.request;
       // Consecutive acks that arrive while earlier messages are being handled are settled together,
       // in one transaction: a client that acks event by event is then as cheap as one that batches.
-      if (message?.$case === "ack" && this.consumer) {
+      if (message?.$case === "ack" && this.state.phase === "open") {
         if (this.openAckBatch) {
           this.openAckBatch.push(...message.value.ackIds);
           return;
@@ -162,7 +176,7 @@ class StreamSession {
       this.queue = this.queue.then(() => this.finish());
     });
     call.on("cancelled", () => {
-      if (!this.ended) this.endCode = status.CANCELLED;
+      if (this.state.phase !== "ended") this.endCode = status.CANCELLED;
       void this.finish();
     });
     call.on("error", () => void this.finish());
@@ -170,18 +184,12 @@ class StreamSession {
   }
 
   get subscription(): Subscription | undefined {
-    return this.consumer?.subscription;
-  }
-
-  /** Ends the stream with a status once the messages already received have been handled. */
-  async failAfterPending(error: Partial<{ code: status; details: string }>): Promise<void> {
-    await this.queue;
-    await this.fail(error);
+    return this.state.phase === "awaiting_open" ? undefined : this.state.consumer?.subscription;
   }
 
   async fail(error: Partial<{ code: status; details: string }>): Promise<void> {
-    if (!this.ended) {
-      this.ended = true;
+    if (this.state.phase !== "ended") {
+      this.state = { phase: "ended", consumer: this.consumerIfAny() };
       this.endCode = error.code ?? status.UNKNOWN;
       this.call.emit("error", error);
     }
@@ -192,66 +200,96 @@ class StreamSession {
     return this.fail(toServiceError(error, this.log, "Subscribe"));
   }
 
+  private consumerIfAny(): Consumer | undefined {
+    return this.state.phase === "awaiting_open" ? undefined : this.state.consumer;
+  }
+
   private async handle(request: SubscribeRequest | RefusedRequest): Promise<void> {
-    if (this.ended) return;
+    if (this.state.phase === "ended") return;
     if (request instanceof RefusedRequest) throw invalidArgument(request.problem);
     const message = request.request;
     if (!message) throw invalidArgument("empty request: set one of open, ack, nack, extend, reject or flow");
     if (message.$case === "open") {
-      if (this.consumer) throw invalidArgument("the stream is already open; `open` may only be sent once");
-      await this.open(
-        message.value.subscription,
-        message.value.consumer,
-        message.value.maxOutstandingMessages,
-      );
+      if (this.state.phase === "open") {
+        throw invalidArgument("the stream is already open; `open` may only be sent once");
+      }
+      await this.open(message.value.subscription, message.value.consumer, {
+        messages: checkWindow(message.value.maxOutstandingMessages, false),
+        bytes: message.value.maxOutstandingBytes,
+      });
       return;
     }
-    const consumer = this.consumer;
-    if (!consumer) throw invalidArgument(`the first message must be \`open\`, got \`${message.$case}\``);
+    if (this.state.phase !== "open") {
+      throw invalidArgument(`the first message must be \`open\`, got \`${message.$case}\``);
+    }
+    const consumer = this.state.consumer;
     switch (message.$case) {
       case "ack":
-        this.sendResults(await this.deliveries.ack(consumer, message.value.ackIds));
-        return;
-      case "nack": {
-        const delay = wholeSeconds("nack.delay", message.value.delay);
-        if (delay !== undefined && (delay < 0 || delay > MAX_NACK_DELAY_SECONDS)) {
-          throw invalidArgument(`nack.delay must be 0s..${MAX_NACK_DELAY_SECONDS}s, got ${delay}s`);
-        }
-        this.sendResults(
-          await this.deliveries.nack(consumer, message.value.ackIds, message.value.reason, delay),
+        return this.settle(consumer, message.value.ackIds, () =>
+          this.deliveries.ack(consumer, message.value.ackIds),
         );
-        return;
-      }
+      case "nack":
+        return this.settle(consumer, message.value.ackIds, () =>
+          this.deliveries.nack(
+            consumer,
+            message.value.ackIds,
+            message.value.reason,
+            wholeSeconds("nack.delay", message.value.delay),
+          ),
+        );
       case "reject":
-        this.sendResults(await this.deliveries.reject(consumer, message.value.ackIds, message.value.reason));
-        return;
-      case "extend": {
-        const seconds =
-          wholeSeconds("extend.duration", message.value.duration) ?? consumer.subscription.ackDeadlineSeconds;
-        if (seconds < 1 || seconds > MAX_ACK_DEADLINE_SECONDS) {
-          throw invalidArgument(`extend.duration must be 1s..${MAX_ACK_DEADLINE_SECONDS}s, got ${seconds}s`);
-        }
-        this.sendResults(await this.deliveries.extend(consumer, message.value.ackIds, seconds));
-        return;
-      }
+        return this.settle(consumer, message.value.ackIds, () =>
+          this.deliveries.reject(consumer, message.value.ackIds, message.value.reason),
+        );
+      case "extend":
+        return this.settle(consumer, message.value.ackIds, () =>
+          this.deliveries.extend(
+            consumer,
+            message.value.ackIds,
+            wholeSeconds("extend.duration", message.value.duration) ??
+              consumer.subscription.ackDeadlineSeconds,
+          ),
+        );
       case "flow":
-        this.deliveries.setWindow(consumer, checkWindow(message.value.maxOutstandingMessages, true));
+        this.deliveries.setWindow(
+          consumer,
+          checkWindow(message.value.maxOutstandingMessages, true),
+          message.value.maxOutstandingBytes,
+        );
         return;
     }
   }
 
-  private async open(subscriptionName: string, consumerName: string, maxOutstanding: number): Promise<void> {
+  /**
+   * Runs a settle and answers it per ack id. A settle the broker refuses (a bad argument, or one
+   * the subscription does not allow) is answered with the refusal for its ids alone: one event
+   * never ends the stream, and the other deliveries it holds are not charged an attempt.
+   */
+  private async settle(consumer: Consumer, ackIds: string[], run: () => Promise<SettleResult[]>) {
+    let results: SettleResult[];
+    try {
+      results = await run();
+    } catch (error) {
+      const refusal = error instanceof MeshError ? REFUSALS[error.code] : undefined;
+      if (!refusal) throw error;
+      results = this.deliveries.refuse(consumer, ackIds, refusal, (error as MeshError).message);
+    }
+    this.sendResults(results);
+  }
+
+  private async open(subscriptionName: string, consumerName: string, window: Window): Promise<void> {
     clearTimeout(this.openTimer);
-    const window = checkWindow(maxOutstanding, false);
     const subscription = await this.admin.getSubscription(subscriptionName);
-    if (this.ended) return;
+    if (this.state.phase === "ended") return;
     this.write({
       response: {
         $case: "opened",
         value: {
           subscription: subscription.name,
           topic: subscription.topic,
-          maxOutstandingMessages: window,
+          maxOutstandingMessages: window.messages,
+          maxOutstandingBytes: window.bytes,
+          maxMessageBytes: this.options.maxMessageBytes,
           ackDeadline: { seconds: subscription.ackDeadlineSeconds, nanos: 0 },
           heartbeatInterval: {
             seconds: Math.floor(this.options.heartbeatIntervalMs / 1000),
@@ -260,36 +298,61 @@ class StreamSession {
         },
       },
     });
-    this.consumer = this.deliveries.open(subscription, consumerName.slice(0, 200), window, {
-      deliver: (batch) =>
-        this.write({
-          response: {
-            $case: "deliveries",
-            value: {
-              deliveries: batch.map((d) => ({
-                ackId: d.ackId,
-                deliveryAttempt: d.attempt,
-                event: eventToWire(d.event),
-              })),
+    // A timer re-armed on every write, not a fixed tick that checks the time since the last write:
+    // such a tick skipped its first beat (the write came a moment after the tick started) and every
+    // beat after a delivery, so an idle stream heard from the broker every two intervals.
+    this.heartbeat = setTimeout(
+      () => this.write({ response: { $case: "heartbeat", value: { time: new Date() } } }),
+      this.options.heartbeatIntervalMs,
+    );
+    const consumer = this.deliveries.open(subscription, consumerName.slice(0, 200), window, {
+      deliver: (batch) => {
+        const runs = splitByBytes(batch, (d) => deliveryWireBound(d.ackId, d.event), this.messageBudget);
+        for (const run of runs) {
+          this.write({
+            response: {
+              $case: "deliveries",
+              value: {
+                deliveries: run.map((d) => ({
+                  ackId: d.ackId,
+                  deliveryAttempt: d.attempt,
+                  event: eventToWire(d.event),
+                })),
+              },
             },
-          },
-        }),
+          });
+        }
+      },
     });
+    this.state = { phase: "open", consumer };
   }
 
   private sendResults(results: SettleResult[]): void {
-    if (results.length === 0) return;
-    this.write({
-      response: {
-        $case: "ackResults",
-        value: { results: results.map((r) => ({ ackId: r.ackId, status: STATUS[r.status] })) },
-      },
-    });
+    const runs = splitByBytes(
+      results,
+      (r) => ackResultWireBound(r.ackId, r.message ?? ""),
+      this.messageBudget,
+    );
+    for (const run of runs) {
+      this.write({
+        response: {
+          $case: "ackResults",
+          value: {
+            results: run.map((r) => ({ ackId: r.ackId, status: STATUS[r.status], message: r.message ?? "" })),
+          },
+        },
+      });
+    }
+  }
+
+  /** What the list in one message may take, its framing aside. */
+  private get messageBudget(): number {
+    return this.options.maxMessageBytes - ENVELOPE_BOUND;
   }
 
   private write(response: SubscribeResponse): void {
-    if (this.ended) return;
-    this.lastWrite = Date.now();
+    if (this.state.phase === "ended") return;
+    this.heartbeat?.refresh();
     this.call.write(response);
   }
 
@@ -298,18 +361,17 @@ class StreamSession {
   private finish(): Promise<void> {
     this.finishing ??= (async () => {
       clearTimeout(this.openTimer);
-      clearInterval(this.heartbeat);
-      const consumer = this.consumer;
+      clearTimeout(this.heartbeat);
+      const consumer = this.consumerIfAny();
+      const alreadyEnded = this.state.phase === "ended";
+      this.state = { phase: "ended", consumer };
       try {
         if (consumer) await this.deliveries.close(consumer);
       } catch (error) {
         // The leases are not lost: they lapse and are redelivered after the ack deadline.
         this.log("releasing a closed stream's deliveries failed", error);
       }
-      if (!this.ended) {
-        this.ended = true;
-        this.call.end();
-      }
+      if (!alreadyEnded) this.call.end();
       this.resolveFinished(this.endCode);
     })();
     return this.finishing;

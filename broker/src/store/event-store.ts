@@ -8,9 +8,9 @@ import type { EventStore } from "../delivery/ports.ts";
 import { type Sql, type TransactionSql, transaction } from "./database.ts";
 import { GroupCommit, type GroupResult } from "./group-commit.ts";
 import * as events from "./queries/events.ts";
-import { eventKey } from "./queries/events.ts";
-import { lockTopicForPublish } from "./queries/subscriptions.ts";
-import type { JobQueue } from "./queue.ts";
+import { topicEventKey } from "./queries/events.ts";
+import { lockTopicsForPublish } from "./queries/subscriptions.ts";
+import type { JobQueue, NewDelivery } from "./queue.ts";
 import { WAKEUP_CHANNEL, wakeupPayload } from "./wakeups.ts";
 
 type Accepts = (subscription: Subscription, event: EventEnvelope) => boolean;
@@ -55,105 +55,82 @@ export class PostgresEventStore implements EventStore {
     batch: EventEnvelope[],
     accepts: Accepts,
   ): Promise<Published> {
-    const subs = await lockTopicForPublish(tx, topic);
-    if (!subs) throw notFound(`topic ${topic} does not exist`);
-    const { enqueued, ...published } = await this.insertBatch(tx, topic, subs, batch, accepts);
-    await Promise.all([enqueued, this.notify(tx, published.subscriptions)]);
-    return published;
+    const [result] = await this.publishGroupIn(tx, [{ topic, batch, accepts }]);
+    if (!result?.ok) throw result?.error;
+    return result.value;
   }
 
   /**
-   * Several publish requests in one transaction: per topic, one lock, one set of inserts for all
-   * its requests' events (in arrival order, so duplicates across requests resolve to the first),
-   * and one NOTIFY for the lot. A request on a missing topic fails alone.
+   * Several publish requests, on any topics, in one transaction and a fixed number of round
+   * trips: one to lock every topic and its subscriptions, one to claim the keys and store the new
+   * events, one for the job inserts (one statement per subscription, pipelined) and the NOTIFY.
+   * Events are taken in arrival order, so a repeat across requests resolves to the first. A
+   * request on a missing topic fails alone.
    */
   private async publishGroupIn(
     tx: TransactionSql,
     requests: PublishRequest[],
   ): Promise<GroupResult<Published>[]> {
-    const byTopic = new Map<string, number[]>();
-    requests.forEach((request, index) => {
-      byTopic.set(request.topic, [...(byTopic.get(request.topic) ?? []), index]);
-    });
-    const results: GroupResult<Published>[] = [];
-    const woken = new Set<string>();
-    const enqueues: Promise<void>[] = [];
-    for (const [topic, indices] of byTopic) {
-      const subs = await lockTopicForPublish(tx, topic);
-      if (!subs) {
-        for (const index of indices)
-          results[index] = { ok: false, error: notFound(`topic ${topic} does not exist`) };
-        continue;
-      }
-      const batches = indices.map((index) => (requests[index] as PublishRequest).batch);
-      const accepts = (requests[indices[0] as number] as PublishRequest).accepts;
-      const { outcomes, subscriptions, enqueued } = await this.insertBatch(
-        tx,
-        topic,
-        subs,
-        batches.flat(),
-        accepts,
-      );
-      enqueues.push(enqueued);
-      for (const name of subscriptions) woken.add(name);
-      let offset = 0;
-      indices.forEach((index, i) => {
-        const size = (batches[i] as EventEnvelope[]).length;
-        results[index] = {
-          ok: true,
-          value: { outcomes: outcomes.slice(offset, offset + size), subscriptions },
-        };
-        offset += size;
-      });
-    }
-    await Promise.all([...enqueues, this.notify(tx, [...woken])]);
-    return results;
-  }
-
-  private async insertBatch(
-    tx: TransactionSql,
-    topic: string,
-    subs: Subscription[],
-    batch: EventEnvelope[],
-    accepts: Accepts,
-  ): Promise<Published & { enqueued: Promise<void> }> {
-    // Repeats inside one batch are duplicates of their first occurrence.
+    const subsByTopic = await lockTopicsForPublish(tx, [...new Set(requests.map((r) => r.topic))]);
+    // Repeats are duplicates of their first occurrence.
     const firstOccurrence = new Map<string, EventEnvelope>();
-    for (const event of batch) {
-      const key = eventKey(event.source, event.id);
-      if (!firstOccurrence.has(key)) firstOccurrence.set(key, event);
+    for (const { topic, batch } of requests) {
+      if (!subsByTopic.has(topic)) continue;
+      for (const event of batch) {
+        const key = topicEventKey(topic, event);
+        if (!firstOccurrence.has(key)) firstOccurrence.set(key, event);
+      }
     }
-    const inserted = await events.insertFreshEvents(tx, topic, [...firstOccurrence.values()]);
+    const candidates = requests.flatMap(({ topic, batch }) =>
+      subsByTopic.has(topic)
+        ? batch
+            .filter((e) => firstOccurrence.get(topicEventKey(topic, e)) === e)
+            .map((event) => ({ topic, event }))
+        : [],
+    );
+    const inserted = await events.insertFreshEvents(tx, candidates);
     const stored = new Set(inserted.map((row) => row.event));
-    const woken: string[] = [];
-    const inserts: Promise<void>[] = [];
-    for (const sub of subs) {
-      const deliveries = inserted
-        .filter((row) => accepts(sub, row.event))
-        .map((row) => ({
-          // pg-boss orders a key's jobs by (created_on, id), and created_on is one value for the
-          // whole transaction: time-ordered ids keep the events of one batch in publish order.
-          id: sub.ordering ? uuidv7() : undefined,
-          eventSeq: row.seq,
-          startAfter: row.event.deliverAfter,
-          // Ordered queues need a key on every job; an unkeyed event gets one of its own.
-          orderingKey: sub.ordering ? row.event.orderingKey || `~${row.seq}` : undefined,
-        }));
-      if (deliveries.length === 0) continue;
-      // Issued together and awaited by the caller with its NOTIFY: the statements pipeline on
-      // the transaction's connection (one round trip for a fan-out, not one per subscription).
-      inserts.push(this.queue.enqueue(tx, sub.queue, deliveries));
-      woken.push(sub.name);
+
+    // The deliveries of every subscription, in publish order, queued in one round trip.
+    const wokenByTopic = new Map<string, string[]>();
+    const batches: { queue: string; deliveries: NewDelivery[] }[] = [];
+    for (const [topic, subs] of subsByTopic) {
+      const accepts = (requests.find((r) => r.topic === topic) as PublishRequest).accepts;
+      const rows = inserted.filter((row) => row.topic === topic);
+      const woken: string[] = [];
+      for (const sub of subs) {
+        const deliveries = rows
+          .filter((row) => accepts(sub, row.event))
+          .map((row) => ({
+            // pg-boss orders a key's jobs by (created_on, id), and created_on is one value for
+            // the whole transaction: time-ordered ids keep the events of one batch in order.
+            id: sub.ordering ? uuidv7() : undefined,
+            eventSeq: row.seq,
+            startAfter: row.event.deliverAfter,
+            // Ordered queues need a key on every job; an unkeyed event gets one of its own.
+            orderingKey: sub.ordering ? row.event.orderingKey || `~${row.seq}` : undefined,
+          }));
+        if (deliveries.length === 0) continue;
+        batches.push({ queue: sub.queue, deliveries });
+        woken.push(sub.name);
+      }
+      wokenByTopic.set(topic, woken);
     }
-    const enqueued = Promise.all(inserts).then(() => {});
-    // Awaited by the caller; until then a failure must not count as unhandled.
-    enqueued.catch(() => {});
-    const outcomes = batch.map((event) => {
-      const key = eventKey(event.source, event.id);
-      const isFirst = firstOccurrence.get(key) === event;
-      return { id: event.id, duplicate: !(isFirst && stored.has(event)) };
+    // Issued together: the two statements pipeline on the transaction's connection.
+    await Promise.all([
+      this.queue.enqueueAll(tx, batches),
+      this.notify(tx, [...wokenByTopic.values()].flat()),
+    ]);
+
+    return requests.map(({ topic, batch }): GroupResult<Published> => {
+      const woken = wokenByTopic.get(topic);
+      if (!woken) return { ok: false, error: notFound(`topic ${topic} does not exist`) };
+      const outcomes = batch.map((event) => ({
+        id: event.id,
+        duplicate: !(firstOccurrence.get(topicEventKey(topic, event)) === event && stored.has(event)),
+      }));
+      return { ok: true, value: { outcomes, subscriptions: woken } };
     });
-    return { outcomes, subscriptions: woken, enqueued };
   }
 
   /** One NOTIFY per transaction, never one per event: NOTIFY serialises committing transactions. */

@@ -35,9 +35,27 @@ interface DeliveryData {
   e: string;
 }
 
+export interface NewDelivery {
+  eventSeq: string;
+  startAfter?: Date | undefined;
+  /** Given on ordered subscriptions: time-ordered, so a key's jobs keep publish order. */
+  id?: string | undefined;
+  orderingKey?: string | undefined;
+}
+
+const toJobInsert = (d: NewDelivery) => ({
+  data: { e: d.eventSeq } satisfies DeliveryData,
+  ...(d.startAfter ? { startAfter: d.startAfter } : {}),
+  ...(d.id ? { id: d.id } : {}),
+  ...(d.orderingKey ? { singletonKey: d.orderingKey } : {}),
+});
+
 // pg-boss never decides a delivery's fate: the broker dead-letters by its own policy (which can
 // change after deliveries were queued), so pg-boss's own retry limit is out of reach.
 const UNBOUNDED_RETRIES = 2_000_000_000;
+// Any constant works; it only has to be the same for every broker (migrate.ts and upkeep.ts use
+// their own).
+const SWEEP_LOCK = 7_245_031_003;
 
 /** pg-boss's `db` option on a postgres.js transaction (or the pool, for a single statement). */
 export const onTransaction = (tx: TransactionSql | Sql): PgBossDb => ({
@@ -53,11 +71,19 @@ interface Completion {
 /** Ack batches committing at once; acks that arrive meanwhile wait for the next. */
 const ACK_GROUPS_IN_FLIGHT = 2;
 const ACK_GROUP_MAX_LEASES = 10_000;
+/** Likewise for the fetches of the subscriptions' dispatchers. */
+const FETCH_GROUPS_IN_FLIGHT = 2;
+const FETCH_GROUP_MAX_LEASES = 10_000;
 
 export class JobQueue implements DeliveryQueue {
   private readonly completions = new GroupCommit<Completion, Set<string>>(
     (items) => this.completeGroup(items),
     { maxInFlight: ACK_GROUPS_IN_FLIGHT, maxWeight: ACK_GROUP_MAX_LEASES },
+  );
+
+  private readonly fetches = new GroupCommit<{ queue: string; limit: number }, Lease[]>(
+    (items) => this.fetchGroup(items),
+    { maxInFlight: FETCH_GROUPS_IN_FLIGHT, maxWeight: FETCH_GROUP_MAX_LEASES },
   );
 
   private constructor(
@@ -120,27 +146,52 @@ export class JobQueue implements DeliveryQueue {
   }
 
   /** Queues one delivery per event on `queue`, inside the caller's transaction. */
-  async enqueue(
+  enqueue(tx: TransactionSql, queue: string, deliveries: NewDelivery[]): Promise<void> {
+    return this.enqueueAll(tx, [{ queue, deliveries }]);
+  }
+
+  /**
+   * Queues deliveries on several queues (a fan-out, or a group commit of several topics) inside
+   * the caller's transaction: one pg-boss insert per queue, issued together so that they pipeline
+   * on the transaction's connection once it has prepared them.
+   */
+  async enqueueAll(
     tx: TransactionSql,
-    queue: string,
-    deliveries: { eventSeq: string; startAfter?: Date; id?: string; orderingKey?: string }[],
+    batches: { queue: string; deliveries: NewDelivery[] }[],
   ): Promise<void> {
-    if (deliveries.length === 0) return;
-    await this.boss.insert(
-      queue,
-      deliveries.map((d) => ({
-        data: { e: d.eventSeq } satisfies DeliveryData,
-        ...(d.startAfter ? { startAfter: d.startAfter } : {}),
-        ...(d.id ? { id: d.id } : {}),
-        ...(d.orderingKey ? { singletonKey: d.orderingKey } : {}),
-      })),
-      { db: onTransaction(tx) },
+    const db = onTransaction(tx);
+    await Promise.all(
+      batches
+        .filter((b) => b.deliveries.length > 0)
+        .map(({ queue, deliveries }) => this.boss.insert(queue, deliveries.map(toJobInsert), { db })),
     );
   }
 
-  async lease(queue: string, limit: number): Promise<Lease[]> {
-    const jobs = await this.boss.fetch<DeliveryData>(queue, { batchSize: limit });
-    return jobs.map((job) => ({ jobId: job.id, retryCount: job.retryCount, eventSeq: String(job.data.e) }));
+  /**
+   * Leases for one dispatcher. The fetches of every subscription on this broker are grouped like
+   * acks: those that arrive while others commit share the next transaction, so a broker with many
+   * busy subscriptions pays one commit (one WAL flush) for a round of fetches, not one each.
+   */
+  lease(queue: string, limit: number): Promise<Lease[]> {
+    return this.fetches.submit({ queue, limit }, limit);
+  }
+
+  private async fetchGroup(items: { queue: string; limit: number }[]): Promise<GroupResult<Lease[]>[]> {
+    const fetchAll = (db: PgBossDb) =>
+      Promise.all(
+        items.map(async ({ queue, limit }): Promise<GroupResult<Lease[]>> => {
+          const jobs = await this.boss.fetch<DeliveryData>(queue, { batchSize: limit, db });
+          const leases = jobs.map((job) => ({
+            jobId: job.id,
+            retryCount: job.retryCount,
+            eventSeq: String(job.data.e),
+          }));
+          return { ok: true, value: leases };
+        }),
+      );
+    return items.length === 1
+      ? fetchAll(onTransaction(this.sql))
+      : transaction(this.sql, (tx) => fetchAll(onTransaction(tx)));
   }
 
   /**
@@ -265,6 +316,23 @@ export class JobQueue implements DeliveryQueue {
 
   findLapsed(limit: number): Promise<{ subscription: string; lease: Lease }[]> {
     return selectLapsed(this.sql, limit);
+  }
+
+  async exclusively<T>(work: () => Promise<T>): Promise<T | undefined> {
+    // A session lock on a connection held for the sweep: released by unlock, or by the server
+    // when this broker's connection dies with it.
+    const session = await this.sql.reserve();
+    try {
+      const [row] = await session`SELECT pg_try_advisory_lock(${SWEEP_LOCK}) AS locked`;
+      if (!row?.locked) return undefined;
+      try {
+        return await work();
+      } finally {
+        await session`SELECT pg_advisory_unlock(${SWEEP_LOCK})`;
+      }
+    } finally {
+      session.release();
+    }
   }
 }
 

@@ -70,7 +70,12 @@ describe("strings", () => {
     reason.send({
       request: {
         $case: "open",
-        value: { subscription: "bad.sub\u0000", consumer: "", maxOutstandingMessages: 0 },
+        value: {
+          subscription: "bad.sub\u0000",
+          consumer: "",
+          maxOutstandingMessages: 0,
+          maxOutstandingBytes: 0,
+        },
       },
     });
     expect(await reason.ended).toEqual({

@@ -40,7 +40,7 @@ describe("connection limits", () => {
       third.send({
         request: {
           $case: "open",
-          value: { subscription: "cap.sub", consumer: "", maxOutstandingMessages: 0 },
+          value: { subscription: "cap.sub", consumer: "", maxOutstandingMessages: 0, maxOutstandingBytes: 0 },
         },
       });
       await sleep(1_000);

@@ -209,7 +209,7 @@ describe("dead letters", () => {
     await probe.close();
   });
 
-  it("with dead lettering off, events retry past max attempts and reject is refused", async () => {
+  it("with dead lettering off, events retry past max attempts and reject is refused for that id alone", async () => {
     await topicWithSubscription("nodlq", {
       deadLettering: false,
       maxDeliveryAttempts: 1,
@@ -221,12 +221,19 @@ describe("dead letters", () => {
     await probe.settleAndWait(() => probe.nack([first?.ackId ?? ""]), 1);
     const [, second] = await probe.waitForDeliveries(2);
     expect(second?.deliveryAttempt).toBe(2);
-    probe.reject([second?.ackId ?? ""], "nope");
-    expect(await probe.ended).toEqual({
-      code: status.FAILED_PRECONDITION,
-      details:
+    const [refused] = await probe.settleAndWait(() => probe.reject([second?.ackId ?? ""], "nope"), 1);
+    expect(refused).toEqual({
+      ackId: second?.ackId,
+      status: AckStatus.ACK_STATUS_FAILED_PRECONDITION,
+      message:
         "subscription nodlq.sub has dead lettering off, so there is nowhere to reject to; nack instead",
     });
+    // The delivery is still this stream's to settle, and the stream goes on.
+    const [nacked] = await probe.settleAndWait(() => probe.nack([second?.ackId ?? ""]), 1);
+    expect(nacked?.status).toBe(AckStatus.ACK_STATUS_NACKED);
+    const [, , third] = await probe.waitForDeliveries(3);
+    expect(third?.deliveryAttempt).toBe(3);
+    await probe.close();
   });
 });
 

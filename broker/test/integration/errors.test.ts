@@ -160,7 +160,10 @@ describe("subscribe", () => {
   it("refuses an unknown subscription with NOT_FOUND", async () => {
     const probe = StreamProbe.raw(t.mesh.client);
     probe.send({
-      request: { $case: "open", value: { subscription: "ghost", consumer: "", maxOutstandingMessages: 0 } },
+      request: {
+        $case: "open",
+        value: { subscription: "ghost", consumer: "", maxOutstandingMessages: 0, maxOutstandingBytes: 0 },
+      },
     });
     expect(await probe.ended).toEqual({
       code: status.NOT_FOUND,
@@ -182,7 +185,7 @@ describe("subscribe", () => {
     bad.send({
       request: {
         $case: "open",
-        value: { subscription: "Bad Name", consumer: "", maxOutstandingMessages: 0 },
+        value: { subscription: "Bad Name", consumer: "", maxOutstandingMessages: 0, maxOutstandingBytes: 0 },
       },
     });
     const badEnd = await bad.ended;
@@ -192,7 +195,12 @@ describe("subscribe", () => {
     big.send({
       request: {
         $case: "open",
-        value: { subscription: "errors.sub", consumer: "", maxOutstandingMessages: 20_000 },
+        value: {
+          subscription: "errors.sub",
+          consumer: "",
+          maxOutstandingMessages: 20_000,
+          maxOutstandingBytes: 0,
+        },
       },
     });
     expect(await big.ended).toEqual({
@@ -206,7 +214,12 @@ describe("subscribe", () => {
     probe.send({
       request: {
         $case: "open",
-        value: { subscription: "errors.sub", consumer: "", maxOutstandingMessages: 0 },
+        value: {
+          subscription: "errors.sub",
+          consumer: "",
+          maxOutstandingMessages: 0,
+          maxOutstandingBytes: 0,
+        },
       },
     });
     expect(await probe.ended).toEqual({
@@ -234,9 +247,78 @@ describe("subscribe", () => {
     const [delivery] = await probe.waitForDeliveries(1);
     const [ack] = await probe.ackAndWait([delivery?.ackId ?? ""]);
     expect(ack?.status).toBe(AckStatus.ACK_STATUS_ACKED);
-    // Acking the same id twice: the second is no longer held by the stream.
+    // Acking the same id again: it is already settled, which the contract calls STALE.
     const [twice] = await probe.ackAndWait([delivery?.ackId ?? ""]);
-    expect(twice?.status).toBe(AckStatus.ACK_STATUS_UNKNOWN);
+    expect(twice?.status).toBe(AckStatus.ACK_STATUS_STALE);
+    await probe.close();
+  });
+
+  it("refuses a bad settle per ack id; the stream goes on and the other deliveries are not charged", async () => {
+    await t.mesh.client.createTopic("refusals");
+    await t.mesh.client.createSubscription("refusals.sub", "refusals");
+    await t.mesh.client.publish(
+      "refusals",
+      ["a", "b", "c", "d", "e"].map((id) => ({ id, source: "s", type: "t" })),
+    );
+    const probe = await StreamProbe.open(t.mesh.client, "refusals.sub");
+    const deliveries = await probe.waitForDeliveries(5);
+    const [a, b, c, d, e] = deliveries.map((x) => x.ackId);
+    const refused = (ackId: string | undefined, message: string) => ({
+      ackId,
+      status: AckStatus.ACK_STATUS_INVALID_ARGUMENT,
+      message,
+    });
+    expect(
+      await probe.settleAndWait(() => probe.nack([a ?? "", "never-issued"], "later", 86_401), 2),
+    ).toEqual([
+      refused(a, "nack.delay must be 0s..86400s, got 86401s"),
+      { ackId: "never-issued", status: AckStatus.ACK_STATUS_UNKNOWN, message: "" },
+    ]);
+    expect(await probe.settleAndWait(() => probe.nack([b ?? ""], "nul\u0000inside"), 1)).toEqual([
+      refused(b, "nack.reason must not contain NUL characters"),
+    ]);
+    expect(await probe.settleAndWait(() => probe.reject([c ?? ""], "x".repeat(5000)), 1)).toEqual([
+      refused(c, "reject.reason is at most 1024 characters, got 5000"),
+    ]);
+    expect(await probe.settleAndWait(() => probe.extend([d ?? ""], 7200), 1)).toEqual([
+      refused(d, "extend.duration must be 1s..3600s, got 7200s"),
+    ]);
+    const fraction = await probe.settleAndWait(
+      () =>
+        probe.send({
+          request: {
+            $case: "nack",
+            value: { ackIds: [e ?? ""], reason: "", delay: { seconds: 1, nanos: 5 } },
+          },
+        }),
+      1,
+    );
+    expect(fraction).toEqual([refused(e, "nack.delay must be a whole number of seconds")]);
+    // Every refused delivery is still held by the stream and settles normally afterwards.
+    const results = await probe.ackAndWait([a, b, c, d, e].map((id) => id ?? ""));
+    expect(results.map((r) => r.status)).toEqual(Array(5).fill(AckStatus.ACK_STATUS_ACKED));
+    // Nothing was charged an attempt or redelivered.
+    await t.mesh.client.publish("refusals", [{ id: "after", source: "s", type: "t" }]);
+    const [, , , , , after] = await probe.waitForDeliveries(6);
+    expect(after?.event?.id).toBe("after");
+    expect(probe.deliveries.every((x) => x.deliveryAttempt === 1)).toBe(true);
+    await probe.close();
+  });
+
+  it("answers an id repeated in one ack once ACKED and then STALE", async () => {
+    await t.mesh.client.createTopic("repeat.acks");
+    await t.mesh.client.createSubscription("repeat.acks.sub", "repeat.acks");
+    const probe = await StreamProbe.open(t.mesh.client, "repeat.acks.sub");
+    await t.mesh.client.publish("repeat.acks", [{ id: "once", source: "s", type: "t" }]);
+    const [delivery] = await probe.waitForDeliveries(1);
+    const id = delivery?.ackId ?? "";
+    expect((await probe.ackAndWait([id, id])).map((r) => [r.ackId, r.status])).toEqual([
+      [id, AckStatus.ACK_STATUS_ACKED],
+      [id, AckStatus.ACK_STATUS_STALE],
+    ]);
+    // A nack after the ack changes nothing either.
+    const [late] = await probe.settleAndWait(() => probe.nack([id]), 1);
+    expect(late?.status).toBe(AckStatus.ACK_STATUS_STALE);
     await probe.close();
   });
 });

@@ -156,6 +156,30 @@ describe("ordering keys", () => {
   });
 });
 
+describe("ordering keys and deliver_after", () => {
+  it("a delayed event does not hold back its key: it takes its place in the key when it falls due", async () => {
+    await t.mesh.client.createTopic("ordered.later");
+    await t.mesh.client.createSubscription("ordered.later.sub", "ordered.later", { ordering: true });
+    const due = new Date(Date.now() + 1_500);
+    await t.mesh.client.publish("ordered.later", [
+      { id: "first-but-delayed", source: "s", type: "t", orderingKey: "k", deliverAfter: due },
+      { id: "second", source: "s", type: "t", orderingKey: "k" },
+      { id: "third", source: "s", type: "t", orderingKey: "k" },
+    ]);
+    const probe = await StreamProbe.open(t.mesh.client, "ordered.later.sub");
+    const [second] = await probe.waitForDeliveries(1);
+    expect(second?.event?.id).toBe("second");
+    await probe.ackAndWait([second?.ackId as string]);
+    const [, third] = await probe.waitForDeliveries(2);
+    expect(third?.event?.id).toBe("third");
+    await probe.ackAndWait([third?.ackId as string]);
+    const [, , delayed] = await probe.waitForDeliveries(3, 5_000);
+    expect(delayed?.event?.id).toBe("first-but-delayed");
+    expect(Date.now()).toBeGreaterThanOrEqual(due.getTime() - 100);
+    await probe.close();
+  });
+});
+
 describe("filters", () => {
   it("delivers only the events whose attributes match the subscription's filter", async () => {
     await t.mesh.client.createTopic("regions");

@@ -66,7 +66,7 @@ describe("publish -> subscribe -> ack", () => {
     });
 
     const [ackResult] = await probe.ackAndWait([delivery?.ackId ?? ""]);
-    expect(ackResult).toEqual({ ackId: delivery?.ackId, status: AckStatus.ACK_STATUS_ACKED });
+    expect(ackResult).toEqual({ ackId: delivery?.ackId, status: AckStatus.ACK_STATUS_ACKED, message: "" });
     await probe.close();
 
     // Acked: a new stream gets nothing, even after the lease would have lapsed.
@@ -203,7 +203,11 @@ describe("redelivery", () => {
     const [first] = await probe.waitForDeliveries(1);
     probe.nack([first?.ackId ?? ""]);
     const deliveries = await probe.waitForDeliveries(2);
-    expect(probe.ackResults[0]).toEqual({ ackId: first?.ackId, status: AckStatus.ACK_STATUS_NACKED });
+    expect(probe.ackResults[0]).toEqual({
+      ackId: first?.ackId,
+      status: AckStatus.ACK_STATUS_NACKED,
+      message: "",
+    });
     expect(deliveries[1]?.event?.id).toBe("n");
     expect(deliveries[1]?.deliveryAttempt).toBe(2);
     await probe.close();

@@ -13,6 +13,8 @@ export class StreamProbe {
   readonly deliveries: Delivery[] = [];
   readonly ackResults: AckResult[] = [];
   heartbeats = 0;
+  /** When each message arrived (ms since epoch), by kind, for timing checks. */
+  readonly arrivals: { kind: string; at: number }[] = [];
   opened: Opened | undefined;
   /** The stream's final status; settles when the server ends the stream. */
   readonly ended: Promise<{ code: number; details: string }>;
@@ -25,6 +27,7 @@ export class StreamProbe {
       if (response?.$case === "deliveries") this.deliveries.push(...response.value.deliveries);
       if (response?.$case === "ackResults") this.ackResults.push(...response.value.results);
       if (response?.$case === "heartbeat") this.heartbeats++;
+      if (response) this.arrivals.push({ kind: response.$case, at: Date.now() });
       this.notify();
     });
     this.ended = new Promise((resolve) => {
@@ -50,9 +53,15 @@ export class StreamProbe {
     subscription: string,
     maxOutstandingMessages = 100,
     consumer = "test",
+    maxOutstandingBytes = 0,
   ): Promise<StreamProbe> {
     const probe = StreamProbe.raw(client);
-    probe.send({ request: { $case: "open", value: { subscription, consumer, maxOutstandingMessages } } });
+    probe.send({
+      request: {
+        $case: "open",
+        value: { subscription, consumer, maxOutstandingMessages, maxOutstandingBytes },
+      },
+    });
     await probe.until(() => probe.opened !== undefined, "opened");
     return probe;
   }
@@ -86,8 +95,8 @@ export class StreamProbe {
     return this.ackResults.slice(before, before + count);
   }
 
-  flow(maxOutstandingMessages: number): void {
-    this.send({ request: { $case: "flow", value: { maxOutstandingMessages } } });
+  flow(maxOutstandingMessages: number, maxOutstandingBytes?: number): void {
+    this.send({ request: { $case: "flow", value: { maxOutstandingMessages, maxOutstandingBytes } } });
   }
 
   /** Acks and waits until the server has answered every id. */

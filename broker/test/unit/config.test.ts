@@ -9,6 +9,10 @@ describe("loadConfig", () => {
       grpcAddress: "127.0.0.1:50051",
       metricsAddress: "127.0.0.1:9464",
       embeddedPostgresPort: 54329,
+      // The contract promises a heartbeat every 15 s on an idle stream.
+      heartbeatIntervalMs: 15_000,
+      // What a default gRPC client accepts (4 MiB), less headroom.
+      maxMessageBytes: 4 * 1024 * 1024 - 64 * 1024,
     });
     expect(Object.isFrozen(config)).toBe(true);
   });

@@ -16,41 +16,77 @@ const subscription: Subscription = {
   queue: "q",
 };
 const lease = (n: number, retryCount = 0): Lease => ({ jobId: `job-${n}`, retryCount, eventSeq: String(n) });
-const consumer = (window: number) => new Consumer(subscription, "c", window, { deliver: () => {} });
+const consumer = (messages: number, bytes = 0) =>
+  new Consumer(subscription, "c", { messages, bytes }, { deliver: () => {} });
 
 describe("Consumer", () => {
   it("offers only the free part of its window", () => {
     const c = consumer(3);
     expect(c.free).toBe(3);
-    c.hold(lease(1), 0);
-    c.hold(lease(2), 0);
+    c.hold(lease(1), 10, 0);
+    c.hold(lease(2), 10, 0);
     expect(c.free).toBe(1);
     c.setWindow(1);
     expect(c.free).toBe(0);
   });
 
-  it("tells the attempts of one event apart in its ack ids", () => {
-    const c = consumer(10);
-    expect(c.hold(lease(1, 0), 0)).not.toBe(c.hold(lease(1, 1), 0));
+  it("stops taking deliveries once its byte window is reached, and takes one of any size below it", () => {
+    const c = consumer(10, 1000);
+    expect(c.freeBytes).toBe(1000);
+    const first = c.hold(lease(1), 600, 0);
+    expect(c.free).toBe(9);
+    // 400 bytes left: the next event is taken whatever its size (the window is soft).
+    c.hold(lease(2), 5000, 0);
+    expect(c.freeBytes).toBe(0);
+    expect(c.free).toBe(0);
+    c.claim([first]);
+    expect(c.free).toBe(0);
+    c.setWindow(10, 0);
+    expect(c.freeBytes).toBe(Number.POSITIVE_INFINITY);
+    expect(c.free).toBe(9);
+    c.setWindow(10, 6000);
+    expect(c.freeBytes).toBe(1000);
+    // A window change without a byte limit keeps the byte limit.
+    c.setWindow(5);
+    expect(c.maxOutstandingBytes).toBe(6000);
+    expect(c.expireLapsed(Number.MAX_SAFE_INTEGER)).toBe(1);
+    expect(c.freeBytes).toBe(6000);
   });
 
-  it("claims held ids once; other ids are unknown, lapsed ones stale", () => {
+  it("tells the attempts of one event apart in its ack ids", () => {
     const c = consumer(10);
-    const held = c.hold(lease(1), 0);
-    const lapsing = c.hold(lease(2), 0);
-    c.hold(lease(3), 9_000);
+    expect(c.hold(lease(1, 0), 10, 0)).not.toBe(c.hold(lease(1, 1), 10, 0));
+  });
+
+  it("claims held ids once; other ids are unknown, lapsed and settled ones stale", () => {
+    const c = consumer(10);
+    const held = c.hold(lease(1), 10, 0);
+    const lapsing = c.hold(lease(2), 10, 0);
+    c.hold(lease(3), 10, 9_000);
     expect(c.expireLapsed(10_000)).toBe(2);
-    const { leases, others } = c.claim([lapsing, "nope"]);
-    expect(leases.size).toBe(0);
-    expect(Object.fromEntries(others)).toEqual({ [lapsing]: "stale", nope: "unknown" });
-    expect(c.claim([held]).others.get(held)).toBe("stale");
+    expect(c.claim([lapsing, "nope"])).toEqual([
+      { ackId: lapsing, status: "stale" },
+      { ackId: "nope", status: "unknown" },
+    ]);
+    expect(c.claim([held])).toEqual([{ ackId: held, status: "stale" }]);
     expect(c.outstanding).toBe(1);
+  });
+
+  it("claims an id repeated in one settle once, and answers a settled id stale", () => {
+    const c = consumer(10);
+    const id = c.hold(lease(1), 10, 0);
+    expect(c.claim([id, id])).toEqual([
+      { ackId: id, lease: lease(1) },
+      { ackId: id, status: "stale" },
+    ]);
+    expect(c.claim([id])).toEqual([{ ackId: id, status: "stale" }]);
+    expect(c.peek([id]).others.get(id)).toBe("stale");
   });
 
   it("hands back everything it holds when closed, and takes nothing more", () => {
     const c = consumer(10);
-    c.hold(lease(1), 0);
-    c.hold(lease(2), 0);
+    c.hold(lease(1), 10, 0);
+    c.hold(lease(2), 10, 0);
     expect(c.close().map((l) => l.jobId)).toEqual(["job-1", "job-2"]);
     expect(c.free).toBe(0);
     expect(c.outstanding).toBe(0);

@@ -77,20 +77,24 @@ export async function selectSubscription(sql: Runner, name: string): Promise<Sub
 }
 
 /**
- * Locks the topic and the subscriptions a publish fans out to, or undefined if the topic does not
- * exist. FOR SHARE holds off a concurrent delete of either until the publish commits, so a
- * delivery is never queued on a queue that is being dropped. The two statements are issued
- * together (one round trip); the topic is locked first, as deletes do.
+ * Locks the topics and the subscriptions a publish fans out to; returns the subscriptions of each
+ * topic that exists (a missing topic is absent from the map). FOR SHARE holds off a concurrent
+ * delete of either until the publish commits, so a delivery is never queued on a queue that is
+ * being dropped. The two statements are issued together (one round trip); topics are locked
+ * first, as deletes do.
  */
-export async function lockTopicForPublish(
+export async function lockTopicsForPublish(
   tx: TransactionSql,
-  topic: string,
-): Promise<SubscriptionRow[] | undefined> {
+  topics: string[],
+): Promise<Map<string, SubscriptionRow[]>> {
   const [topicRows, rows] = await Promise.all([
-    tx`SELECT 1 FROM pgmesh.topics WHERE name = ${topic} FOR SHARE`,
-    tx`SELECT ${tx.unsafe(COLUMNS)} FROM pgmesh.subscriptions WHERE topic = ${topic} ORDER BY name FOR SHARE`,
+    tx`SELECT name FROM pgmesh.topics WHERE name = ANY(${topics}::text[]) ORDER BY name FOR SHARE`,
+    tx`SELECT ${tx.unsafe(COLUMNS)} FROM pgmesh.subscriptions WHERE topic = ANY(${topics}::text[])
+       ORDER BY name FOR SHARE`,
   ]);
-  return topicRows.length > 0 ? rows.map(toSubscription) : undefined;
+  const found = new Map<string, SubscriptionRow[]>(topicRows.map((r) => [r.name as string, []]));
+  for (const row of rows) found.get(row.topic as string)?.push(toSubscription(row));
+  return found;
 }
 
 export async function selectSubscriptionsAfter(

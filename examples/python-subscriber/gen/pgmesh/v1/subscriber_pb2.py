@@ -16,43 +16,43 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from pgmesh.v1 import event_pb2 as pgmesh_dot_v1_dot_event__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1apgmesh/v1/subscriber.proto\x12\tpgmesh.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15pgmesh/v1/event.proto\"\x97\x02\n\x10SubscribeRequest\x12%\n\x04open\x18\x01 \x01(\x0b\x32\x0f.pgmesh.v1.OpenH\x00R\x04open\x12\"\n\x03\x61\x63k\x18\x02 \x01(\x0b\x32\x0e.pgmesh.v1.AckH\x00R\x03\x61\x63k\x12%\n\x04nack\x18\x03 \x01(\x0b\x32\x0f.pgmesh.v1.NackH\x00R\x04nack\x12,\n\x04\x66low\x18\x04 \x01(\x0b\x32\x16.pgmesh.v1.FlowControlH\x00R\x04\x66low\x12+\n\x06\x65xtend\x18\x05 \x01(\x0b\x32\x11.pgmesh.v1.ExtendH\x00R\x06\x65xtend\x12+\n\x06reject\x18\x06 \x01(\x0b\x32\x11.pgmesh.v1.RejectH\x00R\x06rejectB\t\n\x07request\"\x80\x01\n\x04Open\x12\"\n\x0csubscription\x18\x01 \x01(\tR\x0csubscription\x12\x1a\n\x08\x63onsumer\x18\x02 \x01(\tR\x08\x63onsumer\x12\x38\n\x18max_outstanding_messages\x18\x03 \x01(\rR\x16maxOutstandingMessages\"\x1e\n\x03\x41\x63k\x12\x17\n\x07\x61\x63k_ids\x18\x01 \x03(\tR\x06\x61\x63kIds\"h\n\x04Nack\x12\x17\n\x07\x61\x63k_ids\x18\x01 \x03(\tR\x06\x61\x63kIds\x12\x16\n\x06reason\x18\x02 \x01(\tR\x06reason\x12/\n\x05\x64\x65lay\x18\x03 \x01(\x0b\x32\x19.google.protobuf.DurationR\x05\x64\x65lay\"X\n\x06\x45xtend\x12\x17\n\x07\x61\x63k_ids\x18\x01 \x03(\tR\x06\x61\x63kIds\x12\x35\n\x08\x64uration\x18\x02 \x01(\x0b\x32\x19.google.protobuf.DurationR\x08\x64uration\"9\n\x06Reject\x12\x17\n\x07\x61\x63k_ids\x18\x01 \x03(\tR\x06\x61\x63kIds\x12\x16\n\x06reason\x18\x02 \x01(\tR\x06reason\"G\n\x0b\x46lowControl\x12\x38\n\x18max_outstanding_messages\x18\x01 \x01(\rR\x16maxOutstandingMessages\"\xf5\x01\n\x11SubscribeResponse\x12+\n\x06opened\x18\x01 \x01(\x0b\x32\x11.pgmesh.v1.OpenedH\x00R\x06opened\x12\x37\n\ndeliveries\x18\x02 \x01(\x0b\x32\x15.pgmesh.v1.DeliveriesH\x00R\ndeliveries\x12\x38\n\x0b\x61\x63k_results\x18\x03 \x01(\x0b\x32\x15.pgmesh.v1.AckResultsH\x00R\nackResults\x12\x34\n\theartbeat\x18\x04 \x01(\x0b\x32\x14.pgmesh.v1.HeartbeatH\x00R\theartbeatB\n\n\x08response\"\x84\x02\n\x06Opened\x12\"\n\x0csubscription\x18\x01 \x01(\tR\x0csubscription\x12\x14\n\x05topic\x18\x02 \x01(\tR\x05topic\x12\x38\n\x18max_outstanding_messages\x18\x03 \x01(\rR\x16maxOutstandingMessages\x12<\n\x0c\x61\x63k_deadline\x18\x04 \x01(\x0b\x32\x19.google.protobuf.DurationR\x0b\x61\x63kDeadline\x12H\n\x12heartbeat_interval\x18\x05 \x01(\x0b\x32\x19.google.protobuf.DurationR\x11heartbeatInterval\"A\n\nDeliveries\x12\x33\n\ndeliveries\x18\x01 \x03(\x0b\x32\x13.pgmesh.v1.DeliveryR\ndeliveries\"t\n\x08\x44\x65livery\x12\x15\n\x06\x61\x63k_id\x18\x01 \x01(\tR\x05\x61\x63kId\x12)\n\x10\x64\x65livery_attempt\x18\x02 \x01(\rR\x0f\x64\x65liveryAttempt\x12&\n\x05\x65vent\x18\x03 \x01(\x0b\x32\x10.pgmesh.v1.EventR\x05\x65vent\"<\n\nAckResults\x12.\n\x07results\x18\x01 \x03(\x0b\x32\x14.pgmesh.v1.AckResultR\x07results\"P\n\tAckResult\x12\x15\n\x06\x61\x63k_id\x18\x01 \x01(\tR\x05\x61\x63kId\x12,\n\x06status\x18\x02 \x01(\x0e\x32\x14.pgmesh.v1.AckStatusR\x06status\";\n\tHeartbeat\x12.\n\x04time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x04time*\xb9\x01\n\tAckStatus\x12\x1a\n\x16\x41\x43K_STATUS_UNSPECIFIED\x10\x00\x12\x14\n\x10\x41\x43K_STATUS_ACKED\x10\x01\x12\x15\n\x11\x41\x43K_STATUS_NACKED\x10\x02\x12\x14\n\x10\x41\x43K_STATUS_STALE\x10\x03\x12\x16\n\x12\x41\x43K_STATUS_UNKNOWN\x10\x04\x12\x17\n\x13\x41\x43K_STATUS_EXTENDED\x10\x05\x12\x1c\n\x18\x41\x43K_STATUS_DEAD_LETTERED\x10\x06\x32_\n\x11SubscriberService\x12J\n\tSubscribe\x12\x1b.pgmesh.v1.SubscribeRequest\x1a\x1c.pgmesh.v1.SubscribeResponse(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1apgmesh/v1/subscriber.proto\x12\tpgmesh.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15pgmesh/v1/event.proto\"\x97\x02\n\x10SubscribeRequest\x12%\n\x04open\x18\x01 \x01(\x0b\x32\x0f.pgmesh.v1.OpenH\x00R\x04open\x12\"\n\x03\x61\x63k\x18\x02 \x01(\x0b\x32\x0e.pgmesh.v1.AckH\x00R\x03\x61\x63k\x12%\n\x04nack\x18\x03 \x01(\x0b\x32\x0f.pgmesh.v1.NackH\x00R\x04nack\x12,\n\x04\x66low\x18\x04 \x01(\x0b\x32\x16.pgmesh.v1.FlowControlH\x00R\x04\x66low\x12+\n\x06\x65xtend\x18\x05 \x01(\x0b\x32\x11.pgmesh.v1.ExtendH\x00R\x06\x65xtend\x12+\n\x06reject\x18\x06 \x01(\x0b\x32\x11.pgmesh.v1.RejectH\x00R\x06rejectB\t\n\x07request\"\xb4\x01\n\x04Open\x12\"\n\x0csubscription\x18\x01 \x01(\tR\x0csubscription\x12\x1a\n\x08\x63onsumer\x18\x02 \x01(\tR\x08\x63onsumer\x12\x38\n\x18max_outstanding_messages\x18\x03 \x01(\rR\x16maxOutstandingMessages\x12\x32\n\x15max_outstanding_bytes\x18\x04 \x01(\rR\x13maxOutstandingBytes\"\x1e\n\x03\x41\x63k\x12\x17\n\x07\x61\x63k_ids\x18\x01 \x03(\tR\x06\x61\x63kIds\"h\n\x04Nack\x12\x17\n\x07\x61\x63k_ids\x18\x01 \x03(\tR\x06\x61\x63kIds\x12\x16\n\x06reason\x18\x02 \x01(\tR\x06reason\x12/\n\x05\x64\x65lay\x18\x03 \x01(\x0b\x32\x19.google.protobuf.DurationR\x05\x64\x65lay\"X\n\x06\x45xtend\x12\x17\n\x07\x61\x63k_ids\x18\x01 \x03(\tR\x06\x61\x63kIds\x12\x35\n\x08\x64uration\x18\x02 \x01(\x0b\x32\x19.google.protobuf.DurationR\x08\x64uration\"9\n\x06Reject\x12\x17\n\x07\x61\x63k_ids\x18\x01 \x03(\tR\x06\x61\x63kIds\x12\x16\n\x06reason\x18\x02 \x01(\tR\x06reason\"\x9a\x01\n\x0b\x46lowControl\x12\x38\n\x18max_outstanding_messages\x18\x01 \x01(\rR\x16maxOutstandingMessages\x12\x37\n\x15max_outstanding_bytes\x18\x02 \x01(\rH\x00R\x13maxOutstandingBytes\x88\x01\x01\x42\x18\n\x16_max_outstanding_bytes\"\xf5\x01\n\x11SubscribeResponse\x12+\n\x06opened\x18\x01 \x01(\x0b\x32\x11.pgmesh.v1.OpenedH\x00R\x06opened\x12\x37\n\ndeliveries\x18\x02 \x01(\x0b\x32\x15.pgmesh.v1.DeliveriesH\x00R\ndeliveries\x12\x38\n\x0b\x61\x63k_results\x18\x03 \x01(\x0b\x32\x15.pgmesh.v1.AckResultsH\x00R\nackResults\x12\x34\n\theartbeat\x18\x04 \x01(\x0b\x32\x14.pgmesh.v1.HeartbeatH\x00R\theartbeatB\n\n\x08response\"\xe4\x02\n\x06Opened\x12\"\n\x0csubscription\x18\x01 \x01(\tR\x0csubscription\x12\x14\n\x05topic\x18\x02 \x01(\tR\x05topic\x12\x38\n\x18max_outstanding_messages\x18\x03 \x01(\rR\x16maxOutstandingMessages\x12<\n\x0c\x61\x63k_deadline\x18\x04 \x01(\x0b\x32\x19.google.protobuf.DurationR\x0b\x61\x63kDeadline\x12H\n\x12heartbeat_interval\x18\x05 \x01(\x0b\x32\x19.google.protobuf.DurationR\x11heartbeatInterval\x12\x32\n\x15max_outstanding_bytes\x18\x06 \x01(\rR\x13maxOutstandingBytes\x12*\n\x11max_message_bytes\x18\x07 \x01(\rR\x0fmaxMessageBytes\"A\n\nDeliveries\x12\x33\n\ndeliveries\x18\x01 \x03(\x0b\x32\x13.pgmesh.v1.DeliveryR\ndeliveries\"t\n\x08\x44\x65livery\x12\x15\n\x06\x61\x63k_id\x18\x01 \x01(\tR\x05\x61\x63kId\x12)\n\x10\x64\x65livery_attempt\x18\x02 \x01(\rR\x0f\x64\x65liveryAttempt\x12&\n\x05\x65vent\x18\x03 \x01(\x0b\x32\x10.pgmesh.v1.EventR\x05\x65vent\"<\n\nAckResults\x12.\n\x07results\x18\x01 \x03(\x0b\x32\x14.pgmesh.v1.AckResultR\x07results\"j\n\tAckResult\x12\x15\n\x06\x61\x63k_id\x18\x01 \x01(\tR\x05\x61\x63kId\x12,\n\x06status\x18\x02 \x01(\x0e\x32\x14.pgmesh.v1.AckStatusR\x06status\x12\x18\n\x07message\x18\x03 \x01(\tR\x07message\";\n\tHeartbeat\x12.\n\x04time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x04time*\xfe\x01\n\tAckStatus\x12\x1a\n\x16\x41\x43K_STATUS_UNSPECIFIED\x10\x00\x12\x14\n\x10\x41\x43K_STATUS_ACKED\x10\x01\x12\x15\n\x11\x41\x43K_STATUS_NACKED\x10\x02\x12\x14\n\x10\x41\x43K_STATUS_STALE\x10\x03\x12\x16\n\x12\x41\x43K_STATUS_UNKNOWN\x10\x04\x12\x17\n\x13\x41\x43K_STATUS_EXTENDED\x10\x05\x12\x1c\n\x18\x41\x43K_STATUS_DEAD_LETTERED\x10\x06\x12\x1f\n\x1b\x41\x43K_STATUS_INVALID_ARGUMENT\x10\x07\x12\"\n\x1e\x41\x43K_STATUS_FAILED_PRECONDITION\x10\x08\x32_\n\x11SubscriberService\x12J\n\tSubscribe\x12\x1b.pgmesh.v1.SubscribeRequest\x1a\x1c.pgmesh.v1.SubscribeResponse(\x01\x30\x01\x62\x06proto3')
 
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, globals())
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'pgmesh.v1.subscriber_pb2', globals())
 if _descriptor._USE_C_DESCRIPTORS == False:
 
   DESCRIPTOR._options = None
-  _ACKSTATUS._serialized_start=1804
-  _ACKSTATUS._serialized_end=1989
+  _ACKSTATUS._serialized_start=2062
+  _ACKSTATUS._serialized_end=2316
   _SUBSCRIBEREQUEST._serialized_start=130
   _SUBSCRIBEREQUEST._serialized_end=409
   _OPEN._serialized_start=412
-  _OPEN._serialized_end=540
-  _ACK._serialized_start=542
-  _ACK._serialized_end=572
-  _NACK._serialized_start=574
-  _NACK._serialized_end=678
-  _EXTEND._serialized_start=680
-  _EXTEND._serialized_end=768
-  _REJECT._serialized_start=770
-  _REJECT._serialized_end=827
-  _FLOWCONTROL._serialized_start=829
-  _FLOWCONTROL._serialized_end=900
-  _SUBSCRIBERESPONSE._serialized_start=903
-  _SUBSCRIBERESPONSE._serialized_end=1148
-  _OPENED._serialized_start=1151
-  _OPENED._serialized_end=1411
-  _DELIVERIES._serialized_start=1413
-  _DELIVERIES._serialized_end=1478
-  _DELIVERY._serialized_start=1480
-  _DELIVERY._serialized_end=1596
-  _ACKRESULTS._serialized_start=1598
-  _ACKRESULTS._serialized_end=1658
-  _ACKRESULT._serialized_start=1660
-  _ACKRESULT._serialized_end=1740
-  _HEARTBEAT._serialized_start=1742
-  _HEARTBEAT._serialized_end=1801
-  _SUBSCRIBERSERVICE._serialized_start=1991
-  _SUBSCRIBERSERVICE._serialized_end=2086
+  _OPEN._serialized_end=592
+  _ACK._serialized_start=594
+  _ACK._serialized_end=624
+  _NACK._serialized_start=626
+  _NACK._serialized_end=730
+  _EXTEND._serialized_start=732
+  _EXTEND._serialized_end=820
+  _REJECT._serialized_start=822
+  _REJECT._serialized_end=879
+  _FLOWCONTROL._serialized_start=882
+  _FLOWCONTROL._serialized_end=1036
+  _SUBSCRIBERESPONSE._serialized_start=1039
+  _SUBSCRIBERESPONSE._serialized_end=1284
+  _OPENED._serialized_start=1287
+  _OPENED._serialized_end=1643
+  _DELIVERIES._serialized_start=1645
+  _DELIVERIES._serialized_end=1710
+  _DELIVERY._serialized_start=1712
+  _DELIVERY._serialized_end=1828
+  _ACKRESULTS._serialized_start=1830
+  _ACKRESULTS._serialized_end=1890
+  _ACKRESULT._serialized_start=1892
+  _ACKRESULT._serialized_end=1998
+  _HEARTBEAT._serialized_start=2000
+  _HEARTBEAT._serialized_end=2059
+  _SUBSCRIBERSERVICE._serialized_start=2318
+  _SUBSCRIBERSERVICE._serialized_end=2413
 # @@protoc_insertion_point(module_scope)

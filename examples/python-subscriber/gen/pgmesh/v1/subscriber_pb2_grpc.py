@@ -32,6 +32,8 @@ class SubscriberServiceServicer(object):
         """Subscribe: the first client message must be `open`. The server answers `opened`,
         then sends deliveries while fewer than `max_outstanding_messages` are unsettled,
         an `ack_results` for every ack or nack, and a heartbeat when the stream is idle.
+        A settle the broker refuses is answered per ack id (INVALID_ARGUMENT, FAILED_PRECONDITION):
+        one event never ends the stream.
         Deliveries still unsettled when the stream ends go back to the subscription at once.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)

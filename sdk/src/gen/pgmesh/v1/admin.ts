@@ -294,7 +294,10 @@ export interface ListDeadLettersRequest {
   filter:
     | DeadLetterFilter
     | undefined;
-  /** 1..1000, default 100. */
+  /**
+   * 1..1000, default 100. A page of large events holds fewer, so that the response stays within
+   * what a default gRPC client accepts (4 MiB); `next_page_token` then continues after the last one.
+   */
   pageSize: number;
   pageToken: string;
 }
@@ -352,7 +355,7 @@ export interface ReleaseParkedKeysResponse {
 export interface TopicSchema {
   /**
    * The descriptors, as `buf build -o file.binpb` writes them (a FileDescriptorSet, imports
-   * included).
+   * included); at most 2 MiB, so that the schema is always returned within a client's limit.
    */
   fileDescriptorSet: Buffer;
   /** Full names of the message types a payload may have, e.g. "shop.v1.OrderPlaced". */

@@ -31,7 +31,10 @@ export enum AckStatus {
   ACK_STATUS_ACKED = 1,
   /** ACK_STATUS_NACKED - The nack was taken: the event will be delivered again. */
   ACK_STATUS_NACKED = 2,
-  /** ACK_STATUS_STALE - The delivery was already settled or redelivered (its lease lapsed): nothing changed. */
+  /**
+   * ACK_STATUS_STALE - The delivery was already settled (by an earlier settle, or by the same id earlier in this
+   * message) or redelivered (its lease lapsed): nothing changed.
+   */
   ACK_STATUS_STALE = 3,
   /** ACK_STATUS_UNKNOWN - This stream never handed out that ack id. */
   ACK_STATUS_UNKNOWN = 4,
@@ -39,6 +42,17 @@ export enum AckStatus {
   ACK_STATUS_EXTENDED = 5,
   /** ACK_STATUS_DEAD_LETTERED - The event was dead-lettered (a reject, or a nack on the last allowed attempt). */
   ACK_STATUS_DEAD_LETTERED = 6,
+  /**
+   * ACK_STATUS_INVALID_ARGUMENT - The settle was refused for what it asked (a nack delay or extend duration out of range, a
+   * reason too long or holding NUL characters; `message` says which). Nothing changed: the delivery
+   * is still leased to this stream, so settle it again (a plain nack always works). The stream goes on.
+   */
+  ACK_STATUS_INVALID_ARGUMENT = 7,
+  /**
+   * ACK_STATUS_FAILED_PRECONDITION - The settle is not possible on this subscription (a reject with dead lettering off; `message`
+   * says why). Nothing changed: the delivery is still leased to this stream, so nack or ack it.
+   */
+  ACK_STATUS_FAILED_PRECONDITION = 8,
   UNRECOGNIZED = -1,
 }
 
@@ -65,6 +79,12 @@ export function ackStatusFromJSON(object: any): AckStatus {
     case 6:
     case "ACK_STATUS_DEAD_LETTERED":
       return AckStatus.ACK_STATUS_DEAD_LETTERED;
+    case 7:
+    case "ACK_STATUS_INVALID_ARGUMENT":
+      return AckStatus.ACK_STATUS_INVALID_ARGUMENT;
+    case 8:
+    case "ACK_STATUS_FAILED_PRECONDITION":
+      return AckStatus.ACK_STATUS_FAILED_PRECONDITION;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -88,6 +108,10 @@ export function ackStatusToJSON(object: AckStatus): string {
       return "ACK_STATUS_EXTENDED";
     case AckStatus.ACK_STATUS_DEAD_LETTERED:
       return "ACK_STATUS_DEAD_LETTERED";
+    case AckStatus.ACK_STATUS_INVALID_ARGUMENT:
+      return "ACK_STATUS_INVALID_ARGUMENT";
+    case AckStatus.ACK_STATUS_FAILED_PRECONDITION:
+      return "ACK_STATUS_FAILED_PRECONDITION";
     case AckStatus.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
@@ -115,6 +139,13 @@ export interface Open {
   consumer: string;
   /** How many deliveries may be unsettled on this stream at once (1..10000, default 100). */
   maxOutstandingMessages: number;
+  /**
+   * How many bytes of events (payload, attributes and the other string fields) may be unsettled on
+   * this stream at once; 0 (the default) sets no byte limit. The broker stops sending once the
+   * unsettled bytes reach it, so the last delivery may pass it; an event larger than the whole
+   * limit is still delivered, alone.
+   */
+  maxOutstandingBytes: number;
 }
 
 /** Ack settles deliveries as done; they are never delivered again. */
@@ -128,7 +159,10 @@ export interface Ack {
  */
 export interface Nack {
   ackIds: string[];
-  /** Why; kept as the dead letter's last error if the event ends up there. */
+  /**
+   * Why; kept as the dead letter's last error if the event ends up there. At most 1024
+   * characters, no NUL.
+   */
   reason: string;
   /** Optional: redeliver after exactly this long (whole seconds, up to 24h), instead of the backoff. */
   delay: Duration | undefined;
@@ -144,12 +178,15 @@ export interface Extend {
 /** Reject dead-letters deliveries at once (poison messages), whatever attempts are left. */
 export interface Reject {
   ackIds: string[];
+  /** Why; the dead letter's last error. At most 1024 characters, no NUL. */
   reason: string;
 }
 
 /** FlowControl changes the stream's window of unsettled deliveries; 0 pauses delivery. */
 export interface FlowControl {
   maxOutstandingMessages: number;
+  /** When set, the new byte window (0: no byte limit); when unset, the byte window stays as it is. */
+  maxOutstandingBytes?: number | undefined;
 }
 
 export interface SubscribeResponse {
@@ -170,9 +207,19 @@ export interface Opened {
     | Duration
     | undefined;
   /** The stream gets a heartbeat at least this often when nothing else is sent. */
-  heartbeatInterval: Duration | undefined;
+  heartbeatInterval:
+    | Duration
+    | undefined;
+  /** The byte window in force (0: none). */
+  maxOutstandingBytes: number;
+  /**
+   * No message the broker sends on this stream is larger than this (the default, 4 MiB less 64 KiB,
+   * fits a gRPC client's default 4 MiB receive limit); a client that lowers its limit below it fails.
+   */
+  maxMessageBytes: number;
 }
 
+/** One message holds as many deliveries as fit in `max_message_bytes`; more follow in further messages. */
 export interface Deliveries {
   deliveries: Delivery[];
 }
@@ -185,6 +232,7 @@ export interface Delivery {
   event: Event | undefined;
 }
 
+/** The results of one settle may come in several messages, each within `max_message_bytes`. */
 export interface AckResults {
   results: AckResult[];
 }
@@ -192,6 +240,8 @@ export interface AckResults {
 export interface AckResult {
   ackId: string;
   status: AckStatus;
+  /** Why the settle was refused (INVALID_ARGUMENT, FAILED_PRECONDITION), for a person; empty otherwise. */
+  message: string;
 }
 
 export interface Heartbeat {
@@ -384,7 +434,7 @@ export const SubscribeRequest: MessageFns<SubscribeRequest> = {
 };
 
 function createBaseOpen(): Open {
-  return { subscription: "", consumer: "", maxOutstandingMessages: 0 };
+  return { subscription: "", consumer: "", maxOutstandingMessages: 0, maxOutstandingBytes: 0 };
 }
 
 export const Open: MessageFns<Open> = {
@@ -397,6 +447,9 @@ export const Open: MessageFns<Open> = {
     }
     if (message.maxOutstandingMessages !== 0) {
       writer.uint32(24).uint32(message.maxOutstandingMessages);
+    }
+    if (message.maxOutstandingBytes !== 0) {
+      writer.uint32(32).uint32(message.maxOutstandingBytes);
     }
     return writer;
   },
@@ -438,6 +491,14 @@ export const Open: MessageFns<Open> = {
             message.maxOutstandingMessages = reader.uint32();
             continue;
           }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.maxOutstandingBytes = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -459,6 +520,11 @@ export const Open: MessageFns<Open> = {
         : isSet(object.max_outstanding_messages)
         ? globalThis.Number(object.max_outstanding_messages)
         : 0,
+      maxOutstandingBytes: isSet(object.maxOutstandingBytes)
+        ? globalThis.Number(object.maxOutstandingBytes)
+        : isSet(object.max_outstanding_bytes)
+        ? globalThis.Number(object.max_outstanding_bytes)
+        : 0,
     };
   },
 
@@ -473,6 +539,9 @@ export const Open: MessageFns<Open> = {
     if (message.maxOutstandingMessages !== 0) {
       obj.maxOutstandingMessages = Math.round(message.maxOutstandingMessages);
     }
+    if (message.maxOutstandingBytes !== 0) {
+      obj.maxOutstandingBytes = Math.round(message.maxOutstandingBytes);
+    }
     return obj;
   },
 
@@ -484,6 +553,7 @@ export const Open: MessageFns<Open> = {
     message.subscription = object.subscription ?? "";
     message.consumer = object.consumer ?? "";
     message.maxOutstandingMessages = object.maxOutstandingMessages ?? 0;
+    message.maxOutstandingBytes = object.maxOutstandingBytes ?? 0;
     return message;
   },
 };
@@ -849,13 +919,16 @@ export const Reject: MessageFns<Reject> = {
 };
 
 function createBaseFlowControl(): FlowControl {
-  return { maxOutstandingMessages: 0 };
+  return { maxOutstandingMessages: 0, maxOutstandingBytes: undefined };
 }
 
 export const FlowControl: MessageFns<FlowControl> = {
   encode(message: FlowControl, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.maxOutstandingMessages !== 0) {
       writer.uint32(8).uint32(message.maxOutstandingMessages);
+    }
+    if (message.maxOutstandingBytes !== undefined) {
+      writer.uint32(16).uint32(message.maxOutstandingBytes);
     }
     return writer;
   },
@@ -881,6 +954,14 @@ export const FlowControl: MessageFns<FlowControl> = {
             message.maxOutstandingMessages = reader.uint32();
             continue;
           }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.maxOutstandingBytes = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -900,6 +981,11 @@ export const FlowControl: MessageFns<FlowControl> = {
         : isSet(object.max_outstanding_messages)
         ? globalThis.Number(object.max_outstanding_messages)
         : 0,
+      maxOutstandingBytes: isSet(object.maxOutstandingBytes)
+        ? globalThis.Number(object.maxOutstandingBytes)
+        : isSet(object.max_outstanding_bytes)
+        ? globalThis.Number(object.max_outstanding_bytes)
+        : undefined,
     };
   },
 
@@ -907,6 +993,9 @@ export const FlowControl: MessageFns<FlowControl> = {
     const obj: any = {};
     if (message.maxOutstandingMessages !== 0) {
       obj.maxOutstandingMessages = Math.round(message.maxOutstandingMessages);
+    }
+    if (message.maxOutstandingBytes !== undefined) {
+      obj.maxOutstandingBytes = Math.round(message.maxOutstandingBytes);
     }
     return obj;
   },
@@ -917,6 +1006,7 @@ export const FlowControl: MessageFns<FlowControl> = {
   fromPartial<I extends Exact<DeepPartial<FlowControl>, I>>(object: I): FlowControl {
     const message = createBaseFlowControl();
     message.maxOutstandingMessages = object.maxOutstandingMessages ?? 0;
+    message.maxOutstandingBytes = object.maxOutstandingBytes ?? undefined;
     return message;
   },
 };
@@ -1073,6 +1163,8 @@ function createBaseOpened(): Opened {
     maxOutstandingMessages: 0,
     ackDeadline: undefined,
     heartbeatInterval: undefined,
+    maxOutstandingBytes: 0,
+    maxMessageBytes: 0,
   };
 }
 
@@ -1092,6 +1184,12 @@ export const Opened: MessageFns<Opened> = {
     }
     if (message.heartbeatInterval !== undefined) {
       Duration.encode(message.heartbeatInterval, writer.uint32(42).fork()).join();
+    }
+    if (message.maxOutstandingBytes !== 0) {
+      writer.uint32(48).uint32(message.maxOutstandingBytes);
+    }
+    if (message.maxMessageBytes !== 0) {
+      writer.uint32(56).uint32(message.maxMessageBytes);
     }
     return writer;
   },
@@ -1149,6 +1247,22 @@ export const Opened: MessageFns<Opened> = {
             message.heartbeatInterval = Duration.decode(reader, reader.uint32());
             continue;
           }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.maxOutstandingBytes = reader.uint32();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.maxMessageBytes = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1180,6 +1294,16 @@ export const Opened: MessageFns<Opened> = {
         : isSet(object.heartbeat_interval)
         ? Duration.fromJSON(object.heartbeat_interval)
         : undefined,
+      maxOutstandingBytes: isSet(object.maxOutstandingBytes)
+        ? globalThis.Number(object.maxOutstandingBytes)
+        : isSet(object.max_outstanding_bytes)
+        ? globalThis.Number(object.max_outstanding_bytes)
+        : 0,
+      maxMessageBytes: isSet(object.maxMessageBytes)
+        ? globalThis.Number(object.maxMessageBytes)
+        : isSet(object.max_message_bytes)
+        ? globalThis.Number(object.max_message_bytes)
+        : 0,
     };
   },
 
@@ -1200,6 +1324,12 @@ export const Opened: MessageFns<Opened> = {
     if (message.heartbeatInterval !== undefined) {
       obj.heartbeatInterval = Duration.toJSON(message.heartbeatInterval);
     }
+    if (message.maxOutstandingBytes !== 0) {
+      obj.maxOutstandingBytes = Math.round(message.maxOutstandingBytes);
+    }
+    if (message.maxMessageBytes !== 0) {
+      obj.maxMessageBytes = Math.round(message.maxMessageBytes);
+    }
     return obj;
   },
 
@@ -1217,6 +1347,8 @@ export const Opened: MessageFns<Opened> = {
     message.heartbeatInterval = (object.heartbeatInterval !== undefined && object.heartbeatInterval !== null)
       ? Duration.fromPartial(object.heartbeatInterval)
       : undefined;
+    message.maxOutstandingBytes = object.maxOutstandingBytes ?? 0;
+    message.maxMessageBytes = object.maxMessageBytes ?? 0;
     return message;
   },
 };
@@ -1471,7 +1603,7 @@ export const AckResults: MessageFns<AckResults> = {
 };
 
 function createBaseAckResult(): AckResult {
-  return { ackId: "", status: 0 };
+  return { ackId: "", status: 0, message: "" };
 }
 
 export const AckResult: MessageFns<AckResult> = {
@@ -1481,6 +1613,9 @@ export const AckResult: MessageFns<AckResult> = {
     }
     if (message.status !== 0) {
       writer.uint32(16).int32(message.status);
+    }
+    if (message.message !== "") {
+      writer.uint32(26).string(message.message);
     }
     return writer;
   },
@@ -1514,6 +1649,14 @@ export const AckResult: MessageFns<AckResult> = {
             message.status = reader.int32() as any;
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.message = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1534,6 +1677,7 @@ export const AckResult: MessageFns<AckResult> = {
         ? globalThis.String(object.ack_id)
         : "",
       status: isSet(object.status) ? ackStatusFromJSON(object.status) : 0,
+      message: isSet(object.message) ? globalThis.String(object.message) : "",
     };
   },
 
@@ -1545,6 +1689,9 @@ export const AckResult: MessageFns<AckResult> = {
     if (message.status !== 0) {
       obj.status = ackStatusToJSON(message.status);
     }
+    if (message.message !== "") {
+      obj.message = message.message;
+    }
     return obj;
   },
 
@@ -1555,6 +1702,7 @@ export const AckResult: MessageFns<AckResult> = {
     const message = createBaseAckResult();
     message.ackId = object.ackId ?? "";
     message.status = object.status ?? 0;
+    message.message = object.message ?? "";
     return message;
   },
 };
@@ -1636,6 +1784,8 @@ export const SubscriberServiceService = {
    * Subscribe: the first client message must be `open`. The server answers `opened`,
    * then sends deliveries while fewer than `max_outstanding_messages` are unsettled,
    * an `ack_results` for every ack or nack, and a heartbeat when the stream is idle.
+   * A settle the broker refuses is answered per ack id (INVALID_ARGUMENT, FAILED_PRECONDITION):
+   * one event never ends the stream.
    * Deliveries still unsettled when the stream ends go back to the subscription at once.
    */
   subscribe: {
@@ -1654,6 +1804,8 @@ export interface SubscriberServiceServer extends UntypedServiceImplementation {
    * Subscribe: the first client message must be `open`. The server answers `opened`,
    * then sends deliveries while fewer than `max_outstanding_messages` are unsettled,
    * an `ack_results` for every ack or nack, and a heartbeat when the stream is idle.
+   * A settle the broker refuses is answered per ack id (INVALID_ARGUMENT, FAILED_PRECONDITION):
+   * one event never ends the stream.
    * Deliveries still unsettled when the stream ends go back to the subscription at once.
    */
   subscribe: handleBidiStreamingCall<SubscribeRequest, SubscribeResponse>;
@@ -1664,6 +1816,8 @@ export interface SubscriberServiceClient extends Client {
    * Subscribe: the first client message must be `open`. The server answers `opened`,
    * then sends deliveries while fewer than `max_outstanding_messages` are unsettled,
    * an `ack_results` for every ack or nack, and a heartbeat when the stream is idle.
+   * A settle the broker refuses is answered per ack id (INVALID_ARGUMENT, FAILED_PRECONDITION):
+   * one event never ends the stream.
    * Deliveries still unsettled when the stream ends go back to the subscription at once.
    */
   subscribe(): ClientDuplexStream<SubscribeRequest, SubscribeResponse>;
