@@ -70,7 +70,7 @@ export class GrpcServer {
       checkedRequests(PublisherServiceService),
       publisherHandlers(deps.publisher, deps.log, deps.observe),
     );
-    this.server.addService(checkedRequests(SubscriberServiceService), this.streams.handlers());
+    this.server.addService(checkedRequests(SubscriberServiceService, false), this.streams.handlers());
     this.server.addService(
       checkedRequests(AdminServiceService),
       adminHandlers(deps.admin, deps.log, deps.observe, deps.subscriber.maxMessageBytes),

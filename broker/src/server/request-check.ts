@@ -163,13 +163,20 @@ export class RefusedRequest {
  */
 export function checkedRequests<
   T extends Record<string, { path: string; requestDeserialize: (b: Buffer) => unknown }>,
->(service: T): T {
+>(
+  service: T,
+  /**
+   * false: only bytes that do not decode are refused. A stream's settles are judged per ack id by
+   * the delivery layer (a bad reason must not end the stream), so Subscribe checks no fields here.
+   */
+  checkFields = true,
+): T {
   return Object.fromEntries(
     Object.entries(service).map(([name, method]) => {
       const type = requestTypeOf(method.path);
       const decode = method.requestDeserialize;
       const requestDeserialize = (bytes: Buffer) => {
-        const problem = requestProblem(type, bytes);
+        const problem = checkFields ? requestProblem(type, bytes) : undefined;
         if (problem) return new RefusedRequest(problem);
         try {
           return decode(bytes);
