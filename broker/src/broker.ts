@@ -38,6 +38,22 @@ export interface RunningBroker {
   abandon(): void;
 }
 
+/** Waits for `closing` at most `ms`, then goes on with a warning. */
+async function closeWithin(ms: number, closing: Promise<unknown>, what: string, log: Logger): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const closed = await Promise.race([
+    closing.then(
+      () => true,
+      () => true,
+    ),
+    new Promise<boolean>((resolve) => {
+      timer = setTimeout(resolve, ms, false);
+    }),
+  ]);
+  clearTimeout(timer);
+  if (!closed) log.warn(`${what} did not close within ${ms / 1000} s; stopping anyway`);
+}
+
 /** Whether `SELECT 1` succeeds within `withinMs`. */
 async function databaseAnswers(sql: Sql, withinMs: number): Promise<boolean> {
   let timer: NodeJS.Timeout | undefined;
@@ -205,8 +221,11 @@ export async function startBroker(config: Readonly<BrokerConfig>, log: Logger): 
         await gauges.stop();
         await upkeep.stop();
         await metricsServer.close();
-        await queue.stop();
-        await sql.end({ timeout: 5 });
+        await closeWithin(7_000, queue.stop(), "pg-boss", log);
+        // Both pools can wait for ever on a connection that died in a server crash (postgres.js's
+        // end() past its own timeout, node-postgres's end() for a checked-out client): the broker
+        // stops regardless.
+        await closeWithin(7_000, sql.end({ timeout: 5 }), "the database pool", log);
         await embedded?.stop();
         log.info("pgmesh broker stopped");
       })();
