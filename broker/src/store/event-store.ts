@@ -23,11 +23,21 @@ interface PublishRequest {
 
 /** Publishes committing at once; the next group fills while they flush. */
 const PUBLISH_GROUPS_IN_FLIGHT = 2;
+/** Event loads running at once, and the most events one load query reads. */
+const LOADS_IN_FLIGHT = 2;
+const LOAD_GROUP_MAX_EVENTS = 2_000;
 /** Events in one publish transaction at most (a single larger request still goes alone). */
 const PUBLISH_GROUP_MAX_EVENTS = 5_000;
 
 export class PostgresEventStore implements EventStore {
   private readonly commits: GroupCommit<PublishRequest, Published>;
+  private readonly loads = new GroupCommit<string[], Map<string, StoredEvent>>(
+    (requests) => this.loadGroup(requests),
+    {
+      maxInFlight: LOADS_IN_FLIGHT,
+      maxWeight: LOAD_GROUP_MAX_EVENTS,
+    },
+  );
 
   constructor(
     private readonly sql: Sql,
@@ -139,8 +149,22 @@ export class PostgresEventStore implements EventStore {
     await tx`SELECT pg_notify(${WAKEUP_CHANNEL}, ${wakeupPayload(this.brokerId, woken)})`;
   }
 
-  async loadEvents(seqs: string[]): Promise<Map<string, StoredEvent>> {
-    const rows = await events.selectEventsBySeq(this.sql, seqs);
-    return new Map(rows.map((row) => [row.seq, row]));
+  /**
+   * The events of leased deliveries. Loads of several dispatchers that arrive while others run
+   * share the next query (the same batching as commits, for a read): a broker with many busy
+   * subscriptions reads their events in a few statements, not one per dispatch.
+   */
+  loadEvents(seqs: string[]): Promise<Map<string, StoredEvent>> {
+    if (seqs.length === 0) return Promise.resolve(new Map());
+    return this.loads.submit(seqs, seqs.length);
+  }
+
+  private async loadGroup(requests: string[][]): Promise<GroupResult<Map<string, StoredEvent>>[]> {
+    const rows = await events.selectEventsBySeq(this.sql, [...new Set(requests.flat())]);
+    const bySeq = new Map(rows.map((row) => [row.seq, row]));
+    return requests.map((seqs) => ({
+      ok: true,
+      value: new Map(seqs.flatMap((seq) => (bySeq.has(seq) ? [[seq, bySeq.get(seq) as StoredEvent]] : []))),
+    }));
   }
 }
