@@ -1,6 +1,12 @@
-import { defineConfig } from "vitest/config";
+import { defaultServerConditions, defineConfig } from "vite";
+
+// In the repository, `@pgmesh/sdk` and the bins resolve to the TypeScript sources (the
+// `pgmesh-source` export condition) rather than the built dist/ that the published packages use.
+const conditions = ["pgmesh-source", ...defaultServerConditions];
 
 export default defineConfig({
+  resolve: { conditions },
+  ssr: { resolve: { conditions, externalConditions: ["pgmesh-source"] } },
   test: {
     include: [
       "broker/test/**/*.test.ts",

@@ -1,6 +1,4 @@
 #!/usr/bin/env node
-// The `pgmesh` command. The sources are TypeScript, run through tsx's loader.
-import { register } from "tsx/esm/api";
-
-register();
-await import("../src/cli/main.ts");
+// The `pgmesh` command. `#cli` is the built JavaScript; inside the pgmesh repository,
+// `node --conditions=pgmesh-source --import tsx` runs the TypeScript sources instead.
+await import("#cli");

@@ -1,8 +1,9 @@
 // Composition: config -> store -> delivery -> server. Used by main.ts, the CLI and the tests, so
 // every one of them runs the same broker.
 import { randomUUID } from "node:crypto";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { Event } from "@pgmesh/sdk/gen/pgmesh/v1/event";
-import type { BrokerConfig } from "./config.ts";
+import { type BrokerConfig, isLoopback } from "./config.ts";
 import { Admin } from "./delivery/admin.ts";
 import { DeliveryService } from "./delivery/delivery-service.ts";
 import { OutboxRelay } from "./delivery/outbox-relay.ts";
@@ -11,8 +12,13 @@ import type { Logger } from "./log.ts";
 import { GaugeRefresher } from "./metrics/gauges.ts";
 import { MetricsServer } from "./metrics/http-server.ts";
 import { BrokerMetrics } from "./metrics/registry.ts";
+import { AccessAdmin } from "./security/access-admin.ts";
+import { Authenticator } from "./security/authenticator.ts";
+import { generateToken } from "./security/tokens.ts";
 import { envelopeFromWire } from "./server/convert.ts";
 import { GrpcServer } from "./server/grpc-server.ts";
+import { ReloadingServerCredentials } from "./server/tls-credentials.ts";
+import { PostgresAccessStore } from "./store/access-store.ts";
 import { PostgresCatalogStore } from "./store/catalog-store.ts";
 import { connectDatabase, type Sql } from "./store/database.ts";
 import { DatabaseGate, failingFastAsUnavailable } from "./store/database-errors.ts";
@@ -36,6 +42,8 @@ export interface RunningBroker {
   stop(): Promise<void>;
   /** For a forced exit: leaves nothing running behind the process (the embedded Postgres). */
   abandon(): void;
+  /** Re-reads the TLS certificate files (SIGHUP). */
+  reloadCertificates(): void;
 }
 
 /** Waits for `closing` at most `ms`, then goes on with a warning. */
@@ -146,7 +154,26 @@ export async function startBroker(config: Readonly<BrokerConfig>, log: Logger): 
   });
   deliveries.start();
 
+  const accessStore = new PostgresAccessStore(sql);
+  const authenticator = config.auth ? new Authenticator(accessStore) : undefined;
+  const access = new AccessAdmin(accessStore, () => authenticator?.forget());
+  if (authenticator) {
+    await authenticator.start();
+    await bootstrapAdmin(access, config, log);
+  }
+  const credentials = config.tls
+    ? new ReloadingServerCredentials(config.tls, {
+        loaded: (files) => log.info(`TLS certificates reloaded from ${files.join(", ")}`),
+        failed: (error) =>
+          log.error("reloading the TLS certificates failed; still using the previous ones", error),
+      })
+    : undefined;
+  warnIfExposed(config, log);
+
   server = new GrpcServer({
+    access,
+    security: { authenticator, audit: (entry) => accessStore.audit(entry) },
+    credentials,
     admin,
     publisher,
     deliveries,
@@ -203,7 +230,9 @@ export async function startBroker(config: Readonly<BrokerConfig>, log: Logger): 
   const metricsAddress = await metricsServer.listen(config.metricsAddress);
   const grpcAddress = await server.listen(config.grpcAddress);
   log.info(`metrics on http://${metricsAddress}/metrics`);
-  log.info(`pgmesh broker ${brokerId} serving gRPC on ${grpcAddress}`);
+  log.info(
+    `pgmesh broker ${brokerId} serving gRPC on ${grpcAddress} (${config.tls ? (config.tls.clientCaFile ? "mutual TLS" : "TLS") : "plaintext"}, authentication ${config.auth ? "on" : "off"})`,
+  );
 
   let stopping: Promise<void> | undefined;
   const grpc = server;
@@ -218,6 +247,7 @@ export async function startBroker(config: Readonly<BrokerConfig>, log: Logger): 
         await relay.stop();
         await deliveries.drain(config.drainTimeoutMs);
         await grpc.shutdown(5_000);
+        credentials?.close();
         await gauges.stop();
         await upkeep.stop();
         await metricsServer.close();
@@ -232,5 +262,45 @@ export async function startBroker(config: Readonly<BrokerConfig>, log: Logger): 
       return stopping;
     },
     abandon: () => embedded?.abandon(),
+    reloadCertificates: () => credentials?.reload(),
   };
+}
+
+/**
+ * Makes sure an administrator can get in: the token from PGMESH_ADMIN_TOKEN, or the one in
+ * PGMESH_ADMIN_TOKEN_FILE (written there, readable by the broker's user only, when the file does
+ * not exist yet), or else, on a database without an admin, a new one shown once on stdout. The
+ * token itself never goes to the log.
+ */
+async function bootstrapAdmin(access: AccessAdmin, config: Readonly<BrokerConfig>, log: Logger) {
+  let token = config.adminToken;
+  if (token === undefined && config.adminTokenFile) {
+    if (!existsSync(config.adminTokenFile)) {
+      writeFileSync(config.adminTokenFile, `${generateToken()}\n`, { mode: 0o600, flag: "wx" });
+      log.info(`wrote a new admin token to ${config.adminTokenFile}`);
+    }
+    token = readFileSync(config.adminTokenFile, "utf8").trim();
+  }
+  const created = await access.bootstrap(token);
+  if (!created && token === undefined) {
+    log.info("authentication is on; PGMESH_ADMIN_TOKEN adds an admin token if none is at hand");
+  }
+  if (created) {
+    log.warn("no admin token was configured: created one for principal admin, shown once on standard output");
+    process.stdout.write(`pgmesh admin token (shown once, keep it): ${created}\n`);
+  }
+}
+
+function warnIfExposed(config: Readonly<BrokerConfig>, log: Logger): void {
+  if (isLoopback(config.grpcAddress)) return;
+  if (!config.auth) {
+    log.warn(
+      `*** INSECURE: serving ${config.grpcAddress} WITHOUT AUTHENTICATION (PGMESH_INSECURE): anyone who can reach it can read, publish and delete everything ***`,
+    );
+  }
+  if (!config.tls) {
+    log.warn(
+      `*** INSECURE: serving ${config.grpcAddress} WITHOUT TLS: tokens and events cross the network in plaintext; set PGMESH_TLS_CERT and PGMESH_TLS_KEY ***`,
+    );
+  }
 }

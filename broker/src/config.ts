@@ -45,6 +45,24 @@ export interface BrokerConfig {
   /** On SIGTERM, how long consumers get to settle what they hold. */
   drainTimeoutMs: number;
   logLevel: Level;
+  /** TLS on the gRPC port; absent: plaintext. */
+  tls: TlsFiles | undefined;
+  /** Whether callers must authenticate (a token, or a client certificate under mutual TLS). */
+  auth: boolean;
+  /** The operator accepts a non-loopback address without authentication. */
+  insecure: boolean;
+  /** The first admin token: its value (at least 32 characters), or a file it is read from or written to. */
+  adminToken: string | undefined;
+  adminTokenFile: string | undefined;
+}
+
+export interface TlsFiles {
+  certFile: string;
+  keyFile: string;
+  /** Mutual TLS: clients must present a certificate signed by this CA. */
+  clientCaFile: string | undefined;
+  /** How often the files are checked for changes (they are also re-read on SIGHUP). */
+  reloadIntervalMs: number;
 }
 
 const MiB = 1024 * 1024;
@@ -58,6 +76,11 @@ const FLAGS = {
   "data-dir": { type: "string" },
   "embedded-postgres-port": { type: "string" },
   "log-level": { type: "string" },
+  "tls-cert": { type: "string" },
+  "tls-key": { type: "string" },
+  "tls-client-ca": { type: "string" },
+  auth: { type: "string" },
+  insecure: { type: "boolean" },
 } as const;
 
 export function loadConfig(
@@ -137,10 +160,67 @@ export function loadConfig(
     ),
     drainTimeoutMs: integer("PGMESH_DRAIN_MS", env.PGMESH_DRAIN_MS ?? "10000", 0, 600_000),
     logLevel: level(values["log-level"] ?? env.PGMESH_LOG_LEVEL ?? "info"),
+    tls: tlsFiles(
+      values["tls-cert"] ?? env.PGMESH_TLS_CERT,
+      values["tls-key"] ?? env.PGMESH_TLS_KEY,
+      values["tls-client-ca"] ?? env.PGMESH_TLS_CLIENT_CA,
+      env.PGMESH_TLS_RELOAD_MS,
+    ),
+    auth: false,
+    insecure: values.insecure ?? onOff("PGMESH_INSECURE", env.PGMESH_INSECURE ?? "off"),
+    adminToken: env.PGMESH_ADMIN_TOKEN || undefined,
+    adminTokenFile: env.PGMESH_ADMIN_TOKEN_FILE ? resolve(env.PGMESH_ADMIN_TOKEN_FILE) : undefined,
   };
   address("gRPC address", config.grpcAddress);
   address("metrics address", config.metricsAddress);
+  // Secure by default: off the loopback interface, callers must authenticate unless the operator
+  // says otherwise in so many words.
+  const loopback = isLoopback(config.grpcAddress);
+  const auth = values.auth ?? env.PGMESH_AUTH;
+  config.auth = auth === undefined ? !loopback : onOff("PGMESH_AUTH", auth);
+  if (!config.auth && !loopback && !config.insecure) {
+    throw new Error(
+      `the gRPC address ${config.grpcAddress} is not loopback, so authentication must be on ` +
+        "(PGMESH_AUTH=on); to serve it without authentication anyway, set PGMESH_INSECURE=on (--insecure)",
+    );
+  }
+  if (config.adminToken !== undefined && config.adminToken.length < 32) {
+    throw new Error("PGMESH_ADMIN_TOKEN must be at least 32 characters (e.g. `openssl rand -hex 32`)");
+  }
   return Object.freeze(config);
+}
+
+/** Whether a host:port only accepts connections from this machine. */
+export function isLoopback(hostPort: string): boolean {
+  const host = hostPort.slice(0, hostPort.lastIndexOf(":")).replace(/^\[|\]$/g, "");
+  return host === "localhost" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+function tlsFiles(
+  certFile: string | undefined,
+  keyFile: string | undefined,
+  clientCaFile: string | undefined,
+  reloadMs: string | undefined,
+): TlsFiles | undefined {
+  if (!certFile && !keyFile) {
+    if (clientCaFile) throw new Error("PGMESH_TLS_CLIENT_CA needs PGMESH_TLS_CERT and PGMESH_TLS_KEY too");
+    return undefined;
+  }
+  if (!certFile || !keyFile) {
+    throw new Error("TLS needs both a certificate (PGMESH_TLS_CERT) and its key (PGMESH_TLS_KEY)");
+  }
+  return {
+    certFile: resolve(certFile),
+    keyFile: resolve(keyFile),
+    clientCaFile: clientCaFile ? resolve(clientCaFile) : undefined,
+    reloadIntervalMs: integer("PGMESH_TLS_RELOAD_MS", reloadMs ?? "5000", 100, 3_600_000),
+  };
+}
+
+function onOff(name: string, raw: string): boolean {
+  if (["on", "true", "1"].includes(raw)) return true;
+  if (["off", "false", "0"].includes(raw)) return false;
+  throw new Error(`${name} must be on or off, got ${JSON.stringify(raw)}`);
 }
 
 function integer(name: string, raw: string, min: number, max: number): number {

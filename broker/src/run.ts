@@ -6,8 +6,24 @@ import { loadConfig } from "./config.ts";
 import { createLogger } from "./log.ts";
 import { isDatabaseUnavailable } from "./store/database-errors.ts";
 
+export const START_USAGE =
+  "usage: pgmesh start [--database-url <url>] [--grpc-address <host:port>] [--metrics-address <host:port>] " +
+  "[--data-dir <dir>] [--embedded-postgres-port <port>] [--log-level debug|info|warn|error|silent]\n" +
+  "(npm start takes the same flags after --; the environment variables are listed in README.md)";
+
 export async function runBroker(argv: string[]): Promise<void> {
-  const config = loadConfig(argv);
+  if (argv.includes("--help") || argv.includes("-h")) {
+    console.log(START_USAGE);
+    return;
+  }
+  let config: ReturnType<typeof loadConfig>;
+  try {
+    config = loadConfig(argv);
+  } catch (error) {
+    // A bad flag or setting: one line and the usage, not a stack trace.
+    console.error(`error: ${(error as Error).message.split(". To specify")[0]}\n${START_USAGE}`);
+    process.exit(2);
+  }
   const log = createLogger(config.logLevel);
   // postgres.js fetches array types on each new connection with nobody awaiting the result, so a
   // connection lost at that moment rejects where no call can catch it. That is an outage, not a
@@ -45,6 +61,10 @@ export async function runBroker(argv: string[]): Promise<void> {
       },
     );
   };
+  process.on("SIGHUP", () => {
+    log.info("SIGHUP: reloading the TLS certificates");
+    broker.reloadCertificates();
+  });
   process.on("SIGTERM", onSignal);
   process.on("SIGINT", onSignal);
   // Started by npm: when npm goes (SIGTERM or SIGKILL to npm, whose shell may not pass the signal

@@ -5,6 +5,7 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { beforeAll, expect, it } from "vitest";
 import { useTestBroker } from "../../broker/test/support/broker.ts";
+import { FROM_SOURCE } from "../../broker/test/support/from-source.ts";
 import { OrderPlacedEvent } from "../orders/gen/shop/v1/orders_pgmesh.ts";
 
 const run = promisify(execFile);
@@ -37,7 +38,7 @@ it("retries a transient failure, dead-letters a poison order, and delivers it af
       id: "huge",
     },
   ]);
-  const first = await run(process.execPath, ["--import", "tsx", consumer, "orders.flaky", "2"], {
+  const first = await run(process.execPath, [...FROM_SOURCE, consumer, "orders.flaky", "2"], {
     env: env(),
   });
   const lines = first.stdout.trim().split("\n");
@@ -50,9 +51,13 @@ it("retries a transient failure, dead-letters a poison order, and delivers it af
       "order huge: attempt 3 failed (amount too large)",
     ]),
   );
-  const listed = await run(process.execPath, [pgmesh, "dead-letters", "list", "orders.flaky"], {
-    env: env(),
-  });
+  const listed = await run(
+    process.execPath,
+    [...FROM_SOURCE, pgmesh, "dead-letters", "list", "orders.flaky"],
+    {
+      env: env(),
+    },
+  );
   const dead = JSON.parse(listed.stdout);
   expect(dead).toMatchObject({
     reason: "max_attempts",
@@ -61,11 +66,15 @@ it("retries a transient failure, dead-letters a poison order, and delivers it af
   });
   expect(dead.event).toMatchObject({ id: "huge", type: "shop.v1.OrderPlaced" });
 
-  const redriven = await run(process.execPath, [pgmesh, "dead-letters", "redrive", "orders.flaky", "--all"], {
-    env: env(),
-  });
+  const redriven = await run(
+    process.execPath,
+    [...FROM_SOURCE, pgmesh, "dead-letters", "redrive", "orders.flaky", "--all"],
+    {
+      env: env(),
+    },
+  );
   expect(redriven.stdout).toBe("redrove 1 dead letter(s)\n");
-  const fixed = await run(process.execPath, ["--import", "tsx", consumer, "orders.flaky", "1"], {
+  const fixed = await run(process.execPath, [...FROM_SOURCE, consumer, "orders.flaky", "1"], {
     env: env({ BUG_FIXED: "1" }),
   });
   expect(fixed.stdout).toBe("order huge: attempt 1 failed (warehouse busy)\norder huge: done on attempt 2\n");

@@ -5,6 +5,7 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { beforeAll, expect, it } from "vitest";
 import { useTestBroker } from "../../broker/test/support/broker.ts";
+import { FROM_SOURCE } from "../../broker/test/support/from-source.ts";
 
 const run = promisify(execFile);
 const here = (file: string) => fileURLToPath(new URL(file, import.meta.url));
@@ -16,7 +17,7 @@ beforeAll(async () => {
 });
 
 const node = (script: string, ...args: string[]) =>
-  run(process.execPath, ["--import", "tsx", here(script), ...args], {
+  run(process.execPath, [...FROM_SOURCE, here(script), ...args], {
     env: { ...process.env, PGMESH_ADDRESS: t.mesh.address },
   });
 

@@ -5,6 +5,7 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { beforeAll, expect, it } from "vitest";
 import { useTestBroker } from "../../broker/test/support/broker.ts";
+import { FROM_SOURCE } from "../../broker/test/support/from-source.ts";
 import { StreamProbe, sleep } from "../../broker/test/support/stream-probe.ts";
 
 const run = promisify(execFile);
@@ -17,7 +18,7 @@ beforeAll(async () => {
 });
 
 const placeOrder = (...args: string[]) =>
-  run(process.execPath, ["--import", "tsx", script, ...args], {
+  run(process.execPath, [...FROM_SOURCE, script, ...args], {
     env: { ...process.env, DATABASE_URL: t.db.url },
   });
 

@@ -7,6 +7,7 @@ import { Any } from "@pgmesh/sdk/gen/google/protobuf/any";
 import { Timestamp } from "@pgmesh/sdk/gen/google/protobuf/timestamp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestBroker, type TestBroker } from "../../broker/test/support/broker.ts";
+import { TestCertificates } from "../../broker/test/support/certificates.ts";
 import { createTestDatabase, type TestDatabase } from "../../broker/test/support/database.ts";
 
 const root = fileURLToPath(new URL("../../", import.meta.url));
@@ -99,5 +100,59 @@ describe.skipIf(missing !== undefined && !inCI)("Python subscriber example", () 
     // The Python process waited for ACK_STATUS_ACKED on each, so the broker has them settled.
     const stats = await client.subscriptionStats("clocks.python");
     expect(stats).toMatchObject({ backlog: 0, inFlight: 0, deadLetters: 0 });
+  });
+
+  it("connects over TLS with a CA file and a token", async () => {
+    if (missing) throw new Error(missing);
+    const certs = new TestCertificates();
+    const ca = certs.ca("python-test-ca");
+    const server = certs.leaf(ca, "localhost", "server", "server");
+    const adminToken = "python-example-admin-token-0123456789abcdef";
+    const secure = await startTestBroker(
+      db.url,
+      {
+        PGMESH_TLS_CERT: server.certFile,
+        PGMESH_TLS_KEY: server.keyFile,
+        PGMESH_AUTH: "on",
+        PGMESH_ADMIN_TOKEN: adminToken,
+      },
+      { tls: { ca: ca.cert }, token: adminToken },
+    );
+    try {
+      await secure.client.createTopic("tls.clocks");
+      await secure.client.createSubscription("tls.clocks.python", "tls.clocks");
+      await secure.client.createPrincipal("python-reader", ["consume:tls.clocks.python"]);
+      const { token } = await secure.client.createToken("python-reader");
+      await secure.client.publish("tls.clocks", [
+        { id: "t-1", source: "clock-service", type: "clock.v1.Tick" },
+      ]);
+
+      const args = [
+        script,
+        "--address",
+        secure.address,
+        "--subscription",
+        "tls.clocks.python",
+        "--count",
+        "1",
+      ];
+      const { stdout } = await run(python, [...args, "--ca-file", ca.certFile], {
+        cwd: root,
+        timeout: 20_000,
+        env: { ...process.env, PGMESH_TOKEN: token },
+      });
+      expect(JSON.parse(stdout.trim())).toMatchObject({ id: "t-1", topic: "tls.clocks" });
+
+      // Without the token the broker refuses the stream, and the example says why.
+      const refused = await run(python, [...args, "--ca-file", ca.certFile], {
+        cwd: root,
+        timeout: 20_000,
+        env: { ...process.env, PGMESH_TOKEN: "" },
+      }).catch((error: { stderr: string }) => error);
+      expect(refused.stderr).toContain("subscriber: gRPC error UNAUTHENTICATED");
+    } finally {
+      await secure.stop();
+      certs.remove();
+    }
   });
 });

@@ -6,6 +6,10 @@ have been acked by the broker. Errors go to stderr with a non-zero exit code.
 
     /usr/bin/python3 examples/python-subscriber/subscriber.py \\
         --address 127.0.0.1:50051 --subscription orders.audit --count 3
+
+Over TLS, trusting the CA that signed the broker's certificate, with a token (or PGMESH_TOKEN):
+
+    /usr/bin/python3 examples/python-subscriber/subscriber.py --ca-file ca.crt --token "$TOKEN" ...
 """
 
 import argparse
@@ -65,7 +69,24 @@ def event_json(delivery):
     }
 
 
-def subscribe(address, subscription, count, max_outstanding):
+def open_channel(address, ca_file, cert_file, key_file):
+    """A TLS channel when a CA file is given (with a client certificate for mutual TLS), else plaintext."""
+    if not ca_file:
+        return grpc.insecure_channel(address)
+
+    def read(path):
+        with open(path, "rb") as f:
+            return f.read()
+
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=read(ca_file),
+        private_key=read(key_file) if key_file else None,
+        certificate_chain=read(cert_file) if cert_file else None,
+    )
+    return grpc.secure_channel(address, credentials)
+
+
+def subscribe(address, subscription, count, max_outstanding, channel_options, token):
     outbox = queue.Queue()
     outbox.put(
         subscriber_pb2.SubscribeRequest(
@@ -94,9 +115,11 @@ def subscribe(address, subscription, count, max_outstanding):
                 subscriber_pb2.SubscribeRequest(flow=subscriber_pb2.FlowControl(max_outstanding_messages=window))
             )
 
-    with grpc.insecure_channel(address) as channel:
+    # The broker reads the caller's token from this header on every call.
+    metadata = [("authorization", f"Bearer {token}")] if token else None
+    with open_channel(address, *channel_options) as channel:
         stub = subscriber_pb2_grpc.SubscriberServiceStub(channel)
-        responses = stub.Subscribe(requests(outbox))
+        responses = stub.Subscribe(requests(outbox), metadata=metadata)
         try:
             for response in responses:
                 kind = response.WhichOneof("response")
@@ -158,13 +181,30 @@ def main():
         default=100,
         help="unsettled deliveries the broker may have on this stream at once, 1..10000 (default %(default)s)",
     )
+    parser.add_argument("--ca-file", help="connect over TLS, trusting this CA certificate (PEM)")
+    parser.add_argument("--cert-file", help="client certificate for mutual TLS (PEM)")
+    parser.add_argument("--key-file", help="the client certificate's private key (PEM)")
+    parser.add_argument(
+        "--token", default=os.environ.get("PGMESH_TOKEN"), help="bearer token (default: $PGMESH_TOKEN)"
+    )
     args = parser.parse_args()
+    if bool(args.cert_file) != bool(args.key_file):
+        parser.error("--cert-file and --key-file go together")
+    if args.cert_file and not args.ca_file:
+        parser.error("--cert-file needs --ca-file (mutual TLS)")
     if args.count < 1:
         parser.error("--count must be at least 1")
     if not 1 <= args.max_outstanding <= 10000:
         parser.error("--max-outstanding must be 1..10000")
     try:
-        subscribe(args.address, args.subscription, args.count, args.max_outstanding)
+        subscribe(
+            args.address,
+            args.subscription,
+            args.count,
+            args.max_outstanding,
+            (args.ca_file, args.cert_file, args.key_file),
+            args.token,
+        )
     except grpc.RpcError as error:
         sys.exit(f"subscriber: gRPC error {error.code().name}: {error.details()}")
     except KeyboardInterrupt:

@@ -1,8 +1,7 @@
 #!/usr/bin/env node
-// The `protoc-gen-pgmesh` buf/protoc plugin. The sources are TypeScript, run through tsx's loader.
-import { register } from "tsx/esm/api";
+// The `protoc-gen-pgmesh` buf/protoc plugin. `#codegen` is the built JavaScript; inside the pgmesh
+// repository, `node --conditions=pgmesh-source --import tsx` runs the TypeScript sources instead.
+import { runNodeJs } from "@bufbuild/protoplugin";
+import { protocGenPgmesh } from "#codegen";
 
-register();
-const { runNodeJs } = await import("@bufbuild/protoplugin");
-const { protocGenPgmesh } = await import("../src/codegen/protoc-gen-pgmesh.ts");
 runNodeJs(protocGenPgmesh);

@@ -2,10 +2,15 @@
 import {
   type CallOptions,
   type ChannelCredentials,
+  type ChannelOptions,
   credentials,
   Metadata,
   type ServiceError,
+  status,
 } from "@grpc/grpc-js";
+import { v7 as uuidv7 } from "uuid";
+import { BatchPublisher, type BatchSettings } from "./batch-publisher.ts";
+import { type AnyEventHandler, dispatchByType, dispatchRaw } from "./event-handlers.ts";
 import { type EventEnvelope, type EventType, type Publishable, typedEvent } from "./event-type.ts";
 import {
   AdminServiceClient,
@@ -17,18 +22,70 @@ import {
 import { Event } from "./gen/pgmesh/v1/event.ts";
 import { PublisherServiceClient, type PublishResult } from "./gen/pgmesh/v1/publisher.ts";
 import { SubscriberServiceClient } from "./gen/pgmesh/v1/subscriber.ts";
+import { type RetrySettings, withRetries } from "./retry.ts";
 import { type Handler, type SubscribeOptions, Subscriber } from "./subscriber.ts";
 
 export interface ConnectOptions {
   /** The `source` of events this client publishes when an event names none (default "pgmesh-sdk"). */
   source?: string;
-  /** Channel credentials; plaintext when absent. */
+  /** Channel credentials; plaintext when absent (and `tls` is not given). */
   credentials?: ChannelCredentials;
+  /**
+   * TLS to the broker: `ca` is the PEM of the CA that signed the broker's certificate (the system's
+   * roots when absent); `cert` and `key` are this client's certificate for mutual TLS.
+   */
+  tls?: { ca?: Buffer; cert?: Buffer; key?: Buffer };
   /** Sent as `authorization: Bearer <token>` on every call, for brokers that require it. */
   token?: string;
   /** Per-call deadline for unary calls, in milliseconds (default 30 s). */
   timeoutMs?: number;
+  /**
+   * How publishes are retried after UNAVAILABLE, DEADLINE_EXCEEDED or ABORTED
+   * (the events keep their ids, so a retry is never stored twice); `false` turns retries off.
+   */
+  publishRetry?: RetrySettings | false;
+  /**
+   * grpc-js channel options. By default the channel reconnects after 100 ms and backs off to at most
+   * 1 s (grpc-js alone waits 1 s, then up to 120 s), so a restarted broker is found within a second.
+   */
+  channelOptions?: ChannelOptions;
+  /** Hooks around every publish, for metrics and tracing (see PublishHooks). */
+  hooks?: PublishHooks;
 }
+
+/**
+ * Called around each publish request (a batch publisher's batches included). For tracing, set the
+ * W3C `traceparent` (and `tracestate`) attribute of each event in `beforePublish`; a subscriber's
+ * `aroundHandler` reads it back (see the OpenTelemetry section of the SDK's README).
+ */
+export interface PublishHooks {
+  /** Before the first attempt; may change the events (their attributes, say). */
+  beforePublish?(topic: string, events: Event[]): void;
+  /** After the last attempt: the results, or the error the publish failed with. */
+  afterPublish?(outcome: PublishOutcome): void;
+}
+
+export interface PublishOutcome {
+  topic: string;
+  events: readonly Event[];
+  results: PublishResult[] | undefined;
+  error: unknown;
+  /** From the first attempt to the last one's end, retries included. */
+  durationMs: number;
+}
+
+/** Per call: cancel it with an AbortSignal, or give it its own deadline. */
+export interface CallSettings {
+  /** Aborting cancels the call (and any retries); it then rejects with code CANCELLED. */
+  signal?: AbortSignal;
+  /** The call's deadline in ms from now; for a publish, the time its retries may take in all. */
+  timeoutMs?: number;
+}
+
+const DEFAULT_CHANNEL_OPTIONS: ChannelOptions = {
+  "grpc.initial_reconnect_backoff_ms": 100,
+  "grpc.max_reconnect_backoff_ms": 1000,
+};
 
 /** A subscription's delivery policy, in seconds; anything left out keeps its default (or current) value. */
 export interface SubscriptionPolicy {
@@ -70,7 +127,7 @@ type UnaryMethod<Req, Res> = (
   metadata: Metadata,
   options: Partial<CallOptions>,
   callback: Callback<Res>,
-) => unknown;
+) => { cancel(): void };
 
 export class PgmeshClient {
   readonly admin: AdminServiceClient;
@@ -79,30 +136,48 @@ export class PgmeshClient {
   private readonly timeoutMs: number;
   private readonly source: string;
   private readonly token: string | undefined;
+  private readonly publishRetry: RetrySettings | false;
+  private readonly hooks: PublishHooks;
 
   constructor(address: string, options: ConnectOptions = {}) {
     this.source = options.source ?? "pgmesh-sdk";
     this.token = options.token;
-    const creds = options.credentials ?? credentials.createInsecure();
-    this.admin = new AdminServiceClient(address, creds);
-    this.publisher = new PublisherServiceClient(address, creds);
-    this.subscriber = new SubscriberServiceClient(address, creds);
+    const tls = options.tls;
+    const creds =
+      options.credentials ??
+      (tls
+        ? credentials.createSsl(tls.ca ?? null, tls.key ?? null, tls.cert ?? null)
+        : credentials.createInsecure());
+    const channel = { ...DEFAULT_CHANNEL_OPTIONS, ...options.channelOptions };
+    this.admin = new AdminServiceClient(address, creds, channel);
+    this.publisher = new PublisherServiceClient(address, creds, channel);
+    this.subscriber = new SubscriberServiceClient(address, creds, channel);
     this.timeoutMs = options.timeoutMs ?? 30_000;
+    this.publishRetry = options.publishRetry ?? {};
+    this.hooks = options.hooks ?? {};
   }
 
   /** `retentionSeconds`: how long the topic keeps events nothing needs any more (default 7 days). */
-  async createTopic(name: string, options: { retentionSeconds?: number } = {}): Promise<Topic> {
+  async createTopic(
+    name: string,
+    options: { retentionSeconds?: number } = {},
+    settings?: CallSettings,
+  ): Promise<Topic> {
     const request = { name, retention: duration(options.retentionSeconds) };
-    return required((await this.call(this.admin, this.admin.createTopic, request)).topic);
+    return required((await this.call(this.admin, this.admin.createTopic, request, settings)).topic);
   }
 
-  async updateTopic(name: string, changes: { retentionSeconds: number }): Promise<Topic> {
+  async updateTopic(
+    name: string,
+    changes: { retentionSeconds: number },
+    settings?: CallSettings,
+  ): Promise<Topic> {
     const request = { name, retention: duration(changes.retentionSeconds) };
-    return required((await this.call(this.admin, this.admin.updateTopic, request)).topic);
+    return required((await this.call(this.admin, this.admin.updateTopic, request, settings)).topic);
   }
 
-  async getTopic(name: string): Promise<Topic> {
-    return required((await this.call(this.admin, this.admin.getTopic, { name })).topic);
+  async getTopic(name: string, settings?: CallSettings): Promise<Topic> {
+    return required((await this.call(this.admin, this.admin.getTopic, { name }, settings)).topic);
   }
 
   listTopics(pageSize = 0, pageToken = "") {
@@ -119,8 +194,8 @@ export class PgmeshClient {
     return (await this.call(this.admin, this.admin.getTopicSchema, { topic })).schema;
   }
 
-  async deleteTopic(name: string): Promise<void> {
-    await this.call(this.admin, this.admin.deleteTopic, { name });
+  async deleteTopic(name: string, settings?: CallSettings): Promise<void> {
+    await this.call(this.admin, this.admin.deleteTopic, { name }, settings);
   }
 
   /** `ordering` and `filter` are fixed at creation; the policy can be changed later. */
@@ -128,6 +203,7 @@ export class PgmeshClient {
     name: string,
     topic: string,
     options: SubscriptionPolicy & { ordering?: boolean; filter?: string } = {},
+    settings?: CallSettings,
   ): Promise<Subscription> {
     const { ordering, filter, ...policy } = options;
     const request = CreateSubscriptionRequest.fromPartial({
@@ -137,7 +213,9 @@ export class PgmeshClient {
       filter,
       ...policyMessage(policy),
     });
-    return required((await this.call(this.admin, this.admin.createSubscription, request)).subscription);
+    return required(
+      (await this.call(this.admin, this.admin.createSubscription, request, settings)).subscription,
+    );
   }
 
   /** Changes only the policy fields given. */
@@ -201,63 +279,182 @@ export class PgmeshClient {
       .purged;
   }
 
-  async getSubscription(name: string): Promise<Subscription> {
-    return required((await this.call(this.admin, this.admin.getSubscription, { name })).subscription);
+  async getSubscription(name: string, settings?: CallSettings): Promise<Subscription> {
+    return required(
+      (await this.call(this.admin, this.admin.getSubscription, { name }, settings)).subscription,
+    );
   }
 
   listSubscriptions(topic = "", pageSize = 0, pageToken = "") {
     return this.call(this.admin, this.admin.listSubscriptions, { topic, pageSize, pageToken });
   }
 
-  async deleteSubscription(name: string): Promise<void> {
-    await this.call(this.admin, this.admin.deleteSubscription, { name });
+  async deleteSubscription(name: string, settings?: CallSettings): Promise<void> {
+    await this.call(this.admin, this.admin.deleteSubscription, { name }, settings);
   }
 
-  async publish(topic: string, events: Partial<Event>[]): Promise<PublishResult[]> {
-    const full = events.map((e) => Event.fromPartial(e));
-    return (await this.call(this.publisher, this.publisher.publish, { topic, events: full })).results;
+  /**
+   * Publishes wire events on a topic in one batch (all or nothing); an event without a source gets
+   * the client's (`ConnectOptions.source`). An event without an id gets a
+   * time-ordered one (uuid v7) here, before the first attempt, so that a retry after a timeout or
+   * UNAVAILABLE is recognised by the broker as the same event (reported `duplicate`), never stored
+   * twice. Retries follow `ConnectOptions.publishRetry`.
+   */
+  async publish(
+    topic: string,
+    events: Partial<Event>[],
+    settings: CallSettings = {},
+  ): Promise<PublishResult[]> {
+    const full = events.map((e) =>
+      Event.fromPartial({ ...e, id: e.id || uuidv7(), source: e.source ?? this.source }),
+    );
+    this.hooks.beforePublish?.(topic, full);
+    const started = Date.now();
+    const report = (results: PublishResult[] | undefined, error: unknown) =>
+      this.hooks.afterPublish?.({ topic, events: full, results, error, durationMs: Date.now() - started });
+    try {
+      const results = await this.sendPublish(topic, full, settings);
+      report(results, undefined);
+      return results;
+    } catch (error) {
+      report(undefined, error);
+      throw error;
+    }
+  }
+
+  private sendPublish(topic: string, full: Event[], settings: CallSettings): Promise<PublishResult[]> {
+    const request = { topic, events: full };
+    const once = (deadline: number) =>
+      this.call(this.publisher, this.publisher.publish, request, settings, deadline);
+    const attempts = (deadline: number) =>
+      once(Math.min(deadline, Date.now() + this.timeoutMs)).then((response) => response.results);
+    if (this.publishRetry === false) return attempts(Date.now() + (settings.timeoutMs ?? this.timeoutMs));
+    const retry = {
+      ...this.publishRetry,
+      totalTimeoutMs: settings.timeoutMs ?? this.publishRetry.totalTimeoutMs,
+    };
+    return withRetries(attempts, retry, settings.signal);
   }
 
   /**
    * Publishes typed messages on their event type's topic, in one batch (all or nothing). Each item
-   * is a message, or a message with envelope fields (id, subject, attributes, ordering key, ...).
+   * is `{ message, ...envelope }` (id, subject, attributes, ordering key, ...).
    */
-  async publishEvents<T>(type: EventType<T>, items: (T | Publishable<T>)[]): Promise<PublishResult[]> {
+  async publishEvents<T>(
+    type: EventType<T>,
+    items: readonly Publishable<T>[],
+    settings?: CallSettings,
+  ): Promise<PublishResult[]> {
     return this.publish(
       type.topic,
       items.map((item) => ({ source: this.source, ...typedEvent(type, item) })),
+      settings,
     );
   }
 
-  /** Publishes one typed message; see publishEvents. */
+  /**
+   * A publisher that batches events published one by one (by count, bytes and delay) and keeps
+   * the order of each ordering key; see BatchPublisher.
+   */
+  batchPublisher(settings?: BatchSettings): BatchPublisher {
+    return new BatchPublisher(
+      (topic, events) => this.publish(topic, events),
+      { source: this.source },
+      settings,
+    );
+  }
+
+  /** Publishes one typed message with an optional envelope; see publishEvents. */
   async publishEvent<T>(
     type: EventType<T>,
     message: T,
     envelope: EventEnvelope = {},
+    settings?: CallSettings,
   ): Promise<PublishResult> {
-    const [result] = await this.publishEvents(type, [{ message, ...envelope }]);
+    const [result] = await this.publishEvents(type, [{ ...envelope, message }], settings);
     return required(result);
   }
 
-  /** Subscribes a handler to typed events (see Subscriber for acks, retries and draining). */
+  /**
+   * Subscribes handlers to typed events (see Subscriber for acks, retries and draining): one event
+   * type and its handler, or a handler per event type, `[on(TypeA, a), on(TypeB, b)]`, for a topic
+   * that carries several. An event of a type without a handler goes to `options.unhandled`, or is
+   * dead-lettered and reported to `options.onError`.
+   */
   subscribe<T>(
     subscription: string,
     type: EventType<T>,
     handler: Handler<T>,
     options?: SubscribeOptions,
-  ): Subscriber<T> {
-    return new Subscriber(this.subscriber, subscription, type, handler, options, () => this.metadata());
+  ): Subscriber;
+  subscribe(
+    subscription: string,
+    handlers: readonly AnyEventHandler[],
+    options?: SubscribeOptions,
+  ): Subscriber;
+  subscribe<T>(
+    subscription: string,
+    typeOrHandlers: EventType<T> | readonly AnyEventHandler[],
+    handlerOrOptions?: Handler<T> | SubscribeOptions,
+    maybeOptions?: SubscribeOptions,
+  ): Subscriber {
+    const [handlers, options] = Array.isArray(typeOrHandlers)
+      ? [typeOrHandlers as readonly AnyEventHandler[], handlerOrOptions as SubscribeOptions | undefined]
+      : [[{ type: typeOrHandlers as EventType<T>, handler: handlerOrOptions as Handler<T> }], maybeOptions];
+    const dispatch = dispatchByType(handlers, options?.unhandled, (error) => options?.onError?.(error));
+    return new Subscriber(this.subscriber, subscription, dispatch, options, () => this.metadata());
   }
 
   /** Subscribes a handler to any events of a subscription; `data` is the payload's bytes. */
-  subscribeRaw(
-    subscription: string,
-    handler: Handler<Uint8Array>,
-    options?: SubscribeOptions,
-  ): Subscriber<Uint8Array> {
-    return new Subscriber<Uint8Array>(this.subscriber, subscription, undefined, handler, options, () =>
+  subscribeRaw(subscription: string, handler: Handler<Uint8Array>, options?: SubscribeOptions): Subscriber {
+    return new Subscriber(this.subscriber, subscription, dispatchRaw(handler), options, () =>
       this.metadata(),
     );
+  }
+
+  /**
+   * Creates a principal: `grants` like "publish:orders.*", "consume:billing", "read:*", "manage:orders.*"
+   * or "admin"; `sources` limits the event sources it may publish as (empty: any).
+   */
+  async createPrincipal(name: string, grants: string[], sources: string[] = []) {
+    const principal = { name, grants, sources, createTime: undefined };
+    return required((await this.call(this.admin, this.admin.createPrincipal, { principal })).principal);
+  }
+
+  async listPrincipals() {
+    return (await this.call(this.admin, this.admin.listPrincipals, {})).principals;
+  }
+
+  /** Deletes the principal and its tokens. */
+  async deletePrincipal(name: string): Promise<void> {
+    await this.call(this.admin, this.admin.deletePrincipal, { name });
+  }
+
+  /** A new token for the principal: `token` is shown only here. */
+  async createToken(principal: string, options: { ttlSeconds?: number; description?: string } = {}) {
+    const response = await this.call(this.admin, this.admin.createToken, {
+      principal,
+      ttl: duration(options.ttlSeconds),
+      description: options.description ?? "",
+    });
+    return { token: response.token, info: required(response.info) };
+  }
+
+  async listTokens(principal = "") {
+    return (await this.call(this.admin, this.admin.listTokens, { principal })).tokens;
+  }
+
+  async revokeToken(id: string) {
+    return required((await this.call(this.admin, this.admin.revokeToken, { id })).token);
+  }
+
+  /** Admin actions, newest first. */
+  listAuditLog(options: { principal?: string; pageSize?: number; pageToken?: string } = {}) {
+    return this.call(this.admin, this.admin.listAuditLog, {
+      principal: options.principal ?? "",
+      pageSize: options.pageSize ?? 0,
+      pageToken: options.pageToken ?? "",
+    });
   }
 
   close(): void {
@@ -273,17 +470,37 @@ export class PgmeshClient {
     return metadata;
   }
 
-  private call<Req, Res>(target: object, method: UnaryMethod<Req, Res>, request: Req): Promise<Res> {
+  private call<Req, Res>(
+    target: object,
+    method: UnaryMethod<Req, Res>,
+    request: Req,
+    settings: CallSettings = {},
+    deadline = Date.now() + (settings.timeoutMs ?? this.timeoutMs),
+  ): Promise<Res> {
+    const { signal } = settings;
     return new Promise((resolve, reject) => {
-      method.call(
-        target,
-        request,
-        this.metadata(),
-        { deadline: Date.now() + this.timeoutMs },
-        (error, response) => (error ? reject(error) : resolve(response)),
-      );
+      if (signal?.aborted) {
+        reject(cancelled());
+        return;
+      }
+      const onAbort = () => call.cancel();
+      const call = method.call(target, request, this.metadata(), { deadline }, (error, response) => {
+        signal?.removeEventListener("abort", onAbort);
+        if (error) reject(error);
+        else resolve(response);
+      });
+      signal?.addEventListener("abort", onAbort, { once: true });
     });
   }
+}
+
+/** What a call aborted before it started rejects with: the same code grpc-js gives a cancelled call. */
+function cancelled(): ServiceError {
+  return Object.assign(new Error(`${status.CANCELLED} CANCELLED: aborted by the caller's signal`), {
+    code: status.CANCELLED,
+    details: "aborted by the caller's signal",
+    metadata: new Metadata(),
+  });
 }
 
 function required<T>(value: T | undefined): T {

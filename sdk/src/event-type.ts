@@ -44,29 +44,13 @@ export interface EventEnvelope {
   deliverAfter?: Date;
 }
 
+/**
+ * A typed message with its envelope, for publishing several at once. The message is always under
+ * `message`: nothing is guessed from the message's own field names (a message may have fields named
+ * `id` or `message` of its own).
+ */
 export interface Publishable<T> extends EventEnvelope {
   message: T;
-}
-
-// A message object may itself have a `message` field; only an object with nothing but envelope
-// fields besides `message` is taken as Publishable.
-const ENVELOPE_KEYS = new Set([
-  "message",
-  "id",
-  "source",
-  "subject",
-  "time",
-  "attributes",
-  "orderingKey",
-  "deliverAfter",
-]);
-function isPublishable<T>(item: unknown): item is Publishable<T> {
-  return (
-    typeof item === "object" &&
-    item !== null &&
-    "message" in item &&
-    Object.keys(item).every((k) => ENVELOPE_KEYS.has(k))
-  );
 }
 
 /**
@@ -75,9 +59,8 @@ function isPublishable<T>(item: unknown): item is Publishable<T> {
  */
 export function typedEvent<T>(
   type: EventType<T>,
-  item: T | Publishable<T>,
+  { message, ...envelope }: Publishable<T>,
 ): EventEnvelope & Pick<Event, "type" | "data"> {
-  const { message, ...envelope } = isPublishable<T>(item) ? item : { message: item as T };
   return {
     ...envelope,
     type: type.typeName,

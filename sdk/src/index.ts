@@ -1,7 +1,16 @@
 // @pgmesh/sdk: the public surface. Generated wire types are under "@pgmesh/sdk/gen/...".
 import { type ConnectOptions, PgmeshClient } from "./client.ts";
 
-export { type ConnectOptions, PgmeshClient, type SubscriptionPolicy } from "./client.ts";
+export { BatchPublisher, type BatchSettings, PublishPausedError, type SendBatch } from "./batch-publisher.ts";
+export {
+  type CallSettings,
+  type ConnectOptions,
+  PgmeshClient,
+  type PublishHooks,
+  type PublishOutcome,
+  type SubscriptionPolicy,
+} from "./client.ts";
+export { type AnyEventHandler, type EventHandler, on } from "./event-handlers.ts";
 export {
   defineEvent,
   type EventEnvelope,
@@ -12,6 +21,7 @@ export {
 } from "./event-type.ts";
 export { outboxPublish, outboxPublishEvents, type SqlTransaction } from "./outbox.ts";
 export { RejectEvent, RetryEventAfter, reject, retryAfter } from "./outcomes.ts";
+export { isRetryable, type RetrySettings } from "./retry.ts";
 export {
   type Handler,
   type ReceivedEvent,

@@ -3,7 +3,7 @@
 // It calls pgmesh.outbox_publish(topic, event) (a broker migration); a broker relays the rows to
 // their topics. Works with postgres.js (`sql.begin(tx => ...)`) and node-postgres (a client inside
 // BEGIN), without depending on either.
-import { randomUUID } from "node:crypto";
+import { v7 as uuidv7 } from "uuid";
 import { type EventType, type Publishable, typedEvent } from "./event-type.ts";
 import { Event } from "./gen/pgmesh/v1/event.ts";
 
@@ -23,11 +23,11 @@ export async function outboxPublish(
 ): Promise<string[]> {
   const ids: string[] = [];
   for (const partial of events) {
-    // The id is chosen here so that the caller knows it before the relay runs.
+    // The id is chosen here (time-ordered, uuid v7) so that the caller knows it before the relay runs.
     const event = Event.fromPartial({
       source: defaults.source ?? "pgmesh-sdk",
       ...partial,
-      id: partial.id || randomUUID(),
+      id: partial.id || uuidv7(),
     });
     const bytes = Buffer.from(Event.encode(event).finish());
     if ("unsafe" in tx) await tx.unsafe(STATEMENT, [topic, bytes] as never[]);
@@ -37,11 +37,14 @@ export async function outboxPublish(
   return ids;
 }
 
-/** Publishes typed messages on their event type's topic inside the caller's transaction. */
+/**
+ * Publishes typed messages on their event type's topic inside the caller's transaction; each item is
+ * `{ message, ...envelope }`.
+ */
 export function outboxPublishEvents<T>(
   tx: SqlTransaction,
   type: EventType<T>,
-  items: (T | Publishable<T>)[],
+  items: readonly Publishable<T>[],
   defaults: { source?: string } = {},
 ): Promise<string[]> {
   return outboxPublish(

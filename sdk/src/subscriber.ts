@@ -3,7 +3,7 @@
 // `concurrency` handlers at once, extends the lease of a handler still running at half the ack
 // deadline, reconnects with jittered backoff when the stream breaks, and drains on close().
 import { type ClientDuplexStream, Metadata, type ServiceError, status } from "@grpc/grpc-js";
-import type { EventType } from "./event-type.ts";
+import type { Dispatch } from "./event-handlers.ts";
 import type { Event } from "./gen/pgmesh/v1/event.ts";
 import {
   type AckResult,
@@ -35,15 +35,49 @@ export interface ReceivedEvent<T> {
 export type Handler<T> = (event: ReceivedEvent<T>) => Promise<void> | void;
 
 export interface SubscribeOptions {
-  /** Handlers running at once (default 10); also the stream's window of unsettled deliveries. */
+  /** Handlers running at once (default 10). */
   concurrency?: number;
+  /**
+   * Flow control, apart from concurrency: how many delivered but unsettled events the broker lets
+   * this subscriber hold, running or waiting for a free handler (default: `concurrency`).
+   */
+  maxOutstandingMessages?: number;
+  /**
+   * Flow control by size: the broker sends no more deliveries while the payloads this subscriber
+   * holds unsettled add up to this many bytes (default: no limit; one event is always let through).
+   */
+  maxOutstandingBytes?: number;
+  /**
+   * How long a handler's lease is extended at most, in ms (default 1 hour). Past it the lease is
+   * left to lapse and the broker redelivers the event: a stuck handler does not hold it for ever.
+   */
+  maxExtensionMs?: number;
+  /**
+   * A handler still running after this many ms is given up on (default: no limit): the event is
+   * nacked (retried by the subscription's policy) and its handler slot freed. The handler itself
+   * cannot be stopped and keeps running; what it does after that is ignored.
+   */
+  handlerTimeoutMs?: number;
+  /**
+   * Wraps every handler call, for metrics and tracing: call `handle()` (it runs the handler and
+   * rejects as the handler does) and time it, or run it inside a span continued from the event's
+   * `traceparent` attribute. Its outcome is the handler's.
+   */
+  aroundHandler?: (event: ReceivedEvent<Uint8Array>, handle: () => Promise<void>) => Promise<void>;
   /** A name for this consumer in the broker's logs. */
   consumerName?: string;
-  /** Reconnect backoff: first delay and cap, in ms (defaults 100 and 5000), with full jitter. */
+  /** Reconnect backoff: first delay and cap, in ms (defaults 100 and 1000), with full jitter. */
   reconnectInitialMs?: number;
   reconnectMaxMs?: number;
+  /** How long close() waits for running handlers to finish and settle, in ms (default 10000). */
+  closeTimeoutMs?: number;
   /** Called with errors that do not stop the subscriber (a dropped stream, a refused settle). */
   onError?: (error: unknown) => void;
+  /**
+   * With a handler per event type: the handler for events of any other type (data is the payload's
+   * bytes). Without it such an event is dead-lettered and reported to `onError`.
+   */
+  unhandled?: Handler<Uint8Array>;
 }
 
 // What the broker accepts (proto/pgmesh/v1/subscriber.proto): the SDK never asks for more, so a
@@ -79,7 +113,7 @@ const FATAL = new Set([
   status.UNAUTHENTICATED,
 ]);
 
-export class Subscriber<T> {
+export class Subscriber {
   private call: ClientDuplexStream<SubscribeRequest, SubscribeResponse> | undefined;
   private closing = false;
   private running = 0;
@@ -97,15 +131,16 @@ export class Subscriber<T> {
   readonly done: Promise<void>;
   private resolveDone!: () => void;
   private rejectDone!: (error: unknown) => void;
-  /** Resolves once the first stream is open. */
+  /** Resolves once the first stream is open; rejects when the subscription cannot be opened. */
   readonly ready: Promise<void>;
   private resolveReady!: () => void;
+  private rejectReady!: (error: unknown) => void;
+  private reconnectTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly client: SubscriberServiceClient,
     private readonly subscription: string,
-    private readonly type: EventType<T> | undefined,
-    private readonly handler: Handler<T>,
+    private readonly dispatch: Dispatch,
     private readonly options: SubscribeOptions = {},
     private readonly metadata: () => Metadata = () => new Metadata(),
   ) {
@@ -115,30 +150,63 @@ export class Subscriber<T> {
       this.resolveDone = resolve;
       this.rejectDone = reject;
     });
-    this.ready = new Promise((resolve) => {
+    this.ready = new Promise((resolve, reject) => {
       this.resolveReady = resolve;
+      this.rejectReady = reject;
     });
+    // A caller that only awaits `done` must not see an unhandled rejection from `ready`.
+    this.ready.catch(() => {});
     // A caller that only awaits `ready` must not see an unhandled rejection from `done`.
     this.done.catch(() => {});
     this.connect();
   }
 
-  /** Stops taking deliveries, lets running handlers finish and settle, then ends the stream. */
-  async close(): Promise<void> {
-    if (this.closing) return this.done;
+  /**
+   * Stops taking deliveries, lets running handlers finish and settle (for up to `timeoutMs`), then
+   * ends the stream. Leaves no timer behind: once it resolves and the client is closed, the process
+   * can exit at once. Deliveries not settled by then go back to the broker.
+   */
+  async close(timeoutMs = this.options.closeTimeoutMs ?? 10_000): Promise<void> {
+    if (this.closing) return this.done.catch(() => {});
     this.closing = true;
-    this.call?.write({ request: { $case: "flow", value: { maxOutstandingMessages: 0 } } });
-    // Deliveries not yet started go back to the broker when the stream ends.
-    this.backlog.length = 0;
-    while (this.running > 0) await new Promise<void>((resolve) => this.idle.push(resolve));
-    this.flushAcks();
-    this.call?.end();
-    await Promise.race([this.done, new Promise((resolve) => setTimeout(resolve, 5000))]);
-    this.resolveDone();
+    clearTimeout(this.reconnectTimer);
+    this.rejectReady(new Error("the subscriber was closed before its stream opened"));
+    const deadline = Date.now() + timeoutMs;
+    let timer: NodeJS.Timeout | undefined;
+    const timeLeft = () =>
+      new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, Math.max(0, deadline - Date.now()));
+      });
+    try {
+      this.call?.write({ request: { $case: "flow", value: { maxOutstandingMessages: 0 } } });
+      // Deliveries not yet started go back to the broker when the stream ends.
+      this.backlog.length = 0;
+      const drained = (async () => {
+        while (this.running > 0) await new Promise<void>((resolve) => this.idle.push(resolve));
+      })();
+      await Promise.race([drained, timeLeft()]);
+      clearTimeout(timer);
+      this.flushAcks();
+      this.call?.end();
+      await Promise.race([this.done.catch(() => {}), timeLeft()]);
+    } finally {
+      clearTimeout(timer);
+      // A stream the broker has not ended by now is cut.
+      this.call?.cancel();
+      this.resolveDone();
+    }
   }
 
   private connect(): void {
-    const call = this.client.subscribe(this.metadata());
+    let call: ClientDuplexStream<SubscribeRequest, SubscribeResponse>;
+    try {
+      call = this.client.subscribe(this.metadata());
+    } catch (error) {
+      // The client was closed under the subscriber ("Channel has been shut down"): nothing to retry.
+      this.rejectReady(error);
+      this.rejectDone(error);
+      return;
+    }
     this.call = call;
     call.on("data", (message: SubscribeResponse) => this.onMessage(message));
     call.on("error", (error: ServiceError) => this.onBroken(call, error));
@@ -149,8 +217,11 @@ export class Subscriber<T> {
         value: {
           subscription: this.subscription,
           consumer: this.options.consumerName ?? "",
-          maxOutstandingMessages: Math.min(this.concurrency, MAX_WINDOW),
-          maxOutstandingBytes: 0,
+          maxOutstandingMessages: Math.min(
+            this.options.maxOutstandingMessages ?? this.concurrency,
+            MAX_WINDOW,
+          ),
+          maxOutstandingBytes: this.options.maxOutstandingBytes ?? 0,
         },
       },
     });
@@ -219,14 +290,15 @@ export class Subscriber<T> {
       return;
     }
     if (error && FATAL.has(error.code)) {
+      this.rejectReady(error);
       this.rejectDone(error);
       return;
     }
     if (error) this.options.onError?.(error);
-    const cap = this.options.reconnectMaxMs ?? 5000;
+    const cap = this.options.reconnectMaxMs ?? 1000;
     const delay = Math.random() * this.reconnectDelay;
     this.reconnectDelay = Math.min(cap, this.reconnectDelay * 2);
-    setTimeout(() => {
+    this.reconnectTimer = setTimeout(() => {
       if (!this.closing) this.connect();
     }, delay);
   }
@@ -250,13 +322,23 @@ export class Subscriber<T> {
     delivery: Delivery,
   ): Promise<void> {
     const ackIds = [delivery.ackId];
-    // Keep the lease while the handler works: extend at half the deadline, every half deadline.
+    const started = Date.now();
+    const maxExtensionMs = this.options.maxExtensionMs ?? 60 * 60_000;
+    // Keep the lease while the handler works: extend at half the deadline, every half deadline,
+    // up to maxExtensionMs.
     const extender = setInterval(() => {
+      if (Date.now() - started >= maxExtensionMs) {
+        clearInterval(extender);
+        return;
+      }
       const seconds = Math.min(MAX_EXTEND_SECONDS, Math.max(1, Math.round(this.ackDeadlineMs / 1000)));
       call.write({ request: { $case: "extend", value: { ackIds, duration: { seconds, nanos: 0 } } } });
     }, this.ackDeadlineMs / 2);
     try {
-      await this.handler(this.toReceived(delivery));
+      const received = this.toReceived(delivery);
+      const handle = async () => this.dispatch(received);
+      const around = this.options.aroundHandler;
+      await withTimeout(around ? around(received, handle) : handle(), this.options.handlerTimeoutMs);
       this.queueAck(call, delivery.ackId);
     } catch (error) {
       if (error instanceof RejectEvent) {
@@ -304,22 +386,8 @@ export class Subscriber<T> {
     }
   }
 
-  private decode(bytes: Uint8Array): T {
-    if (!this.type) return bytes as T;
-    try {
-      return this.type.decode(bytes);
-    } catch (error) {
-      // Retrying cannot make bytes decode: it is a poison message.
-      throw new RejectEvent(`payload does not decode as ${this.type.typeName}: ${(error as Error).message}`);
-    }
-  }
-
-  private toReceived(delivery: Delivery): ReceivedEvent<T> {
+  private toReceived(delivery: Delivery): ReceivedEvent<Uint8Array> {
     const event = delivery.event as Event;
-    const bytes = event.data?.value ?? new Uint8Array();
-    if (this.type && event.data && event.data.typeUrl !== this.type.typeUrl) {
-      throw new RejectEvent(`expected ${this.type.typeUrl}, got ${event.data.typeUrl}`);
-    }
     return {
       id: event.id,
       source: event.source,
@@ -330,10 +398,20 @@ export class Subscriber<T> {
       orderingKey: event.orderingKey,
       publishTime: event.publishTime,
       attempt: delivery.deliveryAttempt,
-      data: this.decode(bytes),
+      data: event.data?.value ?? new Uint8Array(),
       raw: event,
     };
   }
+}
+
+/** The handler's outcome, or a failure once `ms` have passed (no limit when undefined). */
+function withTimeout(work: Promise<void> | void, ms: number | undefined): Promise<void> {
+  if (ms === undefined) return Promise.resolve(work);
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`the handler did not finish within ${ms} ms`)), ms);
+  });
+  return Promise.race([Promise.resolve(work), timeout]).finally(() => clearTimeout(timer));
 }
 
 /** A reason the broker stores: no NUL characters, at most MAX_REASON_LENGTH characters. */

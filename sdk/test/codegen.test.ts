@@ -8,11 +8,14 @@ import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { FROM_SOURCE } from "../../broker/test/support/from-source.ts";
 import { topicConstName } from "../src/codegen/protoc-gen-pgmesh.ts";
 import type { EventType } from "../src/event-type.ts";
 
 const root = fileURLToPath(new URL("../../", import.meta.url));
 const fixtures = "sdk/test/fixtures";
+/** The plugin's sources, as buf.gen.yaml's `local` (the fixture template has the same). */
+const PLUGIN_FROM_SOURCE = ["node", ...FROM_SOURCE, "sdk/bin/protoc-gen-pgmesh.js"];
 const env = { ...process.env, PATH: `${join(root, "node_modules/.bin")}:${process.env.PATH ?? ""}` };
 
 interface RunResult {
@@ -218,7 +221,7 @@ describe("protoc-gen-pgmesh", () => {
     const out = join(tmp, "js");
     const template = JSON.stringify({
       version: "v2",
-      plugins: [{ local: "node_modules/.bin/protoc-gen-pgmesh", out: "gen", opt: ["import_extension=js"] }],
+      plugins: [{ local: PLUGIN_FROM_SOURCE, out: "gen", opt: ["import_extension=js"] }],
     });
     const result = await bufGenerate(out, [`${fixtures}/shop`], template);
     expect(result.stderr).toBe("");

@@ -36,7 +36,9 @@ describe("outbox", () => {
     await sql
       .begin(async (tx) => {
         await tx`INSERT INTO orders VALUES ('o-2')`;
-        await outboxPublishEvents(tx, Placed, [{ name: "o-2", createTime: undefined, retention: undefined }]);
+        await outboxPublishEvents(tx, Placed, [
+          { message: { name: "o-2", createTime: undefined, retention: undefined } },
+        ]);
         throw new Error("the application changes its mind");
       })
       .catch(() => {});
@@ -58,12 +60,12 @@ describe("outbox", () => {
     try {
       await client.query("BEGIN");
       const [id] = await outboxPublishEvents(client, Placed, [
-        { name: "pg-1", createTime: undefined, retention: undefined },
+        { message: { name: "pg-1", createTime: undefined, retention: undefined } },
       ]);
       await client.query("COMMIT");
       await client.query("BEGIN");
       await outboxPublishEvents(client, Placed, [
-        { name: "pg-2", createTime: undefined, retention: undefined },
+        { message: { name: "pg-2", createTime: undefined, retention: undefined } },
       ]);
       await client.query("ROLLBACK");
       const probe = await StreamProbe.open(t.mesh.client, "shop.sub");

@@ -1,11 +1,15 @@
 // The SDK against a real broker and Postgres: typed publish and subscribe, handler outcomes,
 // concurrency, lease extension, reconnects and draining.
-import { defineEvent, reject, retryAfter } from "@pgmesh/sdk";
-import { Topic } from "@pgmesh/sdk/gen/pgmesh/v1/admin";
+
+import { spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { defineEvent, on, reject, retryAfter } from "@pgmesh/sdk";
+import { Subscription, Topic } from "@pgmesh/sdk/gen/pgmesh/v1/admin";
 import { beforeAll, describe, expect, it } from "vitest";
 import { startTestBroker, useTestBroker } from "../../broker/test/support/broker.ts";
 import { createTestDatabase } from "../../broker/test/support/database.ts";
 import { freePort } from "../../broker/test/support/free-port.ts";
+import { FROM_SOURCE } from "../../broker/test/support/from-source.ts";
 import { sleep } from "../../broker/test/support/stream-probe.ts";
 import { until } from "../../broker/test/support/until.ts";
 
@@ -51,6 +55,60 @@ describe("typed publish and subscribe", () => {
   });
 });
 
+describe("several event types on one topic", () => {
+  it("runs each type's handler; an event of a type without one is dead-lettered and reported", async () => {
+    const TopicEv = await setUp("sdk.multi");
+    const SubscriptionEv = defineEvent("sdk.multi", "pgmesh.v1.Subscription", Subscription);
+    const Stranger = defineEvent("sdk.multi", "pgmesh.v1.Stranger", Topic);
+    const seen: string[] = [];
+    const errors: unknown[] = [];
+    const sub = t.mesh.client.subscribe(
+      "sdk.multi.sub",
+      [
+        on(TopicEv, (event) => {
+          seen.push(`topic ${event.data.name}`);
+        }),
+        on(SubscriptionEv, (event) => {
+          seen.push(`subscription ${event.data.topic}`);
+        }),
+      ],
+      { onError: (error) => errors.push(error) },
+    );
+    await sub.ready;
+    await t.mesh.client.publishEvent(TopicEv, Topic.fromPartial({ name: "t1" }));
+    await t.mesh.client.publishEvent(SubscriptionEv, Subscription.fromPartial({ topic: "s1" }));
+    await t.mesh.client.publishEvent(Stranger, Topic.fromPartial({ name: "x" }));
+    await until(
+      async () => (await t.mesh.client.subscriptionStats("sdk.multi.sub")).deadLetters === 1,
+      "the dead letter",
+    );
+    expect(seen.sort()).toEqual(["subscription s1", "topic t1"]);
+    const reason =
+      "no handler for type.googleapis.com/pgmesh.v1.Stranger (this subscriber handles pgmesh.v1.Topic, pgmesh.v1.Subscription)";
+    expect(errors.map((e) => (e as Error).message)).toEqual([reason]);
+    const dead = await t.mesh.client.listDeadLetters({ subscription: "sdk.multi.sub" });
+    expect(dead.deadLetters.map((d) => d.lastError)).toEqual([reason]);
+    await sub.close();
+  });
+
+  it("gives an event of a type without a handler to `unhandled` when there is one", async () => {
+    const TopicEv = await setUp("sdk.unhandled");
+    const Other = defineEvent("sdk.unhandled", "pgmesh.v1.Other", Topic);
+    const raw: string[] = [];
+    const sub = t.mesh.client.subscribe("sdk.unhandled.sub", [on(TopicEv, () => {})], {
+      unhandled: (event) => {
+        raw.push(`${event.type} ${event.data.length}`);
+      },
+    });
+    await sub.ready;
+    await t.mesh.client.publishEvent(Other, Topic.fromPartial({ name: "abc" }));
+    await until(() => raw.length === 1, "the unhandled event");
+    expect(raw).toEqual(["pgmesh.v1.Other 5"]);
+    await sub.close();
+    expect(await t.mesh.client.subscriptionStats("sdk.unhandled.sub")).toMatchObject({ deadLetters: 0 });
+  });
+});
+
 describe("handler outcomes", () => {
   it("acks on resolve, retries on throw, dead-letters on reject, and waits on retryAfter", async () => {
     const Work = await setUp("sdk.outcomes", { retryPolicy: noBackoff });
@@ -66,10 +124,10 @@ describe("handler outcomes", () => {
     });
     await sub.ready;
     await t.mesh.client.publishEvents(Work, [
-      { name: "fine", createTime: undefined, retention: undefined },
-      { name: "throws", createTime: undefined, retention: undefined },
-      { name: "poison", createTime: undefined, retention: undefined },
-      { name: "later", createTime: undefined, retention: undefined },
+      { message: { name: "fine", createTime: undefined, retention: undefined } },
+      { message: { name: "throws", createTime: undefined, retention: undefined } },
+      { message: { name: "poison", createTime: undefined, retention: undefined } },
+      { message: { name: "later", createTime: undefined, retention: undefined } },
     ]);
     await until(() => seen.includes("later#2"), "the delayed retry", 10_000);
     expect(Date.now() - (firstSeenAt.get("later") ?? 0)).toBeGreaterThanOrEqual(1900);
@@ -99,10 +157,12 @@ describe("one event never stops a subscriber", () => {
     );
     await sub.ready;
     await t.mesh.client.publishEvents(Work, [
-      { name: "poison", createTime: undefined, retention: undefined },
+      { message: { name: "poison", createTime: undefined, retention: undefined } },
     ]);
     await until(() => seen.includes("poison#2"), "the redelivery after the fallback nack");
-    await t.mesh.client.publishEvents(Work, [{ name: "next", createTime: undefined, retention: undefined }]);
+    await t.mesh.client.publishEvents(Work, [
+      { message: { name: "next", createTime: undefined, retention: undefined } },
+    ]);
     await until(() => seen.includes("next#1"), "an event published afterwards");
     expect(errors).toEqual([
       expect.objectContaining({
@@ -134,9 +194,9 @@ describe("one event never stops a subscriber", () => {
     );
     await sub.ready;
     await t.mesh.client.publishEvents(Work, [
-      { name: "nul", createTime: undefined, retention: undefined },
-      { name: "long", createTime: undefined, retention: undefined },
-      { name: "far", createTime: undefined, retention: undefined },
+      { message: { name: "nul", createTime: undefined, retention: undefined } },
+      { message: { name: "long", createTime: undefined, retention: undefined } },
+      { message: { name: "far", createTime: undefined, retention: undefined } },
     ]);
     await until(
       async () =>
@@ -160,7 +220,9 @@ describe("flow", () => {
     const Job = await setUp("sdk.concurrency");
     await t.mesh.client.publishEvents(
       Job,
-      Array.from({ length: 12 }, (_, i) => ({ name: `j${i}`, createTime: undefined, retention: undefined })),
+      Array.from({ length: 12 }, (_, i) => ({
+        message: { name: `j${i}`, createTime: undefined, retention: undefined },
+      })),
     );
     let running = 0;
     let peak = 0;
@@ -197,6 +259,118 @@ describe("flow", () => {
     await sub.close();
     expect(attempts).toEqual([1]);
     expect(await t.mesh.client.subscriptionStats("sdk.slow.sub")).toMatchObject({ backlog: 0, inFlight: 0 });
+  });
+
+  it("holds up to maxOutstandingMessages deliveries while running only `concurrency` handlers", async () => {
+    const Held = await setUp("sdk.window");
+    await t.mesh.client.publishEvents(
+      Held,
+      Array.from({ length: 10 }, (_, i) => ({
+        message: { name: `w${i}`, createTime: undefined, retention: undefined },
+      })),
+    );
+    let running = 0;
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const sub = t.mesh.client.subscribe(
+      "sdk.window.sub",
+      Held,
+      async () => {
+        running++;
+        await gate;
+      },
+      { concurrency: 2, maxOutstandingMessages: 6 },
+    );
+    await until(
+      async () => (await t.mesh.client.subscriptionStats("sdk.window.sub")).inFlight === 6,
+      "six deliveries held",
+    );
+    expect(running).toBe(2);
+    expect(await t.mesh.client.subscriptionStats("sdk.window.sub")).toMatchObject({
+      backlog: 4,
+      inFlight: 6,
+    });
+    release();
+    await until(
+      async () => (await t.mesh.client.subscriptionStats("sdk.window.sub")).backlog === 0,
+      "the rest",
+    );
+    await sub.close();
+  });
+
+  it("holds deliveries up to maxOutstandingBytes of payload", async () => {
+    const Big = await setUp("sdk.bytes");
+    await t.mesh.client.publishEvents(
+      Big,
+      Array.from({ length: 6 }, (_, i) => ({
+        message: { name: `${i}`.padEnd(1000, "x"), createTime: undefined, retention: undefined },
+      })),
+    );
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const sub = t.mesh.client.subscribe("sdk.bytes.sub", Big, () => gate, {
+      concurrency: 10,
+      maxOutstandingBytes: 2500,
+    });
+    // About 1 kB each: the third passes 2,500 bytes, and the broker sends no fourth.
+    await until(
+      async () => (await t.mesh.client.subscriptionStats("sdk.bytes.sub")).inFlight === 3,
+      "three deliveries held",
+    );
+    await sleep(300);
+    expect(await t.mesh.client.subscriptionStats("sdk.bytes.sub")).toMatchObject({ backlog: 3, inFlight: 3 });
+    release();
+    await until(
+      async () => (await t.mesh.client.subscriptionStats("sdk.bytes.sub")).backlog === 0,
+      "the rest",
+    );
+    await sub.close();
+  });
+
+  it("stops extending a lease at maxExtensionMs, so the broker redelivers the event", async () => {
+    const Stuck = await setUp("sdk.maxext", { ackDeadlineSeconds: 1, retryPolicy: noBackoff });
+    const attempts: number[] = [];
+    const sub = t.mesh.client.subscribe(
+      "sdk.maxext.sub",
+      Stuck,
+      async (event) => {
+        attempts.push(event.attempt);
+        if (event.attempt === 1) await sleep(4000);
+      },
+      { maxExtensionMs: 500 },
+    );
+    await sub.ready;
+    await t.mesh.client.publishEvent(Stuck, { name: "s", createTime: undefined, retention: undefined });
+    await until(() => attempts.includes(2), "the redelivery", 8000);
+    await sub.close(100);
+  });
+
+  it("gives up on a handler after handlerTimeoutMs: the event is nacked and retried", async () => {
+    const Slow = await setUp("sdk.timeout", { retryPolicy: noBackoff });
+    const attempts: number[] = [];
+    const sub = t.mesh.client.subscribe(
+      "sdk.timeout.sub",
+      Slow,
+      async (event) => {
+        attempts.push(event.attempt);
+        if (event.attempt === 1) await sleep(3000);
+      },
+      { handlerTimeoutMs: 200 },
+    );
+    await sub.ready;
+    const started = Date.now();
+    await t.mesh.client.publishEvent(Slow, { name: "t", createTime: undefined, retention: undefined });
+    await until(() => attempts.includes(2), "the retry");
+    expect(Date.now() - started).toBeLessThan(2500);
+    await sub.close(100);
+    await until(
+      async () => (await t.mesh.client.subscriptionStats("sdk.timeout.sub")).inFlight === 0,
+      "the ack",
+    );
   });
 
   it("close() lets a running handler finish and ack before it returns", async () => {
@@ -239,21 +413,24 @@ describe("reconnect", () => {
       (event) => {
         got.add(event.data.name);
       },
-      { reconnectInitialMs: 50, reconnectMaxMs: 500 },
+      // The default reconnect settings: the point is how fast they find the restarted broker.
     );
     await sub.ready;
     await broker.client.publishEvents(
       Ev,
-      [0, 1, 2, 3, 4].map((i) => ({ name: `before-${i}`, createTime: undefined, retention: undefined })),
+      [0, 1, 2, 3, 4].map((i) => ({
+        message: { name: `before-${i}`, createTime: undefined, retention: undefined },
+      })),
     );
     await until(() => got.size === 5, "the first five");
     await broker.stop();
+    // Down long enough for the backoffs (the SDK's and gRPC's channel's) to reach their caps.
+    await sleep(6000);
     broker = await startTestBroker(ownDb.url, env);
+    const restartedAt = Date.now();
     // grpc-js shares connections per address: a fresh client may first see the old one's backoff.
     const after = [0, 1, 2, 3, 4].map((i) => ({
-      name: `after-${i}`,
-      createTime: undefined,
-      retention: undefined,
+      message: { name: `after-${i}`, createTime: undefined, retention: undefined },
     }));
     const restarted = broker;
     await until(
@@ -265,18 +442,62 @@ describe("reconnect", () => {
       "the restarted broker",
     );
     await until(() => got.size === 10, "the five published after the restart", 15_000);
+    // Within a second or two of the broker being back (gRPC alone backs off to 120 s).
+    expect(Date.now() - restartedAt).toBeLessThan(2500);
     await sub.close();
     client.close();
     await broker.stop();
     await ownDb.drop();
   });
 
-  it("stops with the broker's error when the subscription does not exist", async () => {
+  it("stops with the broker's error when the subscription does not exist; `ready` rejects with it", async () => {
     const Ev = defineEvent("nowhere", "pgmesh.v1.Topic", Topic);
     const sub = t.mesh.client.subscribe("no.such.sub", Ev, () => {});
-    await expect(sub.done).rejects.toMatchObject({
-      code: 5,
-      details: "subscription no.such.sub does not exist",
+    const notFound = { code: 5, details: "subscription no.such.sub does not exist" };
+    await expect(sub.ready).rejects.toMatchObject(notFound);
+    await expect(sub.done).rejects.toMatchObject(notFound);
+  });
+});
+
+describe("close", () => {
+  it("returns within its timeout when a handler hangs; the event goes back to the broker", async () => {
+    const Hang = await setUp("sdk.hang", { retryPolicy: noBackoff });
+    const attempts: number[] = [];
+    const sub = t.mesh.client.subscribe("sdk.hang.sub", Hang, async (event) => {
+      attempts.push(event.attempt);
+      if (event.attempt === 1) await new Promise(() => {});
     });
+    await sub.ready;
+    await t.mesh.client.publishEvent(Hang, { name: "h", createTime: undefined, retention: undefined });
+    await until(() => attempts.length === 1, "the handler to start");
+    const started = Date.now();
+    await sub.close(300);
+    expect(Date.now() - started).toBeLessThan(1000);
+    const again = t.mesh.client.subscribe("sdk.hang.sub", Hang, async (event) => {
+      attempts.push(event.attempt);
+    });
+    await until(() => attempts.length === 2, "the redelivery");
+    expect(attempts).toEqual([1, 2]);
+    await again.close();
+  });
+
+  it("leaves nothing behind: the process exits as soon as the subscriber and client are closed", async () => {
+    await setUp("sdk.exit");
+    const script = fileURLToPath(new URL("fixtures/lifecycle/exit-after-close.ts", import.meta.url));
+    const child = spawn(
+      process.execPath,
+      [...FROM_SOURCE, script, t.mesh.address, "sdk.exit.sub", "sdk.exit"],
+      {
+        stdio: ["ignore", "pipe", "inherit"],
+      },
+    );
+    let closedAt = 0;
+    child.stdout.on("data", (chunk: Buffer) => {
+      if (chunk.toString().includes("closed")) closedAt = Date.now();
+    });
+    const code = await new Promise((resolve) => child.on("exit", resolve));
+    expect(code).toBe(0);
+    expect(closedAt).toBeGreaterThan(0);
+    expect(Date.now() - closedAt).toBeLessThan(500);
   });
 });

@@ -1,26 +1,45 @@
 // `pgmesh`: run the broker, manage topics and subscriptions, publish and tail events.
 import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import type { ServiceError } from "@grpc/grpc-js";
 import { status } from "@grpc/grpc-js";
 import { PgmeshClient, type SubscriptionPolicy } from "@pgmesh/sdk";
 import { DeadLetterReason, type Subscription } from "@pgmesh/sdk/gen/pgmesh/v1/admin";
 import type { SubscribeResponse } from "@pgmesh/sdk/gen/pgmesh/v1/subscriber";
 import { Command, InvalidArgumentError, Option } from "commander";
-import { runBroker } from "../run.ts";
+import { addAccessCommands, connectOptions } from "./access-commands.ts";
+import { DEFAULT_PORT, withDefaultPort } from "./address.ts";
 import { eventFromJson } from "./event-input.ts";
 import { eventToJson } from "./format.ts";
 import { encodeWithSchema, type SchemaCodec, schemaCodec } from "./schema-codec.ts";
 
+// The same relative path from src/cli and from the built dist/cli.
+const { version } = createRequire(import.meta.url)("../../package.json") as { version: string };
+
 const program = new Command("pgmesh")
   .description("pgmesh: a gRPC event mesh on PostgreSQL")
+  .version(version, "-V, --version", "print the version")
   .addOption(
-    new Option("-a, --address <host:port>", "broker to talk to")
+    new Option("-a, --address <host[:port]>", `broker to talk to (port ${DEFAULT_PORT} when left out)`)
       .env("PGMESH_ADDRESS")
-      .default("127.0.0.1:50051"),
+      .default(`127.0.0.1:${DEFAULT_PORT}`),
   )
-  .showHelpAfterError();
+  .addOption(new Option("--token <token>", "bearer token to authenticate with").env("PGMESH_TOKEN"))
+  .addOption(
+    new Option("--token-file <file>", "read the bearer token from this file").env("PGMESH_TOKEN_FILE"),
+  )
+  .addOption(new Option("--ca-file <file>", "connect over TLS, trusting this CA (PEM)").env("PGMESH_CA_FILE"))
+  .addOption(
+    new Option("--cert-file <file>", "client certificate for mutual TLS (PEM)").env("PGMESH_CERT_FILE"),
+  )
+  .addOption(new Option("--key-file <file>", "the client certificate's key (PEM)").env("PGMESH_KEY_FILE"))
+  .addOption(new Option("--tls", "connect over TLS, trusting the system's CAs"))
+  .showHelpAfterError("(pgmesh --help lists the commands; pgmesh <command> --help shows its options)");
 
-const client = () => new PgmeshClient(program.opts<{ address: string }>().address, { timeoutMs: 15_000 });
+const address = () => withDefaultPort(program.opts<{ address: string }>().address);
+// A CLI call fails fast rather than retrying a publish for a minute.
+const client = () =>
+  new PgmeshClient(address(), { timeoutMs: 15_000, publishRetry: false, ...connectOptions(program.opts()) });
 
 program
   .command("start")
@@ -28,7 +47,8 @@ program
   .allowUnknownOption()
   .helpOption(false)
   .argument("[flags...]", "--database-url, --grpc-address, --metrics-address, --data-dir, --log-level")
-  .action(async (flags: string[]) => runBroker(flags));
+  // Loaded only here: the broker (pg-boss, Postgres, metrics) is most of the CLI's start-up time.
+  .action(async (flags: string[]) => (await import("../run.ts")).runBroker(flags));
 
 const topics = program.command("topics").description("manage topics");
 topics
@@ -68,6 +88,8 @@ topics
             `${t.name}\tcreated ${t.createTime?.toISOString() ?? ""}\tretention ${t.retention?.seconds ?? 0}s`,
           );
         }
+        if (!token && page.topics.length === 0)
+          console.log("no topics (create one: pgmesh topics create <name>)");
         token = page.nextPageToken;
       } while (token);
     }),
@@ -213,6 +235,9 @@ subscriptions
         for (const s of page.subscriptions) {
           console.log(`${s.name}\ttopic ${s.topic}\tack deadline ${s.ackDeadline?.seconds}s`);
         }
+        if (!token && page.subscriptions.length === 0) {
+          console.log(options.topic ? `no subscriptions on topic ${options.topic}` : "no subscriptions");
+        }
         token = page.nextPageToken;
       } while (token);
     }),
@@ -266,6 +291,8 @@ addFilterOptions(
       }
       token = page.nextPageToken;
     } while (token);
+    // On stderr: stdout stays JSON lines for scripts.
+    if (printed === 0) console.error(`no dead letters in ${subscription}`);
   }),
 );
 addFilterOptions(
@@ -307,9 +334,11 @@ keys
   .description("list parked keys, the dead letter holding each and how many events wait behind it")
   .action(
     withClient(async (c, subscription: string) => {
-      for (const k of await c.listParkedKeys(subscription)) {
+      const parked = await c.listParkedKeys(subscription);
+      for (const k of parked) {
         console.log(`${k.orderingKey}\tdead letter ${k.deadLetterId || "(purged)"}\twaiting ${k.waiting}`);
       }
+      if (parked.length === 0) console.log(`no parked keys in ${subscription}`);
     }),
   );
 keys
@@ -407,6 +436,8 @@ function tail(
   });
 }
 
+addAccessCommands(program, withClient);
+
 // Runs a command with a client, and turns failures into one readable line and exit code 1.
 function withClient<A extends unknown[]>(run: (c: PgmeshClient, ...args: A) => Promise<void>) {
   return async (...args: A) => {
@@ -416,7 +447,14 @@ function withClient<A extends unknown[]>(run: (c: PgmeshClient, ...args: A) => P
     } catch (error) {
       const e = error as Partial<ServiceError>;
       const code = e.code === undefined ? "" : ` (${status[e.code]})`;
-      console.error(`error: ${e.details || e.message || String(error)}${code}`);
+      if (e.code === status.UNAVAILABLE) {
+        console.error(
+          `error: no broker answers at ${address()}${code}. Start one with \`npx pgmesh start\`, ` +
+            "or point -a / PGMESH_ADDRESS at a running broker.",
+        );
+      } else {
+        console.error(`error: ${e.details || e.message || String(error)}${code}`);
+      }
       process.exitCode = 1;
     } finally {
       c.close();

@@ -8,6 +8,8 @@ export type ErrorCode =
   | "failed_precondition"
   | "resource_exhausted"
   | "unavailable"
+  | "unauthenticated"
+  | "permission_denied"
   | "internal";
 
 export class MeshError extends Error {

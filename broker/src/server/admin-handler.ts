@@ -2,6 +2,7 @@
 import type { AdminServiceServer } from "@pgmesh/sdk/gen/pgmesh/v1/admin";
 import type { Admin, PolicyInput } from "../delivery/admin.ts";
 import { invalidArgument } from "../delivery/errors.ts";
+import type { AccessMethod } from "./access-handler.ts";
 import {
   deadLetterToWire,
   policyFromWire,
@@ -31,13 +32,14 @@ const UPDATABLE: Record<string, keyof PolicyInput> = {
 };
 const FIXED_AT_CREATION = new Set(["ordering", "filter", "topic", "name"]);
 
+/** The topic, subscription and dead-letter RPCs; access control's are in access-handler.ts. */
 export function adminHandlers(
   admin: Admin,
   log: ErrorLogger,
   observe: RequestObserver,
   /** The largest response to send (dead-letter pages are cut under it). */
   maxMessageBytes: number,
-): AdminServiceServer {
+): Omit<AdminServiceServer, AccessMethod> {
   const rpc = <Req, Res>(method: string, handle: (request: Req) => Promise<Res>) =>
     unary(method, log, handle, observe);
   return {

@@ -1,7 +1,7 @@
 // Assembles the gRPC server: our three services, the standard health service and reflection.
 // This folder is the only code that imports @grpc/grpc-js.
 import { createServer, type Server as NetServer } from "node:net";
-import { Server, ServerCredentials } from "@grpc/grpc-js";
+import { Server, ServerCredentials, type ServiceDefinition } from "@grpc/grpc-js";
 import { AdminServiceService } from "@pgmesh/sdk/gen/pgmesh/v1/admin";
 import { PublisherServiceService } from "@pgmesh/sdk/gen/pgmesh/v1/publisher";
 import { SubscriberServiceService } from "@pgmesh/sdk/gen/pgmesh/v1/subscriber";
@@ -9,7 +9,11 @@ import { HealthImplementation } from "grpc-health-check";
 import type { Admin } from "../delivery/admin.ts";
 import type { DeliveryService } from "../delivery/delivery-service.ts";
 import type { Publisher } from "../delivery/publishing.ts";
+import type { AccessAdmin } from "../security/access-admin.ts";
+import { type AccessHandlers, accessHandlers } from "./access-handler.ts";
 import { adminHandlers } from "./admin-handler.ts";
+import { type AccessInterceptorDeps, accessInterceptor } from "./auth/interceptor.ts";
+import { accessFor } from "./auth/rpc-access.ts";
 import { publisherHandlers } from "./publisher-handler.ts";
 import { addReflection } from "./reflection.ts";
 import { checkedRequests } from "./request-check.ts";
@@ -34,6 +38,11 @@ export interface GrpcServerDeps {
   deliveries: DeliveryService;
   subscriber: SubscriberOptions;
   connections: { idleTimeoutMs: number; maxStreamsPerConnection: number };
+  access: AccessAdmin;
+  /** Authentication (when on), authorization and the audit log, in front of every handler. */
+  security: Omit<AccessInterceptorDeps, "log" | "observe">;
+  /** TLS; plaintext when absent. */
+  credentials?: ServerCredentials;
   log: ErrorLogger;
   observe: RequestObserver;
 }
@@ -42,12 +51,15 @@ export class GrpcServer {
   private readonly server: Server;
   private readonly health: HealthImplementation;
   private readonly streams: SubscriberStreams;
+  private readonly credentials: ServerCredentials;
   private readonly idleTimeoutMs: number;
   private listener: NetServer | undefined;
 
   constructor(deps: GrpcServerDeps) {
+    this.credentials = deps.credentials ?? ServerCredentials.createInsecure();
     this.idleTimeoutMs = deps.connections.idleTimeoutMs;
     this.server = new Server({
+      interceptors: [accessInterceptor({ ...deps.security, log: deps.log, observe: deps.observe })],
       "grpc.max_receive_message_length": MAX_REQUEST_BYTES,
       // Detect dead peers on long-lived, idle subscriber streams.
       "grpc.keepalive_time_ms": 30_000,
@@ -66,20 +78,30 @@ export class GrpcServer {
       deps.log,
       deps.observe,
     );
-    this.server.addService(
+    this.add(
       checkedRequests(PublisherServiceService),
       publisherHandlers(deps.publisher, deps.log, deps.observe),
     );
-    this.server.addService(checkedRequests(SubscriberServiceService, false), this.streams.handlers());
-    this.server.addService(
-      checkedRequests(AdminServiceService),
-      adminHandlers(deps.admin, deps.log, deps.observe, deps.subscriber.maxMessageBytes),
-    );
+    this.add(checkedRequests(SubscriberServiceService, false), this.streams.handlers());
+    const access: AccessHandlers = accessHandlers(deps.access, deps.log, deps.observe);
+    this.add(checkedRequests(AdminServiceService), {
+      ...adminHandlers(deps.admin, deps.log, deps.observe, deps.subscriber.maxMessageBytes),
+      ...access,
+    });
     this.health = new HealthImplementation(
       Object.fromEntries(["", ...SERVICES].map((s) => [s, "NOT_SERVING"])),
     );
     this.health.addToServer(this.server);
     addReflection(this.server);
+  }
+
+  // No method is served without an access rule (auth/rpc-access.ts).
+  private add<Impl extends object>(service: ServiceDefinition, implementation: Impl): void {
+    const unruled = Object.values(service)
+      .map((method) => method.path)
+      .filter((path) => !accessFor(path));
+    if (unruled.length > 0) throw new Error(`no access rule for ${unruled.join(", ")} in auth/rpc-access.ts`);
+    this.server.addService(service, implementation as never);
   }
 
   /**
@@ -89,7 +111,7 @@ export class GrpcServer {
    * gracefully, which needs an HTTP/2 handshake that never comes, and the socket stays open.
    */
   async listen(address: string): Promise<string> {
-    const injector = this.server.createConnectionInjector(ServerCredentials.createInsecure());
+    const injector = this.server.createConnectionInjector(this.credentials);
     const handshakeMs = Math.min(HANDSHAKE_TIMEOUT_MS, this.idleTimeoutMs);
     this.listener = createServer((socket) => {
       const timer = setTimeout(() => {

@@ -9,6 +9,7 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freePort } from "../support/free-port.ts";
+import { FROM_SOURCE } from "../support/from-source.ts";
 
 const root = fileURLToPath(new URL("../../../", import.meta.url));
 const run = promisify(execFile);
@@ -36,7 +37,7 @@ interface BrokerProcess {
 
 async function startBrokerProcess(env: Record<string, string> = {}): Promise<BrokerProcess> {
   const grpcPort = await freePort();
-  const child = spawn(process.execPath, ["--import", "tsx", "broker/src/main.ts"], {
+  const child = spawn(process.execPath, [...FROM_SOURCE, "broker/src/main.ts"], {
     cwd: root,
     env: {
       ...process.env,
@@ -63,7 +64,10 @@ async function startBrokerProcess(env: Record<string, string> = {}): Promise<Bro
 }
 
 const cli = (address: string, ...args: string[]) =>
-  run(process.execPath, [pgmesh, ...args], { cwd: root, env: { ...process.env, PGMESH_ADDRESS: address } });
+  run(process.execPath, [...FROM_SOURCE, pgmesh, ...args], {
+    cwd: root,
+    env: { ...process.env, PGMESH_ADDRESS: address },
+  });
 
 const shell = (script: string, address: string) =>
   run("bash", ["-euo", "pipefail", "-c", script], {
@@ -71,6 +75,8 @@ const shell = (script: string, address: string) =>
     env: {
       ...process.env,
       PATH: `${join(root, "node_modules/.bin")}:${process.env.PATH}`,
+      // `npx pgmesh` runs the sources under test rather than the dist/ that `npm install` built.
+      NODE_OPTIONS: FROM_SOURCE.join(" "),
       PGMESH_ADDRESS: address,
     },
   });
@@ -94,7 +100,9 @@ const curl = (address: string, path: string, data?: string) =>
     `http://${address}${path}`,
   ]);
 
-describe("npm start on an embedded Postgres", () => {
+// A broker process on an embedded Postgres and a dozen CLI processes (each compiling the sources
+// with tsx) per test.
+describe("npm start on an embedded Postgres", { timeout: 180_000 }, () => {
   it("serves health and reflection to buf curl, runs the README quickstarts as written, and drains on SIGTERM", async () => {
     const broker = await startBrokerProcess();
     try {
@@ -144,7 +152,7 @@ describe("npm start on an embedded Postgres", () => {
     }
     expect(await broker.exited).toBe(0);
     expect(broker.output()).toContain("pgmesh broker stopped");
-  }, 90_000);
+  }, 90_000); // a dozen processes (broker, embedded Postgres, CLI, buf): slow on a busy machine
 
   it("keeps its data across restarts; a second signal exits at once; a dead broker's lease is redelivered", async () => {
     const broker = await startBrokerProcess({ PGMESH_DRAIN_MS: "60000" });
@@ -153,7 +161,7 @@ describe("npm start on an embedded Postgres", () => {
     await cli(broker.address, "subscriptions", "update", "orders.audit", "--ack-deadline", "2");
     await cli(broker.address, "publish", "orders", '{"type":"held"}');
     // A consumer that holds a delivery and never acks keeps the drain waiting...
-    const holder = spawn(process.execPath, [pgmesh, "tail", "orders.audit", "--no-ack"], {
+    const holder = spawn(process.execPath, [...FROM_SOURCE, pgmesh, "tail", "orders.audit", "--no-ack"], {
       cwd: root,
       env: { ...process.env, PGMESH_ADDRESS: broker.address },
       stdio: ["ignore", "pipe", "pipe"],
@@ -182,7 +190,7 @@ describe("npm start on an embedded Postgres", () => {
       next.child.kill("SIGTERM");
     }
     expect(await next.exited).toBe(0);
-  });
+  }, 90_000);
 });
 
 describe("embedded Postgres as root", () => {

@@ -1,10 +1,12 @@
 // The pgmesh CLI as a user runs it (a real process) against a real broker: subscription policy,
 // stats, dead letters and parked keys.
 import { execFile } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { beforeAll, describe, expect, it } from "vitest";
 import { useTestBroker } from "../support/broker.ts";
+import { FROM_SOURCE } from "../support/from-source.ts";
 import { StreamProbe } from "../support/stream-probe.ts";
 
 const pgmesh = fileURLToPath(new URL("../../bin/pgmesh.js", import.meta.url));
@@ -14,11 +16,11 @@ const t = useTestBroker();
 beforeAll(async () => {});
 
 const cli = async (...args: string[]) =>
-  (await run(process.execPath, [pgmesh, "-a", t.mesh.address, ...args])).stdout;
+  (await run(process.execPath, [...FROM_SOURCE, pgmesh, "-a", t.mesh.address, ...args])).stdout;
 
 async function cliFails(...args: string[]): Promise<string> {
   try {
-    await run(process.execPath, [pgmesh, "-a", t.mesh.address, ...args]);
+    await run(process.execPath, [...FROM_SOURCE, pgmesh, "-a", t.mesh.address, ...args]);
   } catch (error) {
     const { code, stderr } = error as { code: number; stderr: string };
     expect(code).toBe(1);
@@ -27,7 +29,9 @@ async function cliFails(...args: string[]): Promise<string> {
   throw new Error("expected the command to fail");
 }
 
-describe("pgmesh CLI", () => {
+// Each CLI call is a Node process that compiles the TypeScript sources with tsx: 1-3 s on a busy
+// machine, and a test makes up to eight.
+describe("pgmesh CLI", { timeout: 120_000 }, () => {
   it("creates, shows, updates and measures a subscription with a delivery policy", async () => {
     await cli("topics", "create", "cli");
     const created = await cli(
@@ -118,5 +122,64 @@ describe("pgmesh CLI", () => {
     expect(await cliFails("dlq", "list", "cli.sub", "--reason", "bored")).toContain(
       "reason must be max_attempts or rejected",
     );
+  });
+
+  it("prints its version, and one line and the usage for an unknown flag, never a stack trace", async () => {
+    const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8"));
+    expect(await cli("--version")).toBe(`${pkg.version}\n`);
+    const unknown = await cliFails("topics", "list", "--bogus");
+    expect(unknown.split("\n")[0]).toBe("error: unknown option '--bogus'");
+    expect(unknown).toContain("pgmesh --help lists the commands");
+    expect(unknown).not.toMatch(/\n\s+at /);
+  });
+
+  it("start: a bad flag or value gets one line and the start usage, exit 2", async () => {
+    for (const [args, message] of [
+      [["--bogus"], "error: Unknown option '--bogus'"],
+      [["--log-level", "loud"], "error: log level must be one of debug, info, warn, error, silent"],
+      [["--grpc-address", "nowhere"], 'error: gRPC address must look like host:port, got "nowhere"'],
+    ] as const) {
+      const failed = await run(process.execPath, [...FROM_SOURCE, pgmesh, "start", ...args]).catch((e) => e);
+      expect(failed.code).toBe(2);
+      const [first, usage] = failed.stderr.split("\n");
+      expect(first).toContain(message);
+      expect(usage).toMatch(/^usage: pgmesh start \[--database-url <url>\]/);
+      expect(failed.stderr).not.toMatch(/\n\s+at /);
+    }
+  });
+
+  it("says when no broker answers, at the default port for a host given without one", async () => {
+    const failed = await run(process.execPath, [
+      ...FROM_SOURCE,
+      pgmesh,
+      "-a",
+      "127.0.0.3",
+      "topics",
+      "list",
+    ]).catch((e) => e);
+    expect(failed.code).toBe(1);
+    expect(failed.stderr).toBe(
+      "error: no broker answers at 127.0.0.3:50051 (UNAVAILABLE). Start one with `npx pgmesh start`, or point -a / PGMESH_ADDRESS at a running broker.\n",
+    );
+  });
+
+  it("says so when a listing is empty", async () => {
+    await cli("topics", "create", "cli.empty");
+    await cli("subs", "create", "cli.empty.sub", "--topic", "cli.empty", "--ordered");
+    expect(await cli("subs", "list", "--topic", "nothing.here")).toBe(
+      "no subscriptions on topic nothing.here\n",
+    );
+    expect(await cli("keys", "list", "cli.empty.sub")).toBe("no parked keys in cli.empty.sub\n");
+    const listed = await run(process.execPath, [
+      ...FROM_SOURCE,
+      pgmesh,
+      "-a",
+      t.mesh.address,
+      "dlq",
+      "list",
+      "cli.empty.sub",
+    ]);
+    expect(listed.stdout).toBe("");
+    expect(listed.stderr).toBe("no dead letters in cli.empty.sub\n");
   });
 });

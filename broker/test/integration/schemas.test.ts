@@ -10,6 +10,7 @@ import { Event } from "@pgmesh/sdk/gen/pgmesh/v1/event";
 import postgres from "postgres";
 import { beforeAll, describe, expect, it } from "vitest";
 import { useTestBroker } from "../support/broker.ts";
+import { FROM_SOURCE } from "../support/from-source.ts";
 import { rejection } from "../support/rejection.ts";
 import { StreamProbe, sleep } from "../support/stream-probe.ts";
 
@@ -30,7 +31,8 @@ const any = (typeName: string, value: Uint8Array) => ({
   value: Buffer.from(value),
 });
 
-describe("topic schemas", () => {
+// The CLI test makes several CLI calls, each a Node process compiling the sources with tsx.
+describe("topic schemas", { timeout: 120_000 }, () => {
   it("refuses descriptors that do not hold the named types", async () => {
     const missing = await rejection(t.mesh.client.setTopicSchema("typed", descriptors, ["shop.v1.Nope"]));
     expect(missing).toEqual({
@@ -86,7 +88,7 @@ describe("topic schemas", () => {
 
   it("lets the CLI publish JSON as the bound type and show payloads as JSON", async () => {
     const cli = async (...args: string[]) =>
-      (await run(process.execPath, [pgmesh, "-a", t.mesh.address, ...args])).stdout;
+      (await run(process.execPath, [...FROM_SOURCE, pgmesh, "-a", t.mesh.address, ...args])).stdout;
     expect(await cli("topics", "schema", "get", "typed")).toBe("pgmesh.v1.Topic\n");
     await cli(
       "publish",
@@ -100,13 +102,21 @@ describe("topic schemas", () => {
       data: { name: "via json", createTime: "2026-01-01T00:00:00Z" },
     });
     await expect(
-      run(process.execPath, [pgmesh, "-a", t.mesh.address, "publish", "typed", '{"data":{"nmae":"typo"}}']),
+      run(process.execPath, [
+        ...FROM_SOURCE,
+        pgmesh,
+        "-a",
+        t.mesh.address,
+        "publish",
+        "typed",
+        '{"data":{"nmae":"typo"}}',
+      ]),
     ).rejects.toMatchObject({
       stderr: expect.stringContaining("data does not fit pgmesh.v1.Topic"),
     });
     // Bad JSON gets the same clear message with a schema as without.
     await expect(
-      run(process.execPath, [pgmesh, "-a", t.mesh.address, "publish", "typed", "{nope"]),
+      run(process.execPath, [...FROM_SOURCE, pgmesh, "-a", t.mesh.address, "publish", "typed", "{nope"]),
     ).rejects.toMatchObject({
       stderr: expect.stringContaining("error: the event is not valid JSON"),
     });

@@ -23,7 +23,7 @@ export class AccountedLoad {
   private readonly acknowledged = new Set<string>();
   private readonly attempted = new Set<string>();
   private readonly deliveries = new Map<string, number>();
-  private readonly subscribers: Subscriber<Uint8Array>[] = [];
+  private readonly subscribers: Subscriber[] = [];
   private failedPublishes = 0;
   private producing: Promise<void> | undefined;
   private stopping = false;
@@ -34,7 +34,7 @@ export class AccountedLoad {
   ) {}
 
   /** A consumer on `client` that acks everything it gets. */
-  consume(client: PgmeshClient, concurrency = 20): Subscriber<Uint8Array> {
+  consume(client: PgmeshClient, concurrency = 20): Subscriber {
     const subscriber = client.subscribeRaw(
       this.subscription,
       (event) => {

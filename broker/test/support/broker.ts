@@ -1,9 +1,9 @@
 // Starts a real broker on port 0 against a test database, with a real gRPC client.
-import { PgmeshClient } from "@pgmesh/sdk";
+import { type ConnectOptions, PgmeshClient } from "@pgmesh/sdk";
 import { afterAll, beforeAll } from "vitest";
 import { type RunningBroker, startBroker } from "../../src/broker.ts";
 import { loadConfig } from "../../src/config.ts";
-import { createLogger, type Level } from "../../src/log.ts";
+import { createLogger, type Level, type Logger } from "../../src/log.ts";
 import { createTestDatabase, type TestDatabase } from "./database.ts";
 
 export interface TestBroker {
@@ -16,6 +16,8 @@ export interface TestBroker {
 export async function startTestBroker(
   databaseUrl: string,
   env: Record<string, string> = {},
+  clientOptions: ConnectOptions = {},
+  log: Logger = createLogger((process.env.PGMESH_TEST_LOG_LEVEL as Level) ?? "silent"),
 ): Promise<TestBroker> {
   const config = loadConfig([], {
     DATABASE_URL: databaseUrl,
@@ -27,11 +29,8 @@ export async function startTestBroker(
     PGMESH_METRICS_REFRESH_MS: "200",
     ...env,
   });
-  const broker = await startBroker(
-    config,
-    createLogger((process.env.PGMESH_TEST_LOG_LEVEL as Level) ?? "silent"),
-  );
-  const client = new PgmeshClient(broker.grpcAddress);
+  const broker = await startBroker(config, log);
+  const client = new PgmeshClient(broker.grpcAddress, clientOptions);
   return {
     broker,
     client,

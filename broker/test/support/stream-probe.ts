@@ -1,5 +1,5 @@
 // Drives one Subscribe stream from a test: sends requests, and waits for what the server sends.
-import type { ClientDuplexStream, ServiceError } from "@grpc/grpc-js";
+import { type ClientDuplexStream, Metadata, type ServiceError } from "@grpc/grpc-js";
 import type { PgmeshClient } from "@pgmesh/sdk";
 import type {
   AckResult,
@@ -44,7 +44,8 @@ export class StreamProbe {
 
   /** Opens a raw stream and sends nothing. */
   static raw(client: PgmeshClient): StreamProbe {
-    return new StreamProbe(client.subscriber.subscribe());
+    // The client's metadata carries its token; a bare stub (some tests pass one) has none.
+    return new StreamProbe(client.subscriber.subscribe(client.metadata?.() ?? new Metadata()));
   }
 
   /** Opens a stream on the subscription and waits for `opened`. */

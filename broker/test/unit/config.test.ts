@@ -37,3 +37,33 @@ describe("loadConfig", () => {
     expect(() => loadConfig(["--unknown"], {})).toThrow();
   });
 });
+
+describe("secure by default", () => {
+  it("serves loopback without authentication unless asked, and anything else with it", () => {
+    expect(loadConfig([], {}).auth).toBe(false);
+    expect(loadConfig([], { PGMESH_AUTH: "on" }).auth).toBe(true);
+    expect(loadConfig(["--grpc-address", "0.0.0.0:50051"], {}).auth).toBe(true);
+    expect(loadConfig(["--grpc-address", "[::1]:50051"], {}).auth).toBe(false);
+  });
+
+  it("refuses a non-loopback address without authentication unless the insecure flag is given", () => {
+    expect(() => loadConfig(["--grpc-address", "0.0.0.0:50051", "--auth", "off"], {})).toThrow(
+      /the gRPC address 0.0.0.0:50051 is not loopback, so authentication must be on \(PGMESH_AUTH=on\); to serve it without authentication anyway, set PGMESH_INSECURE=on/,
+    );
+    const insecure = loadConfig(["--grpc-address", "0.0.0.0:50051", "--auth", "off", "--insecure"], {});
+    expect(insecure).toMatchObject({ auth: false, insecure: true });
+    expect(
+      loadConfig([], { PGMESH_GRPC_ADDRESS: "10.0.0.5:1", PGMESH_AUTH: "off", PGMESH_INSECURE: "on" }).auth,
+    ).toBe(false);
+  });
+
+  it("checks the TLS and admin token settings", () => {
+    expect(() => loadConfig([], { PGMESH_TLS_CERT: "a.crt" })).toThrow(/both a certificate .* and its key/);
+    expect(() => loadConfig([], { PGMESH_TLS_CLIENT_CA: "ca.crt" })).toThrow(/needs PGMESH_TLS_CERT/);
+    expect(() => loadConfig([], { PGMESH_ADMIN_TOKEN: "short" })).toThrow(/at least 32 characters/);
+    expect(loadConfig(["--tls-cert", "a.crt", "--tls-key", "a.key"], {}).tls).toMatchObject({
+      clientCaFile: undefined,
+      reloadIntervalMs: 5000,
+    });
+  });
+});

@@ -15,6 +15,7 @@
 // The extension descriptor is taken from the CodeGeneratorRequest itself: a file that uses the
 // option must import pgmesh/v1/options.proto, so the compiler sends that file along with it.
 
+import { createRequire } from "node:module";
 import {
   type DescExtension,
   type DescFile,
@@ -27,7 +28,6 @@ import {
 import { reflect } from "@bufbuild/protobuf/reflect";
 import type { CodeGeneratorRequest } from "@bufbuild/protobuf/wkt";
 import { createEcmaScriptPlugin, getComments, type Plugin, type Schema } from "@bufbuild/protoplugin";
-import pkg from "../../package.json" with { type: "json" };
 
 /** The full name of the message option that marks an event. */
 export const EVENT_OPTION = "pgmesh.v1.event";
@@ -46,6 +46,9 @@ interface EventMessage {
   desc: DescMessage;
   topic: string;
 }
+
+// The same relative path from src/codegen and from the built dist/codegen.
+const pkg = createRequire(import.meta.url)("../../package.json") as { version: string };
 
 const base = createEcmaScriptPlugin({
   name: "protoc-gen-pgmesh",

@@ -22,9 +22,15 @@ export interface OrderPlaced {
 }
 
 /**
- * An order was cancelled before it shipped. On its own topic, so that a subscriber of either topic
- * receives one message type.
+ * The order left the warehouse. On the same topic as OrderPlaced: a subscriber of "orders" gets
+ * both, with a handler per type (sdk/README.md).
  */
+export interface OrderShipped {
+  orderId: string;
+  carrier: string;
+}
+
+/** An order was cancelled before it shipped. On a topic of its own. */
 export interface OrderCancelled {
   orderId: string;
   reason: string;
@@ -181,6 +187,95 @@ export const OrderPlaced: MessageFns<OrderPlaced> = {
     message.totalCents = object.totalCents ?? 0;
     message.items = object.items?.map((e) => LineItem.fromPartial(e)) || [];
     message.placedAt = object.placedAt ?? undefined;
+    return message;
+  },
+};
+
+function createBaseOrderShipped(): OrderShipped {
+  return { orderId: "", carrier: "" };
+}
+
+export const OrderShipped: MessageFns<OrderShipped> = {
+  encode(message: OrderShipped, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.orderId !== "") {
+      writer.uint32(10).string(message.orderId);
+    }
+    if (message.carrier !== "") {
+      writer.uint32(18).string(message.carrier);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): OrderShipped {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseOrderShipped();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.orderId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.carrier = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): OrderShipped {
+    return {
+      orderId: isSet(object.orderId)
+        ? globalThis.String(object.orderId)
+        : isSet(object.order_id)
+        ? globalThis.String(object.order_id)
+        : "",
+      carrier: isSet(object.carrier) ? globalThis.String(object.carrier) : "",
+    };
+  },
+
+  toJSON(message: OrderShipped): unknown {
+    const obj: any = {};
+    if (message.orderId !== "") {
+      obj.orderId = message.orderId;
+    }
+    if (message.carrier !== "") {
+      obj.carrier = message.carrier;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<OrderShipped>, I>>(base?: I): OrderShipped {
+    return OrderShipped.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<OrderShipped>, I>>(object: I): OrderShipped {
+    const message = createBaseOrderShipped();
+    message.orderId = object.orderId ?? "";
+    message.carrier = object.carrier ?? "";
     return message;
   },
 };

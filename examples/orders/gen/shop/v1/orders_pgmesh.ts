@@ -4,7 +4,7 @@
 
 import type { EventType } from "@pgmesh/sdk";
 import { defineEvent } from "@pgmesh/sdk";
-import { OrderCancelled, OrderPlaced } from "./orders.ts";
+import { OrderCancelled, OrderPlaced, OrderShipped } from "./orders.ts";
 
 /**
  * Event type of message `shop.v1.OrderPlaced`, published on topic "orders".
@@ -16,10 +16,19 @@ import { OrderCancelled, OrderPlaced } from "./orders.ts";
 export const OrderPlacedEvent: EventType<OrderPlaced> = defineEvent("orders", "shop.v1.OrderPlaced", OrderPlaced);
 
 /**
+ * Event type of message `shop.v1.OrderShipped`, published on topic "orders".
+ *
+ * The order left the warehouse. On the same topic as OrderPlaced: a subscriber of "orders" gets
+ * both, with a handler per type (sdk/README.md).
+ *
+ * @generated from message shop.v1.OrderShipped
+ */
+export const OrderShippedEvent: EventType<OrderShipped> = defineEvent("orders", "shop.v1.OrderShipped", OrderShipped);
+
+/**
  * Event type of message `shop.v1.OrderCancelled`, published on topic "order-cancellations".
  *
- * An order was cancelled before it shipped. On its own topic, so that a subscriber of either topic
- * receives one message type.
+ * An order was cancelled before it shipped. On a topic of its own.
  *
  * @generated from message shop.v1.OrderCancelled
  */
@@ -28,10 +37,11 @@ export const OrderCancelledEvent: EventType<OrderCancelled> = defineEvent("order
 /**
  * The events on topic "orders" declared in shop/v1/orders.proto:
  * - `shop.v1.OrderPlaced`
+ * - `shop.v1.OrderShipped`
  */
 export const OrdersTopic = {
   name: "orders",
-  events: [OrderPlacedEvent],
+  events: [OrderPlacedEvent, OrderShippedEvent],
 } as const;
 
 /**

@@ -105,6 +105,41 @@ class AdminServiceStub(object):
                 request_serializer=pgmesh_dot_v1_dot_admin__pb2.ReleaseParkedKeysRequest.SerializeToString,
                 response_deserializer=pgmesh_dot_v1_dot_admin__pb2.ReleaseParkedKeysResponse.FromString,
                 )
+        self.CreatePrincipal = channel.unary_unary(
+                '/pgmesh.v1.AdminService/CreatePrincipal',
+                request_serializer=pgmesh_dot_v1_dot_admin__pb2.CreatePrincipalRequest.SerializeToString,
+                response_deserializer=pgmesh_dot_v1_dot_admin__pb2.CreatePrincipalResponse.FromString,
+                )
+        self.ListPrincipals = channel.unary_unary(
+                '/pgmesh.v1.AdminService/ListPrincipals',
+                request_serializer=pgmesh_dot_v1_dot_admin__pb2.ListPrincipalsRequest.SerializeToString,
+                response_deserializer=pgmesh_dot_v1_dot_admin__pb2.ListPrincipalsResponse.FromString,
+                )
+        self.DeletePrincipal = channel.unary_unary(
+                '/pgmesh.v1.AdminService/DeletePrincipal',
+                request_serializer=pgmesh_dot_v1_dot_admin__pb2.DeletePrincipalRequest.SerializeToString,
+                response_deserializer=pgmesh_dot_v1_dot_admin__pb2.DeletePrincipalResponse.FromString,
+                )
+        self.CreateToken = channel.unary_unary(
+                '/pgmesh.v1.AdminService/CreateToken',
+                request_serializer=pgmesh_dot_v1_dot_admin__pb2.CreateTokenRequest.SerializeToString,
+                response_deserializer=pgmesh_dot_v1_dot_admin__pb2.CreateTokenResponse.FromString,
+                )
+        self.ListTokens = channel.unary_unary(
+                '/pgmesh.v1.AdminService/ListTokens',
+                request_serializer=pgmesh_dot_v1_dot_admin__pb2.ListTokensRequest.SerializeToString,
+                response_deserializer=pgmesh_dot_v1_dot_admin__pb2.ListTokensResponse.FromString,
+                )
+        self.RevokeToken = channel.unary_unary(
+                '/pgmesh.v1.AdminService/RevokeToken',
+                request_serializer=pgmesh_dot_v1_dot_admin__pb2.RevokeTokenRequest.SerializeToString,
+                response_deserializer=pgmesh_dot_v1_dot_admin__pb2.RevokeTokenResponse.FromString,
+                )
+        self.ListAuditLog = channel.unary_unary(
+                '/pgmesh.v1.AdminService/ListAuditLog',
+                request_serializer=pgmesh_dot_v1_dot_admin__pb2.ListAuditLogRequest.SerializeToString,
+                response_deserializer=pgmesh_dot_v1_dot_admin__pb2.ListAuditLogResponse.FromString,
+                )
 
 
 class AdminServiceServicer(object):
@@ -235,6 +270,54 @@ class AdminServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreatePrincipal(self, request, context):
+        """Access control (all need the `admin` permission). A principal holds grants; tokens
+        authenticate as a principal, as does a client certificate whose common name is its name.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListPrincipals(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeletePrincipal(self, request, context):
+        """DeletePrincipal also deletes its tokens.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateToken(self, request, context):
+        """CreateToken returns the token once; the broker keeps only its SHA-256 digest.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListTokens(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeToken(self, request, context):
+        """RevokeToken: every broker refuses the token within a second.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAuditLog(self, request, context):
+        """ListAuditLog pages through the admin actions, newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -327,6 +410,41 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.ReleaseParkedKeys,
                     request_deserializer=pgmesh_dot_v1_dot_admin__pb2.ReleaseParkedKeysRequest.FromString,
                     response_serializer=pgmesh_dot_v1_dot_admin__pb2.ReleaseParkedKeysResponse.SerializeToString,
+            ),
+            'CreatePrincipal': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreatePrincipal,
+                    request_deserializer=pgmesh_dot_v1_dot_admin__pb2.CreatePrincipalRequest.FromString,
+                    response_serializer=pgmesh_dot_v1_dot_admin__pb2.CreatePrincipalResponse.SerializeToString,
+            ),
+            'ListPrincipals': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListPrincipals,
+                    request_deserializer=pgmesh_dot_v1_dot_admin__pb2.ListPrincipalsRequest.FromString,
+                    response_serializer=pgmesh_dot_v1_dot_admin__pb2.ListPrincipalsResponse.SerializeToString,
+            ),
+            'DeletePrincipal': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeletePrincipal,
+                    request_deserializer=pgmesh_dot_v1_dot_admin__pb2.DeletePrincipalRequest.FromString,
+                    response_serializer=pgmesh_dot_v1_dot_admin__pb2.DeletePrincipalResponse.SerializeToString,
+            ),
+            'CreateToken': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateToken,
+                    request_deserializer=pgmesh_dot_v1_dot_admin__pb2.CreateTokenRequest.FromString,
+                    response_serializer=pgmesh_dot_v1_dot_admin__pb2.CreateTokenResponse.SerializeToString,
+            ),
+            'ListTokens': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTokens,
+                    request_deserializer=pgmesh_dot_v1_dot_admin__pb2.ListTokensRequest.FromString,
+                    response_serializer=pgmesh_dot_v1_dot_admin__pb2.ListTokensResponse.SerializeToString,
+            ),
+            'RevokeToken': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeToken,
+                    request_deserializer=pgmesh_dot_v1_dot_admin__pb2.RevokeTokenRequest.FromString,
+                    response_serializer=pgmesh_dot_v1_dot_admin__pb2.RevokeTokenResponse.SerializeToString,
+            ),
+            'ListAuditLog': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAuditLog,
+                    request_deserializer=pgmesh_dot_v1_dot_admin__pb2.ListAuditLogRequest.FromString,
+                    response_serializer=pgmesh_dot_v1_dot_admin__pb2.ListAuditLogResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -642,5 +760,124 @@ class AdminService(object):
         return grpc.experimental.unary_unary(request, target, '/pgmesh.v1.AdminService/ReleaseParkedKeys',
             pgmesh_dot_v1_dot_admin__pb2.ReleaseParkedKeysRequest.SerializeToString,
             pgmesh_dot_v1_dot_admin__pb2.ReleaseParkedKeysResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def CreatePrincipal(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/pgmesh.v1.AdminService/CreatePrincipal',
+            pgmesh_dot_v1_dot_admin__pb2.CreatePrincipalRequest.SerializeToString,
+            pgmesh_dot_v1_dot_admin__pb2.CreatePrincipalResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def ListPrincipals(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/pgmesh.v1.AdminService/ListPrincipals',
+            pgmesh_dot_v1_dot_admin__pb2.ListPrincipalsRequest.SerializeToString,
+            pgmesh_dot_v1_dot_admin__pb2.ListPrincipalsResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def DeletePrincipal(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/pgmesh.v1.AdminService/DeletePrincipal',
+            pgmesh_dot_v1_dot_admin__pb2.DeletePrincipalRequest.SerializeToString,
+            pgmesh_dot_v1_dot_admin__pb2.DeletePrincipalResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def CreateToken(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/pgmesh.v1.AdminService/CreateToken',
+            pgmesh_dot_v1_dot_admin__pb2.CreateTokenRequest.SerializeToString,
+            pgmesh_dot_v1_dot_admin__pb2.CreateTokenResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def ListTokens(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/pgmesh.v1.AdminService/ListTokens',
+            pgmesh_dot_v1_dot_admin__pb2.ListTokensRequest.SerializeToString,
+            pgmesh_dot_v1_dot_admin__pb2.ListTokensResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def RevokeToken(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/pgmesh.v1.AdminService/RevokeToken',
+            pgmesh_dot_v1_dot_admin__pb2.RevokeTokenRequest.SerializeToString,
+            pgmesh_dot_v1_dot_admin__pb2.RevokeTokenResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def ListAuditLog(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/pgmesh.v1.AdminService/ListAuditLog',
+            pgmesh_dot_v1_dot_admin__pb2.ListAuditLogRequest.SerializeToString,
+            pgmesh_dot_v1_dot_admin__pb2.ListAuditLogResponse.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)

@@ -1,0 +1,47 @@
+// Starts bench/broker-process.ts as a child process and reads its memory from /proc.
+import { type ChildProcess, fork } from "node:child_process";
+import { readFileSync } from "node:fs";
+
+export class BrokerChild {
+  private constructor(
+    private readonly child: ChildProcess,
+    readonly grpcAddress: string,
+  ) {}
+
+  static async start(databaseUrl: string): Promise<BrokerChild> {
+    const child = fork(new URL("../broker-process.ts", import.meta.url), [], {
+      execArgv: ["--import", "tsx"],
+      env: { ...process.env, BENCH_BROKER_DATABASE_URL: databaseUrl },
+      stdio: ["ignore", "inherit", "inherit", "ipc"],
+    });
+    const grpcAddress = await new Promise<string>((resolve, reject) => {
+      child.once("message", (message) => resolve((message as { grpcAddress: string }).grpcAddress));
+      child.once("error", reject);
+      child.once("exit", (code) =>
+        reject(new Error(`the pgmesh broker exited with code ${code} while starting`)),
+      );
+    });
+    return new BrokerChild(child, grpcAddress);
+  }
+
+  /** Resident set size in bytes (VmRSS), or undefined when it cannot be read. */
+  rssBytes(): number | undefined {
+    try {
+      const status = readFileSync(`/proc/${this.child.pid}/status`, "utf8");
+      const kb = /^VmRSS:\s+(\d+) kB/m.exec(status)?.[1];
+      return kb ? Number(kb) * 1024 : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Graceful stop; killed after 30 s. */
+  async stop(): Promise<void> {
+    if (this.child.exitCode !== null) return;
+    const exited = new Promise<void>((resolve) => this.child.once("exit", () => resolve()));
+    this.child.send("stop");
+    const timer = setTimeout(() => this.child.kill("SIGKILL"), 30_000);
+    await exited;
+    clearTimeout(timer);
+  }
+}

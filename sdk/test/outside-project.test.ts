@@ -1,0 +1,190 @@
+// The packages as a user gets them, in a project of their own outside this repository, following
+// README.md's "Typed events in your own project" as written: `npm pack` both packages, `npm init`
+// a fresh project under /var/tmp and install the tarballs (with ts-proto, buf and TypeScript from
+// the npm registry), write the README's files (a .proto with two event types on one topic,
+// buf.yaml, buf.gen.yaml, tsconfig.json, src/main.ts), `buf generate` with ts-proto and
+// protoc-gen-pgmesh from its node_modules, compile with plain tsc (strict, module nodenext, with
+// and without exactOptionalPropertyTypes, the packages' .d.ts checked), start the broker with the
+// installed `pgmesh start` on an embedded Postgres, create the topic with the installed CLI and run
+// the emitted JavaScript with plain node: typed publish, a handler per type, acks.
+import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { chmod, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { freePort } from "../../broker/test/support/free-port.ts";
+
+const root = fileURLToPath(new URL("../../", import.meta.url));
+const execFileAsync = promisify(execFile);
+
+/** What a packed tarball may weigh at most (npm pack's `size`), so that growth is a decision. */
+const MAX_PACKED_BYTES = { "@pgmesh/sdk": 120_000, "@pgmesh/broker": 150_000 };
+
+interface Packed {
+  name: string;
+  filename: string;
+  size: number;
+  unpackedSize: number;
+  files: { path: string }[];
+}
+
+// Node 24 (the repository's node devDependency, the one running this test) comes first on PATH,
+// so `npm` and the installed bins run on it, as `node` would for a user.
+const env = {
+  ...process.env,
+  PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ""}`,
+  NODE_OPTIONS: "",
+  npm_config_update_notifier: "false",
+};
+
+let project: string;
+let packed: Packed[];
+let broker: ChildProcess | undefined;
+
+/** Runs a command in the project; a failure carries its whole output. */
+async function inProject(command: string, args: string[], extra: Record<string, string> = {}) {
+  try {
+    return await execFileAsync(command, args, {
+      cwd: project,
+      env: { ...env, ...extra },
+      maxBuffer: 16 * 1024 * 1024,
+    });
+  } catch (error) {
+    const { stdout, stderr } = error as { stdout?: string; stderr?: string };
+    throw new Error(`${[command, ...args].join(" ")} failed:\n${stdout ?? ""}${stderr ?? ""}`);
+  }
+}
+
+/** The fenced blocks of README.md's section for a user's own project, in order. */
+function readmeSection(): { lang: string; file: string | undefined; body: string }[] {
+  const readme = readFileSync(join(root, "README.md"), "utf8");
+  const start = readme.indexOf("## Typed events in your own project");
+  const section = readme.slice(start, readme.indexOf("\n## ", start + 1));
+  return [...section.matchAll(/```(\w+)(?: file=(\S+))?\n([\s\S]*?)```/g)].map((m) => ({
+    lang: m[1] ?? "",
+    file: m[2],
+    body: m[3] ?? "",
+  }));
+}
+
+const blocks = readmeSection();
+const shellBlocks = blocks.filter((b) => b.lang === "sh").map((b) => b.body);
+
+/** Runs a README shell block in the project, as bash -e would. */
+const shell = (script: string, extra: Record<string, string> = {}) =>
+  inProject("bash", ["-euo", "pipefail", "-c", script], extra);
+
+beforeAll(async () => {
+  // Outside the repository, and reachable by the `postgres` user that runs the embedded Postgres
+  // when the test runs as root (mkdtemp makes it 0700).
+  project = await mkdtemp("/var/tmp/pgmesh-outside-");
+  await chmod(project, 0o755);
+  const packs = join(project, "packs");
+  await mkdir(packs);
+  // prepack builds each package (tsc into dist/).
+  const pack = await execFileAsync(
+    "npm",
+    ["pack", "-w", "@pgmesh/sdk", "-w", "@pgmesh/broker", "--pack-destination", packs, "--json"],
+    { cwd: root, env, maxBuffer: 16 * 1024 * 1024 },
+  );
+  packed = JSON.parse(pack.stdout.slice(pack.stdout.indexOf("[")));
+
+  // The README's install block, with the packed tarballs for the names not yet on the registry.
+  const install = shellBlocks[0] ?? "";
+  expect(install).toContain("npm install @pgmesh/sdk @pgmesh/broker\n");
+  const tarballs = packed.map((p) => `./packs/${p.filename}`).join(" ");
+  await shell(install.replace("npm install @pgmesh/sdk @pgmesh/broker", `npm install ${tarballs}`), {
+    npm_config_prefer_offline: "true",
+    npm_config_audit: "false",
+    npm_config_fund: "false",
+  });
+  for (const { file, body } of blocks) {
+    if (!file) continue;
+    await mkdir(dirname(join(project, file)), { recursive: true });
+    await writeFile(join(project, file), body);
+  }
+}, 240_000);
+
+afterAll(async () => {
+  if (broker && broker.exitCode === null) broker.kill("SIGKILL");
+  if (project) await rm(project, { recursive: true, force: true });
+});
+
+describe("the packed packages in a project outside the repository", () => {
+  it("ship only what a user needs, within their size budget", () => {
+    expect(packed.map((p) => p.name).sort()).toEqual(["@pgmesh/broker", "@pgmesh/sdk"]);
+    for (const p of packed) {
+      const paths = p.files.map((f) => f.path);
+      expect(paths.filter((path) => /^(src|test|scripts)\/|tsconfig/.test(path))).toEqual([]);
+      expect(paths).toContain("LICENSE");
+      expect(p.size).toBeLessThan(MAX_PACKED_BYTES[p.name as keyof typeof MAX_PACKED_BYTES]);
+      console.log(`${p.name}: ${p.size} bytes packed, ${p.unpackedSize} unpacked, ${paths.length} files`);
+    }
+    const sdk = packed.find((p) => p.name === "@pgmesh/sdk")?.files.map((f) => f.path);
+    expect(sdk).toEqual(
+      expect.arrayContaining([
+        "dist/index.js",
+        "dist/index.d.ts",
+        "bin/protoc-gen-pgmesh.js",
+        "proto/pgmesh/v1/options.proto",
+      ]),
+    );
+  });
+
+  it("generates, compiles with plain tsc and round-trips typed events through an installed broker", async () => {
+    expect(blocks.map((b) => b.file).filter(Boolean)).toEqual([
+      "proto/shop/v1/orders.proto",
+      "buf.yaml",
+      "buf.gen.yaml",
+      "src/main.ts",
+      "tsconfig.json",
+    ]);
+    // buf generate, then tsc: strict, nodenext, exactOptionalPropertyTypes, the packages' .d.ts
+    // checked (no skipLibCheck)...
+    await shell(shellBlocks[1] ?? "");
+    // ...and without exactOptionalPropertyTypes.
+    await inProject("npx", ["tsc", "-p", ".", "--noEmit", "--exactOptionalPropertyTypes", "false"]);
+
+    const grpc = `127.0.0.1:${await freePort()}`;
+    // The installed bin itself (what `npx pgmesh start` runs), so that SIGTERM reaches the broker.
+    const child = spawn(join(project, "node_modules/.bin/pgmesh"), ["start"], {
+      cwd: project,
+      env: {
+        ...env,
+        DATABASE_URL: "",
+        PGMESH_DATA_DIR: join(project, "data"),
+        PGMESH_EMBEDDED_POSTGRES_PORT: String(await freePort()),
+        PGMESH_GRPC_ADDRESS: grpc,
+        PGMESH_METRICS_ADDRESS: "127.0.0.1:0",
+      },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    broker = child;
+    let output = "";
+    child.stdout?.on("data", (d) => (output += d));
+    child.stderr?.on("data", (d) => (output += d));
+    const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+    const deadline = Date.now() + 90_000;
+    while (!output.includes("serving gRPC on")) {
+      if (child.exitCode !== null || Date.now() > deadline) throw new Error(`no broker:\n${output}`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    expect(output).toContain("embedded Postgres ready");
+
+    const address = { PGMESH_ADDRESS: grpc };
+    // Create the topic and the subscription with the installed CLI, then run the program.
+    const run = await shell(shellBlocks[2] ?? "", address);
+    expect(run.stdout).toMatch(/^created topic shop\.orders\ncreated subscription shop\.orders\.audit/);
+    expect(run.stdout).toMatch(/\nplaced o-1 \(gift wrap\): 1250 cents\nshipped o-1 by dhl\n$/);
+    const pgmesh = (...args: string[]) => inProject("npx", ["pgmesh", ...args], address);
+    // Both were acked: nothing left in flight or waiting.
+    expect((await pgmesh("subscriptions", "stats", "shop.orders.audit")).stdout).toMatch(
+      /^backlog 0\tin flight 0\t/,
+    );
+
+    child.kill("SIGTERM");
+    expect(await exited).toBe(0);
+  }, 180_000);
+});
