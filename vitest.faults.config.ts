@@ -4,6 +4,7 @@ import { defineConfig } from "vitest/config";
 import base from "./vitest.config.ts";
 
 export default defineConfig({
+  ...base,
   test: {
     ...base.test,
     include: ["broker/test/faults/**/*.test.ts"],

@@ -154,7 +154,7 @@ export async function startBroker(config: Readonly<BrokerConfig>, log: Logger): 
   });
   deliveries.start();
 
-  const accessStore = new PostgresAccessStore(sql);
+  const accessStore = failingFastAsUnavailable(new PostgresAccessStore(sql), gate);
   const authenticator = config.auth ? new Authenticator(accessStore) : undefined;
   const access = new AccessAdmin(accessStore, () => authenticator?.forget());
   if (authenticator) {

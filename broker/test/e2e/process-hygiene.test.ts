@@ -11,6 +11,7 @@ import { AckStatus } from "@pgmesh/sdk/gen/pgmesh/v1/subscriber";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freePort } from "../support/free-port.ts";
+import { FROM_SOURCE } from "../support/from-source.ts";
 import { StreamProbe, sleep } from "../support/stream-probe.ts";
 import { until } from "../support/until.ts";
 
@@ -76,7 +77,7 @@ async function start(command: string[], env: Record<string, string> = {}): Promi
 }
 
 const broker = (env?: Record<string, string>) =>
-  start([process.execPath, "--import", "tsx", "broker/src/main.ts"], env);
+  start([process.execPath, ...FROM_SOURCE, "broker/src/main.ts"], env);
 
 describe("process hygiene", () => {
   it("Ctrl-C (SIGINT to the process group) drains while Postgres still serves", async () => {

@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AccountedLoad, type Accounting } from "../support/accounted-load.ts";
 import { startTestBroker } from "../support/broker.ts";
 import { freePort } from "../support/free-port.ts";
+import { FROM_SOURCE } from "../support/from-source.ts";
 import { PrivatePostgres } from "../support/private-postgres.ts";
 import { sleep } from "../support/stream-probe.ts";
 import { until } from "../support/until.ts";
@@ -162,7 +163,7 @@ interface BrokerProcess {
 
 async function startBrokerProcess(databaseUrl: string): Promise<BrokerProcess> {
   const port = await freePort();
-  const child = spawn(process.execPath, ["--import", "tsx", "broker/src/main.ts"], {
+  const child = spawn(process.execPath, [...FROM_SOURCE, "broker/src/main.ts"], {
     cwd: root,
     env: {
       ...process.env,
