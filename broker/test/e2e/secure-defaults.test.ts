@@ -86,7 +86,8 @@ function client(broker: BrokerProcess, token?: string): PgmeshClient {
 describe("secure by default, off loopback", { timeout: 90_000 }, () => {
   it("refuses to serve a non-loopback address without authentication", async () => {
     const refused = await spawnBroker({ PGMESH_AUTH: "off" });
-    expect(await refused.exited).toBe(1);
+    // A setting the broker refuses is a usage error: exit 2, like any bad flag or value.
+    expect(await refused.exited).toBe(2);
     expect(refused.stderr()).toContain(
       "is not loopback, so authentication must be on (PGMESH_AUTH=on); to serve it without authentication anyway, set PGMESH_INSECURE=on",
     );
