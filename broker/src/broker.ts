@@ -20,7 +20,8 @@ import { GrpcServer } from "./server/grpc-server.ts";
 import { ReloadingServerCredentials } from "./server/tls-credentials.ts";
 import { PostgresAccessStore } from "./store/access-store.ts";
 import { PostgresCatalogStore } from "./store/catalog-store.ts";
-import { connectDatabase } from "./store/database.ts";
+import { connectDatabase, type Sql } from "./store/database.ts";
+import { DatabaseGate, failingFastAsUnavailable } from "./store/database-errors.ts";
 import { PostgresDeadLetterStore } from "./store/dead-letter-store.ts";
 import { type EmbeddedPostgres, startEmbeddedPostgres } from "./store/embedded-postgres.ts";
 import { PostgresEventStore } from "./store/event-store.ts";
@@ -45,6 +46,39 @@ export interface RunningBroker {
   reloadCertificates(): void;
 }
 
+/** Waits for `closing` at most `ms`, then goes on with a warning. */
+async function closeWithin(ms: number, closing: Promise<unknown>, what: string, log: Logger): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const closed = await Promise.race([
+    closing.then(
+      () => true,
+      () => true,
+    ),
+    new Promise<boolean>((resolve) => {
+      timer = setTimeout(resolve, ms, false);
+    }),
+  ]);
+  clearTimeout(timer);
+  if (!closed) log.warn(`${what} did not close within ${ms / 1000} s; stopping anyway`);
+}
+
+/** Whether `SELECT 1` succeeds within `withinMs`. */
+async function databaseAnswers(sql: Sql, withinMs: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(false), withinMs);
+  });
+  const answered = sql`SELECT 1 AS ok`.then(
+    () => true,
+    () => false,
+  );
+  try {
+    return await Promise.race([answered, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 export async function startBroker(config: Readonly<BrokerConfig>, log: Logger): Promise<RunningBroker> {
   let embedded: EmbeddedPostgres | undefined;
   let databaseUrl = config.databaseUrl;
@@ -56,22 +90,30 @@ export async function startBroker(config: Readonly<BrokerConfig>, log: Logger): 
     });
     databaseUrl = embedded.url;
   }
-  const sql = connectDatabase(databaseUrl);
+  const timeouts = {
+    connectTimeoutMs: config.dbConnectTimeoutMs,
+    statementTimeoutMs: config.dbStatementTimeoutMs,
+  };
+  const sql = connectDatabase(databaseUrl, { timeouts });
   const applied = await migrate(sql);
   if (applied.length > 0) log.info(`applied migrations: ${applied.join(", ")}`);
   const queue = await JobQueue.start(sql, {
     connectionString: databaseUrl,
     // pg-boss's own expiry pass is only a backstop behind the lease sweeper below.
     monitorIntervalSeconds: Math.max(60, config.superviseIntervalSeconds),
+    timeouts,
     maintenanceIntervalSeconds: config.maintenanceIntervalSeconds,
     onError: (error: unknown) => log.error("pg-boss", error),
   });
 
   const brokerId = randomUUID();
   const metrics = new BrokerMetrics();
-  const events = new PostgresEventStore(sql, queue, brokerId);
-  const catalog = new PostgresCatalogStore(sql, queue);
-  const deliveries = new DeliveryService(queue, events, {
+  // While the database is unreachable, calls fail fast with UNAVAILABLE rather than INTERNAL.
+  const gate = new DatabaseGate(() => sql`SELECT 1`);
+  const rawEvents = new PostgresEventStore(sql, queue, brokerId);
+  const events = failingFastAsUnavailable(rawEvents, gate);
+  const catalog = failingFastAsUnavailable(new PostgresCatalogStore(sql, queue), gate);
+  const deliveries = new DeliveryService(failingFastAsUnavailable(queue, gate), events, {
     pollIntervalMs: config.pollIntervalMs,
     sweepIntervalMs: config.superviseIntervalSeconds * 1000,
     observer: metrics,
@@ -88,7 +130,7 @@ export async function startBroker(config: Readonly<BrokerConfig>, log: Logger): 
     (topic) => catalog.getTopicSchema(topic),
   );
   let server: GrpcServer | undefined;
-  const deadLetters = new PostgresDeadLetterStore(sql, queue);
+  const deadLetters = failingFastAsUnavailable(new PostgresDeadLetterStore(sql, queue), gate);
   const admin = new Admin(
     catalog,
     deadLetters,
@@ -112,7 +154,7 @@ export async function startBroker(config: Readonly<BrokerConfig>, log: Logger): 
   });
   deliveries.start();
 
-  const accessStore = new PostgresAccessStore(sql);
+  const accessStore = failingFastAsUnavailable(new PostgresAccessStore(sql), gate);
   const authenticator = config.auth ? new Authenticator(accessStore) : undefined;
   const access = new AccessAdmin(accessStore, () => authenticator?.forget());
   if (authenticator) {
@@ -140,6 +182,10 @@ export async function startBroker(config: Readonly<BrokerConfig>, log: Logger): 
       openTimeoutMs: config.openTimeoutMs,
       maxMessageBytes: config.maxMessageBytes,
     },
+    connections: {
+      idleTimeoutMs: config.grpcIdleTimeoutMs,
+      maxStreamsPerConnection: config.grpcMaxStreamsPerConnection,
+    },
     log: (message, error) => log.error(message, error),
     observe: (method, code) => metrics.request(method, code),
   });
@@ -157,8 +203,9 @@ export async function startBroker(config: Readonly<BrokerConfig>, log: Logger): 
 
   // Events applications published inside their own transactions (pgmesh.outbox_publish).
   const relay = new OutboxRelay(
-    new PostgresOutboxStore(sql, events),
+    new PostgresOutboxStore(sql, rawEvents),
     (bytes) => envelopeFromWire(Event.decode(bytes)),
+    (topic, event) => publisher.checkSchema(topic, [event]),
     (subscription, event) => publisher.accepts(subscription, event),
     (subscriptions) => deliveries.wake(subscriptions),
     (error) => log.error("relaying the outbox", error),
@@ -176,13 +223,9 @@ export async function startBroker(config: Readonly<BrokerConfig>, log: Logger): 
   let serving = true;
   const metricsServer = new MetricsServer(metrics.registry, {
     live: () => serving,
-    // Ready: serving, and the database answers.
+    // Ready: serving, and the database answers within a second (a probe must not hang on an outage).
     ready: async () =>
-      serving &&
-      (await sql`SELECT 1 AS ok`.then(
-        () => true,
-        () => false,
-      )),
+      serving && gate.isOpen && (await databaseAnswers(sql, Math.min(1_000, config.dbConnectTimeoutMs))),
   });
   const metricsAddress = await metricsServer.listen(config.metricsAddress);
   const grpcAddress = await server.listen(config.grpcAddress);
@@ -208,8 +251,11 @@ export async function startBroker(config: Readonly<BrokerConfig>, log: Logger): 
         await gauges.stop();
         await upkeep.stop();
         await metricsServer.close();
-        await queue.stop();
-        await sql.end({ timeout: 5 });
+        await closeWithin(7_000, queue.stop(), "pg-boss", log);
+        // Both pools can wait for ever on a connection that died in a server crash (postgres.js's
+        // end() past its own timeout, node-postgres's end() for a checked-out client): the broker
+        // stops regardless.
+        await closeWithin(7_000, sql.end({ timeout: 5 }), "the database pool", log);
         await embedded?.stop();
         log.info("pgmesh broker stopped");
       })();

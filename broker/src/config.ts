@@ -34,6 +34,14 @@ export interface BrokerConfig {
   maintenanceIntervalSeconds: number;
   /** How often the database-backed gauges (backlog, in flight, ...) are refreshed for /metrics. */
   metricsRefreshMs: number;
+  /** How long connecting to Postgres may take before a call fails with UNAVAILABLE. */
+  dbConnectTimeoutMs: number;
+  /** How long one statement may run before it is cancelled (and the call fails with UNAVAILABLE). */
+  dbStatementTimeoutMs: number;
+  /** A connection with no open call for this long is closed (one that never sends a request too). */
+  grpcIdleTimeoutMs: number;
+  /** How many calls (streams) one connection may have open at once. */
+  grpcMaxStreamsPerConnection: number;
   /** On SIGTERM, how long consumers get to settle what they hold. */
   drainTimeoutMs: number;
   logLevel: Level;
@@ -125,6 +133,30 @@ export function loadConfig(
       env.PGMESH_METRICS_REFRESH_MS ?? "5000",
       100,
       600_000,
+    ),
+    dbConnectTimeoutMs: integer(
+      "PGMESH_DB_CONNECT_TIMEOUT_MS",
+      env.PGMESH_DB_CONNECT_TIMEOUT_MS ?? "5000",
+      100,
+      600_000,
+    ),
+    dbStatementTimeoutMs: integer(
+      "PGMESH_DB_STATEMENT_TIMEOUT_MS",
+      env.PGMESH_DB_STATEMENT_TIMEOUT_MS ?? "30000",
+      100,
+      3_600_000,
+    ),
+    grpcIdleTimeoutMs: integer(
+      "PGMESH_GRPC_IDLE_TIMEOUT_MS",
+      env.PGMESH_GRPC_IDLE_TIMEOUT_MS ?? "60000",
+      100,
+      86_400_000,
+    ),
+    grpcMaxStreamsPerConnection: integer(
+      "PGMESH_GRPC_MAX_STREAMS_PER_CONNECTION",
+      env.PGMESH_GRPC_MAX_STREAMS_PER_CONNECTION ?? "1000",
+      1,
+      100_000,
     ),
     drainTimeoutMs: integer("PGMESH_DRAIN_MS", env.PGMESH_DRAIN_MS ?? "10000", 0, 600_000),
     logLevel: level(values["log-level"] ?? env.PGMESH_LOG_LEVEL ?? "info"),

@@ -4,6 +4,7 @@
 import { startBroker } from "./broker.ts";
 import { loadConfig } from "./config.ts";
 import { createLogger } from "./log.ts";
+import { isDatabaseUnavailable } from "./store/database-errors.ts";
 
 export const START_USAGE =
   "usage: pgmesh start [--database-url <url>] [--grpc-address <host:port>] [--metrics-address <host:port>] " +
@@ -25,6 +26,18 @@ export async function runBroker(argv: string[]): Promise<void> {
     process.exit(2);
   }
   const log = createLogger(config.logLevel);
+  // postgres.js fetches array types on each new connection with nobody awaiting the result, so a
+  // connection lost at that moment rejects where no call can catch it. That is an outage, not a
+  // bug: log it and go on (the calls themselves fail with UNAVAILABLE). Anything else still ends
+  // the process, as Node would.
+  process.on("unhandledRejection", (error) => {
+    if (isDatabaseUnavailable(error)) {
+      log.warn(`a database connection failed outside any call: ${(error as Error).message}`);
+      return;
+    }
+    log.error("unhandled rejection", error);
+    process.exit(1);
+  });
   let broker: Awaited<ReturnType<typeof startBroker>>;
   try {
     broker = await startBroker(config, log);
@@ -55,4 +68,16 @@ export async function runBroker(argv: string[]): Promise<void> {
   });
   process.on("SIGTERM", onSignal);
   process.on("SIGINT", onSignal);
+  // Started by npm: when npm goes (SIGTERM or SIGKILL to npm, whose shell may not pass the signal
+  // on), the broker must not keep running unsupervised; it drains as if signalled.
+  if (process.env.npm_lifecycle_event) {
+    const parent = process.ppid;
+    const watch = setInterval(() => {
+      if (process.ppid === parent) return;
+      clearInterval(watch);
+      log.warn("npm, which started the broker, has gone");
+      onSignal("SIGTERM");
+    }, 500);
+    watch.unref();
+  }
 }

@@ -182,7 +182,7 @@ export class Admin {
     limit?: { maxBytes: number; bytesOf: (deadLetter: DeadLetter) => number },
   ): Promise<Page<DeadLetter>> {
     await this.getSubscription(checkSelection(selection).subscription);
-    if (pageToken && !/^\d{1,19}$/.test(pageToken))
+    if (pageToken && !isBigintText(pageToken))
       throw invalidArgument("page_token is not one this server returned");
     const page = await this.deadLetters.list(selection, checkPageSize(pageSize), pageToken);
     if (!limit) return page;
@@ -268,7 +268,7 @@ function checkSelection(selection: DeadLetterSelection): DeadLetterSelection {
   assertName("subscription", selection.subscription);
   if (selection.ids) {
     for (const id of selection.ids) {
-      if (!/^\d{1,19}$/.test(id))
+      if (!isBigintText(id))
         throw invalidArgument(`dead letter id ${JSON.stringify(id.slice(0, 40))} is not valid`);
     }
   }
@@ -276,6 +276,13 @@ function checkSelection(selection: DeadLetterSelection): DeadLetterSelection {
     throw invalidArgument("filter.after must be earlier than filter.before");
   }
   return selection;
+}
+
+const MAX_BIGINT = 2n ** 63n - 1n;
+
+/** Whether text is a non-negative number that fits a Postgres bigint (dead letter ids, their page tokens). */
+function isBigintText(text: string): boolean {
+  return /^\d{1,19}$/.test(text) && BigInt(text) <= MAX_BIGINT;
 }
 
 function checkPageSize(pageSize: number): number {

@@ -8,7 +8,7 @@ import type { DeliveryObserver } from "./observer.ts";
 import type { DeliveryQueue, EventStore } from "./ports.ts";
 import { failureOutcome } from "./retry-policy.ts";
 import { checkExtendSeconds, checkNackDelay, checkReason } from "./settle-checks.ts";
-import { SubscriptionDispatcher } from "./subscription-dispatcher.ts";
+import { releaseLeases, SubscriptionDispatcher } from "./subscription-dispatcher.ts";
 
 export interface DeliveryServiceOptions {
   /** Fallback poll for deliveries nothing announces: retries whose delay ran out, lapsed leases. */
@@ -340,6 +340,11 @@ export class DeliveryService {
       consumer.settling++;
       try {
         settled = await apply(leases);
+      } catch (error) {
+        // The settle's transaction failed: its leases go back now instead of waiting out the deadline.
+        await releaseLeases(this.queue, consumer.subscription, leases, "settle failed");
+        this.wake([consumer.subscription.name]);
+        throw error;
       } finally {
         consumer.settling--;
       }

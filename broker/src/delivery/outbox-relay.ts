@@ -1,6 +1,8 @@
 // Moves events that applications published inside their own transactions (the outbox) onto
 // their topics: woken by the outbox's NOTIFY, with the fallback poll as a safety net. Each event
-// is validated like a Publish; one that fails is set aside with the reason (pgmesh.outbox_failures).
+// is validated like a Publish (topic schema included); one that fails is set aside with the reason
+// (pgmesh.outbox_failures).
+import { invalidArgument } from "./errors.ts";
 import type { EventEnvelope, Subscription } from "./model.ts";
 import type { OutboxStore } from "./ports.ts";
 import { normaliseEvent } from "./publishing.ts";
@@ -16,6 +18,8 @@ export class OutboxRelay {
   constructor(
     private readonly outbox: OutboxStore,
     private readonly decode: (bytes: Uint8Array) => EventEnvelope,
+    /** Refuses (with a MeshError) an event the topic's schema does not take. */
+    private readonly checkSchema: (topic: string, event: EventEnvelope) => Promise<void>,
     private readonly accepts: (subscription: Subscription, event: EventEnvelope) => boolean,
     private readonly onPublished: (subscriptions: string[]) => void,
     private readonly onError: (error: unknown) => void,
@@ -45,6 +49,18 @@ export class OutboxRelay {
     void this.run();
   }
 
+  private async prepare(bytes: Uint8Array, topic: string): Promise<EventEnvelope> {
+    let decoded: EventEnvelope;
+    try {
+      decoded = this.decode(bytes);
+    } catch {
+      throw invalidArgument("the event does not decode as a pgmesh.v1.Event");
+    }
+    const event = normaliseEvent(decoded, 0);
+    await this.checkSchema(topic, event);
+    return event;
+  }
+
   private async run(): Promise<void> {
     try {
       do {
@@ -52,7 +68,7 @@ export class OutboxRelay {
         for (;;) {
           const { taken, failed, subscriptions } = await this.outbox.relay(
             BATCH,
-            (bytes) => normaliseEvent(this.decode(bytes), 0),
+            (bytes, topic) => this.prepare(bytes, topic),
             this.accepts,
           );
           if (subscriptions.length > 0) this.onPublished(subscriptions);

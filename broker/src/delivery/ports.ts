@@ -68,7 +68,8 @@ export interface OutboxStore {
    */
   relay(
     limit: number,
-    prepare: (bytes: Uint8Array) => EventEnvelope,
+    /** The event to publish, or a MeshError saying why the row is set aside. */
+    prepare: (bytes: Uint8Array, topic: string) => Promise<EventEnvelope>,
     accepts: (subscription: Subscription, event: EventEnvelope) => boolean,
   ): Promise<{ taken: number; failed: number; subscriptions: string[] }>;
   /** Calls back when an application committed outbox events (and after a reconnect). */

@@ -55,13 +55,7 @@ export class Publisher {
     }
     const started = performance.now();
     const normalised = batch.map((event, index) => normaliseEvent(event, index));
-    const schema = await this.schemaOf(topic);
-    if (schema) {
-      normalised.forEach((event, index) => {
-        const problem = schema.check(event.dataTypeUrl, event.data);
-        if (problem) throw invalidArgument(`events[${index}].data ${problem}`);
-      });
-    }
+    await this.checkSchema(topic, normalised);
     const { outcomes, subscriptions } = await this.events.publish(topic, normalised, (sub, event) =>
       this.accepts(sub, event),
     );
@@ -69,6 +63,16 @@ export class Publisher {
     const stored = outcomes.filter((o) => !o.duplicate).length;
     this.observer.published(topic, stored, (performance.now() - started) / 1000);
     return outcomes;
+  }
+
+  /** Refuses events whose payload the topic's schema does not take, naming the first. */
+  async checkSchema(topic: string, events: EventEnvelope[]): Promise<void> {
+    const schema = await this.schemaOf(topic);
+    if (!schema) return;
+    events.forEach((event, index) => {
+      const problem = schema.check(event.dataTypeUrl, event.data);
+      if (problem) throw invalidArgument(`events[${index}].data ${problem}`);
+    });
   }
 
   /** The topic's compiled schema; cached briefly, so a change reaches every broker within a second. */

@@ -123,7 +123,19 @@ export class SubscriptionDispatcher {
    * already past its attempts is dead-lettered; the rest are ready to hand out.
    */
   private async load(leases: Lease[], leasedAt: number): Promise<Ready[]> {
-    const events = await this.events.loadEvents(leases.map((l) => l.eventSeq));
+    let events: Awaited<ReturnType<EventStore["loadEvents"]>>;
+    try {
+      events = await this.events.loadEvents(leases.map((l) => l.eventSeq));
+    } catch (error) {
+      // Leased but not handed out: put them back now rather than when their leases lapse.
+      await releaseLeases(
+        this.queue,
+        this.subscription,
+        leases,
+        "dispatch failed: the events could not be loaded",
+      );
+      throw error;
+    }
     const sub = this.subscription;
     const ready: Ready[] = [];
     const missing: Lease[] = [];
@@ -200,4 +212,19 @@ export class SubscriptionDispatcher {
     }));
     await this.queue.fail(this.subscription, outcomes);
   }
+}
+
+/** Puts leases back for another delivery at once (best effort: if the database is down they lapse). */
+export async function releaseLeases(
+  queue: DeliveryQueue,
+  subscription: Subscription,
+  leases: Lease[],
+  error: string,
+): Promise<void> {
+  await queue
+    .fail(
+      subscription,
+      leases.map((lease) => ({ lease, retryAfterSeconds: 0, error })),
+    )
+    .catch(() => {});
 }

@@ -1,5 +1,6 @@
 // Assembles the gRPC server: our three services, the standard health service and reflection.
 // This folder is the only code that imports @grpc/grpc-js.
+import { createServer, type Server as NetServer } from "node:net";
 import { Server, ServerCredentials, type ServiceDefinition } from "@grpc/grpc-js";
 import { AdminServiceService } from "@pgmesh/sdk/gen/pgmesh/v1/admin";
 import { PublisherServiceService } from "@pgmesh/sdk/gen/pgmesh/v1/publisher";
@@ -15,10 +16,13 @@ import { type AccessInterceptorDeps, accessInterceptor } from "./auth/intercepto
 import { accessFor } from "./auth/rpc-access.ts";
 import { publisherHandlers } from "./publisher-handler.ts";
 import { addReflection } from "./reflection.ts";
+import { checkedRequests } from "./request-check.ts";
 import type { ErrorLogger } from "./status.ts";
 import { type SubscriberOptions, SubscriberStreams } from "./subscriber-handler.ts";
 import type { RequestObserver } from "./unary.ts";
 
+/** A connection must send its first bytes within this long (or the idle timeout, if shorter). */
+const HANDSHAKE_TIMEOUT_MS = 10_000;
 const SERVICES = ["pgmesh.v1.PublisherService", "pgmesh.v1.SubscriberService", "pgmesh.v1.AdminService"];
 
 /**
@@ -33,6 +37,7 @@ export interface GrpcServerDeps {
   publisher: Publisher;
   deliveries: DeliveryService;
   subscriber: SubscriberOptions;
+  connections: { idleTimeoutMs: number; maxStreamsPerConnection: number };
   access: AccessAdmin;
   /** Authentication (when on), authorization and the audit log, in front of every handler. */
   security: Omit<AccessInterceptorDeps, "log" | "observe">;
@@ -47,9 +52,12 @@ export class GrpcServer {
   private readonly health: HealthImplementation;
   private readonly streams: SubscriberStreams;
   private readonly credentials: ServerCredentials;
+  private readonly idleTimeoutMs: number;
+  private listener: NetServer | undefined;
 
   constructor(deps: GrpcServerDeps) {
     this.credentials = deps.credentials ?? ServerCredentials.createInsecure();
+    this.idleTimeoutMs = deps.connections.idleTimeoutMs;
     this.server = new Server({
       interceptors: [accessInterceptor({ ...deps.security, log: deps.log, observe: deps.observe })],
       "grpc.max_receive_message_length": MAX_REQUEST_BYTES,
@@ -58,6 +66,10 @@ export class GrpcServer {
       "grpc.keepalive_timeout_ms": 10_000,
       "grpc.keepalive_permit_without_calls": 1,
       "grpc.http2.min_ping_interval_without_data_ms": 5_000,
+      // Idle connections (those that never send a request too) are closed, so that they cannot
+      // pile up and hold the process's file descriptors; clients reconnect when they need to.
+      "grpc.max_connection_idle_ms": deps.connections.idleTimeoutMs,
+      "grpc.max_concurrent_streams": deps.connections.maxStreamsPerConnection,
     });
     this.streams = new SubscriberStreams(
       deps.admin,
@@ -66,10 +78,13 @@ export class GrpcServer {
       deps.log,
       deps.observe,
     );
-    this.add(PublisherServiceService, publisherHandlers(deps.publisher, deps.log, deps.observe));
-    this.add(SubscriberServiceService, this.streams.handlers());
+    this.add(
+      checkedRequests(PublisherServiceService),
+      publisherHandlers(deps.publisher, deps.log, deps.observe),
+    );
+    this.add(checkedRequests(SubscriberServiceService, false), this.streams.handlers());
     const access: AccessHandlers = accessHandlers(deps.access, deps.log, deps.observe);
-    this.add(AdminServiceService, {
+    this.add(checkedRequests(AdminServiceService), {
       ...adminHandlers(deps.admin, deps.log, deps.observe, deps.subscriber.maxMessageBytes),
       ...access,
     });
@@ -89,15 +104,35 @@ export class GrpcServer {
     this.server.addService(service, implementation as never);
   }
 
-  /** Binds and starts serving; resolves to the bound address (port 0 picks a free port). */
+  /**
+   * Binds and starts serving; resolves to the bound address (port 0 picks a free port). The
+   * broker accepts the TCP connections itself and hands them to grpc-js, so that it can close a
+   * connection whose peer never sends a byte: grpc-js's idle timer asks such a connection to close
+   * gracefully, which needs an HTTP/2 handshake that never comes, and the socket stays open.
+   */
   async listen(address: string): Promise<string> {
-    const port = await new Promise<number>((resolve, reject) =>
-      this.server.bindAsync(address, this.credentials, (error, bound) =>
-        error ? reject(error) : resolve(bound),
-      ),
-    );
+    const injector = this.server.createConnectionInjector(this.credentials);
+    const handshakeMs = Math.min(HANDSHAKE_TIMEOUT_MS, this.idleTimeoutMs);
+    this.listener = createServer((socket) => {
+      const timer = setTimeout(() => {
+        // destroy() leaves a socket that http2 has taken over open; a reset closes it.
+        if (socket.bytesRead === 0) socket.resetAndDestroy();
+      }, handshakeMs);
+      timer.unref();
+      socket.once("close", () => clearTimeout(timer));
+      injector.injectConnection(socket);
+    });
+    const colon = address.lastIndexOf(":");
+    const host = address.slice(0, colon);
+    const listener = this.listener;
+    const port = await new Promise<number>((resolve, reject) => {
+      listener.once("error", reject);
+      listener.listen(Number(address.slice(colon + 1)), host.replace(/^\[(.*)\]$/, "$1"), () => {
+        const bound = listener.address();
+        resolve(typeof bound === "object" && bound ? bound.port : 0);
+      });
+    });
     for (const service of ["", ...SERVICES]) this.health.setStatus(service, "SERVING");
-    const host = address.slice(0, address.lastIndexOf(":"));
     return `${host}:${port}`;
   }
 
@@ -109,6 +144,7 @@ export class GrpcServer {
 
   /** Ends the subscriber streams (releasing their deliveries), then lets unary calls finish. */
   async shutdown(graceMs: number): Promise<void> {
+    this.listener?.close();
     await this.streams.closeAll();
     await new Promise<void>((resolve) => {
       const force = setTimeout(() => {

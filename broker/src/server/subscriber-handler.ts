@@ -22,6 +22,7 @@ import { type ErrorCode, invalidArgument, MeshError } from "../delivery/errors.t
 import type { Subscription } from "../delivery/model.ts";
 import { eventToWire, wholeSeconds } from "./convert.ts";
 import { ackResultWireBound, deliveryWireBound, ENVELOPE_BOUND, splitByBytes } from "./message-size.ts";
+import { RefusedRequest } from "./request-check.ts";
 import { type ErrorLogger, toServiceError } from "./status.ts";
 import type { RequestObserver } from "./unary.ts";
 
@@ -203,8 +204,9 @@ class StreamSession {
     return this.state.phase === "awaiting_open" ? undefined : this.state.consumer;
   }
 
-  private async handle(request: SubscribeRequest): Promise<void> {
+  private async handle(request: SubscribeRequest | RefusedRequest): Promise<void> {
     if (this.state.phase === "ended") return;
+    if (request instanceof RefusedRequest) throw invalidArgument(request.problem);
     const message = request.request;
     if (!message) throw invalidArgument("empty request: set one of open, ack, nack, extend, reject or flow");
     if (message.$case === "open") {

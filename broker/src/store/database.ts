@@ -1,15 +1,45 @@
 // The postgres.js connection pool for pgmesh's own queries. pg-boss keeps its own pool (see queue.ts).
 import postgres from "postgres";
+import { isConnectionLost } from "./database-errors.ts";
 
 export type Sql = postgres.Sql;
 export type TransactionSql = postgres.TransactionSql;
 
-export function connectDatabase(url: string, options: { max?: number } = {}): Sql {
+/** How long a connection attempt and a statement may take before they fail (and the call answers UNAVAILABLE). */
+export interface DatabaseTimeouts {
+  connectTimeoutMs: number;
+  statementTimeoutMs: number;
+}
+
+export const DEFAULT_TIMEOUTS: DatabaseTimeouts = { connectTimeoutMs: 5_000, statementTimeoutMs: 30_000 };
+
+export function connectDatabase(
+  url: string,
+  options: { max?: number; timeouts?: DatabaseTimeouts } = {},
+): Sql {
+  const timeouts = options.timeouts ?? DEFAULT_TIMEOUTS;
   return postgres(url, {
     max: options.max ?? 10,
     onnotice: () => {},
-    connection: { application_name: "pgmesh-broker" },
+    // postgres.js takes seconds; an unreachable server fails the query instead of queueing it for 30 s.
+    connect_timeout: timeouts.connectTimeoutMs / 1000,
+    connection: {
+      application_name: "pgmesh-broker",
+      statement_timeout: timeouts.statementTimeoutMs,
+      // A transaction left open by a vanished client must not hold locks for ever.
+      idle_in_transaction_session_timeout: Math.max(timeouts.statementTimeoutMs, 60_000),
+    },
   });
+}
+
+/** The same bounds for pg-boss's node-postgres pool. */
+export function poolTimeouts(timeouts: DatabaseTimeouts) {
+  return {
+    connectionTimeoutMillis: timeouts.connectTimeoutMs,
+    statement_timeout: timeouts.statementTimeoutMs,
+    // Client side too: a server that stops answering (a partition) never sends the cancel.
+    query_timeout: timeouts.statementTimeoutMs + timeouts.connectTimeoutMs,
+  };
 }
 
 /**
@@ -21,6 +51,10 @@ export function connectDatabase(url: string, options: { max?: number } = {}): Sq
  */
 export async function transaction<T>(sql: Sql, fn: (tx: TransactionSql) => Promise<T> | T): Promise<T> {
   const reserved = await sql.reserve();
+  // A connection that died under the transaction is already back in postgres.js's closed queue;
+  // releasing it as well would put a dead connection in the open queue, where later queries wait
+  // on it for ever.
+  let alive = true;
   try {
     // Sent at once, not awaited: the transaction's first statements pipeline behind it.
     const begin = reserved`BEGIN`.execute();
@@ -32,12 +66,21 @@ export async function transaction<T>(sql: Sql, fn: (tx: TransactionSql) => Promi
       result = await fn(reserved as unknown as TransactionSql);
       await begin;
     } catch (error) {
-      await reserved`ROLLBACK`.catch(() => {});
+      // On a lost connection the server has rolled back already, and postgres.js must not be
+      // asked to write to the closed socket (it throws outside the query's promise).
+      if (!isConnectionLost(error)) {
+        await reserved`ROLLBACK`.catch(() => {
+          alive = false;
+        });
+      }
       throw error;
     }
     await reserved`COMMIT`;
     return result;
+  } catch (error) {
+    if (isConnectionLost(error)) alive = false;
+    throw error;
   } finally {
-    reserved.release();
+    if (alive) reserved.release();
   }
 }

@@ -19,7 +19,7 @@ export class PostgresOutboxStore implements OutboxStore {
 
   async relay(
     limit: number,
-    prepare: (bytes: Uint8Array) => EventEnvelope,
+    prepare: (bytes: Uint8Array, topic: string) => Promise<EventEnvelope>,
     accepts: (subscription: Subscription, event: EventEnvelope) => boolean,
   ): Promise<{ taken: number; failed: number; subscriptions: string[] }> {
     return transaction(this.sql, async (tx) => {
@@ -46,10 +46,11 @@ export class PostgresOutboxStore implements OutboxStore {
         for (const row of batch) {
           try {
             if (!topicExists) throw new MeshError("not_found", `topic ${topic} does not exist`);
-            good.push(prepare(row.event as Uint8Array));
+            good.push(await prepare(row.event as Uint8Array, topic));
           } catch (error) {
-            const message = error instanceof MeshError ? error.message : "the event does not decode";
-            bad.push({ seq: String(row.seq), event: row.event as Uint8Array, error: message });
+            // Anything but a refusal (the schema could not be loaded, say) is retried later.
+            if (!(error instanceof MeshError)) throw error;
+            bad.push({ seq: String(row.seq), event: row.event as Uint8Array, error: error.message });
           }
         }
         if (good.length > 0) {

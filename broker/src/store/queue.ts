@@ -6,7 +6,13 @@
 import { PgBoss, type Db as PgBossDb } from "pg-boss";
 import type { FailureOutcome, Lease, Subscription } from "../delivery/model.ts";
 import type { DeliveryQueue } from "../delivery/ports.ts";
-import { type Sql, type TransactionSql, transaction } from "./database.ts";
+import {
+  type DatabaseTimeouts,
+  poolTimeouts,
+  type Sql,
+  type TransactionSql,
+  transaction,
+} from "./database.ts";
 import { GroupCommit, type GroupResult } from "./group-commit.ts";
 import { forgetFailures, insertDeadLetters, recordFailures } from "./queries/failures.ts";
 import { extendLeases, parkJobs, selectLapsed, setRetryDelays } from "./queries/jobs.ts";
@@ -15,6 +21,7 @@ export interface JobQueueOptions {
   connectionString: string;
   /** How often pg-boss's own expiry pass runs: a backstop behind the broker's lease sweeper. */
   monitorIntervalSeconds: number;
+  timeouts: DatabaseTimeouts;
   /**
    * How often pg-boss deletes acked deliveries past their subscription's acked retention. Its
    * default is 24 h, which would make a short acked retention mean up to a day.
@@ -96,6 +103,7 @@ export class JobQueue implements DeliveryQueue {
       monitorIntervalSeconds: options.monitorIntervalSeconds,
       maintenanceIntervalSeconds: options.maintenanceIntervalSeconds,
       registerInstance: false,
+      ...poolTimeouts(options.timeouts),
     });
     boss.on("error", options.onError);
     await boss.start();

@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TestCertificates } from "../support/certificates.ts";
 import { createTestDatabase, type TestDatabase } from "../support/database.ts";
 import { freePort } from "../support/free-port.ts";
+import { FROM_SOURCE } from "../support/from-source.ts";
 import { rejection } from "../support/rejection.ts";
 
 const root = fileURLToPath(new URL("../../../", import.meta.url));
@@ -50,7 +51,7 @@ afterAll(async () => {
 async function spawnBroker(env: Record<string, string>, waitFor = "serving gRPC on"): Promise<BrokerProcess> {
   const port = await freePort();
   const metricsPort = await freePort();
-  const child = spawn(process.execPath, ["--import", "tsx", "broker/src/main.ts"], {
+  const child = spawn(process.execPath, [...FROM_SOURCE, "broker/src/main.ts"], {
     cwd: root,
     env: {
       ...process.env,

@@ -6,11 +6,13 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { status } from "@grpc/grpc-js";
 import { Subscription, Topic } from "@pgmesh/sdk/gen/pgmesh/v1/admin";
+import { Event } from "@pgmesh/sdk/gen/pgmesh/v1/event";
+import postgres from "postgres";
 import { beforeAll, describe, expect, it } from "vitest";
 import { useTestBroker } from "../support/broker.ts";
 import { FROM_SOURCE } from "../support/from-source.ts";
 import { rejection } from "../support/rejection.ts";
-import { StreamProbe } from "../support/stream-probe.ts";
+import { StreamProbe, sleep } from "../support/stream-probe.ts";
 
 // Our own API's descriptors (buf-built) serve as a schema: pgmesh.v1.Topic is the event type here.
 const descriptorsPath = fileURLToPath(new URL("../../descriptors/pgmesh.binpb", import.meta.url));
@@ -120,5 +122,37 @@ describe("topic schemas", { timeout: 120_000 }, () => {
     });
     expect(await cli("topics", "schema", "clear", "typed")).toBe("topic typed takes any payload\n");
     expect(await t.mesh.client.publish("typed", [{ source: "s", type: "anything" }])).toHaveLength(1);
+  });
+
+  it("checks outbox rows against the topic's schema and sets aside the ones that fail, with the reason", async () => {
+    await t.mesh.client.createTopic("typed.outbox");
+    await t.mesh.client.createSubscription("typed.outbox.sub", "typed.outbox");
+    await t.mesh.client.setTopicSchema("typed.outbox", descriptors, ["pgmesh.v1.Topic"]);
+    const event = (id: string, data: ReturnType<typeof any> | undefined) =>
+      Buffer.from(Event.encode(Event.fromPartial({ id, source: "app", type: "t", data })).finish());
+    const sql = postgres(t.db.url, { max: 1, onnotice: () => {} });
+    try {
+      await sql.begin(async (tx) => {
+        await tx`SELECT pgmesh.outbox_publish('typed.outbox', ${event("wrong-type", any("pgmesh.v1.Subscription", Buffer.alloc(0)))})`;
+        await tx`SELECT pgmesh.outbox_publish('typed.outbox', ${event("no-data", undefined)})`;
+        await tx`SELECT pgmesh.outbox_publish('typed.outbox', ${event("fits", any("pgmesh.v1.Topic", Topic.encode(Topic.fromPartial({ name: "x" })).finish()))})`;
+      });
+      const probe = await StreamProbe.open(t.mesh.client, "typed.outbox.sub");
+      const [delivery] = await probe.waitForDeliveries(1);
+      expect(delivery?.event?.id).toBe("fits");
+      await sleep(300);
+      expect(probe.deliveries).toHaveLength(1);
+      expect(await sql`SELECT topic, error FROM pgmesh.outbox_failures ORDER BY seq`).toEqual([
+        {
+          topic: "typed.outbox",
+          error: "events[0].data is pgmesh.v1.Subscription; the topic takes pgmesh.v1.Topic",
+        },
+        { topic: "typed.outbox", error: "events[0].data has no data; the topic takes pgmesh.v1.Topic" },
+      ]);
+      await probe.ackAndWait([delivery?.ackId ?? ""]);
+      await probe.close();
+    } finally {
+      await sql.end();
+    }
   });
 });

@@ -48,6 +48,9 @@ export async function claimForRedrive(
     UPDATE pgmesh.dead_letters AS target SET redriven_at = now()
     FROM pgmesh.dead_letters dl JOIN pgmesh.events e ON e.seq = dl.event_seq
     WHERE target.id = dl.id AND ${matching(tx, selection)}
+      -- Re-checked on the row a concurrent redrive just committed (the join's copy is not), so
+      -- of two racing redrives only one claims each dead letter.
+      AND target.redriven_at IS NULL
     RETURNING target.id, target.event_seq, e.ordering_key, target.parked_job_id`;
   return rows.map((r) => ({
     id: String(r.id),

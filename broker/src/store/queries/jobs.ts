@@ -56,7 +56,8 @@ export async function selectLapsed(
 
 /**
  * Applies a changed lease length and acked retention to deliveries already queued (pg-boss copies
- * both onto each job when it is queued).
+ * both onto each job when it is queued). A lease already granted (or extended) keeps its length:
+ * the consumer holding it was promised that deadline.
  */
 export async function applyPolicyToQueuedJobs(
   sql: Runner,
@@ -64,7 +65,9 @@ export async function applyPolicyToQueuedJobs(
   leaseSeconds: number,
   deletionSeconds: number,
 ): Promise<void> {
-  await sql`UPDATE pgboss.job SET expire_seconds = ${leaseSeconds}, deletion_seconds = ${deletionSeconds}
+  await sql`UPDATE pgboss.job
+    SET expire_seconds = CASE WHEN state = 'active' THEN expire_seconds ELSE ${leaseSeconds} END,
+        deletion_seconds = ${deletionSeconds}
     WHERE name = ${queue} AND state <= 'active'`;
 }
 

@@ -1,0 +1,188 @@
+// The database goes away (connections dropped, then a partition) and comes back: calls fail fast
+// with UNAVAILABLE, /readyz answers 503 at once, streams stay open or end with UNAVAILABLE, and
+// everything resumes by itself. Postgres is reached through a proxy the test can cut.
+import { status } from "@grpc/grpc-js";
+import { PgmeshClient } from "@pgmesh/sdk";
+import { AckStatus } from "@pgmesh/sdk/gen/pgmesh/v1/subscriber";
+import postgres from "postgres";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { startTestBroker, type TestBroker } from "../support/broker.ts";
+import { createTestDatabase, type TestDatabase } from "../support/database.ts";
+import { rejection } from "../support/rejection.ts";
+import { StreamProbe, sleep } from "../support/stream-probe.ts";
+import { TcpProxy } from "../support/tcp-proxy.ts";
+import { until } from "../support/until.ts";
+
+let db: TestDatabase;
+let proxy: TcpProxy;
+let mesh: TestBroker;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  const target = new URL(db.url);
+  proxy = await TcpProxy.start({ host: target.hostname, port: Number(target.port) });
+  mesh = await startTestBroker(proxy.urlFor(db.url), {
+    PGMESH_DB_CONNECT_TIMEOUT_MS: "1000",
+    PGMESH_DB_STATEMENT_TIMEOUT_MS: "2000",
+  });
+  once = new PgmeshClient(mesh.address, { publishRetry: false });
+  await mesh.client.createTopic("outage");
+  await mesh.client.createSubscription("outage.sub", "outage", { ackDeadlineSeconds: 60 });
+});
+
+// A test that fails while the database is cut must not leave the next one without it.
+afterEach(async () => {
+  if (proxy.mode !== "pass") await proxy.restore();
+});
+
+afterAll(async () => {
+  await proxy?.restore();
+  once?.close();
+  await mesh?.stop();
+  await proxy?.close();
+  await db?.drop();
+});
+
+async function timed<T>(work: Promise<T>): Promise<{ value: T; ms: number }> {
+  const started = Date.now();
+  const value = await work;
+  return { value, ms: Date.now() - started };
+}
+
+async function readyz(): Promise<number> {
+  return (await fetch(`http://${mesh.broker.metricsAddress}/readyz`)).status;
+}
+
+// Without the SDK's own retries, which would hide how fast the broker answers.
+let once: PgmeshClient;
+const publishOne = (id: string) => once.publish("outage", [{ id, source: "test", type: "t" }]);
+
+describe("a database outage", () => {
+  it("fails calls fast with UNAVAILABLE, answers /readyz 503 at once, and resumes by itself", async () => {
+    const stream = await StreamProbe.open(mesh.client, "outage.sub");
+    await publishOne("before");
+    const [first] = await stream.waitForDeliveries(1);
+    expect((await stream.ackAndWait([first?.ackId ?? ""]))[0]?.status).toBe(AckStatus.ACK_STATUS_ACKED);
+    expect(await readyz()).toBe(200);
+
+    for (const mode of ["refuse", "blackhole"] as const) {
+      await proxy.cut(mode);
+      const publish = await timed(rejection(publishOne(`during-${mode}`)));
+      expect(publish.value.code, `${mode}: ${publish.value.details}`).toBe(status.UNAVAILABLE);
+      expect(publish.value.details).toBe("the database is unavailable right now; retry shortly");
+      expect(publish.ms).toBeLessThan(4_000);
+      const admin = await timed(rejection(mesh.client.getTopic("outage")));
+      expect(admin.value.code, `${mode}: ${admin.value.details}`).toBe(status.UNAVAILABLE);
+      expect(admin.ms).toBeLessThan(4_000);
+      const probe = await timed(readyz());
+      expect(probe.value).toBe(503);
+      expect(probe.ms).toBeLessThan(1_500);
+      await proxy.restore();
+      await until(() => readyz().then((code) => code === 200), "ready again", 15_000);
+    }
+
+    // The stream either stayed open or ended with UNAVAILABLE; a consumer that reconnects gets what
+    // was published after the outage.
+    const ended = await Promise.race([stream.ended, sleep(100).then(() => undefined)]);
+    if (ended) expect(ended.code).toBe(status.UNAVAILABLE);
+    const consumer = ended ? await StreamProbe.open(mesh.client, "outage.sub") : stream;
+    await until(
+      () =>
+        publishOne("after").then(
+          () => true,
+          () => false,
+        ),
+      "a publish to succeed after the outage",
+      15_000,
+    );
+    await consumer.until(
+      () => consumer.deliveries.some((d) => d.event?.id === "after"),
+      "the event published after the outage",
+      15_000,
+    );
+    const after = consumer.deliveries.find((d) => d.event?.id === "after");
+    expect((await consumer.ackAndWait([after?.ackId ?? ""]))[0]?.status).toBe(AckStatus.ACK_STATUS_ACKED);
+    // Nothing published during the outage was stored.
+    expect(consumer.deliveries.map((d) => d.event?.id)).not.toContain("during-refuse");
+    await consumer.close();
+  }, 90_000);
+
+  it("keeps every stream open when the broker's connections are terminated", async () => {
+    await mesh.client.createTopic("terminated");
+    await mesh.client.createSubscription("terminated.sub", "terminated");
+    const streams = await Promise.all(
+      [1, 2, 3].map(() => StreamProbe.open(mesh.client, "terminated.sub", 2)),
+    );
+    const sql = postgres(db.url, { max: 1, onnotice: () => {} });
+    try {
+      const killed = await sql`SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity
+        WHERE datname = current_database() AND pid <> pg_backend_pid()`;
+      expect(killed[0]?.n).toBeGreaterThan(0);
+    } finally {
+      await sql.end();
+    }
+    await until(
+      () =>
+        mesh.client
+          .publish(
+            "terminated",
+            Array.from({ length: 6 }, (_, i) => ({ id: `t${i}`, source: "test", type: "t" })),
+          )
+          .then(
+            () => true,
+            () => false,
+          ),
+      "a publish after the connections were terminated",
+      10_000,
+    );
+    await until(() => streams.reduce((n, s) => n + s.deliveries.length, 0) >= 6, "six deliveries", 10_000);
+    for (const stream of streams) {
+      expect(await Promise.race([stream.ended, sleep(10).then(() => "open")])).toBe("open");
+      await stream.ackAndWait(stream.deliveries.map((d) => d.ackId));
+      await stream.close();
+    }
+  }, 60_000);
+
+  it("puts back the leases of a settle whose transaction failed instead of stranding them", async () => {
+    await mesh.client.createTopic("strand");
+    await mesh.client.createSubscription("strand.sub", "strand", { ackDeadlineSeconds: 600 });
+    const sql = postgres(db.url, { max: 1, onnotice: () => {} });
+    try {
+      // The ack's completion (or deletion) of the job fails inside Postgres, so its transaction rolls back.
+      await sql.unsafe(`
+        CREATE SEQUENCE public.refusals;
+        CREATE FUNCTION public.refuse_completion() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+          -- Only the first statement (the ack) is refused; a sequence is not rolled back with it.
+          IF nextval('public.refusals') = 1 THEN RAISE EXCEPTION 'completion refused by the test'; END IF;
+          RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
+        END $$;
+        CREATE TRIGGER refuse_completion BEFORE UPDATE ON pgboss.job FOR EACH ROW
+          WHEN (NEW.state = 'completed') EXECUTE FUNCTION public.refuse_completion();
+        CREATE TRIGGER refuse_deletion BEFORE DELETE ON pgboss.job FOR EACH ROW
+          EXECUTE FUNCTION public.refuse_completion();`);
+      const holder = await StreamProbe.open(mesh.client, "strand.sub");
+      await mesh.client.publish("strand", [{ id: "stuck", source: "test", type: "t" }]);
+      const [delivery] = await holder.waitForDeliveries(1);
+      holder.ack([delivery?.ackId ?? ""]);
+      await sleep(500);
+      await sql.unsafe(
+        "DROP TRIGGER refuse_completion ON pgboss.job; DROP TRIGGER refuse_deletion ON pgboss.job",
+      );
+      // Redelivered well before the 600 s ack deadline, to this stream or a new one.
+      const other = await StreamProbe.open(mesh.client, "strand.sub");
+      await until(
+        () => [...holder.deliveries, ...other.deliveries].filter((d) => d.event?.id === "stuck").length >= 2,
+        "the redelivery",
+        10_000,
+      );
+      other.cancel();
+      holder.cancel();
+    } finally {
+      await sql.unsafe(
+        "DROP TRIGGER IF EXISTS refuse_completion ON pgboss.job; DROP TRIGGER IF EXISTS refuse_deletion ON pgboss.job",
+      );
+      await sql.end();
+    }
+  }, 60_000);
+});
