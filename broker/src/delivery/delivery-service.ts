@@ -255,7 +255,10 @@ export class DeliveryService {
     while (Date.now() < deadline && [...this.consumers].some((c) => c.outstanding > 0 || c.settling > 0)) {
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
-    await this.sweep;
+    // A sweep stuck on a database that went away must not hold the shutdown.
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.sweep, new Promise((resolve) => (timer = setTimeout(resolve, timeoutMs)))]);
+    clearTimeout(timer);
   }
 
   /**

@@ -84,3 +84,21 @@ export async function transaction<T>(sql: Sql, fn: (tx: TransactionSql) => Promi
     if (alive) reserved.release();
   }
 }
+
+/**
+ * Runs `fn` on a connection of its own, for session state (an advisory lock, VACUUM outside a
+ * transaction). A connection that died is not given back: postgres.js would hand it out again and
+ * every later query on it would wait for ever.
+ */
+export async function onSession<T>(sql: Sql, fn: (session: postgres.ReservedSql) => Promise<T>): Promise<T> {
+  const session = await sql.reserve();
+  let alive = true;
+  try {
+    return await fn(session);
+  } catch (error) {
+    if (isConnectionLost(error)) alive = false;
+    throw error;
+  } finally {
+    if (alive) session.release();
+  }
+}

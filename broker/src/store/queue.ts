@@ -8,6 +8,7 @@ import type { FailureOutcome, Lease, Subscription } from "../delivery/model.ts";
 import type { DeliveryQueue } from "../delivery/ports.ts";
 import {
   type DatabaseTimeouts,
+  onSession,
   poolTimeouts,
   type Sql,
   type TransactionSql,
@@ -315,11 +316,10 @@ export class JobQueue implements DeliveryQueue {
     return selectLapsed(this.sql, limit);
   }
 
-  async exclusively<T>(work: () => Promise<T>): Promise<T | undefined> {
+  exclusively<T>(work: () => Promise<T>): Promise<T | undefined> {
     // A session lock on a connection held for the sweep: released by unlock, or by the server
     // when this broker's connection dies with it.
-    const session = await this.sql.reserve();
-    try {
+    return onSession(this.sql, async (session) => {
       const [row] = await session`SELECT pg_try_advisory_lock(${SWEEP_LOCK}) AS locked`;
       if (!row?.locked) return undefined;
       try {
@@ -327,9 +327,7 @@ export class JobQueue implements DeliveryQueue {
       } finally {
         await session`SELECT pg_advisory_unlock(${SWEEP_LOCK})`;
       }
-    } finally {
-      session.release();
-    }
+    });
   }
 }
 

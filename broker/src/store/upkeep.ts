@@ -8,7 +8,7 @@
 //    keeps up with any publish rate;
 //  - deletes the events past their topic's retention that no delivery and no dead letter needs.
 // Acked deliveries are pg-boss's to delete (its maintenance interval; see queue.ts).
-import type { Sql } from "./database.ts";
+import { onSession, type Sql } from "./database.ts";
 import {
   deleteEventKeysOlderThan,
   deleteExpiredEvents,
@@ -61,9 +61,13 @@ export class TableUpkeep {
     this.timer.unref();
   }
 
-  async stop(): Promise<void> {
+  /** Stops the timer and waits for a pass in progress, but no longer than `timeoutMs`. */
+  async stop(timeoutMs = 5_000): Promise<void> {
     clearInterval(this.timer);
-    await this.pass?.catch(() => {});
+    await waitAtMost(
+      this.pass?.catch(() => {}),
+      timeoutMs,
+    );
   }
 
   /** One pass, now (also what the timer runs). */
@@ -82,7 +86,7 @@ export class TableUpkeep {
     return this.pass;
   }
 
-  private async lockedPass(): Promise<UpkeepReport> {
+  private lockedPass(): Promise<UpkeepReport> {
     const report: UpkeepReport = {
       ran: false,
       analyzed: [],
@@ -91,8 +95,7 @@ export class TableUpkeep {
       eventsDeleted: 0,
     };
     // A session lock on a connection of our own: VACUUM cannot run inside a transaction.
-    const session = await this.sql.reserve();
-    try {
+    return onSession(this.sql, async (session) => {
       const [row] = await session`SELECT pg_try_advisory_lock(${UPKEEP_LOCK}) AS locked`;
       if (!row?.locked) return report;
       try {
@@ -106,9 +109,7 @@ export class TableUpkeep {
         await session`SELECT pg_advisory_unlock(${UPKEEP_LOCK})`;
       }
       return report;
-    } finally {
-      session.release();
-    }
+    });
   }
 
   private async keepStatistics(sql: Sql, report: UpkeepReport): Promise<void> {
@@ -154,4 +155,12 @@ export class TableUpkeep {
       }
     }
   }
+}
+
+/** Waits for `work`, or for `ms` when it takes longer (a pass stuck on a database that went away). */
+async function waitAtMost(work: Promise<unknown> | undefined, ms: number): Promise<void> {
+  if (!work) return;
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([work, new Promise((resolve) => (timer = setTimeout(resolve, ms)))]);
+  clearTimeout(timer);
 }
