@@ -122,9 +122,6 @@ export class JobQueue implements DeliveryQueue {
       // key_strict_fifo: per singleton key, the oldest job goes first and alone; a key whose job
       // is active, waiting for a retry or failed holds back the rest of that key only.
       policy: options.ordering ? "key_strict_fifo" : "standard",
-      // Its own table: planner statistics, vacuum and index size per subscription, so one
-      // subscription's backlog never changes the plan of another's fetch.
-      partition: true,
       expireInSeconds: options.leaseSeconds,
       retryLimit: UNBOUNDED_RETRIES,
       retryDelay: 0,

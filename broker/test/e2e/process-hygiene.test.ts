@@ -89,7 +89,7 @@ describe("process hygiene", () => {
       await client.publish("hygiene", [{ id: "held", source: "test", type: "t" }]);
       const probe = await StreamProbe.open(client, "hygiene.sub");
       const [delivery] = await probe.waitForDeliveries(1);
-      process.kill(-(running.child.pid ?? 0), "SIGINT");
+      process.kill(-groupOf(running.child), "SIGINT");
       await sleep(1_000);
       // The handler finishes during the drain: its ack must reach a live database.
       const [result] = await probe.ackAndWait([delivery?.ackId ?? ""]);
@@ -138,7 +138,7 @@ describe("process hygiene", () => {
     } finally {
       client.close();
       try {
-        process.kill(-(viaNpm.child.pid ?? 0), "SIGKILL");
+        process.kill(-groupOf(viaNpm.child), "SIGKILL");
       } catch {}
     }
   }, 120_000);
@@ -166,3 +166,12 @@ describe("embedded Postgres credentials", () => {
     expect(await running.exited).toBe(0);
   }, 120_000);
 });
+
+/**
+ * The process group a detached child leads. Never 0: kill(-0) would signal the test runner's own
+ * group.
+ */
+function groupOf(child: { pid?: number | undefined }): number {
+  if (!child.pid) throw new Error("the child process has no pid (it did not start)");
+  return child.pid;
+}

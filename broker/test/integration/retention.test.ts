@@ -91,7 +91,7 @@ const publishMany = async (topic: string, total: number, prefix: string) => {
 };
 
 describe("table upkeep", () => {
-  it("analyzes a subscription's job table once its backlog grew, whatever autovacuum does", async () => {
+  it("analyzes the job table once a subscription's backlog grew, whatever autovacuum does", async () => {
     const { client } = t.mesh;
     await client.createTopic("ret.stats");
     await client.createSubscription("ret.stats.sub", "ret.stats");
@@ -110,8 +110,11 @@ describe("table upkeep", () => {
       `an ANALYZE of ${tbl}`,
       20_000,
     );
+    // The statistics now count the backlog (the shared job table also holds the other tests' jobs).
     const [row] = await sql`SELECT reltuples::int AS n FROM pg_class WHERE oid = ${tbl}::regclass`;
-    expect(row?.n).toBe(3_000);
+    const [live] = await sql.unsafe(`SELECT count(*)::int AS n FROM ${tbl}`);
+    expect(row?.n).toBe(live?.n);
+    expect(row?.n).toBeGreaterThanOrEqual(3_000);
   });
 
   it("forgets idempotency keys past the window in one pass, however many (not 10,000 a minute)", async () => {
