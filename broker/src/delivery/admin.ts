@@ -1,4 +1,5 @@
 // The topic, subscription and dead-letter use cases: argument checks and defaults, then the stores.
+import { isBigintText } from "./bigint-text.ts";
 import { invalidArgument, MeshError, notFound } from "./errors.ts";
 import { parseFilter } from "./filter.ts";
 import type {
@@ -276,13 +277,6 @@ function checkSelection(selection: DeadLetterSelection): DeadLetterSelection {
     throw invalidArgument("filter.after must be earlier than filter.before");
   }
   return selection;
-}
-
-const MAX_BIGINT = 2n ** 63n - 1n;
-
-/** Whether text is a non-negative number that fits a Postgres bigint (dead letter ids, their page tokens). */
-function isBigintText(text: string): boolean {
-  return /^\d{1,19}$/.test(text) && BigInt(text) <= MAX_BIGINT;
 }
 
 function checkPageSize(pageSize: number): number {

@@ -1,4 +1,5 @@
 // The admin use cases for principals, tokens and the audit log, plus the first admin token.
+import { isBigintText } from "../delivery/bigint-text.ts";
 import { invalidArgument, MeshError, notFound } from "../delivery/errors.ts";
 import type { Page } from "../delivery/model.ts";
 import { checkPattern, type Grant, grantToString, type Principal, parseGrant } from "./grants.ts";
@@ -83,7 +84,7 @@ export class AccessAdmin {
 
   listAudit(pageSize: number, pageToken: string, principal: string | undefined): Promise<Page<AuditRecord>> {
     if (pageSize > 1000) throw invalidArgument(`page_size is at most 1000, got ${pageSize}`);
-    if (pageToken && !/^\d{1,19}$/.test(pageToken))
+    if (pageToken && !isBigintText(pageToken))
       throw invalidArgument("page_token is not one this server returned");
     return this.store.listAudit(pageToken || undefined, pageSize || 100, principal);
   }
