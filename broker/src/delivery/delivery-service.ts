@@ -9,6 +9,7 @@ import type { DeliveryQueue, EventStore } from "./ports.ts";
 import { failureOutcome } from "./retry-policy.ts";
 import { checkExtendSeconds, checkNackDelay, checkReason } from "./settle-checks.ts";
 import { releaseLeases, SubscriptionDispatcher } from "./subscription-dispatcher.ts";
+import { waitAtMost } from "./wait-at-most.ts";
 
 export interface DeliveryServiceOptions {
   /** Fallback poll for deliveries nothing announces: retries whose delay ran out, lapsed leases. */
@@ -255,10 +256,7 @@ export class DeliveryService {
     while (Date.now() < deadline && [...this.consumers].some((c) => c.outstanding > 0 || c.settling > 0)) {
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
-    // A sweep stuck on a database that went away must not hold the shutdown.
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([this.sweep, new Promise((resolve) => (timer = setTimeout(resolve, timeoutMs)))]);
-    clearTimeout(timer);
+    await waitAtMost(this.sweep, timeoutMs);
   }
 
   /**

@@ -90,7 +90,7 @@ export async function transaction<T>(sql: Sql, fn: (tx: TransactionSql) => Promi
  * transaction). A connection that died is not given back: postgres.js would hand it out again and
  * every later query on it would wait for ever.
  */
-export async function onSession<T>(sql: Sql, fn: (session: postgres.ReservedSql) => Promise<T>): Promise<T> {
+async function onSession<T>(sql: Sql, fn: (session: postgres.ReservedSql) => Promise<T>): Promise<T> {
   const session = await sql.reserve();
   let alive = true;
   try {
@@ -101,4 +101,25 @@ export async function onSession<T>(sql: Sql, fn: (session: postgres.ReservedSql)
   } finally {
     if (alive) session.release();
   }
+}
+
+/**
+ * Runs `work` holding a session advisory lock on a connection of its own, or returns undefined
+ * (without running it) while someone else holds the lock: one broker of the mesh at a time. The
+ * server lets go of the lock when the connection dies with its broker.
+ */
+export function withSessionLock<T>(
+  sql: Sql,
+  key: number,
+  work: (session: postgres.ReservedSql) => Promise<T>,
+): Promise<T | undefined> {
+  return onSession(sql, async (session) => {
+    const [row] = await session`SELECT pg_try_advisory_lock(${key}) AS locked`;
+    if (!row?.locked) return undefined;
+    try {
+      return await work(session);
+    } finally {
+      await session`SELECT pg_advisory_unlock(${key})`;
+    }
+  });
 }

@@ -8,11 +8,11 @@ import type { FailureOutcome, Lease, Subscription } from "../delivery/model.ts";
 import type { DeliveryQueue } from "../delivery/ports.ts";
 import {
   type DatabaseTimeouts,
-  onSession,
   poolTimeouts,
   type Sql,
   type TransactionSql,
   transaction,
+  withSessionLock,
 } from "./database.ts";
 import { GroupCommit, type GroupResult } from "./group-commit.ts";
 import { forgetFailures, insertDeadLetters, recordFailures } from "./queries/failures.ts";
@@ -317,17 +317,7 @@ export class JobQueue implements DeliveryQueue {
   }
 
   exclusively<T>(work: () => Promise<T>): Promise<T | undefined> {
-    // A session lock on a connection held for the sweep: released by unlock, or by the server
-    // when this broker's connection dies with it.
-    return onSession(this.sql, async (session) => {
-      const [row] = await session`SELECT pg_try_advisory_lock(${SWEEP_LOCK}) AS locked`;
-      if (!row?.locked) return undefined;
-      try {
-        return await work();
-      } finally {
-        await session`SELECT pg_advisory_unlock(${SWEEP_LOCK})`;
-      }
-    });
+    return withSessionLock(this.sql, SWEEP_LOCK, () => work());
   }
 }
 

@@ -8,7 +8,8 @@
 //    keeps up with any publish rate;
 //  - deletes the events past their topic's retention that no delivery and no dead letter needs.
 // Acked deliveries are pg-boss's to delete (its maintenance interval; see queue.ts).
-import { onSession, type Sql } from "./database.ts";
+import { waitAtMost } from "../delivery/wait-at-most.ts";
+import { type Sql, withSessionLock } from "./database.ts";
 import {
   deleteEventKeysOlderThan,
   deleteExpiredEvents,
@@ -64,10 +65,7 @@ export class TableUpkeep {
   /** Stops the timer and waits for a pass in progress, but no longer than `timeoutMs`. */
   async stop(timeoutMs = 5_000): Promise<void> {
     clearInterval(this.timer);
-    await waitAtMost(
-      this.pass?.catch(() => {}),
-      timeoutMs,
-    );
+    await waitAtMost(this.pass, timeoutMs);
   }
 
   /** One pass, now (also what the timer runs). */
@@ -86,7 +84,7 @@ export class TableUpkeep {
     return this.pass;
   }
 
-  private lockedPass(): Promise<UpkeepReport> {
+  private async lockedPass(): Promise<UpkeepReport> {
     const report: UpkeepReport = {
       ran: false,
       analyzed: [],
@@ -95,21 +93,16 @@ export class TableUpkeep {
       eventsDeleted: 0,
     };
     // A session lock on a connection of our own: VACUUM cannot run inside a transaction.
-    return onSession(this.sql, async (session) => {
-      const [row] = await session`SELECT pg_try_advisory_lock(${UPKEEP_LOCK}) AS locked`;
-      if (!row?.locked) return report;
-      try {
-        report.ran = true;
-        // The idempotency window is a promise to publishers: its sweep goes first.
-        const deadline = Date.now() + DELETE_BUDGET_MS;
-        await this.forgetKeys(session, report, deadline);
-        await this.expireEvents(session, report, deadline);
-        await this.keepStatistics(session, report);
-      } finally {
-        await session`SELECT pg_advisory_unlock(${UPKEEP_LOCK})`;
-      }
-      return report;
+    await withSessionLock(this.sql, UPKEEP_LOCK, async (session) => {
+      report.ran = true;
+      // The idempotency window is a promise to publishers: its sweep goes first.
+      const deadline = Date.now() + DELETE_BUDGET_MS;
+      await this.forgetKeys(session, report, deadline);
+      await this.expireEvents(session, report, deadline);
+      await this.keepStatistics(session, report);
     });
+    // `ran` stays false when another broker held the lock (the work never started).
+    return report;
   }
 
   private async keepStatistics(sql: Sql, report: UpkeepReport): Promise<void> {
@@ -155,12 +148,4 @@ export class TableUpkeep {
       }
     }
   }
-}
-
-/** Waits for `work`, or for `ms` when it takes longer (a pass stuck on a database that went away). */
-async function waitAtMost(work: Promise<unknown> | undefined, ms: number): Promise<void> {
-  if (!work) return;
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([work, new Promise((resolve) => (timer = setTimeout(resolve, ms)))]);
-  clearTimeout(timer);
 }
