@@ -1,6 +1,6 @@
 // The README's default path, as a user runs it: the broker process on an embedded Postgres (no
 // DATABASE_URL), `buf curl` health and reflection, the CLI quickstart, and signal handling.
-import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { chmod, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startBrokerProcess } from "../support/broker-process.ts";
 import { freePort } from "../support/free-port.ts";
 import { FROM_SOURCE } from "../support/from-source.ts";
 
@@ -28,40 +29,8 @@ afterAll(async () => {
   await rm(dataDir, { recursive: true, force: true });
 });
 
-interface BrokerProcess {
-  child: ChildProcess;
-  address: string;
-  output: () => string;
-  exited: Promise<number | null>;
-}
-
-async function startBrokerProcess(env: Record<string, string> = {}): Promise<BrokerProcess> {
-  const grpcPort = await freePort();
-  const child = spawn(process.execPath, [...FROM_SOURCE, "broker/src/main.ts"], {
-    cwd: root,
-    env: {
-      ...process.env,
-      DATABASE_URL: "",
-      PGMESH_DATA_DIR: dataDir,
-      PGMESH_EMBEDDED_POSTGRES_PORT: String(await freePort()),
-      PGMESH_GRPC_ADDRESS: `127.0.0.1:${grpcPort}`,
-      PGMESH_METRICS_ADDRESS: "127.0.0.1:0",
-      ...env,
-    },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let output = "";
-  child.stdout?.on("data", (d) => (output += d));
-  child.stderr?.on("data", (d) => (output += d));
-  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
-  const deadline = Date.now() + 60_000;
-  while (!output.includes("serving gRPC on")) {
-    if (child.exitCode !== null || Date.now() > deadline)
-      throw new Error(`the broker did not start:\n${output}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return { child, address: `127.0.0.1:${grpcPort}`, output: () => output, exited };
-}
+const startBroker = async (env: Record<string, string> = {}) =>
+  startBrokerProcess({ dataDir, postgresPort: await freePort(), env });
 
 const cli = (address: string, ...args: string[]) =>
   run(process.execPath, [...FROM_SOURCE, pgmesh, ...args], {
@@ -104,7 +73,7 @@ const curl = (address: string, path: string, data?: string) =>
 // with tsx) per test.
 describe("npm start on an embedded Postgres", { timeout: 180_000 }, () => {
   it("serves health and reflection to buf curl, runs the README quickstarts as written, and drains on SIGTERM", async () => {
-    const broker = await startBrokerProcess();
+    const broker = await startBroker();
     try {
       expect(broker.output()).toContain("embedded Postgres ready");
       const health = await curl(broker.address, "/grpc.health.v1.Health/Check");
@@ -155,7 +124,7 @@ describe("npm start on an embedded Postgres", { timeout: 180_000 }, () => {
   }, 90_000); // a dozen processes (broker, embedded Postgres, CLI, buf): slow on a busy machine
 
   it("keeps its data across restarts; a second signal exits at once; a dead broker's lease is redelivered", async () => {
-    const broker = await startBrokerProcess({ PGMESH_DRAIN_MS: "60000" });
+    const broker = await startBroker({ PGMESH_DRAIN_MS: "60000" });
     // The topic created by the previous test survived the restart of the process and of Postgres.
     expect((await cli(broker.address, "topics", "list")).stdout).toMatch(/^orders\t/m);
     await cli(broker.address, "subscriptions", "update", "orders.audit", "--ack-deadline", "2");
@@ -182,7 +151,7 @@ describe("npm start on an embedded Postgres", { timeout: 180_000 }, () => {
     // event when the 2 s lease lapses.
     const pidFile = join(dataDir, "postgres", "postmaster.pid");
     for (let i = 0; i < 100 && existsSync(pidFile); i++) await new Promise((r) => setTimeout(r, 100));
-    const next = await startBrokerProcess({ PGMESH_SUPERVISE_SECONDS: "1" });
+    const next = await startBroker({ PGMESH_SUPERVISE_SECONDS: "1" });
     try {
       const tailed = await cli(next.address, "tail", "orders.audit", "--max", "1");
       expect(JSON.parse(tailed.stdout)).toMatchObject({ type: "held", attempt: 2 });
@@ -200,7 +169,7 @@ describe("embedded Postgres as root", () => {
     async () => {
       const privateDir = await mkdtemp(join(tmpdir(), "pgmesh-private-"));
       await chmod(privateDir, 0o700);
-      const broker = await startBrokerProcess({ PGMESH_DATA_DIR: join(privateDir, "data") });
+      const broker = await startBroker({ PGMESH_DATA_DIR: join(privateDir, "data") });
       const relocated = /data in (\/var\/tmp\/pgmesh-embedded-postgres\/data-[0-9a-f]+)/.exec(
         broker.output(),
       )?.[1];

@@ -1,21 +1,19 @@
 // What a supervisor or a person at a terminal does to the broker: Ctrl-C (SIGINT to the whole
 // process group), kill -9 and a restart, SIGTERM to the `npm` process that started it.
-import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { chmod, mkdtemp, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { PgmeshClient } from "@pgmesh/sdk";
 import { AckStatus } from "@pgmesh/sdk/gen/pgmesh/v1/subscriber";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type BrokerProcess, startBrokerProcess } from "../support/broker-process.ts";
 import { freePort } from "../support/free-port.ts";
 import { FROM_SOURCE } from "../support/from-source.ts";
 import { StreamProbe, sleep } from "../support/stream-probe.ts";
 import { until } from "../support/until.ts";
 
-const root = fileURLToPath(new URL("../../../", import.meta.url));
 let dataDir: string;
 let postgresPort: number;
 
@@ -38,43 +36,11 @@ afterAll(async () => {
   await rm(dataDir, { recursive: true, force: true });
 });
 
-interface Started {
-  child: ChildProcess;
-  address: string;
-  output: () => string;
-  exited: Promise<number | null>;
-}
+type Started = BrokerProcess;
 
 /** Starts `command` as the leader of a new process group, like a shell's foreground job. */
-async function start(command: string[], env: Record<string, string> = {}): Promise<Started> {
-  const grpcPort = await freePort();
-  const [file, ...args] = command;
-  const child = spawn(file ?? "", args, {
-    cwd: root,
-    detached: true,
-    env: {
-      ...process.env,
-      DATABASE_URL: "",
-      PGMESH_DATA_DIR: dataDir,
-      PGMESH_EMBEDDED_POSTGRES_PORT: String(postgresPort),
-      PGMESH_GRPC_ADDRESS: `127.0.0.1:${grpcPort}`,
-      PGMESH_METRICS_ADDRESS: "127.0.0.1:0",
-      ...env,
-    },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let output = "";
-  child.stdout?.on("data", (d) => (output += d));
-  child.stderr?.on("data", (d) => (output += d));
-  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
-  await until(
-    () => output.includes("serving gRPC on") || child.exitCode !== null,
-    "the broker to start",
-    60_000,
-  );
-  if (!output.includes("serving gRPC on")) throw new Error(`the broker did not start:\n${output}`);
-  return { child, address: `127.0.0.1:${grpcPort}`, output: () => output, exited };
-}
+const start = (command: string[], env: Record<string, string> = {}): Promise<Started> =>
+  startBrokerProcess({ dataDir, postgresPort, command, env, detached: true });
 
 const broker = (env?: Record<string, string>) =>
   start([process.execPath, ...FROM_SOURCE, "broker/src/main.ts"], env);
