@@ -289,7 +289,9 @@ export class DeliveryService {
       const lapsed = await this.queue.findLapsed(SWEEP_BATCH);
       const bySubscription = new Map<string, Lease[]>();
       for (const { subscription, lease } of lapsed) {
-        bySubscription.set(subscription, [...(bySubscription.get(subscription) ?? []), lease]);
+        const leases = bySubscription.get(subscription);
+        if (leases) leases.push(lease);
+        else bySubscription.set(subscription, [lease]);
       }
       let settledNow = 0;
       for (const [name, leases] of bySubscription) {

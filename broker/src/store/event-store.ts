@@ -104,9 +104,16 @@ export class PostgresEventStore implements EventStore {
     // The deliveries of every subscription, in publish order, queued in one round trip.
     const wokenByTopic = new Map<string, string[]>();
     const batches: { queue: string; deliveries: NewDelivery[] }[] = [];
+    // The stored events by topic, in one pass (a group may span many topics).
+    const rowsByTopic = new Map<string, typeof inserted>();
+    for (const row of inserted) {
+      const rows = rowsByTopic.get(row.topic);
+      if (rows) rows.push(row);
+      else rowsByTopic.set(row.topic, [row]);
+    }
     for (const [topic, subs] of subsByTopic) {
       const accepts = (requests.find((r) => r.topic === topic) as PublishRequest).accepts;
-      const rows = inserted.filter((row) => row.topic === topic);
+      const rows = rowsByTopic.get(topic) ?? [];
       const woken: string[] = [];
       for (const sub of subs) {
         const deliveries = rows
