@@ -8,6 +8,7 @@ import { Admin } from "./delivery/admin.ts";
 import { DeliveryService } from "./delivery/delivery-service.ts";
 import { OutboxRelay } from "./delivery/outbox-relay.ts";
 import { Publisher } from "./delivery/publishing.ts";
+import { waitAtMost } from "./delivery/wait-at-most.ts";
 import type { Logger } from "./log.ts";
 import { GaugeRefresher } from "./metrics/gauges.ts";
 import { MetricsServer } from "./metrics/http-server.ts";
@@ -48,18 +49,8 @@ export interface RunningBroker {
 
 /** Waits for `closing` at most `ms`, then goes on with a warning. */
 async function closeWithin(ms: number, closing: Promise<unknown>, what: string, log: Logger): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  const closed = await Promise.race([
-    closing.then(
-      () => true,
-      () => true,
-    ),
-    new Promise<boolean>((resolve) => {
-      timer = setTimeout(resolve, ms, false);
-    }),
-  ]);
-  clearTimeout(timer);
-  if (!closed) log.warn(`${what} did not close within ${ms / 1000} s; stopping anyway`);
+  if (!(await waitAtMost(closing, ms)))
+    log.warn(`${what} did not close within ${ms / 1000} s; stopping anyway`);
 }
 
 /** Whether `SELECT 1` succeeds within `withinMs`. */
@@ -244,13 +235,20 @@ export async function startBroker(config: Readonly<BrokerConfig>, log: Logger): 
       stopping ??= (async () => {
         serving = false;
         grpc.stopAccepting();
-        await relay.stop();
-        await deliveries.drain(config.drainTimeoutMs);
+        // Every step is bounded: work stuck on a database that went away must not keep a stopping
+        // broker alive (what it held goes back when its leases lapse).
+        await closeWithin(7_000, relay.stop(), "the outbox relay", log);
+        await closeWithin(
+          config.drainTimeoutMs + 7_000,
+          deliveries.drain(config.drainTimeoutMs),
+          "the drain",
+          log,
+        );
         await grpc.shutdown(5_000);
         credentials?.close();
-        await gauges.stop();
+        await closeWithin(7_000, gauges.stop(), "the metrics gauges", log);
         await upkeep.stop();
-        await metricsServer.close();
+        await closeWithin(7_000, metricsServer.close(), "the metrics server", log);
         await closeWithin(7_000, queue.stop(), "pg-boss", log);
         // Both pools can wait for ever on a connection that died in a server crash (postgres.js's
         // end() past its own timeout, node-postgres's end() for a checked-out client): the broker

@@ -251,7 +251,8 @@ export class DeliveryService {
     for (const timer of this.timers) clearInterval(timer);
     for (const { timer } of this.dueWakeups.values()) clearTimeout(timer);
     this.dueWakeups.clear();
-    await Promise.all([...this.dispatchers.values()].map((d) => d.idle()));
+    // A dispatch pass stuck on a database that went away must not hold the shutdown.
+    await waitAtMost(Promise.all([...this.dispatchers.values()].map((d) => d.idle())), timeoutMs);
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline && [...this.consumers].some((c) => c.outstanding > 0 || c.settling > 0)) {
       await new Promise((resolve) => setTimeout(resolve, 20));

@@ -1,9 +1,18 @@
 // Shutdown waits for work in progress, but a pass stuck on a database that went away must not hold it.
 
-/** Waits for `work`, or for `ms` when it takes longer. */
-export async function waitAtMost(work: Promise<unknown> | undefined, ms: number): Promise<void> {
-  if (!work) return;
+/** Waits for `work` (settled either way), or for `ms` when it takes longer; true if it settled. */
+export async function waitAtMost(work: Promise<unknown> | undefined, ms: number): Promise<boolean> {
+  if (!work) return true;
   let timer: NodeJS.Timeout | undefined;
-  await Promise.race([work.catch(() => {}), new Promise((resolve) => (timer = setTimeout(resolve, ms)))]);
+  const settled = await Promise.race([
+    work.then(
+      () => true,
+      () => true,
+    ),
+    new Promise<boolean>((resolve) => {
+      timer = setTimeout(resolve, ms, false);
+    }),
+  ]);
   clearTimeout(timer);
+  return settled;
 }
