@@ -101,7 +101,7 @@ export async function startBroker(config: Readonly<BrokerConfig>, log: Logger): 
   const metrics = new BrokerMetrics();
   // While the database is unreachable, calls fail fast with UNAVAILABLE rather than INTERNAL.
   const gate = new DatabaseGate(() => sql`SELECT 1`);
-  const rawEvents = new PostgresEventStore(sql, queue, brokerId);
+  const rawEvents = new PostgresEventStore(sql, brokerId);
   const events = failingFastAsUnavailable(rawEvents, gate);
   const catalog = failingFastAsUnavailable(new PostgresCatalogStore(sql, queue), gate);
   const deliveries = new DeliveryService(failingFastAsUnavailable(queue, gate), events, {
@@ -135,6 +135,7 @@ export async function startBroker(config: Readonly<BrokerConfig>, log: Logger): 
   // an updated policy into use.
   await bus.listenForSubscriptionChanges((change) => {
     if (change.kind === "deleted") {
+      rawEvents.catalog.forgetSubscription(change.queue);
       server?.subscriptionDeleted(change);
       return;
     }

@@ -1,16 +1,17 @@
-// Publishing and reading events. A publish is one transaction: each new event is stored once, one
+// Publishing and reading events. A publish group (concurrent publishes, any topics: see
+// group-commit.ts) is one statement (queries/publish.ts): each new event is stored once, one
 // pg-boss job per (new event, subscription whose filter accepts it) is queued, and one NOTIFY
-// wakes the other brokers. Concurrent publishes share transactions (group-commit.ts).
+// wakes the other brokers. One round trip and one commit, however many topics and subscriptions.
 import { v7 as uuidv7 } from "uuid";
 import { notFound } from "../delivery/errors.ts";
 import type { EventEnvelope, PublishOutcome, StoredEvent, Subscription } from "../delivery/model.ts";
 import type { EventStore } from "../delivery/ports.ts";
-import { type Sql, type TransactionSql, transaction } from "./database.ts";
+import type { Sql, TransactionSql } from "./database.ts";
 import { GroupCommit, type GroupResult } from "./group-commit.ts";
+import { isStaleCatalog, PublishCatalog } from "./publish-catalog.ts";
 import * as events from "./queries/events.ts";
 import { topicEventKey } from "./queries/events.ts";
-import { lockTopicsForPublish } from "./queries/subscriptions.ts";
-import type { JobQueue, NewDelivery } from "./queue.ts";
+import { OWN_KEY, type PublishStatement, publishStatement } from "./queries/publish.ts";
 import { WAKEUP_CHANNEL, wakeupPayload } from "./wakeups.ts";
 
 type Accepts = (subscription: Subscription, event: EventEnvelope) => boolean;
@@ -26,8 +27,10 @@ const PUBLISH_GROUPS_IN_FLIGHT = 2;
 /** Event loads running at once, and the most events one load query reads. */
 const LOADS_IN_FLIGHT = 2;
 const LOAD_GROUP_MAX_EVENTS = 2_000;
-/** Events in one publish transaction at most (a single larger request still goes alone). */
+/** Events in one publish statement at most (a single larger request still goes alone). */
 const PUBLISH_GROUP_MAX_EVENTS = 5_000;
+/** A group whose routing list went stale (a subscription created or deleted) is tried again. */
+const STALE_CATALOG_RETRIES = 3;
 
 export class PostgresEventStore implements EventStore {
   private readonly commits: GroupCommit<PublishRequest, Published>;
@@ -38,122 +41,132 @@ export class PostgresEventStore implements EventStore {
       maxWeight: LOAD_GROUP_MAX_EVENTS,
     },
   );
+  readonly catalog: PublishCatalog;
 
   constructor(
     private readonly sql: Sql,
-    private readonly queue: JobQueue,
     private readonly brokerId: string,
   ) {
-    this.commits = new GroupCommit(
-      (requests) => transaction(this.sql, (tx) => this.publishGroupIn(tx, requests)),
-      {
-        maxInFlight: PUBLISH_GROUPS_IN_FLIGHT,
-        maxWeight: PUBLISH_GROUP_MAX_EVENTS,
-      },
-    );
+    this.catalog = new PublishCatalog(sql);
+    this.commits = new GroupCommit((requests) => this.publishGroup(requests), {
+      maxInFlight: PUBLISH_GROUPS_IN_FLIGHT,
+      maxWeight: PUBLISH_GROUP_MAX_EVENTS,
+    });
   }
 
-  /** Publishes in a transaction shared with the publishes that arrive while others commit. */
+  /** Publishes in a statement shared with the publishes that arrive while others commit. */
   publish(topic: string, batch: EventEnvelope[], accepts: Accepts): Promise<Published> {
     return this.commits.submit({ topic, batch, accepts }, batch.length);
   }
 
-  /** The publish, inside the caller's transaction (the outbox relay's). */
+  /**
+   * The publish, inside the caller's transaction (the outbox relay's). The routing list is read
+   * in that transaction; should it still go stale before the statement, the statement fails and
+   * with it the caller's transaction, which the relay tries again.
+   */
   async publishIn(
     tx: TransactionSql,
     topic: string,
     batch: EventEnvelope[],
     accepts: Accepts,
   ): Promise<Published> {
-    const [result] = await this.publishGroupIn(tx, [{ topic, batch, accepts }]);
+    this.catalog.forget([topic]);
+    const requests = [{ topic, batch, accepts }];
+    const [result] = await this.publishWith(tx, requests, await this.catalog.of([topic], tx));
     if (!result?.ok) throw result?.error;
     return result.value;
   }
 
+  private async publishGroup(requests: PublishRequest[]): Promise<GroupResult<Published>[]> {
+    const topics = [...new Set(requests.map((r) => r.topic))];
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.publishWith(this.sql, requests, await this.catalog.of(topics));
+      } catch (error) {
+        if (!isStaleCatalog(error) || attempt >= STALE_CATALOG_RETRIES) throw error;
+        this.catalog.forget(topics);
+      }
+    }
+  }
+
   /**
-   * Several publish requests, on any topics, in one transaction and a fixed number of round
-   * trips: one to lock every topic and its subscriptions, one to claim the keys and store the new
-   * events, one for the job inserts (one statement per subscription, pipelined) and the NOTIFY.
-   * Events are taken in arrival order, so a repeat across requests resolves to the first. A
-   * request on a missing topic fails alone.
+   * Several publish requests, on any topics, in one statement. Events are taken in arrival order,
+   * so a repeat across requests resolves to the first. A request on a missing topic fails alone.
    */
-  private async publishGroupIn(
-    tx: TransactionSql,
+  private async publishWith(
+    sql: Sql | TransactionSql,
     requests: PublishRequest[],
+    subsByTopic: Map<string, Subscription[]>,
   ): Promise<GroupResult<Published>[]> {
-    const subsByTopic = await lockTopicsForPublish(tx, [...new Set(requests.map((r) => r.topic))]);
     // Repeats are duplicates of their first occurrence.
     const firstOccurrence = new Map<string, EventEnvelope>();
+    const candidates: { topic: string; event: EventEnvelope }[] = [];
     for (const { topic, batch } of requests) {
       if (!subsByTopic.has(topic)) continue;
       for (const event of batch) {
         const key = topicEventKey(topic, event);
-        if (!firstOccurrence.has(key)) firstOccurrence.set(key, event);
+        if (firstOccurrence.has(key)) continue;
+        firstOccurrence.set(key, event);
+        candidates.push({ topic, event });
       }
     }
-    const candidates = requests.flatMap(({ topic, batch }) =>
-      subsByTopic.has(topic)
-        ? batch
-            .filter((e) => firstOccurrence.get(topicEventKey(topic, e)) === e)
-            .map((event) => ({ topic, event }))
-        : [],
-    );
-    const inserted = await events.insertFreshEvents(tx, candidates);
-    const stored = new Set(inserted.map((row) => row.event));
 
-    // The deliveries of every subscription, in publish order, queued in one round trip.
-    const wokenByTopic = new Map<string, string[]>();
-    const batches: { queue: string; deliveries: NewDelivery[] }[] = [];
-    // The stored events by topic, in one pass (a group may span many topics).
-    const rowsByTopic = new Map<string, typeof inserted>();
-    for (const row of inserted) {
-      const rows = rowsByTopic.get(row.topic);
-      if (rows) rows.push(row);
-      else rowsByTopic.set(row.topic, [row]);
-    }
+    // Routing: a subscription without filter or order takes every event of its topic (one row
+    // for all of them); the others name each event they take, ordered ones with time-ordered ids
+    // because pg-boss orders a key's jobs by (created_on, id) and created_on is one value per
+    // statement.
+    const accepts = new Map(requests.map((r) => [r.topic, r.accepts]));
+    const statement: PublishStatement = {
+      topics: [...subsByTopic.keys()],
+      queues: [...subsByTopic.values()].flat().map((s) => s.queue),
+      events: candidates,
+      broadcast: [],
+      picked: [],
+      notify: undefined,
+    };
+    const routed = new Map<string, Set<string>>();
+    for (const topic of subsByTopic.keys()) routed.set(topic, new Set());
     for (const [topic, subs] of subsByTopic) {
-      const accepts = (requests.find((r) => r.topic === topic) as PublishRequest).accepts;
-      const rows = rowsByTopic.get(topic) ?? [];
-      const woken: string[] = [];
       for (const sub of subs) {
-        const deliveries = rows
-          .filter((row) => accepts(sub, row.event))
-          .map((row) => ({
-            // pg-boss orders a key's jobs by (created_on, id), and created_on is one value for
-            // the whole transaction: time-ordered ids keep the events of one batch in order.
+        if (!sub.filter && !sub.ordering) {
+          if (candidates.some((c) => c.topic === topic)) {
+            statement.broadcast.push({ topic, queue: sub.queue });
+            routed.get(topic)?.add(sub.name);
+          }
+          continue;
+        }
+        const accept = accepts.get(topic) as Accepts;
+        candidates.forEach(({ topic: eventTopic, event }, ord) => {
+          if (eventTopic !== topic || !accept(sub, event)) return;
+          statement.picked.push({
+            ord,
+            queue: sub.queue,
             id: sub.ordering ? uuidv7() : undefined,
-            eventSeq: row.seq,
-            startAfter: row.event.deliverAfter,
             // Ordered queues need a key on every job; an unkeyed event gets one of its own.
-            orderingKey: sub.ordering ? row.event.orderingKey || `~${row.seq}` : undefined,
-          }));
-        if (deliveries.length === 0) continue;
-        batches.push({ queue: sub.queue, deliveries });
-        woken.push(sub.name);
+            key: sub.ordering ? event.orderingKey || OWN_KEY : undefined,
+          });
+          routed.get(topic)?.add(sub.name);
+        });
       }
-      wokenByTopic.set(topic, woken);
     }
-    // Issued together: the two statements pipeline on the transaction's connection.
-    await Promise.all([
-      this.queue.enqueueAll(tx, batches),
-      this.notify(tx, [...wokenByTopic.values()].flat()),
-    ]);
+    const woken = [...routed.values()].flatMap((names) => [...names]);
+    if (woken.length > 0)
+      statement.notify = { channel: WAKEUP_CHANNEL, payload: wakeupPayload(this.brokerId, woken) };
+
+    const stored = await publishStatement(sql, statement);
+    const storedEvents = new Set(stored.map((s) => candidates[s.ord]?.event));
+    // A subscription is woken only when its topic stored something.
+    const storedTopics = new Set(stored.map((s) => candidates[s.ord]?.topic));
 
     return requests.map(({ topic, batch }): GroupResult<Published> => {
-      const woken = wokenByTopic.get(topic);
-      if (!woken) return { ok: false, error: notFound(`topic ${topic} does not exist`) };
+      if (!subsByTopic.has(topic)) return { ok: false, error: notFound(`topic ${topic} does not exist`) };
       const outcomes = batch.map((event) => ({
         id: event.id,
-        duplicate: !(firstOccurrence.get(topicEventKey(topic, event)) === event && stored.has(event)),
+        duplicate: !(firstOccurrence.get(topicEventKey(topic, event)) === event && storedEvents.has(event)),
       }));
-      return { ok: true, value: { outcomes, subscriptions: woken } };
+      const subscriptions = storedTopics.has(topic) ? [...(routed.get(topic) ?? [])] : [];
+      return { ok: true, value: { outcomes, subscriptions } };
     });
-  }
-
-  /** One NOTIFY per transaction, never one per event: NOTIFY serialises committing transactions. */
-  private async notify(tx: TransactionSql, woken: string[]): Promise<void> {
-    if (woken.length === 0) return;
-    await tx`SELECT pg_notify(${WAKEUP_CHANNEL}, ${wakeupPayload(this.brokerId, woken)})`;
   }
 
   /**

@@ -77,20 +77,18 @@ export async function selectSubscription(sql: Runner, name: string): Promise<Sub
 }
 
 /**
- * Locks the topics and the subscriptions a publish fans out to; returns the subscriptions of each
- * topic that exists (a missing topic is absent from the map). FOR SHARE holds off a concurrent
- * delete of either until the publish commits, so a delivery is never queued on a queue that is
- * being dropped. The two statements are issued together (one round trip); topics are locked
- * first, as deletes do.
+ * The topics that exist among `topics`, each with its subscriptions (a missing topic is absent
+ * from the map). Read without locks: a publish checks this list against the locked rows in its
+ * own statement (queries/publish.ts), so a stale list can never store an event.
  */
-export async function lockTopicsForPublish(
-  tx: TransactionSql,
+export async function selectPublishCatalog(
+  sql: Runner,
   topics: string[],
 ): Promise<Map<string, SubscriptionRow[]>> {
   const [topicRows, rows] = await Promise.all([
-    tx`SELECT name FROM pgmesh.topics WHERE name = ANY(${topics}::text[]) ORDER BY name FOR SHARE`,
-    tx`SELECT ${tx.unsafe(COLUMNS)} FROM pgmesh.subscriptions WHERE topic = ANY(${topics}::text[])
-       ORDER BY name FOR SHARE`,
+    sql`SELECT name FROM pgmesh.topics WHERE name = ANY(${topics}::text[])`,
+    sql`SELECT ${sql.unsafe(COLUMNS)} FROM pgmesh.subscriptions WHERE topic = ANY(${topics}::text[])
+       ORDER BY name`,
   ]);
   const found = new Map<string, SubscriptionRow[]>(topicRows.map((r) => [r.name as string, []]));
   for (const row of rows) found.get(row.topic as string)?.push(toSubscription(row));

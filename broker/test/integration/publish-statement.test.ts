@@ -1,0 +1,118 @@
+// The publish statement (store/queries/publish.ts) writes pg-boss's job table itself, one INSERT
+// for every queue of a publish group. These tests hold it to pg-boss's own insert, column by
+// column, and check the cached routing list it relies on against subscriptions that come and go.
+import { PgBoss } from "pg-boss";
+import postgres from "postgres";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { useTestBroker } from "../support/broker.ts";
+import { StreamProbe } from "../support/stream-probe.ts";
+
+const t = useTestBroker();
+let sql: postgres.Sql;
+beforeAll(() => {
+  sql = postgres(t.db.url, { max: 2, onnotice: () => {} });
+});
+afterAll(async () => {
+  await sql.end();
+});
+
+/** A job row as pg-boss would compare it: every column but the ones that name this one job. */
+async function jobShapes(queue: string) {
+  return sql`
+    SELECT to_jsonb(j) - 'id' - 'data' - 'created_on' - 'start_after' - 'keep_until' - 'singleton_key'
+             AS columns,
+           extract(epoch FROM j.keep_until - j.start_after)::bigint AS kept_for_seconds,
+           j.start_after > j.created_on + interval '1 second' AS delayed,
+           j.singleton_key IS NOT NULL AS keyed,
+           j.data ->> 'e' AS event
+    FROM pgboss.job j WHERE j.name = ${queue}
+    ORDER BY j.start_after`;
+}
+
+const queueOf = async (subscription: string) =>
+  (await sql`SELECT queue FROM pgmesh.subscriptions WHERE name = ${subscription}`)[0]?.queue as string;
+
+describe("the publish statement", () => {
+  it("queues jobs that are column for column what pg-boss's own insert queues", async () => {
+    const { client } = t.mesh;
+    await client.createTopic("ps.contract");
+    await client.createSubscription("ps.plain", "ps.contract", {
+      ackDeadlineSeconds: 17,
+      ackedRetentionSeconds: 3600,
+    });
+    await client.createSubscription("ps.ordered", "ps.contract", { ordering: true });
+    const later = new Date(Date.now() + 60_000);
+    await client.publish("ps.contract", [
+      { id: "now", source: "s", type: "t", orderingKey: "k" },
+      { id: "later", source: "s", type: "t", deliverAfter: later },
+    ]);
+
+    // The same deliveries through pg-boss's insert, on the same queues.
+    const boss = new PgBoss({ connectionString: t.db.url, schema: "pgboss", supervise: false, schedule: false });
+    await boss.start();
+    try {
+      for (const [subscription, ordered] of [
+        ["ps.plain", false],
+        ["ps.ordered", true],
+      ] as const) {
+        const queue = await queueOf(subscription);
+        const ours = await jobShapes(queue);
+        expect(ours).toHaveLength(2);
+        await sql`DELETE FROM pgboss.job WHERE name = ${queue}`;
+        await boss.insert(queue, [
+          { data: { e: "1" }, ...(ordered ? { singletonKey: "k" } : {}) },
+          { data: { e: "2" }, startAfter: later, ...(ordered ? { singletonKey: "~2" } : {}) },
+        ]);
+        const theirs = await jobShapes(queue);
+        expect(ours.map(({ event: _, ...shape }) => shape)).toEqual(
+          theirs.map(({ event: _, ...shape }) => shape),
+        );
+      }
+    } finally {
+      await boss.stop({ graceful: false, close: true });
+    }
+  });
+
+  it("stores a fan-out to ten subscriptions in one transaction, each subscription getting every event", async () => {
+    const { client } = t.mesh;
+    await client.createTopic("ps.fan");
+    for (let i = 0; i < 10; i++) await client.createSubscription(`ps.fan.${i}`, "ps.fan");
+    await client.publish(
+      "ps.fan",
+      Array.from({ length: 50 }, (_, i) => ({ id: `f-${i}`, source: "s", type: "t" })),
+    );
+    const [row] = await sql`
+      SELECT (SELECT count(*) FROM pgboss.job j JOIN pgmesh.subscriptions s ON s.queue = j.name
+               WHERE s.topic = 'ps.fan')::int AS jobs,
+             (SELECT count(DISTINCT xmin::text) FROM (
+                SELECT xmin FROM pgmesh.events WHERE topic = 'ps.fan'
+                UNION ALL
+                SELECT j.xmin FROM pgboss.job j JOIN pgmesh.subscriptions s ON s.queue = j.name
+                 WHERE s.topic = 'ps.fan') x)::int AS transactions`;
+    expect(row).toEqual({ jobs: 500, transactions: 1 });
+  });
+
+  it("routes by subscriptions created and deleted after the broker cached the topic's list", async () => {
+    const { client } = t.mesh;
+    await client.createTopic("ps.routes");
+    await client.createSubscription("ps.routes.first", "ps.routes");
+    await client.publish("ps.routes", [{ id: "one", source: "s", type: "t" }]);
+    // Created after the first publish cached the list: it must get what is published from now on.
+    await client.createSubscription("ps.routes.second", "ps.routes", { filter: 'attributes.kind = "x"' });
+    await client.publish("ps.routes", [
+      { id: "two", source: "s", type: "t", attributes: { kind: "x" } },
+      { id: "three", source: "s", type: "t", attributes: { kind: "y" } },
+    ]);
+    const second = await StreamProbe.open(client, "ps.routes.second", 10);
+    expect((await second.waitForDeliveries(1)).map((d) => d.event?.id)).toEqual(["two"]);
+    second.cancel();
+
+    // Deleted after the list was cached: publishing goes on, to the subscription that is left.
+    await client.deleteSubscription("ps.routes.second");
+    await client.publish("ps.routes", [{ id: "four", source: "s", type: "t" }]);
+    const first = await StreamProbe.open(client, "ps.routes.first", 10);
+    const ids = (await first.waitForDeliveries(4)).map((d) => d.event?.id).sort();
+    expect(ids).toEqual(["four", "one", "three", "two"]);
+    first.cancel();
+  });
+});
