@@ -11,7 +11,11 @@ export class BrokerChild {
   static async start(databaseUrl: string): Promise<BrokerChild> {
     const child = fork(new URL("../broker-process.ts", import.meta.url), [], {
       // BENCH_BROKER_NODE_ARGS adds Node flags to the broker alone, e.g. "--cpu-prof --cpu-prof-dir=prof".
-      execArgv: ["--import", "tsx", ...(process.env.BENCH_BROKER_NODE_ARGS?.split(/\s+/).filter(Boolean) ?? [])],
+      execArgv: [
+        "--import",
+        "tsx",
+        ...(process.env.BENCH_BROKER_NODE_ARGS?.split(/\s+/).filter(Boolean) ?? []),
+      ],
       env: { ...process.env, BENCH_BROKER_DATABASE_URL: databaseUrl },
       stdio: ["ignore", "inherit", "inherit", "ipc"],
     });

@@ -48,7 +48,12 @@ describe("the publish statement", () => {
     ]);
 
     // The same deliveries through pg-boss's insert, on the same queues.
-    const boss = new PgBoss({ connectionString: t.db.url, schema: "pgboss", supervise: false, schedule: false });
+    const boss = new PgBoss({
+      connectionString: t.db.url,
+      schema: "pgboss",
+      supervise: false,
+      schedule: false,
+    });
     await boss.start();
     try {
       for (const [subscription, ordered] of [
