@@ -117,6 +117,34 @@ describe("table upkeep", () => {
     expect(row?.n).toBeGreaterThanOrEqual(3_000);
   });
 
+  it("vacuums the job table without truncating it: a truncation locks out every fetch, publish and ack", async () => {
+    // VACUUM gives a table's empty trailing pages back by taking ACCESS EXCLUSIVE on it; on a
+    // queue, whose acked rows are deleted from the end, that stalled every delivery for seconds
+    // in the benchmark while the pass ran.
+    const { client } = t.mesh;
+    await client.createTopic("ret.vacuum");
+    await client.createSubscription("ret.vacuum.sub", "ret.vacuum");
+    const [{ tbl, queue }] = (await sql`SELECT 'pgboss.' || q.table_name AS tbl, q.name AS queue
+      FROM pgboss.queue q JOIN pgmesh.subscriptions s ON s.queue = q.name
+      WHERE s.name = 'ret.vacuum.sub'`) as unknown as [{ tbl: string; queue: string }];
+    await publishMany("ret.vacuum", 5_000, "v");
+    // Acked and gone: the newest rows, at the end of the table, are all dead.
+    await sql`DELETE FROM pgboss.job WHERE name = ${queue}`;
+    const sizeOf = async () =>
+      Number((await sql`SELECT pg_relation_size(${tbl}::regclass)::bigint AS n`)[0]?.n);
+    const before = await sizeOf();
+    const vacuumed: string[] = [];
+    await until(
+      async () => {
+        vacuumed.push(...(await upkeep().runOnce()).vacuumed);
+        return vacuumed.includes(tbl);
+      },
+      `a VACUUM of ${tbl}`,
+      20_000,
+    );
+    expect(await sizeOf()).toBe(before);
+  });
+
   it("forgets idempotency keys past the window in one pass, however many (not 10,000 a minute)", async () => {
     const { client } = t.mesh;
     await client.createTopic("ret.keys");
