@@ -72,6 +72,20 @@ export function pgmeshSystem(via: "sdk" | "grpc"): System {
     rssBytes: () => broker?.rssBytes(),
     async channel(name, subscriptions) {
       const c = client as PgmeshClient;
+      // Each channel's consumers are a service of their own, on a connection of their own, as
+      // deployed: one connection for all of (d)'s 1,000 streams plus the publishers would be past
+      // the broker's streams-per-connection cap (PGMESH_GRPC_MAX_STREAMS_PER_CONNECTION, 1,000),
+      // and its calls would wait for a free stream until their deadline.
+      const ownConnection = { "grpc.use_local_subchannel_pool": 1 };
+      const consumerClient = new PgmeshClient((broker as BrokerChild).grpcAddress, {
+        source: "bench",
+        channelOptions: ownConnection,
+      });
+      const consumerStub = new SubscriberServiceClient(
+        (broker as BrokerChild).grpcAddress,
+        credentials.createInsecure(),
+        ownConnection,
+      );
       const subs = Array.from({ length: subscriptions }, (_, s) => `${name}.s${s}`);
       await c.createTopic(name);
       for (const sub of subs) {
@@ -86,8 +100,8 @@ export function pgmeshSystem(via: "sdk" | "grpc"): System {
         async consume(subscription, window, receive) {
           const sub = subs[subscription] as string;
           return via === "sdk"
-            ? sdkConsumer(c, sub, window, receive, errors)
-            : grpcConsumer(subscriber as SubscriberServiceClient, sub, window, receive, errors);
+            ? sdkConsumer(consumerClient, sub, window, receive, errors)
+            : grpcConsumer(consumerStub, sub, window, receive, errors);
         },
         async drained(timeoutMs) {
           for (const sub of subs) {
@@ -104,6 +118,8 @@ export function pgmeshSystem(via: "sdk" | "grpc"): System {
           if (errors.length > 0) throw new Error(`pgmesh: consumer error: ${String(errors[0])}`);
         },
         async delete() {
+          consumerClient.close();
+          consumerStub.close();
           for (const sub of subs) await c.deleteSubscription(sub);
           await c.deleteTopic(name);
         },
