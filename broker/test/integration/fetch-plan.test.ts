@@ -57,7 +57,7 @@ describe("fetching a subscription's deliveries", () => {
       db: {
         executeSql: async (text, values) => {
           const [row] = await sql.unsafe(`EXPLAIN (ANALYZE, FORMAT JSON) ${text}`, (values ?? []) as never[]);
-          plan = (row?.["QUERY PLAN"] as { Plan: PlanNode }[])[0]?.Plan;
+          plan = ((row?.["QUERY PLAN"] ?? []) as { Plan: PlanNode }[])[0]?.Plan;
           return { rows: [] };
         },
       },
