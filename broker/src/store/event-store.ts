@@ -98,16 +98,22 @@ export class PostgresEventStore implements EventStore {
     requests: PublishRequest[],
     subsByTopic: Map<string, Subscription[]>,
   ): Promise<GroupResult<Published>[]> {
-    // Repeats are duplicates of their first occurrence.
+    // Repeats are duplicates of their first occurrence. The candidates are also kept by topic,
+    // with their position, for the routing (a group may span many topics).
     const firstOccurrence = new Map<string, EventEnvelope>();
     const candidates: { topic: string; event: EventEnvelope }[] = [];
+    const candidatesByTopic = new Map<string, { ord: number; event: EventEnvelope }[]>();
     for (const { topic, batch } of requests) {
       if (!subsByTopic.has(topic)) continue;
       for (const event of batch) {
         const key = topicEventKey(topic, event);
         if (firstOccurrence.has(key)) continue;
         firstOccurrence.set(key, event);
+        const candidate = { ord: candidates.length, event };
         candidates.push({ topic, event });
+        const list = candidatesByTopic.get(topic);
+        if (list) list.push(candidate);
+        else candidatesByTopic.set(topic, [candidate]);
       }
     }
 
@@ -124,20 +130,20 @@ export class PostgresEventStore implements EventStore {
       picked: [],
       notify: undefined,
     };
+    // The subscriptions that got deliveries, by topic (for the wake-ups).
     const routed = new Map<string, Set<string>>();
-    for (const topic of subsByTopic.keys()) routed.set(topic, new Set());
-    for (const [topic, subs] of subsByTopic) {
-      for (const sub of subs) {
+    for (const [topic, topicCandidates] of candidatesByTopic) {
+      const accept = accepts.get(topic) as Accepts;
+      const names = new Set<string>();
+      routed.set(topic, names);
+      for (const sub of subsByTopic.get(topic) ?? []) {
         if (!sub.filter && !sub.ordering) {
-          if (candidates.some((c) => c.topic === topic)) {
-            statement.broadcast.push({ topic, queue: sub.queue });
-            routed.get(topic)?.add(sub.name);
-          }
+          statement.broadcast.push({ topic, queue: sub.queue });
+          names.add(sub.name);
           continue;
         }
-        const accept = accepts.get(topic) as Accepts;
-        candidates.forEach(({ topic: eventTopic, event }, ord) => {
-          if (eventTopic !== topic || !accept(sub, event)) return;
+        for (const { ord, event } of topicCandidates) {
+          if (!accept(sub, event)) continue;
           statement.picked.push({
             ord,
             queue: sub.queue,
@@ -145,8 +151,8 @@ export class PostgresEventStore implements EventStore {
             // Ordered queues need a key on every job; an unkeyed event gets one of its own.
             key: sub.ordering ? event.orderingKey || OWN_KEY : undefined,
           });
-          routed.get(topic)?.add(sub.name);
-        });
+          names.add(sub.name);
+        }
       }
     }
     const woken = [...routed.values()].flatMap((names) => [...names]);

@@ -152,26 +152,13 @@ export class JobQueue implements DeliveryQueue {
     await this.boss.deleteQueue(queue);
   }
 
-  /** Queues one delivery per event on `queue`, inside the caller's transaction. */
-  enqueue(tx: TransactionSql, queue: string, deliveries: NewDelivery[]): Promise<void> {
-    return this.enqueueAll(tx, [{ queue, deliveries }]);
-  }
-
   /**
-   * Queues deliveries on several queues (a fan-out, or a group commit of several topics) inside
-   * the caller's transaction: one pg-boss insert per queue, issued together so that they pipeline
-   * on the transaction's connection once it has prepared them.
+   * Queues one delivery per event on `queue`, inside the caller's transaction (a redrive; publishes
+   * queue theirs in the publish statement, queries/publish.ts).
    */
-  async enqueueAll(
-    tx: TransactionSql,
-    batches: { queue: string; deliveries: NewDelivery[] }[],
-  ): Promise<void> {
-    const db = onTransaction(tx);
-    await Promise.all(
-      batches
-        .filter((b) => b.deliveries.length > 0)
-        .map(({ queue, deliveries }) => this.boss.insert(queue, deliveries.map(toJobInsert), { db })),
-    );
+  async enqueue(tx: TransactionSql, queue: string, deliveries: NewDelivery[]): Promise<void> {
+    if (deliveries.length === 0) return;
+    await this.boss.insert(queue, deliveries.map(toJobInsert), { db: onTransaction(tx) });
   }
 
   /**

@@ -2,8 +2,8 @@
 // autovacuum does (it may be off, or behind a burst): one broker of the mesh at a time (a session
 // advisory lock), every few seconds, it
 //  - ANALYZEs a hot table once a tenth of it changed, and VACUUMs it once a fifth of it is dead
-//    rows (autovacuum's own rule, with larger floors), never truncating (see keepStatistics). Without statistics pg-boss's fetch on a
-//    1,000,000-job backlog sorted every pending row on disk (551 ms a fetch, 11.7 ms after ANALYZE);
+//    rows (autovacuum's own rule, with larger floors), never truncating (see keepStatistics).
+//    Without statistics pg-boss's fetch on a 1,000,000-job backlog sorted every pending row on disk (551 ms a fetch, 11.7 ms after ANALYZE);
 //  - forgets the idempotency keys past the window, in batches until none is left, so the sweep
 //    keeps up with any publish rate;
 //  - deletes the events past their topic's retention that no delivery and no dead letter needs.
@@ -115,8 +115,8 @@ export class TableUpkeep {
           if (needsVacuum(table)) {
             // Also analyzes. Never truncates: giving the empty trailing pages back takes ACCESS
             // EXCLUSIVE on the table, and a queue's acked rows are deleted from its end, so every
-            // fetch, publish and ack of the mesh stalled behind it (seconds, in the benchmark).
-            // The pages are reused by the next inserts instead. The table name comes from the
+            // fetch, publish and ack of the mesh would wait behind it. The pages are reused by the
+            // next inserts instead. The table name comes from the
             // catalog, quoted by quote_ident.
             await sql.unsafe(`VACUUM (ANALYZE, TRUNCATE false) ${table.table}`);
             report.vacuumed.push(table.table);
