@@ -119,6 +119,7 @@ export async function startBroker(config: Readonly<BrokerConfig>, log: Logger): 
     },
     metrics,
     (topic) => catalog.getTopicSchema(topic),
+    deliveries,
   );
   let server: GrpcServer | undefined;
   const deadLetters = failingFastAsUnavailable(new PostgresDeadLetterStore(sql, queue), gate);

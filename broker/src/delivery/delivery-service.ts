@@ -5,10 +5,10 @@ import { Consumer, type DeliverySink, type SettleStatus, type Window } from "./c
 import { MeshError } from "./errors.ts";
 import type { FailureOutcome, Lease, Subscription } from "./model.ts";
 import type { DeliveryObserver } from "./observer.ts";
-import type { DeliveryQueue, EventStore } from "./ports.ts";
+import type { DeliveryQueue, EventStore, Handoff, HandoffReservation } from "./ports.ts";
 import { failureOutcome } from "./retry-policy.ts";
 import { checkExtendSeconds, checkNackDelay, checkReason } from "./settle-checks.ts";
-import { releaseLeases, SubscriptionDispatcher } from "./subscription-dispatcher.ts";
+import { releaseLeases, SubscriptionDispatcher, type WakeCause } from "./subscription-dispatcher.ts";
 import { waitAtMost } from "./wait-at-most.ts";
 
 export interface DeliveryServiceOptions {
@@ -35,7 +35,7 @@ const DUE_MARGIN_MS = 25;
 /** Up to 100,000 lapsed leases a sweep; the rest go at the next. */
 const SWEEP_MAX_BATCHES = 100;
 
-export class DeliveryService {
+export class DeliveryService implements Handoff {
   private readonly dispatchers = new Map<string, SubscriptionDispatcher>();
   private readonly consumers = new Set<Consumer>();
   private timers: NodeJS.Timeout[] = [];
@@ -206,7 +206,7 @@ export class DeliveryService {
   /** Changes the consumer's window; `bytes` left out keeps its byte window. */
   setWindow(consumer: Consumer, messages: number, bytes?: number): void {
     consumer.setWindow(messages, bytes);
-    this.wake([consumer.subscription.name]);
+    this.wake([consumer.subscription.name], "room");
   }
 
   /**
@@ -232,14 +232,28 @@ export class DeliveryService {
     }
   }
 
-  /** Wakes the dispatchers of these subscriptions ("*" for all) if they have streams here. */
-  wake(subscriptions: string[]): void {
+  /**
+   * Wakes the dispatchers of these subscriptions ("*" for all) if they have streams here: "work"
+   * when their queues may hold new deliveries, "room" when only window freed.
+   */
+  wake(subscriptions: string[], cause: WakeCause = "work"): void {
     if (this.draining) return;
     if (subscriptions.includes("*")) {
-      for (const dispatcher of this.dispatchers.values()) dispatcher.wake();
+      for (const dispatcher of this.dispatchers.values()) dispatcher.wake(cause);
       return;
     }
-    for (const name of subscriptions) this.dispatchers.get(name)?.wake();
+    for (const name of subscriptions) this.dispatchers.get(name)?.wake(cause);
+  }
+
+  /**
+   * Lease at publish: window of this broker's streams on the subscription that a publish about to
+   * commit may lease in its own statement (see SubscriptionDispatcher.reserve); none while draining.
+   */
+  reserve(subscription: Subscription, wanted: number): HandoffReservation | undefined {
+    if (this.draining) return undefined;
+    const dispatcher = this.dispatchers.get(subscription.name);
+    if (!dispatcher || dispatcher.subscription.queue !== subscription.queue) return undefined;
+    return dispatcher.reserve(wanted);
   }
 
   /**
@@ -352,8 +366,8 @@ export class DeliveryService {
       } finally {
         consumer.settling--;
       }
-      // Settling frees window: the dispatcher may now hand out more.
-      this.wake([consumer.subscription.name]);
+      // Settling frees window: the dispatcher may now hand out more (and a nack puts work back).
+      this.wake([consumer.subscription.name], done === "nacked" ? "work" : "room");
     }
     const results = claims.map(
       (c): SettleResult =>

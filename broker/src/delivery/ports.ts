@@ -57,8 +57,28 @@ export interface EventStore {
     topic: string,
     events: EventEnvelope[],
     accepts: (subscription: Subscription, event: EventEnvelope) => boolean,
+    /** This broker's streams, which may take deliveries leased in the publish itself. */
+    handoff?: Handoff,
   ): Promise<{ outcomes: PublishOutcome[]; subscriptions: string[] }>;
   loadEvents(seqs: string[]): Promise<Map<string, StoredEvent>>;
+}
+
+/**
+ * Lease at publish: a publish asks this broker's streams on a subscription for window before its
+ * statement; the deliveries it reserved are inserted already leased and handed over after commit.
+ */
+export interface Handoff {
+  /** Window for up to `wanted` deliveries of the subscription, or undefined (none here, or behind). */
+  reserve(subscription: Subscription, wanted: number): HandoffReservation | undefined;
+}
+
+export interface HandoffReservation {
+  readonly count: number;
+  /**
+   * Called once, after the publish committed (or failed: with no deliveries): the deliveries its
+   * statement leased for this reservation, at most `count`, leased no earlier than `leasedAt`.
+   */
+  complete(deliveries: { lease: Lease; event: StoredEvent }[], leasedAt: number): void;
 }
 
 export interface OutboxStore {

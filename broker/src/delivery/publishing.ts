@@ -1,5 +1,6 @@
 // The publish use case: validate a batch, store it (store/ makes it one transaction), then wake
-// this broker's dispatchers for the subscriptions that got deliveries.
+// this broker's dispatchers for the subscriptions that got deliveries (those its streams took
+// straight from the publish, leased in its statement, need no wake-up).
 import { randomUUID } from "node:crypto";
 import { invalidArgument } from "./errors.ts";
 import { eventBytes } from "./event-size.ts";
@@ -11,7 +12,7 @@ import { type CompiledSchema, compileSchema } from "./schema.ts";
 
 const SCHEMA_CACHE_MS = 1000;
 
-import type { EventStore } from "./ports.ts";
+import type { EventStore, Handoff } from "./ports.ts";
 
 export const PUBLISH_LIMITS = {
   maxBatch: 1000,
@@ -43,6 +44,8 @@ export class Publisher {
     private readonly onPublished: (subscriptions: string[], dueAtMs?: number) => void,
     private readonly observer: DeliveryObserver,
     private readonly loadSchema: (topic: string) => Promise<TopicSchema | undefined>,
+    /** This broker's streams, which take a publish's deliveries straight from it when they keep up. */
+    private readonly handoff?: Handoff,
   ) {}
 
   async publish(topic: string, batch: EventEnvelope[]): Promise<PublishOutcome[]> {
@@ -56,8 +59,11 @@ export class Publisher {
     const started = performance.now();
     const normalised = batch.map((event, index) => normaliseEvent(event, index));
     await this.checkSchema(topic, normalised);
-    const { outcomes, subscriptions } = await this.events.publish(topic, normalised, (sub, event) =>
-      this.accepts(sub, event),
+    const { outcomes, subscriptions } = await this.events.publish(
+      topic,
+      normalised,
+      (sub, event) => this.accepts(sub, event),
+      this.handoff,
     );
     if (subscriptions.length > 0) this.onPublished(subscriptions, earliestDue(normalised));
     const stored = outcomes.filter((o) => !o.duplicate).length;

@@ -5,17 +5,20 @@
 // Byte windows: how many events fit is only known once they are loaded, so the dispatcher leases
 // by the largest event of its last batch; events that then find no room wait here, leased, and
 // go out first when room frees (they are not charged an attempt for it).
+// Lease at publish: while the dispatcher is idle and its queue drained (its streams keep up), a
+// publish may reserve free window here; its statement then inserts those jobs already leased, and
+// after the commit they come straight here from the publish, with no fetch and no event load.
 import type { Consumer, OutboundDelivery } from "./consumer.ts";
 import { eventBytes } from "./event-size.ts";
 import type { FailureOutcome, Lease, StoredEvent, Subscription } from "./model.ts";
 import type { DeliveryObserver } from "./observer.ts";
-import type { DeliveryQueue, EventStore } from "./ports.ts";
+import type { DeliveryQueue, EventStore, HandoffReservation } from "./ports.ts";
 import { PUBLISH_LIMITS } from "./publishing.ts";
 
 const MAX_BATCH = 500;
 
 /** A leased delivery with its event, ready to hand to a stream. */
-interface Ready {
+export interface Ready {
   lease: Lease;
   event: StoredEvent;
   bytes: number;
@@ -23,11 +26,27 @@ interface Ready {
   leasedAt: number;
 }
 
+/**
+ * Why a dispatcher is woken. "work": the queue may hold deliveries it has not seen (a publish, a
+ * NOTIFY, a delivery put back, a retry falling due, the fallback poll). "room": a stream's window
+ * freed (an ack), which only matters if the queue was left with more than the windows took.
+ */
+export type WakeCause = "work" | "room";
+
 export class SubscriptionDispatcher {
   readonly consumers = new Set<Consumer>();
   /** The dispatch pass in progress, if any. */
   private current: Promise<void> | undefined;
   private wokenWhileRunning = false;
+  /**
+   * What the dispatcher knows of its queue: "drained" when its last lease came back short and no
+   * work was announced since (an ack then has nothing to fetch for), else "maybe_more".
+   */
+  private queueState: "drained" | "maybe_more" = "maybe_more";
+  /** Counts "work" wakes, so a lease that started before one does not mark the queue drained. */
+  private workAnnounced = 0;
+  /** Window slots promised to publishes in flight; fetches leave them free. */
+  private reserved = 0;
   private rotation = 0;
   /** Leased deliveries no stream had room for yet (byte windows); handed out before new ones. */
   private waiting: Ready[] = [];
@@ -49,7 +68,14 @@ export class SubscriptionDispatcher {
     return free;
   }
 
-  wake(): void {
+  wake(cause: WakeCause = "work"): void {
+    if (cause === "work") {
+      this.queueState = "maybe_more";
+      this.workAnnounced++;
+    } else if (this.queueState === "drained" && this.waiting.length === 0) {
+      // Room freed, but the queue had nothing left when last asked: no fetch to make.
+      return;
+    }
     if (this.current) {
       this.wokenWhileRunning = true;
       return;
@@ -57,6 +83,36 @@ export class SubscriptionDispatcher {
     this.current = this.run().finally(() => {
       this.current = undefined;
     });
+  }
+
+  /**
+   * Promises up to `wanted` window slots to a publish about to commit, so that its deliveries can
+   * be leased in its own statement and come straight here. Only while no pass runs, nothing waits
+   * and the queue is drained: an older pending delivery is never overtaken by a new one.
+   */
+  reserve(wanted: number): HandoffReservation | undefined {
+    if (this.current || this.queueState !== "drained" || this.waiting.length > 0) return undefined;
+    const count = Math.min(wanted, this.capacity() - this.reserved);
+    if (count <= 0) return undefined;
+    this.reserved += count;
+    let completed = false;
+    return {
+      count,
+      complete: (deliveries, leasedAt) => {
+        if (completed) return;
+        completed = true;
+        this.reserved -= count;
+        const ready = deliveries.map(({ lease, event }) => ({
+          lease,
+          event,
+          bytes: eventBytes(event),
+          leasedAt,
+        }));
+        if (ready.length === 0) return;
+        this.typicalEventBytes = Math.max(...ready.map((r) => r.bytes));
+        this.hand(ready).catch((error: unknown) => this.onError(error, this.subscription));
+      },
+    };
   }
 
   /** Resolves when no dispatch pass is in progress. */
@@ -95,15 +151,22 @@ export class SubscriptionDispatcher {
       const wanted = this.fetchSize();
       if (wanted === 0) return;
       const leasedAt = Date.now();
+      const announcedBefore = this.workAnnounced;
       const leases = await this.queue.lease(this.subscription.queue, wanted);
-      if (leases.length === 0) return;
-      await this.hand(await this.load(leases, leasedAt));
-      if (leases.length < wanted) return;
+      const drained = leases.length < wanted;
+      if (drained && this.workAnnounced === announcedBefore) this.queueState = "drained";
+      if (leases.length > 0) await this.hand(await this.load(leases, leasedAt));
+      if (drained) return;
     }
   }
 
-  /** As many as the streams have room for: by free window, and by free bytes over the typical size. */
+  /** As many as the streams have room for, less what publishes have reserved; at most a batch. */
   private fetchSize(): number {
+    return Math.max(0, Math.min(this.capacity() - this.reserved, MAX_BATCH));
+  }
+
+  /** What the streams have room for: by free window, and by free bytes over the typical size. */
+  private capacity(): number {
     let wanted = 0;
     for (const consumer of this.consumers) {
       const free = consumer.free;
@@ -115,7 +178,7 @@ export class SubscriptionDispatcher {
         : free;
       wanted += Math.min(free, byBytes);
     }
-    return Math.min(wanted, MAX_BATCH);
+    return wanted;
   }
 
   /**

@@ -2,16 +2,24 @@
 // group-commit.ts) is one statement (queries/publish.ts): each new event is stored once, one
 // pg-boss job per (new event, subscription whose filter accepts it) is queued, and one NOTIFY
 // wakes the other brokers. One round trip and one commit, however many topics and subscriptions.
+// Lease at publish: for a subscription whose streams on this broker keep up, the jobs go in
+// already leased to them (within the window they reserved) and are handed over after the commit,
+// so a delivery costs no fetch and no event load.
 import { v7 as uuidv7 } from "uuid";
 import { notFound } from "../delivery/errors.ts";
-import type { EventEnvelope, PublishOutcome, StoredEvent, Subscription } from "../delivery/model.ts";
-import type { EventStore } from "../delivery/ports.ts";
+import type { EventEnvelope, Lease, PublishOutcome, StoredEvent, Subscription } from "../delivery/model.ts";
+import type { EventStore, Handoff, HandoffReservation } from "../delivery/ports.ts";
 import type { Sql, TransactionSql } from "./database.ts";
 import { GroupCommit, type GroupResult } from "./group-commit.ts";
 import { isStaleCatalog, PublishCatalog } from "./publish-catalog.ts";
 import * as events from "./queries/events.ts";
 import { topicEventKey } from "./queries/events.ts";
-import { OWN_KEY, type PublishStatement, publishStatement } from "./queries/publish.ts";
+import {
+  OWN_KEY,
+  type PublishStatement,
+  type PublishStatementResult,
+  publishStatement,
+} from "./queries/publish.ts";
 import { WAKEUP_CHANNEL, wakeupPayload } from "./wakeups.ts";
 
 type Accepts = (subscription: Subscription, event: EventEnvelope) => boolean;
@@ -20,6 +28,7 @@ interface PublishRequest {
   topic: string;
   batch: EventEnvelope[];
   accepts: Accepts;
+  handoff: Handoff | undefined;
 }
 
 /** Publishes committing at once; the next group fills while they flush. */
@@ -55,8 +64,8 @@ export class PostgresEventStore implements EventStore {
   }
 
   /** Publishes in a statement shared with the publishes that arrive while others commit. */
-  publish(topic: string, batch: EventEnvelope[], accepts: Accepts): Promise<Published> {
-    return this.commits.submit({ topic, batch, accepts }, batch.length);
+  publish(topic: string, batch: EventEnvelope[], accepts: Accepts, handoff?: Handoff): Promise<Published> {
+    return this.commits.submit({ topic, batch, accepts, handoff }, batch.length);
   }
 
   /**
@@ -71,7 +80,8 @@ export class PostgresEventStore implements EventStore {
     accepts: Accepts,
   ): Promise<Published> {
     this.catalog.forget([topic]);
-    const requests = [{ topic, batch, accepts }];
+    // No lease at publish: the commit is the caller's, and nothing would hand the leases over.
+    const requests = [{ topic, batch, accepts, handoff: undefined }];
     const [result] = await this.publishWith(tx, requests, await this.catalog.of([topic], tx));
     if (!result?.ok) throw result?.error;
     return result.value;
@@ -120,8 +130,10 @@ export class PostgresEventStore implements EventStore {
     // Routing: a subscription without filter or order takes every event of its topic (one row
     // for all of them); the others name each event they take, ordered ones with time-ordered ids
     // because pg-boss orders a key's jobs by (created_on, id) and created_on is one value per
-    // statement.
+    // statement. A subscription whose streams here reserved window (never an ordered one: its
+    // order is the queue's) names its events too, the first ones due now leased to them.
     const accepts = new Map(requests.map((r) => [r.topic, r.accepts]));
+    const handoff = requests.find((r) => r.handoff)?.handoff;
     const statement: PublishStatement = {
       topics: [...subsByTopic.keys()],
       queues: [...subsByTopic.values()].flat().map((s) => s.queue),
@@ -130,28 +142,40 @@ export class PostgresEventStore implements EventStore {
       picked: [],
       notify: undefined,
     };
-    // The subscriptions that got deliveries, by topic (for the wake-ups).
+    // The subscriptions with deliveries left in their queues, by topic (for the wake-ups).
     const routed = new Map<string, Set<string>>();
+    const reservations = new Map<string, { sub: Subscription; reservation: HandoffReservation }>();
+    const now = Date.now();
     for (const [topic, topicCandidates] of candidatesByTopic) {
       const accept = accepts.get(topic) as Accepts;
       const names = new Set<string>();
       routed.set(topic, names);
       for (const sub of subsByTopic.get(topic) ?? []) {
-        if (!sub.filter && !sub.ordering) {
+        const taken = sub.filter
+          ? topicCandidates.filter(({ event }) => accept(sub, event))
+          : topicCandidates;
+        if (taken.length === 0) continue;
+        const dueNow = sub.ordering ? 0 : taken.filter(({ event }) => !isDelayed(event, now)).length;
+        const reservation = dueNow > 0 ? handoff?.reserve(sub, dueNow) : undefined;
+        if (reservation) reservations.set(sub.queue, { sub, reservation });
+        if (!sub.filter && !sub.ordering && !reservation) {
           statement.broadcast.push({ topic, queue: sub.queue });
           names.add(sub.name);
           continue;
         }
-        for (const { ord, event } of topicCandidates) {
-          if (!accept(sub, event)) continue;
+        let toLease = reservation?.count ?? 0;
+        for (const { ord, event } of taken) {
+          const leased = toLease > 0 && !isDelayed(event, now);
+          if (leased) toLease--;
+          else names.add(sub.name);
           statement.picked.push({
             ord,
             queue: sub.queue,
             id: sub.ordering ? uuidv7() : undefined,
             // Ordered queues need a key on every job; an unkeyed event gets one of its own.
             key: sub.ordering ? event.orderingKey || OWN_KEY : undefined,
+            leased,
           });
-          names.add(sub.name);
         }
       }
     }
@@ -159,10 +183,18 @@ export class PostgresEventStore implements EventStore {
     if (woken.length > 0)
       statement.notify = { channel: WAKEUP_CHANNEL, payload: wakeupPayload(this.brokerId, woken) };
 
-    const stored = await publishStatement(sql, statement);
-    const storedEvents = new Set(stored.map((s) => candidates[s.ord]?.event));
+    const leasedAt = Date.now();
+    let result: PublishStatementResult;
+    try {
+      result = await publishStatement(sql, statement);
+    } catch (error) {
+      for (const { reservation } of reservations.values()) reservation.complete([], leasedAt);
+      throw error;
+    }
+    handOver(result, candidates, reservations, leasedAt);
+    const storedEvents = new Set(result.stored.map((s) => candidates[s.ord]?.event));
     // A subscription is woken only when its topic stored something.
-    const storedTopics = new Set(stored.map((s) => candidates[s.ord]?.topic));
+    const storedTopics = new Set(result.stored.map((s) => candidates[s.ord]?.topic));
 
     return requests.map(({ topic, batch }): GroupResult<Published> => {
       if (!subsByTopic.has(topic)) return { ok: false, error: notFound(`topic ${topic} does not exist`) };
@@ -193,4 +225,33 @@ export class PostgresEventStore implements EventStore {
       value: new Map(seqs.flatMap((seq) => (bySeq.has(seq) ? [[seq, bySeq.get(seq) as StoredEvent]] : []))),
     }));
   }
+}
+
+/** An event whose deliver_after is still ahead: its jobs wait in the queue until then. */
+const isDelayed = (event: EventEnvelope, now: number) =>
+  event.deliverAfter !== undefined && event.deliverAfter.getTime() > now;
+
+/** Hands the deliveries the statement leased to the streams that reserved window for them. */
+function handOver(
+  result: PublishStatementResult,
+  candidates: { topic: string; event: EventEnvelope }[],
+  reservations: Map<string, { sub: Subscription; reservation: HandoffReservation }>,
+  leasedAt: number,
+): void {
+  if (reservations.size === 0) return;
+  const stored = new Map(result.stored.map((s) => [s.ord, s]));
+  const byQueue = new Map<string, { lease: Lease; event: StoredEvent }[]>();
+  for (const { ord, queue, jobId } of result.leased) {
+    const { seq, publishedAt } = stored.get(ord) as { seq: string; publishedAt: Date };
+    const { topic, event } = candidates[ord] as { topic: string; event: EventEnvelope };
+    const delivery = {
+      lease: { jobId, retryCount: 0, eventSeq: seq, publishedAt },
+      event: { ...event, seq, topic, publishedAt },
+    };
+    const list = byQueue.get(queue);
+    if (list) list.push(delivery);
+    else byQueue.set(queue, [delivery]);
+  }
+  for (const [queue, { reservation }] of reservations)
+    reservation.complete(byQueue.get(queue) ?? [], leasedAt);
 }

@@ -1,6 +1,8 @@
 // The publish statement (store/queries/publish.ts) writes pg-boss's job table itself, one INSERT
 // for every queue of a publish group. These tests hold it to pg-boss's own insert, column by
 // column, and check the cached routing list it relies on against subscriptions that come and go.
+
+import { AckStatus } from "@pgmesh/sdk/gen/pgmesh/v1/subscriber";
 import { PgBoss } from "pg-boss";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -73,6 +75,64 @@ describe("the publish statement", () => {
           theirs.map(({ event: _, ...shape }) => shape),
         );
       }
+    } finally {
+      await boss.stop({ graceful: false, close: true });
+    }
+  });
+
+  it("leases at publish for a stream that keeps up: the job is what pg-boss's fetch leaves, and acks", async () => {
+    const { client } = t.mesh;
+    await client.createTopic("ps.leased");
+    await client.createSubscription("ps.leased", "ps.leased", {
+      ackDeadlineSeconds: 17,
+      ackedRetentionSeconds: 3600,
+    });
+    const queue = await queueOf("ps.leased");
+    const probe = await StreamProbe.open(client, "ps.leased", 10);
+    // The first publish finds the dispatcher either leasing or drained; once it has delivered,
+    // the queue is drained and the stream has room, so the next publish leases in its statement.
+    await client.publish("ps.leased", [{ id: "first", source: "s", type: "t" }]);
+    await probe.waitForDeliveries(1);
+    await client.publish("ps.leased", [{ id: "second", source: "s", type: "t" }]);
+    const [, second] = await probe.waitForDeliveries(2);
+    expect(second?.event?.id).toBe("second");
+    expect(second?.deliveryAttempt).toBe(1);
+    const leasedRow = async () =>
+      (
+        await sql`
+          SELECT to_jsonb(j) - 'id' - 'data' - 'created_on' - 'start_after' - 'keep_until' - 'started_on'
+                   - 'heartbeat_on' AS columns,
+                 j.started_on = j.created_on AS leased_in_its_insert,
+                 j.heartbeat_on = j.started_on AS beat_at_start
+          FROM pgboss.job j WHERE j.name = ${queue} AND j.data ->> 'e' = (
+            SELECT seq::text FROM pgmesh.events WHERE topic = 'ps.leased' AND id = 'second')`
+      )[0];
+    const ours = await leasedRow();
+    // Leased by the statement that inserted it (started_on is that statement's time), not fetched.
+    expect(ours?.leased_in_its_insert).toBe(true);
+    const [ack] = await probe.ackAndWait([second?.ackId as string]);
+    expect(ack?.status).toBe(AckStatus.ACK_STATUS_ACKED);
+    probe.cancel();
+
+    // pg-boss's own insert and fetch on the same queue leave the same columns.
+    const boss = new PgBoss({
+      connectionString: t.db.url,
+      schema: "pgboss",
+      supervise: false,
+      schedule: false,
+    });
+    await boss.start();
+    try {
+      await sql`DELETE FROM pgboss.job WHERE name = ${queue}`;
+      await boss.insert(queue, [{ data: { e: "1" } }]);
+      await boss.fetch(queue, { batchSize: 1 });
+      const [theirs] = await sql`
+        SELECT to_jsonb(j) - 'id' - 'data' - 'created_on' - 'start_after' - 'keep_until' - 'started_on'
+                 - 'heartbeat_on' AS columns,
+               j.heartbeat_on = j.started_on AS beat_at_start
+        FROM pgboss.job j WHERE j.name = ${queue}`;
+      expect(ours?.columns).toEqual(theirs?.columns);
+      expect(ours?.beat_at_start).toBe(theirs?.beat_at_start);
     } finally {
       await boss.stop({ graceful: false, close: true });
     }

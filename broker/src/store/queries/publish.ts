@@ -6,7 +6,9 @@
 //      anything is stored;
 //   2. claims each event's idempotency key and stores the events whose key was free;
 //   3. queues one pg-boss job per (stored event, subscription that takes it), for every queue at
-//      once: fan-out to ten subscriptions is one INSERT, not ten;
+//      once: fan-out to ten subscriptions is one INSERT, not ten. The jobs this broker's streams
+//      reserved window for (lease at publish) go in already leased, as pg-boss's fetch would leave
+//      them (state active, started and heartbeat now, first attempt), and come back with their ids;
 //   4. sends one NOTIFY for the other brokers, if any job was queued.
 //
 // Step 3 writes pg-boss's job table directly (pg-boss's insert() takes one queue per call). Its
@@ -33,18 +35,31 @@ export interface PublishStatement {
   events: { topic: string; event: EventEnvelope }[];
   /** Every stored event of `topic` gets a job on `queue` (a subscription without filter or order). */
   broadcast: { topic: string; queue: string }[];
-  /** Event `ord` gets a job on `queue`, with this id and ordering key (filtered or ordered subscriptions). */
-  picked: { ord: number; queue: string; id?: string | undefined; key?: string | undefined }[];
+  /**
+   * Event `ord` gets a job on `queue`, with this id and ordering key (filtered or ordered
+   * subscriptions), leased at once when `leased` (a stream of this broker reserved window for it).
+   */
+  picked: {
+    ord: number;
+    queue: string;
+    id?: string | undefined;
+    key?: string | undefined;
+    leased?: boolean | undefined;
+  }[];
   /** The NOTIFY, sent only when a job was queued. */
   notify: { channel: string; payload: string } | undefined;
 }
 
-/** Runs the statement; returns the stored events (positions in `events`, with their seq). */
-export async function publishStatement(
-  sql: Runner,
-  p: PublishStatement,
-): Promise<{ ord: number; seq: string }[]> {
-  if (p.events.length === 0) return [];
+export interface PublishStatementResult {
+  /** The stored events: positions in `events`, with their seq and publish time. */
+  stored: { ord: number; seq: string; publishedAt: Date }[];
+  /** The jobs inserted leased (picked with `leased`), by event position. */
+  leased: { ord: number; queue: string; jobId: string }[];
+}
+
+/** Runs the statement. */
+export async function publishStatement(sql: Runner, p: PublishStatement): Promise<PublishStatementResult> {
+  if (p.events.length === 0) return { stored: [], leased: [] };
   const events = p.events.map(({ topic, event: e }, ord) => ({
     ord,
     topic,
@@ -60,11 +75,12 @@ export async function publishStatement(
     deliver_after: e.deliverAfter?.toISOString() ?? null,
   }));
   const broadcast = p.broadcast.map(({ topic, queue }) => ({ t: topic, q: queue }));
-  const picked = p.picked.map(({ ord, queue, id, key }) => ({
+  const picked = p.picked.map(({ ord, queue, id, key, leased }) => ({
     o: ord,
     q: queue,
     id: id ?? null,
     k: key ?? null,
+    a: leased === true,
   }));
   const rows = await sql`
     WITH locked_topics AS (
@@ -94,34 +110,46 @@ export async function publishStatement(
              i.data_type_url, decode(i.data, 'base64'), i.deliver_after
       FROM input i JOIN claimed c ON c.topic = i.topic AND c.source = i.source AND c.id = i.id
       ORDER BY i.ord
-      RETURNING seq, topic, source, id, deliver_after
+      RETURNING seq, topic, source, id, deliver_after, published_at
     ), stored AS (
-      SELECT s.seq, s.topic, s.deliver_after, i.ord
+      SELECT s.seq, s.topic, s.deliver_after, s.published_at, i.ord
       FROM inserted s JOIN input i ON i.topic = s.topic AND i.source = s.source AND i.id = s.id
     ), deliveries AS (
-      SELECT s.seq, s.ord, s.deliver_after, b.q AS queue, NULL::uuid AS id, NULL::text AS key
+      SELECT s.seq, s.ord, s.deliver_after, b.q AS queue, NULL::uuid AS id, NULL::text AS key, false AS leased
       FROM stored s JOIN jsonb_to_recordset(${sql.json(broadcast)}::jsonb) AS b(t text, q text) ON b.t = s.topic
       UNION ALL
       SELECT s.seq, s.ord, s.deliver_after, k.q, k.id,
-             CASE WHEN k.k = ${OWN_KEY}::text THEN ${OWN_KEY}::text || s.seq::text ELSE k.k END
-      FROM stored s JOIN jsonb_to_recordset(${sql.json(picked)}::jsonb) AS k(o int, q text, id uuid, k text) ON k.o = s.ord
+             CASE WHEN k.k = ${OWN_KEY}::text THEN ${OWN_KEY}::text || s.seq::text ELSE k.k END, k.a
+      FROM stored s
+      JOIN jsonb_to_recordset(${sql.json(picked)}::jsonb) AS k(o int, q text, id uuid, k text, a boolean) ON k.o = s.ord
     ), jobs AS (
       INSERT INTO pgboss.job (id, name, data, priority, start_after, created_on, singleton_key,
         expire_seconds, deletion_seconds, keep_until, retry_limit, retry_delay, retry_backoff,
-        retry_delay_max, policy, dead_letter, heartbeat_seconds)
+        retry_delay_max, policy, dead_letter, heartbeat_seconds, state, started_on, heartbeat_on)
       SELECT coalesce(d.id, gen_random_uuid()), d.queue, jsonb_build_object('e', d.seq::text), 0,
              d.start_after, pgboss.job_now(), d.key, q.expire_seconds, q.deletion_seconds,
              d.start_after + q.retention_seconds * interval '1s', q.retry_limit, q.retry_delay,
-             q.retry_backoff, q.retry_delay_max, q.policy, q.dead_letter, q.heartbeat_seconds
+             q.retry_backoff, q.retry_delay_max, q.policy, q.dead_letter, q.heartbeat_seconds,
+             CASE WHEN d.leased THEN 'active'::pgboss.job_state ELSE 'created'::pgboss.job_state END,
+             CASE WHEN d.leased THEN pgboss.job_now() END, CASE WHEN d.leased THEN pgboss.job_now() END
       FROM (SELECT *, coalesce(deliver_after, pgboss.job_now()) AS start_after FROM deliveries) d
       JOIN pgboss.queue q ON q.name = d.queue
       ORDER BY d.ord
-      RETURNING 1
+      RETURNING id, name, (data->>'e')::bigint AS seq, state = 'active' AS leased
     ), notified AS (
       SELECT pg_notify(${p.notify?.channel ?? ""}, ${p.notify?.payload ?? ""})
-      WHERE ${p.notify !== undefined} AND EXISTS (SELECT 1 FROM jobs)
+      WHERE ${p.notify !== undefined} AND EXISTS (SELECT 1 FROM jobs WHERE NOT leased)
     )
-    SELECT seq, ord FROM stored
-    UNION ALL SELECT NULL, NULL FROM notified`;
-  return rows.filter((r) => r.ord !== null).map((r) => ({ ord: r.ord as number, seq: String(r.seq) }));
+    SELECT ord, seq, published_at, NULL::uuid AS job_id, NULL::text AS queue FROM stored
+    UNION ALL
+    SELECT s.ord, NULL, NULL, j.id, j.name FROM jobs j JOIN stored s ON s.seq = j.seq WHERE j.leased
+    UNION ALL SELECT NULL, NULL, NULL, NULL, NULL FROM notified`;
+  const result: PublishStatementResult = { stored: [], leased: [] };
+  for (const r of rows) {
+    if (r.ord === null) continue;
+    if (r.job_id === null)
+      result.stored.push({ ord: r.ord as number, seq: String(r.seq), publishedAt: r.published_at as Date });
+    else result.leased.push({ ord: r.ord as number, queue: r.queue as string, jobId: r.job_id as string });
+  }
+  return result;
 }
