@@ -21,6 +21,7 @@ export {
 } from "./event-type.ts";
 export { outboxPublish, outboxPublishEvents, type SqlTransaction } from "./outbox.ts";
 export { RejectEvent, RetryEventAfter, reject, retryAfter } from "./outcomes.ts";
+export type { PublishCoalescing } from "./publish-coalescer.ts";
 export { isRetryable, type RetrySettings } from "./retry.ts";
 export {
   type Handler,
