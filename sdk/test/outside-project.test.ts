@@ -20,7 +20,7 @@ const root = fileURLToPath(new URL("../../", import.meta.url));
 const execFileAsync = promisify(execFile);
 
 /** What a packed tarball may weigh at most (npm pack's `size`), so that growth is a decision. */
-const MAX_PACKED_BYTES = { "@pgmesh/sdk": 120_000, "@pgmesh/broker": 150_000 };
+const MAX_PACKED_BYTES = { "@pgmesh/sdk": 120_000, "@pgmesh/broker": 160_000 };
 
 interface Packed {
   name: string;
