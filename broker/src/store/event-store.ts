@@ -38,6 +38,13 @@ const LOADS_IN_FLIGHT = 2;
 const LOAD_GROUP_MAX_EVENTS = 2_000;
 /** Events in one publish statement at most (a single larger request still goes alone). */
 const PUBLISH_GROUP_MAX_EVENTS = 5_000;
+/**
+ * Lease at publish for at most this many events of one subscription in one statement; more go
+ * through the queue. Measured (bench (a), batches of 500, one stream): leasing all 500 in the
+ * statement ran end to end at 6.7k ev/s against 9.2k with this bound, while single-event publishes
+ * kept the lower latency. Big batches amortise a fetch well; small publishes are what it is for.
+ */
+const LEASE_AT_PUBLISH_MAX = 64;
 /** A group whose routing list went stale (a subscription created or deleted) is tried again. */
 const STALE_CATALOG_RETRIES = 3;
 
@@ -156,7 +163,8 @@ export class PostgresEventStore implements EventStore {
           : topicCandidates;
         if (taken.length === 0) continue;
         const dueNow = sub.ordering ? 0 : taken.filter(({ event }) => !isDelayed(event, now)).length;
-        const reservation = dueNow > 0 ? handoff?.reserve(sub, dueNow) : undefined;
+        const reservation =
+          dueNow > 0 && dueNow <= LEASE_AT_PUBLISH_MAX ? handoff?.reserve(sub, dueNow) : undefined;
         if (reservation) reservations.set(sub.queue, { sub, reservation });
         if (!sub.filter && !sub.ordering && !reservation) {
           statement.broadcast.push({ topic, queue: sub.queue });
@@ -191,7 +199,8 @@ export class PostgresEventStore implements EventStore {
       for (const { reservation } of reservations.values()) reservation.complete([], leasedAt);
       throw error;
     }
-    handOver(result, candidates, reservations, leasedAt);
+    // The publishers are answered first: their responses do not wait for the deliveries' encoding.
+    if (reservations.size > 0) setImmediate(() => handOver(result, candidates, reservations, leasedAt));
     const storedEvents = new Set(result.stored.map((s) => candidates[s.ord]?.event));
     // A subscription is woken only when its topic stored something.
     const storedTopics = new Set(result.stored.map((s) => candidates[s.ord]?.topic));
@@ -238,12 +247,16 @@ function handOver(
   reservations: Map<string, { sub: Subscription; reservation: HandoffReservation }>,
   leasedAt: number,
 ): void {
-  if (reservations.size === 0) return;
   const stored = new Map(result.stored.map((s) => [s.ord, s]));
   const byQueue = new Map<string, { lease: Lease; event: StoredEvent }[]>();
   for (const { ord, queue, jobId } of result.leased) {
-    const { seq, publishedAt } = stored.get(ord) as { seq: string; publishedAt: Date };
-    const { topic, event } = candidates[ord] as { topic: string; event: EventEnvelope };
+    const row = stored.get(ord);
+    const candidate = candidates[ord];
+    // Never missing (a leased job's event was stored by the same statement); if it were, the
+    // lease would lapse and the delivery come back, rather than the broker fail here.
+    if (!row || !candidate) continue;
+    const { seq, publishedAt } = row;
+    const { topic, event } = candidate;
     const delivery = {
       lease: { jobId, retryCount: 0, eventSeq: seq, publishedAt },
       event: { ...event, seq, topic, publishedAt },

@@ -88,7 +88,7 @@ describe("the publish statement", () => {
       ackedRetentionSeconds: 3600,
     });
     const queue = await queueOf("ps.leased");
-    const probe = await StreamProbe.open(client, "ps.leased", 10);
+    const probe = await StreamProbe.open(client, "ps.leased", 100);
     // The first publish finds the dispatcher either leasing or drained; once it has delivered,
     // the queue is drained and the stream has room, so the next publish leases in its statement.
     await client.publish("ps.leased", [{ id: "first", source: "s", type: "t" }]);
@@ -112,6 +112,17 @@ describe("the publish statement", () => {
     expect(ours?.leased_in_its_insert).toBe(true);
     const [ack] = await probe.ackAndWait([second?.ackId as string]);
     expect(ack?.status).toBe(AckStatus.ACK_STATUS_ACKED);
+    // A bigger batch (over 64 events for the subscription) goes through the queue: fetched.
+    await client.publish(
+      "ps.leased",
+      Array.from({ length: 65 }, (_, i) => ({ id: `big-${i}`, source: "s", type: "t" })),
+    );
+    await probe.waitForDeliveries(67);
+    const [big] = await sql`
+      SELECT count(*) FILTER (WHERE j.started_on = j.created_on)::int AS leased_in_insert, count(*)::int AS jobs
+      FROM pgboss.job j JOIN pgmesh.events e ON e.seq = (j.data ->> 'e')::bigint
+      WHERE j.name = ${queue} AND e.id LIKE 'big-%'`;
+    expect(big).toEqual({ leased_in_insert: 0, jobs: 65 });
     probe.cancel();
 
     // pg-boss's own insert and fetch on the same queue leave the same columns.
