@@ -113,7 +113,7 @@ describe("SubscriptionDispatcher", () => {
     expect(delivered.map((d) => d.event.seq)).toEqual(["1", "2", "3", "4"]);
   });
 
-  it("promises window to a publish only while drained and idle, and never more than is free", async () => {
+  it("promises window to a publish only after a short lease, and never more than is free", async () => {
     const { queue, dispatcher, delivered } = setUp(5);
     // Nothing fetched yet: the queue may hold older deliveries, which a publish must not overtake.
     expect(dispatcher.reserve(3)).toBeUndefined();
@@ -136,12 +136,33 @@ describe("SubscriptionDispatcher", () => {
     );
     second?.complete([], Date.now());
     expect(delivered.map((d) => d.event.seq)).toEqual(["1", "2", "3"]);
-    // The work announced meanwhile is fetched when room frees; found drained, what the duplicate
-    // left unused can be promised again.
-    expect(dispatcher.reserve(1)).toBeUndefined();
-    dispatcher.wake("room");
-    await dispatcher.idle();
+    // What the duplicate left unused can be promised again.
     expect(dispatcher.reserve(5)?.count).toBe(2);
+  });
+
+  it("counts the window a lease in flight asks for, and stops promising behind a backlog", async () => {
+    const { queue, dispatcher, consumer, delivered } = setUp(4);
+    dispatcher.wake("work");
+    await dispatcher.idle();
+    // A lease in flight for the whole window: nothing is left to promise until it comes back.
+    let answer: (leases: Lease[]) => void = () => {};
+    queue.lease = (_queue: string, limit: number) => {
+      queue.leaseCalls.push(limit);
+      return new Promise<Lease[]>((resolve) => {
+        answer = resolve;
+      });
+    };
+    dispatcher.wake("work");
+    expect(queue.leaseCalls.at(-1)).toBe(4);
+    expect(dispatcher.reserve(1)).toBeUndefined();
+    // It comes back full: a backlog, which no publish may overtake while it lasts.
+    answer([lease(1), lease(2), lease(3), lease(4)]);
+    await dispatcher.idle();
+    expect(delivered).toHaveLength(4);
+    // Two acks free room, but the backlog goes first: the next fetch, not a publish, takes it.
+    consumer.claim(delivered.slice(0, 2).map((d) => d.ackId));
+    expect(consumer.free).toBe(2);
+    expect(dispatcher.reserve(1)).toBeUndefined();
   });
 
   it("puts a reservation's deliveries back when its stream closed before the publish committed", async () => {
