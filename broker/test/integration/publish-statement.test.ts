@@ -31,6 +31,22 @@ async function jobShapes(queue: string) {
     ORDER BY j.start_after`;
 }
 
+/** Runs `work` with a pg-boss of the test database's own (no supervision), stopped after. */
+async function withPgBoss(work: (boss: PgBoss) => Promise<void>): Promise<void> {
+  const boss = new PgBoss({
+    connectionString: t.db.url,
+    schema: "pgboss",
+    supervise: false,
+    schedule: false,
+  });
+  await boss.start();
+  try {
+    await work(boss);
+  } finally {
+    await boss.stop({ graceful: false, close: true });
+  }
+}
+
 const queueOf = async (subscription: string) =>
   (await sql`SELECT queue FROM pgmesh.subscriptions WHERE name = ${subscription}`)[0]?.queue as string;
 
@@ -50,14 +66,7 @@ describe("the publish statement", () => {
     ]);
 
     // The same deliveries through pg-boss's insert, on the same queues.
-    const boss = new PgBoss({
-      connectionString: t.db.url,
-      schema: "pgboss",
-      supervise: false,
-      schedule: false,
-    });
-    await boss.start();
-    try {
+    await withPgBoss(async (boss) => {
       for (const [subscription, ordered] of [
         ["ps.plain", false],
         ["ps.ordered", true],
@@ -75,9 +84,7 @@ describe("the publish statement", () => {
           theirs.map(({ event: _, ...shape }) => shape),
         );
       }
-    } finally {
-      await boss.stop({ graceful: false, close: true });
-    }
+    });
   });
 
   it("leases at publish for a stream that keeps up: the job is what pg-boss's fetch leaves, and acks", async () => {
@@ -126,14 +133,7 @@ describe("the publish statement", () => {
     probe.cancel();
 
     // pg-boss's own insert and fetch on the same queue leave the same columns.
-    const boss = new PgBoss({
-      connectionString: t.db.url,
-      schema: "pgboss",
-      supervise: false,
-      schedule: false,
-    });
-    await boss.start();
-    try {
+    await withPgBoss(async (boss) => {
       await sql`DELETE FROM pgboss.job WHERE name = ${queue}`;
       await boss.insert(queue, [{ data: { e: "1" } }]);
       await boss.fetch(queue, { batchSize: 1 });
@@ -144,9 +144,7 @@ describe("the publish statement", () => {
         FROM pgboss.job j WHERE j.name = ${queue}`;
       expect(ours?.columns).toEqual(theirs?.columns);
       expect(ours?.beat_at_start).toBe(theirs?.beat_at_start);
-    } finally {
-      await boss.stop({ graceful: false, close: true });
-    }
+    });
   });
 
   it("stores a fan-out to ten subscriptions in one transaction, each subscription getting every event", async () => {

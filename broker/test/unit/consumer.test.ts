@@ -1,20 +1,9 @@
 import { describe, expect, it } from "vitest";
 import { Consumer } from "../../src/delivery/consumer.ts";
-import type { Lease, Subscription } from "../../src/delivery/model.ts";
+import type { Lease } from "../../src/delivery/model.ts";
+import { testSubscription } from "../support/subscription.ts";
 
-const subscription: Subscription = {
-  name: "s",
-  topic: "t",
-  ackDeadlineSeconds: 10,
-  ackedRetentionSeconds: 0,
-  ordering: false,
-  filter: "",
-  maxDeliveryAttempts: 5,
-  deadLettering: true,
-  retryPolicy: { initialBackoffSeconds: 1, maxBackoffSeconds: 60, multiplier: 2, jitter: 0 },
-  createdAt: new Date(),
-  queue: "q",
-};
+const subscription = testSubscription;
 const lease = (n: number, retryCount = 0): Lease => ({ jobId: `job-${n}`, retryCount, eventSeq: String(n) });
 const consumer = (messages: number, bytes = 0) =>
   new Consumer(subscription, "c", { messages, bytes }, { deliver: () => {} });

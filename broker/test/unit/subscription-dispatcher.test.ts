@@ -6,20 +6,9 @@ import type { FailureOutcome, Lease, StoredEvent, Subscription } from "../../src
 import type { DeliveryObserver } from "../../src/delivery/observer.ts";
 import type { DeliveryQueue, EventStore } from "../../src/delivery/ports.ts";
 import { SubscriptionDispatcher } from "../../src/delivery/subscription-dispatcher.ts";
+import { testSubscription } from "../support/subscription.ts";
 
-const subscription: Subscription = {
-  name: "s",
-  topic: "t",
-  ackDeadlineSeconds: 10,
-  ackedRetentionSeconds: 0,
-  ordering: false,
-  filter: "",
-  maxDeliveryAttempts: 5,
-  deadLettering: true,
-  retryPolicy: { initialBackoffSeconds: 1, maxBackoffSeconds: 60, multiplier: 2, jitter: 0 },
-  createdAt: new Date(),
-  queue: "q",
-};
+const subscription = testSubscription;
 
 const event = (seq: string): StoredEvent => ({
   seq,
