@@ -115,6 +115,11 @@ const FATAL = new Set([
 
 export class Subscriber {
   private call: ClientDuplexStream<SubscribeRequest, SubscribeResponse> | undefined;
+  /**
+   * Whether the broker answered the current stream's open. Until it does, the stream is waiting
+   * for a connection (waitForReady), holds nothing, and close() cuts it instead of draining it.
+   */
+  private callOpened = false;
   private closing = false;
   private running = 0;
   private readonly backlog: Delivery[] = [];
@@ -187,6 +192,8 @@ export class Subscriber {
       await Promise.race([drained, timeLeft()]);
       clearTimeout(timer);
       this.flushAcks();
+      // A stream still waiting for the broker has nothing to drain: the finally block cuts it.
+      if (!this.callOpened) return;
       this.call?.end();
       await Promise.race([this.done.catch(() => {}), timeLeft()]);
     } finally {
@@ -199,8 +206,14 @@ export class Subscriber {
 
   private connect(): void {
     let call: ClientDuplexStream<SubscribeRequest, SubscribeResponse>;
+    // Wait for the channel instead of failing at once while it is down: the stream then opens the
+    // moment the channel reconnects (its backoff is capped at 1 s), rather than at this
+    // subscriber's next attempt after that, which could add a second backoff on top.
+    const metadata = this.metadata();
+    metadata.setOptions({ waitForReady: true });
+    this.callOpened = false;
     try {
-      call = this.client.subscribe(this.metadata());
+      call = this.client.subscribe(metadata);
     } catch (error) {
       // The client was closed under the subscriber ("Channel has been shut down"): nothing to retry.
       this.rejectReady(error);
@@ -231,6 +244,7 @@ export class Subscriber {
     const response = message.response;
     if (!response) return;
     if (response.$case === "opened") {
+      this.callOpened = true;
       this.ackDeadlineMs = (response.value.ackDeadline?.seconds ?? 60) * 1000;
       this.reconnectDelay = this.options.reconnectInitialMs ?? 100;
       this.resolveReady();

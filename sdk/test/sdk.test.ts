@@ -426,7 +426,11 @@ describe("reconnect", () => {
     await broker.stop();
     // Down long enough for the backoffs (the SDK's and gRPC's channel's) to reach their caps.
     await sleep(6000);
-    broker = await startTestBroker(ownDb.url, env);
+    // The test's own publishes are not retried by the SDK (its backoff grows to 5 s): each attempt
+    // fails fast and `until` tries again every 50 ms, so the clock below measures the subscriber.
+    // The test's own publishes are not retried by the SDK (that backoff grows to 5 s): each attempt
+    // fails fast and `until` tries again every 50 ms, so the clock below measures the subscriber.
+    broker = await startTestBroker(ownDb.url, env, { publishRetry: false });
     const restartedAt = Date.now();
     // grpc-js shares connections per address: a fresh client may first see the old one's backoff.
     const after = [0, 1, 2, 3, 4].map((i) => ({
@@ -442,12 +446,27 @@ describe("reconnect", () => {
       "the restarted broker",
     );
     await until(() => got.size === 10, "the five published after the restart", 15_000);
-    // Within a second or two of the broker being back (gRPC alone backs off to 120 s).
+    // Within a second or two of the broker being back (gRPC alone backs off to 120 s): the stream
+    // waits for the channel, whose reconnect backoff is capped at 1 s.
     expect(Date.now() - restartedAt).toBeLessThan(2500);
     await sub.close();
     client.close();
     await broker.stop();
     await ownDb.drop();
+  });
+
+  it("closes at once while no broker answers: the stream waiting for one is cut, not drained", async () => {
+    const client = new (await import("@pgmesh/sdk")).PgmeshClient(`127.0.0.1:${await freePort()}`);
+    const Ev = defineEvent("nowhere", "pgmesh.v1.Topic", Topic);
+    const sub = client.subscribe("no.broker.sub", Ev, () => {});
+    await sleep(300);
+    const started = Date.now();
+    await sub.close();
+    await sub.done;
+    // Well under closeTimeoutMs (10 s), which a drain of the waiting stream would run into.
+    expect(Date.now() - started).toBeLessThan(1000);
+    await expect(sub.ready).rejects.toThrow("closed before its stream opened");
+    client.close();
   });
 
   it("stops with the broker's error when the subscription does not exist; `ready` rejects with it", async () => {
