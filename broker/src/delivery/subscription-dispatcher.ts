@@ -181,9 +181,19 @@ export class SubscriptionDispatcher {
     }
   }
 
-  /** As many as the streams have room for, less what publishes have reserved; at most a batch. */
+  /**
+   * As many as the streams have room for, less what publishes have reserved; at most a batch.
+   * While the streams keep up (the last lease came back short), half the room at most: the other
+   * half stays free for publishes to lease into while this fetch is in flight. Taking it all made
+   * every publish miss for as long as a fetch took, and each miss queued work for the next fetch:
+   * with 100 subscriptions of 10 streams (bench (d)) fetches shared their group commit 100 at a
+   * time, took 300 ms, and a third of the events waited that long. A fetch that comes back with all
+   * it asked for marks a backlog, and the next one asks for the whole room.
+   */
   private fetchSize(): number {
-    return Math.max(0, Math.min(this.capacity() - this.reserved, MAX_BATCH));
+    const room = this.capacity() - this.reserved;
+    const wanted = this.lastLease === "short" ? Math.ceil(room / 2) : room;
+    return Math.max(0, Math.min(wanted, MAX_BATCH));
   }
 
   /** What the streams have room for: by free window, and by free bytes over the typical size. */

@@ -133,7 +133,9 @@ describe("SubscriptionDispatcher", () => {
     const { queue, dispatcher, consumer, delivered } = setUp(4);
     dispatcher.wake("work");
     await dispatcher.idle();
-    // A lease in flight for the whole window: nothing is left to promise until it comes back.
+    expect(queue.leaseCalls).toEqual([4]);
+    // The streams keep up, so the next lease asks for half the window and leaves the other half to
+    // publishes; what it asks for is not promised twice.
     let answer: (leases: Lease[]) => void = () => {};
     queue.lease = (_queue: string, limit: number) => {
       queue.leaseCalls.push(limit);
@@ -142,10 +144,18 @@ describe("SubscriptionDispatcher", () => {
       });
     };
     dispatcher.wake("work");
-    expect(queue.leaseCalls.at(-1)).toBe(4);
+    expect(queue.leaseCalls.at(-1)).toBe(2);
+    const reservation = dispatcher.reserve(4);
+    expect(reservation?.count).toBe(2);
     expect(dispatcher.reserve(1)).toBeUndefined();
-    // It comes back full: a backlog, which no publish may overtake while it lasts.
-    answer([lease(1), lease(2), lease(3), lease(4)]);
+    reservation?.complete([], Date.now());
+    // It comes back full: a backlog, which no publish may overtake while it lasts. The next lease
+    // asks for the whole window.
+    answer([lease(1), lease(2)]);
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    expect(queue.leaseCalls).toEqual([4, 2, 2]);
+    expect(dispatcher.reserve(1)).toBeUndefined();
+    answer([lease(3), lease(4)]);
     await dispatcher.idle();
     expect(delivered).toHaveLength(4);
     // Two acks free room, but the backlog goes first: the next fetch, not a publish, takes it.
