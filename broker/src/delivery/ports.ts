@@ -99,6 +99,8 @@ export interface OutboxStore {
 export interface DeliveryQueue {
   /** Leases up to `limit` deliveries of a subscription; never blocks. */
   lease(queue: string, limit: number): Promise<Lease[]>;
+  /** Of these queues, the ones holding a delivery a lease would take now: one statement for all. */
+  queuesWithWork(queues: string[]): Promise<Set<string>>;
   /**
    * Settles deliveries as done; returns the job ids it settled (others were stale). With an acked
    * retention of 0 the delivery is gone at once, otherwise it is kept that long.

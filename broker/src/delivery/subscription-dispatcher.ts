@@ -75,6 +75,11 @@ export class SubscriptionDispatcher {
     return free;
   }
 
+  /** Whether deliveries leased earlier wait here for a stream with room. */
+  get holdsWaiting(): boolean {
+    return this.waiting.length > 0;
+  }
+
   wake(cause: WakeCause = "work"): void {
     if (cause === "work") {
       this.queueState = "maybe_more";

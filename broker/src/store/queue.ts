@@ -16,7 +16,13 @@ import {
 } from "./database.ts";
 import { GroupCommit, type GroupResult } from "./group-commit.ts";
 import { forgetFailures, insertDeadLetters, recordFailures } from "./queries/failures.ts";
-import { extendLeases, parkJobs, selectLapsed, setRetryDelays } from "./queries/jobs.ts";
+import {
+  extendLeases,
+  parkJobs,
+  selectLapsed,
+  selectQueuesWithDueJobs,
+  setRetryDelays,
+} from "./queries/jobs.ts";
 
 export interface JobQueueOptions {
   connectionString: string;
@@ -168,6 +174,11 @@ export class JobQueue implements DeliveryQueue {
    */
   lease(queue: string, limit: number): Promise<Lease[]> {
     return this.fetches.submit({ queue, limit }, limit);
+  }
+
+  async queuesWithWork(queues: string[]): Promise<Set<string>> {
+    if (queues.length === 0) return new Set();
+    return new Set(await selectQueuesWithDueJobs(this.sql, queues));
   }
 
   private async fetchGroup(items: { queue: string; limit: number }[]): Promise<GroupResult<Lease[]>[]> {

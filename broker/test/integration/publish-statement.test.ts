@@ -3,10 +3,10 @@
 // column, and check the cached routing list it relies on against subscriptions that come and go.
 
 import { AckStatus } from "@pgmesh/sdk/gen/pgmesh/v1/subscriber";
-import { PgBoss } from "pg-boss";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { useTestBroker } from "../support/broker.ts";
+import { withPgBoss } from "../support/pg-boss.ts";
 import { StreamProbe } from "../support/stream-probe.ts";
 
 const t = useTestBroker();
@@ -31,22 +31,6 @@ async function jobShapes(queue: string) {
     ORDER BY j.start_after`;
 }
 
-/** Runs `work` with a pg-boss of the test database's own (no supervision), stopped after. */
-async function withPgBoss(work: (boss: PgBoss) => Promise<void>): Promise<void> {
-  const boss = new PgBoss({
-    connectionString: t.db.url,
-    schema: "pgboss",
-    supervise: false,
-    schedule: false,
-  });
-  await boss.start();
-  try {
-    await work(boss);
-  } finally {
-    await boss.stop({ graceful: false, close: true });
-  }
-}
-
 const queueOf = async (subscription: string) =>
   (await sql`SELECT queue FROM pgmesh.subscriptions WHERE name = ${subscription}`)[0]?.queue as string;
 
@@ -66,7 +50,7 @@ describe("the publish statement", () => {
     ]);
 
     // The same deliveries through pg-boss's insert, on the same queues.
-    await withPgBoss(async (boss) => {
+    await withPgBoss(t.db.url, async (boss) => {
       for (const [subscription, ordered] of [
         ["ps.plain", false],
         ["ps.ordered", true],
@@ -133,7 +117,7 @@ describe("the publish statement", () => {
     probe.cancel();
 
     // pg-boss's own insert and fetch on the same queue leave the same columns.
-    await withPgBoss(async (boss) => {
+    await withPgBoss(t.db.url, async (boss) => {
       await sql`DELETE FROM pgboss.job WHERE name = ${queue}`;
       await boss.insert(queue, [{ data: { e: "1" } }]);
       await boss.fetch(queue, { batchSize: 1 });
