@@ -44,6 +44,8 @@ describe("the fallback poll", () => {
       "the acks",
     );
 
+    // Let a fetch that an ack's wake may have started finish before counting.
+    await sleep(300);
     const leases = vi.spyOn(JobQueue.prototype, "lease");
     try {
       // Ten polls with nothing to deliver: no fetch (each poll used to fetch for every subscription).
