@@ -2,7 +2,13 @@
 // rejects / retries after a delay when it throws RejectEvent / RetryEventAfter), runs at most
 // `concurrency` handlers at once, extends the lease of a handler still running at half the ack
 // deadline, reconnects with jittered backoff when the stream breaks, and drains on close().
-import { type ClientDuplexStream, Metadata, type ServiceError, status } from "@grpc/grpc-js";
+import {
+  type ClientDuplexStream,
+  connectivityState,
+  Metadata,
+  type ServiceError,
+  status,
+} from "@grpc/grpc-js";
 import type { Dispatch } from "./event-handlers.ts";
 import type { Event } from "./gen/pgmesh/v1/event.ts";
 import {
@@ -120,6 +126,8 @@ export class Subscriber {
    * for a connection (waitForReady), holds nothing, and close() cuts it instead of draining it.
    */
   private callOpened = false;
+  /** While the current stream waits for the broker: reports that it still waits, to onError. */
+  private waitingReport: NodeJS.Timeout | undefined;
   private closing = false;
   private running = 0;
   private readonly backlog: Delivery[] = [];
@@ -175,6 +183,7 @@ export class Subscriber {
     if (this.closing) return this.done.catch(() => {});
     this.closing = true;
     clearTimeout(this.reconnectTimer);
+    clearInterval(this.waitingReport);
     this.rejectReady(new Error("the subscriber was closed before its stream opened"));
     const deadline = Date.now() + timeoutMs;
     let timer: NodeJS.Timeout | undefined;
@@ -221,6 +230,7 @@ export class Subscriber {
       return;
     }
     this.call = call;
+    this.reportWhileWaiting(call);
     call.on("data", (message: SubscribeResponse) => this.onMessage(message));
     call.on("error", (error: ServiceError) => this.onBroken(call, error));
     call.on("end", () => this.onBroken(call, undefined));
@@ -245,6 +255,7 @@ export class Subscriber {
     if (!response) return;
     if (response.$case === "opened") {
       this.callOpened = true;
+      clearInterval(this.waitingReport);
       this.ackDeadlineMs = (response.value.ackDeadline?.seconds ?? 60) * 1000;
       this.reconnectDelay = this.options.reconnectInitialMs ?? 100;
       this.resolveReady();
@@ -296,6 +307,7 @@ export class Subscriber {
   ): void {
     if (call !== this.call) return;
     this.call = undefined;
+    clearInterval(this.waitingReport);
     // What this stream held is released by the broker; handlers still running settle into the void.
     this.backlog.length = 0;
     this.unanswered.clear();
@@ -315,6 +327,32 @@ export class Subscriber {
     this.reconnectTimer = setTimeout(() => {
       if (!this.closing) this.connect();
     }, delay);
+  }
+
+  /**
+   * A stream waiting for the broker (waitForReady) fails nothing, so without this a wrong address
+   * or a broker that is down would be silent: every reconnect interval it still waits, onError
+   * hears an UNAVAILABLE naming how long and the connection's state.
+   */
+  private reportWhileWaiting(call: ClientDuplexStream<SubscribeRequest, SubscribeResponse>): void {
+    clearInterval(this.waitingReport);
+    const since = Date.now();
+    this.waitingReport = setInterval(() => {
+      if (call !== this.call || this.callOpened || this.closing) {
+        clearInterval(this.waitingReport);
+        return;
+      }
+      const state = connectivityState[this.client.getChannel().getConnectivityState(false)];
+      const waited = ((Date.now() - since) / 1000).toFixed(1);
+      const error = Object.assign(
+        new Error(
+          `${status.UNAVAILABLE} UNAVAILABLE: waited ${waited} s for the broker (connection ${state})`,
+        ),
+        { code: status.UNAVAILABLE, details: `waited ${waited} s for the broker (connection ${state})` },
+      );
+      this.options.onError?.(error);
+    }, this.options.reconnectMaxMs ?? 1000);
+    this.waitingReport.unref();
   }
 
   private pump(): void {

@@ -455,11 +455,17 @@ describe("reconnect", () => {
     await ownDb.drop();
   });
 
-  it("closes at once while no broker answers: the stream waiting for one is cut, not drained", async () => {
+  it("reports while no broker answers, and closes at once: the stream waiting for one is cut, not drained", async () => {
     const client = new (await import("@pgmesh/sdk")).PgmeshClient(`127.0.0.1:${await freePort()}`);
     const Ev = defineEvent("nowhere", "pgmesh.v1.Topic", Topic);
-    const sub = client.subscribe("no.broker.sub", Ev, () => {});
-    await sleep(300);
+    const errors: unknown[] = [];
+    const sub = client.subscribe("no.broker.sub", Ev, () => {}, { onError: (error) => errors.push(error) });
+    // The waiting stream fails nothing, but onError hears that it waits, about once a second.
+    await until(() => errors.length > 0, "a report that the stream waits for the broker", 3000);
+    expect(errors[0]).toMatchObject({
+      code: 14,
+      details: expect.stringMatching(/waited 1\.\d s for the broker/),
+    });
     const started = Date.now();
     await sub.close();
     await sub.done;
