@@ -1,4 +1,5 @@
 import { defaultServerConditions, defineConfig } from "vite";
+import { isTypeFetchConnectionLoss } from "./broker/test/support/unhandled-errors.ts";
 
 // In the repository, `@pgmesh/sdk` and the bins resolve to the TypeScript sources (the
 // `pgmesh-source` export condition) rather than the built dist/ that the published packages use.
@@ -19,15 +20,9 @@ export default defineConfig({
     globalSetup: ["broker/test/support/global-setup.ts"],
     testTimeout: 30_000,
     hookTimeout: 60_000,
-    // postgres.js fetches array types on each new connection without a handler: when the test
-    // cuts the database during that fetch, its rejection is unhandled (the broker logs it, see
-    // run.ts). Only that one is ignored.
-    onUnhandledError: (error) =>
-      !(
-        /CONNECT_TIMEOUT|CONNECTION_CLOSED|CONNECTION_DESTROYED|ECONNRESET|ECONNREFUSED/.test(
-          String((error as { code?: unknown }).code),
-        ) && /pg_catalog\.pg_type/.test(String((error as { query?: unknown }).query))
-      ),
+    // postgres.js's array-type fetch losing its connection when a test cuts the database, and only
+    // that (broker/test/support/unhandled-errors.ts).
+    onUnhandledError: (error) => !isTypeFetchConnectionLoss(error),
     // Each file gets its own database; two at a time suits a 2-core machine.
     maxWorkers: 2,
   },
