@@ -405,7 +405,8 @@ export class DeliveryService implements Handoff {
     if (hungry.length === 0) return;
     this.polling = true;
     this.queue
-      .queuesWithWork([...new Set(hungry.map((dispatcher) => dispatcher.subscription.queue))])
+      // One dispatcher per subscription, and each subscription has a queue of its own.
+      .queuesWithWork(hungry.map((dispatcher) => dispatcher.subscription.queue))
       .then(
         (queues) => {
           for (const dispatcher of hungry) {
