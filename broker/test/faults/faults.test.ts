@@ -3,20 +3,15 @@
 // is killed with kill -9 while another serves the same database. Every event whose publish was
 // acknowledged must be delivered and acked; duplicates are counted and bounded by what consumers
 // held when the faults struck.
-import { type ChildProcess, spawn } from "node:child_process";
-import { fileURLToPath } from "node:url";
 import { PgmeshClient } from "@pgmesh/sdk";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AccountedLoad, type Accounting } from "../support/accounted-load.ts";
 import { startTestBroker } from "../support/broker.ts";
-import { freePort } from "../support/free-port.ts";
-import { FROM_SOURCE } from "../support/from-source.ts";
+import { type BrokerProcess, startBrokerProcess } from "../support/broker-process.ts";
 import { PrivatePostgres } from "../support/private-postgres.ts";
 import { sleep } from "../support/stream-probe.ts";
-import { until } from "../support/until.ts";
 
-const root = fileURLToPath(new URL("../../../", import.meta.url));
 const CONCURRENCY = 20;
 const BROKER_ENV = {
   PGMESH_DB_CONNECT_TIMEOUT_MS: "1000",
@@ -127,7 +122,8 @@ describe("database faults under load", () => {
 describe("broker faults under load", () => {
   it("a broker killed with kill -9 while another serves the same database: nothing acknowledged is lost", async () => {
     const url = await database("killed");
-    const brokers = await Promise.all([startBrokerProcess(url), startBrokerProcess(url)]);
+    const env = { ...BROKER_ENV, DATABASE_URL: url };
+    const brokers = await Promise.all([startBrokerProcess({ env }), startBrokerProcess({ env })]);
     const [doomed, survivor] = brokers as [BrokerProcess, BrokerProcess];
     const doomedClient = new PgmeshClient(doomed.address);
     const survivorClient = new PgmeshClient(survivor.address);
@@ -154,45 +150,3 @@ describe("broker faults under load", () => {
     }
   }, 180_000);
 });
-
-interface BrokerProcess {
-  child: ChildProcess;
-  address: string;
-  exited: Promise<void>;
-}
-
-async function startBrokerProcess(databaseUrl: string): Promise<BrokerProcess> {
-  const port = await freePort();
-  const child = spawn(process.execPath, [...FROM_SOURCE, "broker/src/main.ts"], {
-    cwd: root,
-    env: {
-      ...process.env,
-      ...BROKER_ENV,
-      DATABASE_URL: databaseUrl,
-      PGMESH_GRPC_ADDRESS: `127.0.0.1:${port}`,
-      PGMESH_METRICS_ADDRESS: "127.0.0.1:0",
-      PGMESH_LOG_LEVEL: "warn",
-    },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let output = "";
-  child.stdout?.on("data", (d) => (output += d));
-  child.stderr?.on("data", (d) => (output += d));
-  const exited = new Promise<void>((resolve) => child.on("exit", () => resolve()));
-  const client = new PgmeshClient(`127.0.0.1:${port}`);
-  try {
-    await until(
-      () =>
-        client.listTopics().then(
-          () => true,
-          () => child.exitCode !== null,
-        ),
-      "the broker to serve",
-      60_000,
-    );
-  } finally {
-    client.close();
-  }
-  if (child.exitCode !== null) throw new Error(`the broker did not start:\n${output}`);
-  return { child, address: `127.0.0.1:${port}`, exited };
-}

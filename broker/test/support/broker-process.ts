@@ -1,8 +1,9 @@
-// A broker in a process of its own on an embedded Postgres, for the tests of what only a real
-// process shows (signals, npm, restarts): started, and waited for until it serves.
+// A broker in a process of its own, for the tests of what only a real process shows (signals, npm,
+// restarts, kill -9): started, and waited for until it serves. It binds port 0 and the address is
+// read from its log: a port picked free beforehand can be taken by the time the broker binds it
+// (CI saw EADDRINUSE when two brokers started at once).
 import { type ChildProcess, spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import { freePort } from "./free-port.ts";
 import { FROM_SOURCE } from "./from-source.ts";
 import { until } from "./until.ts";
 
@@ -16,8 +17,9 @@ export interface BrokerProcess {
 }
 
 export interface BrokerProcessOptions {
-  dataDir: string;
-  postgresPort: number;
+  /** The embedded Postgres's data directory and port; leave out with a DATABASE_URL in `env`. */
+  dataDir?: string;
+  postgresPort?: number;
   /** What to run from the repository root; the broker's sources by default. */
   command?: string[];
   env?: Record<string, string>;
@@ -26,7 +28,6 @@ export interface BrokerProcessOptions {
 }
 
 export async function startBrokerProcess(options: BrokerProcessOptions): Promise<BrokerProcess> {
-  const grpcPort = await freePort();
   const [file, ...args] = options.command ?? [process.execPath, ...FROM_SOURCE, "broker/src/main.ts"];
   const child = spawn(file ?? "", args, {
     cwd: root,
@@ -34,9 +35,9 @@ export async function startBrokerProcess(options: BrokerProcessOptions): Promise
     env: {
       ...process.env,
       DATABASE_URL: "",
-      PGMESH_DATA_DIR: options.dataDir,
-      PGMESH_EMBEDDED_POSTGRES_PORT: String(options.postgresPort),
-      PGMESH_GRPC_ADDRESS: `127.0.0.1:${grpcPort}`,
+      ...(options.dataDir ? { PGMESH_DATA_DIR: options.dataDir } : {}),
+      ...(options.postgresPort ? { PGMESH_EMBEDDED_POSTGRES_PORT: String(options.postgresPort) } : {}),
+      PGMESH_GRPC_ADDRESS: "127.0.0.1:0",
       PGMESH_METRICS_ADDRESS: "127.0.0.1:0",
       ...options.env,
     },
@@ -46,11 +47,9 @@ export async function startBrokerProcess(options: BrokerProcessOptions): Promise
   child.stdout?.on("data", (d) => (output += d));
   child.stderr?.on("data", (d) => (output += d));
   const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
-  await until(
-    () => output.includes("serving gRPC on") || child.exitCode !== null,
-    "the broker to start",
-    60_000,
-  );
-  if (!output.includes("serving gRPC on")) throw new Error(`the broker did not start:\n${output}`);
-  return { child, address: `127.0.0.1:${grpcPort}`, output: () => output, exited };
+  const serving = () => /serving gRPC on (\S+)/.exec(output)?.[1];
+  await until(() => serving() !== undefined || child.exitCode !== null, "the broker to start", 60_000);
+  const address = serving();
+  if (!address) throw new Error(`the broker did not start:\n${output}`);
+  return { child, address, output: () => output, exited };
 }
