@@ -76,11 +76,16 @@ describe("metrics", () => {
     // One dead letter: depth +1 and a dead_lettered count; three acks: three latency observations.
     await probe.settleAndWait(() => probe.reject([deliveries[0]?.ackId ?? ""], "bad"), 1);
     await probe.ackAndWait(deliveries.slice(1).map((d) => d.ackId));
-    await until(
-      async () => value(await scrape(), 'pgmesh_dead_letters{subscription="gauged.sub"}') === 1,
-      "depth 1",
-    );
-    const after = await scrape();
+    // The gauges come from the database every refresh: one taken between the reject's commit and the
+    // acks' shows the dead letter with the acked three still in flight. Wait for a snapshot after both.
+    let after = "";
+    await until(async () => {
+      after = await scrape();
+      return (
+        value(after, 'pgmesh_dead_letters{subscription="gauged.sub"}') === 1 &&
+        value(after, 'pgmesh_in_flight{subscription="gauged.sub"}') === 0
+      );
+    }, "depth 1 and nothing in flight");
     expect(value(after, 'pgmesh_dead_lettered_total{subscription="gauged.sub",reason="rejected"}')).toBe(1);
     expect(value(after, 'pgmesh_publish_to_ack_seconds_count{subscription="gauged.sub"}')).toBe(3);
     expect(value(after, 'pgmesh_in_flight{subscription="gauged.sub"}')).toBe(0);
