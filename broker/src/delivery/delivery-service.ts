@@ -34,12 +34,17 @@ const SWEEP_BATCH = 1_000;
 const DUE_MARGIN_MS = 25;
 /** Up to 100,000 lapsed leases a sweep; the rest go at the next. */
 const SWEEP_MAX_BATCHES = 100;
+/** A settle that finds the database unavailable is run again this soon, then less often. */
+const SETTLE_RETRY_FIRST_MS = 50;
+const SETTLE_RETRY_MAX_MS = 1_000;
 
 export class DeliveryService implements Handoff {
   private readonly dispatchers = new Map<string, SubscriptionDispatcher>();
   private readonly consumers = new Set<Consumer>();
   private timers: NodeJS.Timeout[] = [];
   private draining = false;
+  /** When a drain gives up waiting (ms since epoch); settles stop retrying then. */
+  private drainDeadline = Number.POSITIVE_INFINITY;
   /** Per subscription, the next time a retry or delayed event of it falls due. */
   private readonly dueWakeups = new Map<string, { at: number; timer: NodeJS.Timeout }>();
   /** The lapsed-lease sweep in progress, if any. */
@@ -168,7 +173,9 @@ export class DeliveryService implements Handoff {
     const { leases, others } = consumer.peek(ackIds);
     const extendedIds =
       leases.size > 0
-        ? await this.queue.extend(consumer.subscription.queue, [...leases.values()], seconds)
+        ? await this.whileUnavailable(consumer.subscription, () =>
+            this.queue.extend(consumer.subscription.queue, [...leases.values()], seconds),
+          )
         : new Set<string>();
     const expiresAt = Date.now() + seconds * 1000;
     const results = ackIds.map((ackId): SettleResult => {
@@ -264,6 +271,7 @@ export class DeliveryService implements Handoff {
    */
   async drain(timeoutMs: number): Promise<void> {
     this.draining = true;
+    this.drainDeadline = Date.now() + timeoutMs;
     for (const timer of this.timers) clearInterval(timer);
     for (const { timer } of this.dueWakeups.values()) clearTimeout(timer);
     this.dueWakeups.clear();
@@ -359,9 +367,9 @@ export class DeliveryService implements Handoff {
     if (leases.length > 0) {
       consumer.settling++;
       try {
-        settled = await apply(leases);
+        settled = await this.whileUnavailable(consumer.subscription, () => apply(leases));
       } catch (error) {
-        // The settle's transaction failed: its leases go back now instead of waiting out the deadline.
+        // The settle failed for good: its leases go back now instead of waiting out the deadline.
         await releaseLeases(this.queue, consumer.subscription, leases, "settle failed");
         this.wake([consumer.subscription.name]);
         throw error;
@@ -379,6 +387,26 @@ export class DeliveryService implements Handoff {
     );
     this.count(consumer, results);
     return results;
+  }
+
+  /**
+   * Runs a settle, and runs it again (backing off) while the database is unavailable: for up to the
+   * subscription's ack deadline, and never past a drain's deadline. Failing it instead would end
+   * the stream, and every delivery the stream holds would come again once the database is back
+   * (the acks a crash swallowed were most of a fault run's duplicates). Settles are fenced to the
+   * attempt, so one that committed before its answer was lost changes nothing when run again.
+   */
+  private async whileUnavailable<T>(subscription: Subscription, work: () => Promise<T>): Promise<T> {
+    const giveUpAt = Date.now() + subscription.ackDeadlineSeconds * 1000;
+    for (let wait = SETTLE_RETRY_FIRST_MS; ; wait = Math.min(wait * 2, SETTLE_RETRY_MAX_MS)) {
+      try {
+        return await work();
+      } catch (error) {
+        const unavailable = error instanceof MeshError && error.code === "unavailable";
+        if (!unavailable || Date.now() + wait >= Math.min(giveUpAt, this.drainDeadline)) throw error;
+        await new Promise((resolve) => setTimeout(resolve, wait).unref());
+      }
+    }
   }
 
   private count(consumer: Consumer, results: SettleResult[]): void {

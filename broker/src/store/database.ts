@@ -23,6 +23,11 @@ export function connectDatabase(
     onnotice: () => {},
     // postgres.js takes seconds; an unreachable server fails the query instead of queueing it for 30 s.
     connect_timeout: timeouts.connectTimeoutMs / 1000,
+    // Seconds before a closed connection connects again. postgres.js's default grows with every
+    // failed attempt across the pool, to 20 s: after an outage of a few seconds the broker sat
+    // idle for up to 20 s on a database that was back. The gate (database-errors.ts) already
+    // keeps calls off a database that is down, so a short wait here costs nothing.
+    backoff: reconnectDelaySeconds,
     connection: {
       application_name: "pgmesh-broker",
       statement_timeout: timeouts.statementTimeoutMs,
@@ -30,6 +35,11 @@ export function connectDatabase(
       idle_in_transaction_session_timeout: Math.max(timeouts.statementTimeoutMs, 60_000),
     },
   });
+}
+
+/** 50 ms after the first failed attempt, doubling to 1 s, with jitter so connections spread out. */
+export function reconnectDelaySeconds(failures: number): number {
+  return (0.5 + Math.random() / 2) * Math.min(0.05 * 2 ** failures, 1);
 }
 
 /** The same bounds for pg-boss's node-postgres pool. */
