@@ -42,15 +42,21 @@ export class DeliveryService implements Handoff {
   private readonly dispatchers = new Map<string, SubscriptionDispatcher>();
   private readonly consumers = new Set<Consumer>();
   private timers: NodeJS.Timeout[] = [];
-  private draining = false;
-  /** When a drain gives up waiting (ms since epoch); settles stop retrying then. */
-  private drainDeadline = Number.POSITIVE_INFINITY;
+  /**
+   * Serving; or draining, which hands out nothing more and lasts until `giveUpAt` (ms since
+   * epoch), when settles still retrying an unavailable database stop.
+   */
+  private lifecycle: { phase: "serving" } | { phase: "draining"; giveUpAt: number } = { phase: "serving" };
   /** Per subscription, the next time a retry or delayed event of it falls due. */
   private readonly dueWakeups = new Map<string, { at: number; timer: NodeJS.Timeout }>();
   /** The lapsed-lease sweep in progress, if any. */
   private sweep: Promise<number> | undefined;
   /** Whether the fallback poll's question to the queue is still out (a slow database). */
   private polling = false;
+
+  private get isDraining(): boolean {
+    return this.lifecycle.phase === "draining";
+  }
 
   constructor(
     private readonly queue: DeliveryQueue,
@@ -82,7 +88,7 @@ export class DeliveryService implements Handoff {
     }
     dispatcher.consumers.add(consumer);
     this.options.observer.consumers(subscription.name, 1);
-    if (!this.draining) dispatcher.wake();
+    if (!this.isDraining) dispatcher.wake();
     return consumer;
   }
 
@@ -224,7 +230,7 @@ export class DeliveryService implements Handoff {
    * per subscription, for the earliest time asked.
    */
   wakeAt(subscriptions: string[], atMs: number): void {
-    if (this.draining) return;
+    if (this.isDraining) return;
     for (const name of subscriptions) {
       const pending = this.dueWakeups.get(name);
       if (pending && pending.at <= atMs) continue;
@@ -246,7 +252,7 @@ export class DeliveryService implements Handoff {
    * when their queues may hold new deliveries, "room" when only window freed.
    */
   wake(subscriptions: string[], cause: WakeCause = "work"): void {
-    if (this.draining) return;
+    if (this.isDraining) return;
     if (subscriptions.includes("*")) {
       for (const dispatcher of this.dispatchers.values()) dispatcher.wake(cause);
       return;
@@ -259,7 +265,7 @@ export class DeliveryService implements Handoff {
    * commit may lease in its own statement (see SubscriptionDispatcher.reserve); none while draining.
    */
   reserve(subscription: Subscription, wanted: number): HandoffReservation | undefined {
-    if (this.draining) return undefined;
+    if (this.isDraining) return undefined;
     const dispatcher = this.dispatchers.get(subscription.name);
     if (!dispatcher || dispatcher.subscription.queue !== subscription.queue) return undefined;
     return dispatcher.reserve(wanted);
@@ -270,8 +276,7 @@ export class DeliveryService implements Handoff {
    * hold; the caller then closes the streams, which releases the rest.
    */
   async drain(timeoutMs: number): Promise<void> {
-    this.draining = true;
-    this.drainDeadline = Date.now() + timeoutMs;
+    this.lifecycle = { phase: "draining", giveUpAt: Date.now() + timeoutMs };
     for (const timer of this.timers) clearInterval(timer);
     for (const { timer } of this.dueWakeups.values()) clearTimeout(timer);
     this.dueWakeups.clear();
@@ -292,7 +297,7 @@ export class DeliveryService implements Handoff {
    * attempt all the same.
    */
   sweepLapsed(): Promise<number> {
-    if (this.draining) return Promise.resolve(0);
+    if (this.isDraining) return Promise.resolve(0);
     this.sweep ??= this.queue
       .exclusively(() => this.sweepAllLapsed())
       .then(
@@ -310,7 +315,7 @@ export class DeliveryService implements Handoff {
 
   private async sweepAllLapsed(): Promise<number> {
     let failed = 0;
-    for (let batch = 0; batch < SWEEP_MAX_BATCHES && !this.draining; batch++) {
+    for (let batch = 0; batch < SWEEP_MAX_BATCHES && !this.isDraining; batch++) {
       const lapsed = await this.queue.findLapsed(SWEEP_BATCH);
       const bySubscription = new Map<string, Lease[]>();
       for (const { subscription, lease } of lapsed) {
@@ -403,7 +408,9 @@ export class DeliveryService implements Handoff {
         return await work();
       } catch (error) {
         const unavailable = error instanceof MeshError && error.code === "unavailable";
-        if (!unavailable || Date.now() + wait >= Math.min(giveUpAt, this.drainDeadline)) throw error;
+        const drainEnds =
+          this.lifecycle.phase === "draining" ? this.lifecycle.giveUpAt : Number.POSITIVE_INFINITY;
+        if (!unavailable || Date.now() + wait >= Math.min(giveUpAt, drainEnds)) throw error;
         await new Promise((resolve) => setTimeout(resolve, wait).unref());
       }
     }
@@ -426,7 +433,7 @@ export class DeliveryService implements Handoff {
   private poll(): void {
     const now = Date.now();
     for (const consumer of this.consumers) consumer.expireLapsed(now);
-    if (this.polling || this.draining) return;
+    if (this.polling || this.isDraining) return;
     const hungry = [...this.dispatchers.values()].filter((dispatcher) => dispatcher.free > 0);
     // Deliveries leased earlier and waiting here for room go out without asking the queue.
     for (const dispatcher of hungry) if (dispatcher.holdsWaiting) dispatcher.wake("room");

@@ -1,0 +1,105 @@
+// How DeliveryService settles when the queue fails (pure logic, with an in-memory queue): a settle
+// that meets an unavailable database is run again until it answers, within the ack deadline and a
+// drain's; any other failure puts the leases back at once.
+import { describe, expect, it } from "vitest";
+import type { SettleStatus } from "../../src/delivery/consumer.ts";
+import { DeliveryService } from "../../src/delivery/delivery-service.ts";
+import { MeshError } from "../../src/delivery/errors.ts";
+import type { FailureOutcome, Lease, Subscription } from "../../src/delivery/model.ts";
+import type { DeliveryObserver } from "../../src/delivery/observer.ts";
+import type { DeliveryQueue, EventStore } from "../../src/delivery/ports.ts";
+import { testSubscription } from "../support/subscription.ts";
+
+const unavailable = () =>
+  new MeshError("unavailable", "the database is unavailable right now; retry shortly");
+
+/** A queue whose completes fail as `failures` says, one entry per call, then succeed. */
+class FailingQueue {
+  completeCalls = 0;
+  released: FailureOutcome[] = [];
+  constructor(private readonly failures: (() => Error) | (() => Error)[]) {}
+  async complete(_sub: Subscription, leases: Lease[]): Promise<Set<string>> {
+    this.completeCalls++;
+    const failure = Array.isArray(this.failures) ? this.failures[this.completeCalls - 1] : this.failures;
+    if (failure) throw failure();
+    return new Set(leases.map((l) => l.jobId));
+  }
+  async fail(_sub: Subscription, outcomes: FailureOutcome[]): Promise<Set<string>> {
+    this.released.push(...outcomes);
+    return new Set(outcomes.map((o) => o.lease.jobId));
+  }
+  async lease(): Promise<Lease[]> {
+    return [];
+  }
+}
+
+function setUp(queue: FailingQueue, subscription: Subscription = testSubscription) {
+  const statuses: SettleStatus[] = [];
+  const observer: DeliveryObserver = {
+    published: () => {},
+    delivered: () => {},
+    settled: (_s, status, count) => statuses.push(...Array<SettleStatus>(count).fill(status)),
+    acked: () => {},
+    deadLettered: () => {},
+    consumers: () => {},
+  };
+  const events: EventStore = {
+    publish: () => Promise.reject(new Error("not used")),
+    loadEvents: async () => new Map(),
+  };
+  const service = new DeliveryService(queue as unknown as DeliveryQueue, events, {
+    pollIntervalMs: 60_000,
+    sweepIntervalMs: 60_000,
+    observer,
+    loadSubscription: async () => subscription,
+    onError: () => {},
+  });
+  const consumer = service.open(subscription, "c", { messages: 10, bytes: 0 }, { deliver: () => {} });
+  const ackIds = [1, 2].map((n) =>
+    consumer.hold({ jobId: `job-${n}`, retryCount: 0, eventSeq: String(n) }, 0, Date.now()),
+  );
+  return { service, consumer, ackIds, statuses };
+}
+
+describe("DeliveryService settles", () => {
+  it("runs an ack again while the database is unavailable, and answers it once the database does", async () => {
+    const queue = new FailingQueue([unavailable, unavailable, unavailable]);
+    const { service, consumer, ackIds } = setUp(queue);
+    const results = await service.ack(consumer, ackIds);
+    expect(results.map((r) => r.status)).toEqual(["acked", "acked"]);
+    expect(queue.completeCalls).toBe(4);
+    expect(queue.released).toEqual([]);
+  });
+
+  it("puts the leases back at once when the settle fails for another reason", async () => {
+    const queue = new FailingQueue([() => new Error("a statement failed")]);
+    const { service, consumer, ackIds } = setUp(queue);
+    await expect(service.ack(consumer, ackIds)).rejects.toThrow("a statement failed");
+    expect(queue.completeCalls).toBe(1);
+    expect(queue.released.map((o) => o.lease.jobId)).toEqual(["job-1", "job-2"]);
+  });
+
+  it("gives up after the ack deadline, and puts the leases back", async () => {
+    const queue = new FailingQueue(unavailable);
+    const { service, consumer, ackIds } = setUp(queue, { ...testSubscription, ackDeadlineSeconds: 1 });
+    await expect(service.ack(consumer, ackIds)).rejects.toThrow(/unavailable/);
+    // Waits of 50, 100, 200, 400 ms: the next would pass the one-second deadline (fewer tries on
+    // a slow machine, never more).
+    expect(queue.completeCalls).toBeGreaterThanOrEqual(2);
+    expect(queue.completeCalls).toBeLessThanOrEqual(5);
+    expect(queue.released.map((o) => o.lease.jobId)).toEqual(["job-1", "job-2"]);
+  });
+
+  it("stops retrying when a drain gives up, long before the ack deadline", async () => {
+    const queue = new FailingQueue(unavailable);
+    const { service, consumer, ackIds } = setUp(queue, { ...testSubscription, ackDeadlineSeconds: 600 });
+    const settling = service.ack(consumer, ackIds);
+    const outcome = settling.then(
+      () => "settled",
+      (error: unknown) => String(error),
+    );
+    await service.drain(200);
+    expect(await outcome).toMatch(/unavailable/);
+    expect(queue.completeCalls).toBeLessThan(10);
+  });
+});
