@@ -1,7 +1,7 @@
 // The pgmesh broker under test, in a process of its own as it runs when deployed, so that it has its
 // own event loop and its memory can be read apart from the bench's. Started by systems/pgmesh.ts
 // through the broker's public entry points; the database URL comes in BENCH_BROKER_DATABASE_URL,
-// and any PGMESH_* settings in the environment apply. Reports its gRPC address over IPC, and stops
+// and any PGMESH_* settings in the environment apply. Reports its gRPC and metrics addresses over IPC, and stops
 // gracefully on "stop" (or when the bench goes away).
 import { startBroker } from "../broker/src/broker.ts";
 import { loadConfig } from "../broker/src/config.ts";
@@ -32,4 +32,4 @@ process.on("disconnect", () => {
   setTimeout(() => process.exit(1), 15_000).unref();
   void stop();
 });
-process.send?.({ grpcAddress: broker.grpcAddress });
+process.send?.({ grpcAddress: broker.grpcAddress, metricsAddress: broker.metricsAddress });

@@ -1,8 +1,10 @@
 // (e) Backlog: N events published with no consumer, then drained by one consumer stream. Does
 // publishing slow down as the backlog grows, does the drain slow down towards its end, and how many
-// bytes of tables does a pending event take (Postgres-based systems)?
+// bytes of tables does a pending event take, and how long does one fetch take while draining
+// (Postgres-based systems)?
 import { performance } from "node:perf_hooks";
 import { Ledger } from "../accounting.ts";
+import { fetchesBetween } from "../fetch-tally.ts";
 import { tableBytes } from "../postgres-admin.ts";
 import type { Consumer } from "../systems/system.ts";
 import { awaitDeliveries, publishBatches } from "./load.ts";
@@ -25,6 +27,8 @@ export const backlog: Scenario = {
     { key: "drain", label: "drain ev/s", digits: 0, higherIsBetter: true, ratio: true },
     { key: "drainFirst", label: "drain 1st 10%", digits: 0, higherIsBetter: true },
     { key: "drainLast", label: "drain last 10%", digits: 0, higherIsBetter: true },
+    { key: "fetchMs", label: "fetch ms (mean)", digits: 1, higherIsBetter: false },
+    { key: "slowFetches", label: "fetches > 20 ms %", digits: 1, higherIsBetter: false },
     { key: "drainedBytes", label: "B/ev after drain", digits: 0, higherIsBetter: false },
     { key: "duplicates", label: "dups", digits: 0, higherIsBetter: false },
   ],
@@ -52,11 +56,14 @@ export const backlog: Scenario = {
       const publishedAt = performance.now();
       const pending = await bytes();
       const ledger = new Ledger(roundId, n);
+      const fetchesBefore = await channel.fetches?.();
       const drainStart = performance.now();
       consumers.push(await channel.consume(0, options.window, (stamp) => ledger.receive(stamp)));
       await awaitDeliveries(ledger, n, options.stallSeconds, () => ledger.missing(n));
       await channel.drained(options.stallSeconds * 1000);
       const drainedAt = performance.now();
+      const fetchesAfter = await channel.fetches?.();
+      const fetches = fetchesBefore && fetchesAfter ? fetchesBetween(fetchesBefore, fetchesAfter) : undefined;
       const drained = await bytes();
       checkForeign(ledger);
       const perEvent = (b: number | undefined) =>
@@ -78,6 +85,8 @@ export const backlog: Scenario = {
         drainLast: drainTenths
           ? perSecond(tenth, ledger.arrivalOf(n - tenth), ledger.arrivalOf(n))
           : undefined,
+        fetchMs: fetches?.count ? (1000 * fetches.seconds) / fetches.count : undefined,
+        slowFetches: fetches?.count ? (100 * fetches.slow) / fetches.count : undefined,
         drainedBytes: perEvent(drained),
         duplicates: ledger.duplicates,
       };

@@ -6,6 +6,8 @@ export class BrokerChild {
   private constructor(
     private readonly child: ChildProcess,
     readonly grpcAddress: string,
+    /** Where the broker serves /metrics. */
+    readonly metricsAddress: string,
   ) {}
 
   static async start(databaseUrl: string): Promise<BrokerChild> {
@@ -19,14 +21,17 @@ export class BrokerChild {
       env: { ...process.env, BENCH_BROKER_DATABASE_URL: databaseUrl },
       stdio: ["ignore", "inherit", "inherit", "ipc"],
     });
-    const grpcAddress = await new Promise<string>((resolve, reject) => {
-      child.once("message", (message) => resolve((message as { grpcAddress: string }).grpcAddress));
+    const { grpcAddress, metricsAddress } = await new Promise<{
+      grpcAddress: string;
+      metricsAddress: string;
+    }>((resolve, reject) => {
+      child.once("message", (message) => resolve(message as { grpcAddress: string; metricsAddress: string }));
       child.once("error", reject);
       child.once("exit", (code) =>
         reject(new Error(`the pgmesh broker exited with code ${code} while starting`)),
       );
     });
-    return new BrokerChild(child, grpcAddress);
+    return new BrokerChild(child, grpcAddress, metricsAddress);
   }
 
   /** Resident set size in bytes (VmRSS), or undefined when it cannot be read. */

@@ -7,6 +7,7 @@
 // would queue the consumer's fetches behind the producers' inserts.
 import { PgBoss } from "pg-boss";
 import postgres from "postgres";
+import { FetchTimer } from "../fetch-tally.ts";
 import { packageVersion } from "../package-version.ts";
 import { fromJsonStamp, type JsonStamp, jsonStamp } from "../payload.ts";
 import { createDatabase } from "../postgres-admin.ts";
@@ -74,6 +75,7 @@ export function pgbossSystem(): System {
           SELECT count(*)::int AS n FROM pgboss.job WHERE name = ANY(${queues}) AND state < 'completed'`;
         return row?.n ?? 0;
       };
+      const fetchTimer = new FetchTimer();
       const channel: Channel = {
         async publishBatch(stamps) {
           const jobs = stamps.map((stamp) => ({ data: jsonStamp(stamp) }));
@@ -88,7 +90,9 @@ export function pgbossSystem(): System {
           let stopping = false;
           const loop = (async () => {
             while (!stopping) {
-              const jobs = await c.fetch<JsonStamp>(queue, { batchSize: Math.min(window, PGBOSS_FETCH) });
+              const jobs = await fetchTimer.time(() =>
+                c.fetch<JsonStamp>(queue, { batchSize: Math.min(window, PGBOSS_FETCH) }),
+              );
               if (jobs.length === 0) {
                 await sleep(IDLE_POLL_MS);
                 continue;
@@ -115,6 +119,7 @@ export function pgbossSystem(): System {
             },
           };
         },
+        fetches: async () => fetchTimer.snapshot(),
         async drained(timeoutMs) {
           await pollUntil(
             pending,

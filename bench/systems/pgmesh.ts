@@ -12,6 +12,7 @@ import {
   type SubscribeResponse,
   SubscriberServiceClient,
 } from "@pgmesh/sdk/gen/pgmesh/v1/subscriber";
+import { fetchTallyFromMetrics } from "../fetch-tally.ts";
 import { packageVersion } from "../package-version.ts";
 import { decodeStamp, encodeStamp, type Stamp } from "../payload.ts";
 import { createDatabase } from "../postgres-admin.ts";
@@ -116,6 +117,10 @@ export function pgmeshSystem(via: "sdk" | "grpc"): System {
             );
           }
           if (errors.length > 0) throw new Error(`pgmesh: consumer error: ${String(errors[0])}`);
+        },
+        async fetches() {
+          const response = await fetch(`http://${(broker as BrokerChild).metricsAddress}/metrics`);
+          return fetchTallyFromMetrics(await response.text(), subs);
         },
         async delete() {
           consumerClient.close();

@@ -4,6 +4,7 @@
 // table is empty. A fan-out inserts one row per subscription. Producer and consumers have a pool of
 // their own, as separate processes would.
 import postgres from "postgres";
+import { FetchTimer } from "../fetch-tally.ts";
 import { decodeStamp, encodeStamp } from "../payload.ts";
 import { createDatabase } from "../postgres-admin.ts";
 import { type Channel, type Consumer, pollUntil, type System } from "./system.ts";
@@ -37,7 +38,9 @@ export function skipLockedSystem(): System {
          CREATE INDEX ON ${table} (sub, id)`,
       );
       const rows = (payload: Buffer) => Array.from({ length: subscriptions }, (_, sub) => ({ sub, payload }));
+      const fetchTimer = new FetchTimer();
       const channel: Channel = {
+        fetches: async () => fetchTimer.snapshot(),
         async publishBatch(stamps) {
           const all = stamps.flatMap((stamp) => rows(encodeStamp(stamp)));
           await s`INSERT INTO ${s(table)} ${s(all, "sub", "payload")}`;
@@ -49,9 +52,11 @@ export function skipLockedSystem(): System {
           let stopping = false;
           const take = () =>
             (consumerSql as postgres.Sql).begin(async (tx) => {
-              const batch = await tx.unsafe<{ id: string; payload: Buffer }[]>(
-                `SELECT id, payload FROM ${table} WHERE sub = $1 ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED`,
-                [subscription, window],
+              const batch = await fetchTimer.time(() =>
+                tx.unsafe<{ id: string; payload: Buffer }[]>(
+                  `SELECT id, payload FROM ${table} WHERE sub = $1 ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED`,
+                  [subscription, window],
+                ),
               );
               if (batch.length === 0) return 0;
               for (const row of batch) receive(decodeStamp(row.payload));

@@ -1,5 +1,6 @@
 // What a scenario needs from a messaging system, so that each scenario is written once and runs the
 // same way on pgmesh and on every peer.
+import type { FetchTally } from "../fetch-tally.ts";
 import type { Stamp } from "../payload.ts";
 
 export type SystemKey = "pgmesh" | "pgmesh-grpc" | "pgboss" | "rabbitmq" | "nats" | "skiplocked";
@@ -37,6 +38,11 @@ export interface Channel {
    * does not happen within `timeoutMs`.
    */
   drained(timeoutMs: number): Promise<void>;
+  /**
+   * The fetches its consumers' queues have served so far (cumulative), where the system has a
+   * fetch to time: the Postgres-based ones.
+   */
+  fetches?(): Promise<FetchTally>;
   /** Deletes the topic, queues or streams, with whatever they still hold. */
   delete(): Promise<void>;
 }

@@ -174,6 +174,16 @@ export const dashboards: DashboardSpec[] = [
         })),
       },
       {
+        title: "Fetch latency",
+        answers:
+          "Is fetching from this subscription's queue slowing (p50, p99 of one fetch: stale statistics, or a backlog outgrowing memory)?",
+        unit: "s",
+        targets: [0.5, 0.99].map((q) => ({
+          expr: `histogram_quantile(${q}, sum by (le) (rate(pgmesh_fetch_duration_seconds_bucket{${S}}[${R}])))`,
+          legend: `p${q * 100}`,
+        })),
+      },
+      {
         title: "Connected consumers",
         answers: "How many streams consume this subscription?",
         unit: "short",

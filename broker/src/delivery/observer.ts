@@ -6,6 +6,12 @@ import type { DeadLetterReason } from "./model.ts";
 export interface DeliveryObserver {
   published(topic: string, events: number, seconds: number): void;
   delivered(subscription: string, attempt: number): void;
+  /**
+   * One fetch of deliveries from the subscription's queue, from asking to having the leases
+   * (waiting to share a transaction with other fetches included): what slows when the queue's
+   * statistics go stale or its backlog outgrows memory.
+   */
+  fetched(subscription: string, seconds: number): void;
   settled(subscription: string, status: SettleStatus, count: number): void;
   /** Seconds from publish to ack, one per acked event. */
   acked(subscription: string, secondsSincePublish: number[]): void;

@@ -173,7 +173,9 @@ export class SubscriptionDispatcher {
       let drained: boolean;
       try {
         this.leasing = wanted;
+        const asked = performance.now();
         const leases = await this.queue.lease(this.subscription.queue, wanted);
+        this.observer.fetched(this.subscription.name, (performance.now() - asked) / 1000);
         drained = leases.length < wanted;
         this.lastLease = drained ? "short" : "full";
         if (drained && this.workAnnounced === announcedBefore) this.queueState = "drained";

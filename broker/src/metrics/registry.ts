@@ -11,6 +11,7 @@ export class BrokerMetrics implements DeliveryObserver {
   readonly registry = new Registry();
   private readonly publishedTotal: Counter<"topic">;
   private readonly publishSeconds: Histogram<"topic">;
+  private readonly fetchSeconds: Histogram<"subscription">;
   private readonly deliveriesTotal: Counter<"subscription">;
   private readonly redeliveriesTotal: Counter<"subscription">;
   private readonly settlesTotal: Counter<"subscription" | "result">;
@@ -39,6 +40,13 @@ export class BrokerMetrics implements DeliveryObserver {
       help: "Time to validate and commit one Publish batch.",
       labelNames: ["topic"],
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers,
+    });
+    this.fetchSeconds = new Histogram({
+      name: "pgmesh_fetch_duration_seconds",
+      help: "Time of one fetch of deliveries from a subscription's queue (a pg-boss fetch, with any wait to share its transaction).",
+      labelNames: ["subscription"],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
       registers,
     });
     this.deliveriesTotal = new Counter({
@@ -129,6 +137,10 @@ export class BrokerMetrics implements DeliveryObserver {
   delivered(subscription: string, attempt: number): void {
     this.deliveriesTotal.inc({ subscription });
     if (attempt > 1) this.redeliveriesTotal.inc({ subscription });
+  }
+
+  fetched(subscription: string, seconds: number): void {
+    this.fetchSeconds.observe({ subscription }, seconds);
   }
 
   settled(subscription: string, result: SettleStatus, count: number): void {

@@ -38,6 +38,10 @@ describe("metrics", () => {
     text = await scrape();
     expect(value(text, 'pgmesh_consumers_connected{subscription="metered.sub"}')).toBe(1);
     expect(value(text, 'pgmesh_deliveries_total{subscription="metered.sub"}')).toBe(10);
+    // The stream opened after the publish, so its deliveries came by a fetch, which was timed.
+    expect(
+      value(text, 'pgmesh_fetch_duration_seconds_count{subscription="metered.sub"}'),
+    ).toBeGreaterThanOrEqual(1);
 
     probe.nack([deliveries[0]?.ackId ?? ""]);
     await probe.waitForDeliveries(11);

@@ -38,6 +38,7 @@ function setUp(queue: FailingQueue, subscription: Subscription = testSubscriptio
   const observer: DeliveryObserver = {
     published: () => {},
     delivered: () => {},
+    fetched: () => {},
     settled: (_s, status, count) => statuses.push(...Array<SettleStatus>(count).fill(status)),
     acked: () => {},
     deadLettered: () => {},

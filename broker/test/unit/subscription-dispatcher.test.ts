@@ -51,7 +51,11 @@ function setUp(window: number) {
     publish: () => Promise.reject(new Error("not used")),
     loadEvents: async (seqs) => new Map(seqs.map((seq) => [seq, event(seq)])),
   };
-  const observer = { delivered: () => {}, deadLettered: () => {} } as unknown as DeliveryObserver;
+  const observer = {
+    delivered: () => {},
+    fetched: () => {},
+    deadLettered: () => {},
+  } as unknown as DeliveryObserver;
   const errors: unknown[] = [];
   const dispatcher = new SubscriptionDispatcher(
     subscription,
