@@ -65,7 +65,22 @@ async function retryOnDeadlock<T>(work: () => Promise<T>): Promise<T> {
 
 // Without the SDK's own retries, which would hide how fast the broker answers.
 let once: PgmeshClient;
-const publishOne = (id: string) => once.publish("outage", [{ id, source: "test", type: "t" }]);
+const publishOne = (id: string, topic = "outage") => once.publish(topic, [{ id, source: "test", type: "t" }]);
+
+/** Publishes `id` as soon as the database takes it again, and waits for it on `stream`. */
+async function publishOnceBackAndReceive(stream: StreamProbe, topic: string, id: string) {
+  await until(
+    () =>
+      publishOne(id, topic).then(
+        () => true,
+        () => false,
+      ),
+    `a publish of ${id} to succeed after the outage`,
+    15_000,
+  );
+  await stream.until(() => stream.deliveries.some((d) => d.event?.id === id), id, 15_000);
+  return stream.deliveries.find((d) => d.event?.id === id);
+}
 
 describe("a database outage", () => {
   it("fails calls fast with UNAVAILABLE, answers /readyz 503 at once, and resumes by itself", async () => {
@@ -94,21 +109,7 @@ describe("a database outage", () => {
     // The stream rode out both outages, and gets what was published after them.
     expect(await Promise.race([stream.ended, sleep(100).then(() => "open")])).toBe("open");
     const consumer = stream;
-    await until(
-      () =>
-        publishOne("after").then(
-          () => true,
-          () => false,
-        ),
-      "a publish to succeed after the outage",
-      15_000,
-    );
-    await consumer.until(
-      () => consumer.deliveries.some((d) => d.event?.id === "after"),
-      "the event published after the outage",
-      15_000,
-    );
-    const after = consumer.deliveries.find((d) => d.event?.id === "after");
+    const after = await publishOnceBackAndReceive(consumer, "outage", "after");
     expect((await consumer.ackAndWait([after?.ackId ?? ""]))[0]?.status).toBe(AckStatus.ACK_STATUS_ACKED);
     // Nothing published during the outage was stored.
     expect(consumer.deliveries.map((d) => d.event?.id)).not.toContain("during-refuse");
@@ -175,21 +176,8 @@ describe("a database outage", () => {
       AckStatus.ACK_STATUS_ACKED,
     ]);
     // The same stream goes on: the next event comes to it, and the acked three never come again.
-    await until(
-      () =>
-        once.publish("held", [{ id: "held-after", source: "test", type: "t" }]).then(
-          () => true,
-          () => false,
-        ),
-      "a publish after the outage",
-      15_000,
-    );
-    await stream.until(
-      () => stream.deliveries.some((d) => d.event?.id === "held-after"),
-      "held-after",
-      15_000,
-    );
-    await stream.ackAndWait([stream.deliveries.at(-1)?.ackId ?? ""]);
+    const after = await publishOnceBackAndReceive(stream, "held", "held-after");
+    await stream.ackAndWait([after?.ackId ?? ""]);
     await sleep(500);
     // In any order (the subscription is not ordered), and each once.
     expect(stream.deliveries.map((d) => d.event?.id).sort()).toEqual([
