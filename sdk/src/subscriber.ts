@@ -119,22 +119,30 @@ const FATAL = new Set([
   status.UNAUTHENTICATED,
 ]);
 
+type Call = ClientDuplexStream<SubscribeRequest, SubscribeResponse>;
+
+/**
+ * The subscriber's stream to the broker:
+ * - `none`: between streams (a reconnect is scheduled), or stopped;
+ * - `waiting`: started with waitForReady and `open` sent, not answered yet. It holds nothing, so
+ *   close() cuts it instead of draining it, and every reconnect interval `report` tells onError that
+ *   it still waits;
+ * - `open`: the broker answered `opened`; deliveries flow.
+ */
+type Stream =
+  | { state: "none" }
+  | { state: "waiting"; call: Call; report: NodeJS.Timeout }
+  | { state: "open"; call: Call };
+
 export class Subscriber {
-  private call: ClientDuplexStream<SubscribeRequest, SubscribeResponse> | undefined;
-  /**
-   * Whether the broker answered the current stream's open. Until it does, the stream is waiting
-   * for a connection (waitForReady), holds nothing, and close() cuts it instead of draining it.
-   */
-  private callOpened = false;
-  /** While the current stream waits for the broker: reports that it still waits, to onError. */
-  private waitingReport: NodeJS.Timeout | undefined;
+  private stream: Stream = { state: "none" };
   private closing = false;
   private running = 0;
   private readonly backlog: Delivery[] = [];
   private readonly idle: (() => void)[] = [];
   private ackDeadlineMs = 60_000;
   private pendingAcks: string[] = [];
-  private ackCall: ClientDuplexStream<SubscribeRequest, SubscribeResponse> | undefined;
+  private ackCall: Call | undefined;
   private ackFlush: NodeJS.Immediate | undefined;
   /** Nacks and rejects sent and not yet answered, so that a refused one can fall back to a nack. */
   private readonly unanswered = new Map<string, "nack" | "reject" | "fallback nack">();
@@ -174,6 +182,15 @@ export class Subscriber {
     this.connect();
   }
 
+  /** The current stream's call, waiting or open. */
+  private get call(): Call | undefined {
+    return this.stream.state === "none" ? undefined : this.stream.call;
+  }
+
+  private stopWaitingReport(): void {
+    if (this.stream.state === "waiting") clearInterval(this.stream.report);
+  }
+
   /**
    * Stops taking deliveries, lets running handlers finish and settle (for up to `timeoutMs`), then
    * ends the stream. Leaves no timer behind: once it resolves and the client is closed, the process
@@ -183,7 +200,7 @@ export class Subscriber {
     if (this.closing) return this.done.catch(() => {});
     this.closing = true;
     clearTimeout(this.reconnectTimer);
-    clearInterval(this.waitingReport);
+    this.stopWaitingReport();
     this.rejectReady(new Error("the subscriber was closed before its stream opened"));
     const deadline = Date.now() + timeoutMs;
     let timer: NodeJS.Timeout | undefined;
@@ -202,7 +219,7 @@ export class Subscriber {
       clearTimeout(timer);
       this.flushAcks();
       // A stream still waiting for the broker has nothing to drain: the finally block cuts it.
-      if (!this.callOpened) return;
+      if (this.stream.state !== "open") return;
       this.call?.end();
       await Promise.race([this.done.catch(() => {}), timeLeft()]);
     } finally {
@@ -214,13 +231,12 @@ export class Subscriber {
   }
 
   private connect(): void {
-    let call: ClientDuplexStream<SubscribeRequest, SubscribeResponse>;
+    let call: Call;
     // Wait for the channel instead of failing at once while it is down: the stream then opens the
     // moment the channel reconnects (its backoff is capped at 1 s), rather than at this
     // subscriber's next attempt after that, which could add a second backoff on top.
     const metadata = this.metadata();
     metadata.setOptions({ waitForReady: true });
-    this.callOpened = false;
     try {
       call = this.client.subscribe(metadata);
     } catch (error) {
@@ -229,8 +245,7 @@ export class Subscriber {
       this.rejectDone(error);
       return;
     }
-    this.call = call;
-    this.reportWhileWaiting(call);
+    this.stream = { state: "waiting", call, report: this.reportWhileWaiting(call) };
     call.on("data", (message: SubscribeResponse) => this.onMessage(message));
     call.on("error", (error: ServiceError) => this.onBroken(call, error));
     call.on("end", () => this.onBroken(call, undefined));
@@ -254,8 +269,10 @@ export class Subscriber {
     const response = message.response;
     if (!response) return;
     if (response.$case === "opened") {
-      this.callOpened = true;
-      clearInterval(this.waitingReport);
+      if (this.stream.state === "waiting") {
+        clearInterval(this.stream.report);
+        this.stream = { state: "open", call: this.stream.call };
+      }
       this.ackDeadlineMs = (response.value.ackDeadline?.seconds ?? 60) * 1000;
       this.reconnectDelay = this.options.reconnectInitialMs ?? 100;
       this.resolveReady();
@@ -301,13 +318,10 @@ export class Subscriber {
     );
   }
 
-  private onBroken(
-    call: ClientDuplexStream<SubscribeRequest, SubscribeResponse>,
-    error: ServiceError | undefined,
-  ): void {
+  private onBroken(call: Call, error: ServiceError | undefined): void {
     if (call !== this.call) return;
-    this.call = undefined;
-    clearInterval(this.waitingReport);
+    this.stopWaitingReport();
+    this.stream = { state: "none" };
     // What this stream held is released by the broker; handlers still running settle into the void.
     this.backlog.length = 0;
     this.unanswered.clear();
@@ -334,12 +348,11 @@ export class Subscriber {
    * or a broker that is down would be silent: every reconnect interval it still waits, onError
    * hears an UNAVAILABLE naming how long and the connection's state.
    */
-  private reportWhileWaiting(call: ClientDuplexStream<SubscribeRequest, SubscribeResponse>): void {
-    clearInterval(this.waitingReport);
+  private reportWhileWaiting(call: Call): NodeJS.Timeout {
     const since = Date.now();
-    this.waitingReport = setInterval(() => {
-      if (call !== this.call || this.callOpened || this.closing) {
-        clearInterval(this.waitingReport);
+    const report = setInterval(() => {
+      if (this.stream.state !== "waiting" || this.stream.call !== call || this.closing) {
+        clearInterval(report);
         return;
       }
       const state = connectivityState[this.client.getChannel().getConnectivityState(false)];
@@ -352,7 +365,8 @@ export class Subscriber {
       );
       this.options.onError?.(error);
     }, this.options.reconnectMaxMs ?? 1000);
-    this.waitingReport.unref();
+    report.unref();
+    return report;
   }
 
   private pump(): void {
@@ -369,10 +383,7 @@ export class Subscriber {
     }
   }
 
-  private async handle(
-    call: ClientDuplexStream<SubscribeRequest, SubscribeResponse>,
-    delivery: Delivery,
-  ): Promise<void> {
+  private async handle(call: Call, delivery: Delivery): Promise<void> {
     const ackIds = [delivery.ackId];
     const started = Date.now();
     const maxExtensionMs = this.options.maxExtensionMs ?? 60 * 60_000;
@@ -419,7 +430,7 @@ export class Subscriber {
    * Acks are sent in one message per event-loop turn rather than one per event: the broker settles
    * a message's ids in one transaction, so this is what lets a busy consumer keep up.
    */
-  private queueAck(call: ClientDuplexStream<SubscribeRequest, SubscribeResponse>, ackId: string): void {
+  private queueAck(call: Call, ackId: string): void {
     if (this.ackCall !== call) {
       this.flushAcks();
       this.ackCall = call;
