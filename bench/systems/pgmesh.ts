@@ -132,10 +132,6 @@ export function pgmeshSystem(via: "sdk" | "grpc"): System {
       return channel;
     },
     async close() {
-      if (process.env.DBG_METRICS && broker) {
-        const text = await (await fetch(`http://${broker.metricsAddress}/metrics`)).text();
-        console.error(text.split("\n").filter((l) => /publish_duration_seconds_(sum|count)|fetch_duration_seconds_(sum|count)/.test(l)).join("\n"));
-      }
       client?.close();
       publisher?.close();
       subscriber?.close();
