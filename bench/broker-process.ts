@@ -6,6 +6,7 @@
 import { startBroker } from "../broker/src/broker.ts";
 import { loadConfig } from "../broker/src/config.ts";
 import { createLogger } from "../broker/src/log.ts";
+import type { BrokerAddresses } from "./systems/broker-child.ts";
 
 const config = loadConfig([], {
   ...process.env,
@@ -32,4 +33,5 @@ process.on("disconnect", () => {
   setTimeout(() => process.exit(1), 15_000).unref();
   void stop();
 });
-process.send?.({ grpcAddress: broker.grpcAddress, metricsAddress: broker.metricsAddress });
+const addresses: BrokerAddresses = { grpcAddress: broker.grpcAddress, metricsAddress: broker.metricsAddress };
+process.send?.(addresses);

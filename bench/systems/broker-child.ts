@@ -2,6 +2,12 @@
 import { type ChildProcess, fork } from "node:child_process";
 import { readFileSync } from "node:fs";
 
+/** What bench/broker-process.ts reports over IPC once it serves. */
+export interface BrokerAddresses {
+  grpcAddress: string;
+  metricsAddress: string;
+}
+
 export class BrokerChild {
   private constructor(
     private readonly child: ChildProcess,
@@ -21,11 +27,8 @@ export class BrokerChild {
       env: { ...process.env, BENCH_BROKER_DATABASE_URL: databaseUrl },
       stdio: ["ignore", "inherit", "inherit", "ipc"],
     });
-    const { grpcAddress, metricsAddress } = await new Promise<{
-      grpcAddress: string;
-      metricsAddress: string;
-    }>((resolve, reject) => {
-      child.once("message", (message) => resolve(message as { grpcAddress: string; metricsAddress: string }));
+    const { grpcAddress, metricsAddress } = await new Promise<BrokerAddresses>((resolve, reject) => {
+      child.once("message", (message) => resolve(message as BrokerAddresses));
       child.once("error", reject);
       child.once("exit", (code) =>
         reject(new Error(`the pgmesh broker exited with code ${code} while starting`)),

@@ -191,10 +191,7 @@ export class JobQueue implements DeliveryQueue {
    * fetch; a delivery that lands after it asked is announced by its publish's wake-up as usual.
    */
   private async fetchGroup(items: { queue: string; limit: number }[]): Promise<GroupResult<Lease[]>[]> {
-    const due =
-      items.length > 1
-        ? new Set(await selectQueuesWithDueJobs(this.sql, [...new Set(items.map((i) => i.queue))]))
-        : undefined;
+    const due = items.length > 1 ? await this.queuesWithWork(items.map((i) => i.queue)) : undefined;
     const wanted = due ? items.filter((item) => due.has(item.queue)) : items;
     const fetchAll = (db: PgBossDb) =>
       Promise.all(
