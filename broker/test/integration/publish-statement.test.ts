@@ -150,6 +150,36 @@ describe("the publish statement", () => {
     expect(row).toEqual({ jobs: 500, transactions: 1 });
   });
 
+  it("gives a statement's jobs ids that begin with its time, so they sit together in pg-boss's key", async () => {
+    const { client } = t.mesh;
+    await client.createTopic("ps.ids");
+    await client.createSubscription("ps.ids.plain", "ps.ids");
+    await client.createSubscription("ps.ids.filtered", "ps.ids", { filter: 'attributes.keep = "yes"' });
+    const before = Date.now();
+    await client.publish(
+      "ps.ids",
+      Array.from({ length: 200 }, (_, i) => ({
+        id: `i-${i}`,
+        source: "s",
+        type: "t",
+        attributes: { keep: "yes" },
+      })),
+    );
+    const after = Date.now();
+    const rows = await sql`
+      SELECT j.id::text AS id FROM pgboss.job j JOIN pgmesh.subscriptions s ON s.queue = j.name
+      WHERE s.topic = 'ps.ids'`;
+    expect(rows).toHaveLength(400);
+    // The first 12 hex digits are the statement's milliseconds; the rest is random, and unique.
+    const millis = new Set(
+      rows.map((r) => Number.parseInt((r.id as string).replace("-", "").slice(0, 12), 16)),
+    );
+    expect(millis.size).toBe(1);
+    const [ms] = [...millis];
+    expect(ms).toBeGreaterThanOrEqual(before);
+    expect(ms).toBeLessThanOrEqual(after);
+    expect(new Set(rows.map((r) => (r.id as string).slice(14))).size).toBe(400);
+  });
   it("routes by subscriptions created and deleted after the broker cached the topic's list", async () => {
     const { client } = t.mesh;
     await client.createTopic("ps.routes");

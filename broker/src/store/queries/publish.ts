@@ -11,12 +11,16 @@
 //      them (state active, started and heartbeat now, first attempt), and come back with their ids;
 //   4. sends one NOTIFY for the other brokers, if any job was queued.
 //
+// The jobs' ids begin with the statement's time (job-ids.ts), so a statement's jobs sit together
+// in the job table's primary key.
+//
 // Step 3 writes pg-boss's job table directly (pg-boss's insert() takes one queue per call). Its
 // columns are filled exactly as pg-boss 12.38's own insert fills them from the queue's settings;
 // broker/test/integration/publish-statement.test.ts compares the rows with pg-boss's and fails on
 // any difference, so a pg-boss upgrade that changes them is caught.
 import type { EventEnvelope } from "../../delivery/model.ts";
 import type { Sql, TransactionSql } from "../database.ts";
+import { jobIdTimePrefix } from "../job-ids.ts";
 
 type Runner = Sql | TransactionSql;
 
@@ -126,7 +130,8 @@ export async function publishStatement(sql: Runner, p: PublishStatement): Promis
       INSERT INTO pgboss.job (id, name, data, priority, start_after, created_on, singleton_key,
         expire_seconds, deletion_seconds, keep_until, retry_limit, retry_delay, retry_backoff,
         retry_delay_max, policy, dead_letter, heartbeat_seconds, state, started_on, heartbeat_on)
-      SELECT coalesce(d.id, gen_random_uuid()), d.queue, jsonb_build_object('e', d.seq::text), 0,
+      SELECT coalesce(d.id, (${jobIdTimePrefix()}::text || substr(replace(gen_random_uuid()::text, '-', ''), 13))::uuid),
+             d.queue, jsonb_build_object('e', d.seq::text), 0,
              d.start_after, pgboss.job_now(), d.key, q.expire_seconds, q.deletion_seconds,
              d.start_after + q.retention_seconds * interval '1s', q.retry_limit, q.retry_delay,
              q.retry_backoff, q.retry_delay_max, q.policy, q.dead_letter, q.heartbeat_seconds,
