@@ -8,8 +8,11 @@ const migrationsDir = fileURLToPath(new URL("../../migrations/", import.meta.url
 // Any constant works; it only has to be the same for every broker.
 const MIGRATION_LOCK = 7_245_031_001;
 
-export async function migrate(sql: Sql): Promise<string[]> {
-  const files = (await readdir(migrationsDir)).filter((f) => /^\d{4}_.+\.sql$/.test(f)).sort();
+/** Applies the migrations not applied yet; `through` stops after that version (for upgrade tests). */
+export async function migrate(sql: Sql, { through = Number.POSITIVE_INFINITY } = {}): Promise<string[]> {
+  const files = (await readdir(migrationsDir))
+    .filter((f) => /^\d{4}_.+\.sql$/.test(f) && Number(f.slice(0, 4)) <= through)
+    .sort();
   const applied: string[] = [];
   await transaction(sql, async (tx) => {
     await tx`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK})`;

@@ -4,7 +4,8 @@
 //      them against the list the broker routed with (its filters run in the broker): a list that
 //      went stale aborts the statement (pgmesh.assert_publish_catalog, SQLSTATE PM001) before
 //      anything is stored;
-//   2. claims each event's idempotency key and stores the events whose key was free;
+//   2. claims each event's idempotency key (a digest of its topic, source and id: migration 0031)
+//      and stores the events whose key was free;
 //   3. queues one pg-boss job per (stored event, subscription that takes it), for every queue at
 //      once: fan-out to ten subscriptions is one INSERT, not ten. The jobs this broker's streams
 //      reserved window for (lease at publish) go in already leased, as pg-boss's fetch would leave
@@ -98,21 +99,22 @@ export async function publishStatement(sql: Runner, p: PublishStatement): Promis
         AND NOT EXISTS (SELECT queue FROM locked_subscriptions EXCEPT SELECT unnest(${p.queues}::text[]))
       ) AS ok
     ), input AS (
-      SELECT x.* FROM jsonb_to_recordset(${sql.json(events)}::jsonb) AS x(
+      SELECT x.*, pgmesh.event_key_digest(x.topic, x.source, x.id) AS key_digest
+      FROM jsonb_to_recordset(${sql.json(events)}::jsonb) AS x(
         ord int, topic text, id text, source text, type text, subject text, time timestamptz,
         attributes jsonb, ordering_key text, data_type_url text, data text, deliver_after timestamptz)
       WHERE (SELECT ok FROM catalog)
     ), claimed AS (
-      INSERT INTO pgmesh.event_keys (topic, source, id)
-      SELECT topic, source, id FROM input ORDER BY ord
+      INSERT INTO pgmesh.event_keys (digest)
+      SELECT key_digest FROM input ORDER BY ord
       ON CONFLICT DO NOTHING
-      RETURNING topic, source, id
+      RETURNING digest
     ), inserted AS (
       INSERT INTO pgmesh.events
         (topic, id, source, type, subject, time, attributes, ordering_key, data_type_url, data, deliver_after)
       SELECT i.topic, i.id, i.source, i.type, i.subject, i.time, i.attributes, i.ordering_key,
              i.data_type_url, decode(i.data, 'base64'), i.deliver_after
-      FROM input i JOIN claimed c ON c.topic = i.topic AND c.source = i.source AND c.id = i.id
+      FROM input i JOIN claimed c ON c.digest = i.key_digest
       ORDER BY i.ord
       RETURNING seq, topic, source, id, deliver_after, published_at
     ), stored AS (
