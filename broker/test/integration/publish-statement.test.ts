@@ -150,6 +150,22 @@ describe("the publish statement", () => {
     expect(row).toEqual({ jobs: 500, transactions: 1 });
   });
 
+  it("names a subscription's queue with 16 random hex digits, whatever its name: every job carries it", async () => {
+    const { client } = t.mesh;
+    await client.createTopic("ps.qname");
+    const long = `ps.qname.${"x".repeat(91)}`;
+    await client.createSubscription(long, "ps.qname");
+    await client.createSubscription("ps.q", "ps.qname");
+    const [a, b] = [await queueOf(long), await queueOf("ps.q")];
+    expect(a).toMatch(/^s\/[0-9a-f]{16}$/);
+    expect(b).toMatch(/^s\/[0-9a-f]{16}$/);
+    expect(a).not.toBe(b);
+    // Deleted and created again: a queue of its own, so none of the old deliveries.
+    await client.deleteSubscription("ps.q");
+    await client.createSubscription("ps.q", "ps.qname");
+    expect(await queueOf("ps.q")).not.toBe(b);
+  });
+
   it("gives a statement's jobs ids that begin with its time, so they sit together in pg-boss's key", async () => {
     const { client } = t.mesh;
     await client.createTopic("ps.ids");
