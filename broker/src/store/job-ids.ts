@@ -5,7 +5,10 @@
 // with the statement's time in milliseconds, as a UUIDv7 does, so one statement's jobs share a few
 // adjacent leaves, and a fetch of the oldest jobs finds them together.
 //
-// The rest stays random (74 bits from gen_random_uuid()), not a counter: pg-boss's key puts other
+// The rest is 79 random bits from random(), the backend's own generator (seeded from the strong
+// source; what the ids need is to differ, not to be unguessable): gen_random_uuid() reads the
+// strong source at about 4 µs a call, 2 ms of a 500-job statement and 20 ms of a fan-out of it to
+// ten subscriptions, against under 1 µs. Random, not a counter: pg-boss's key puts other
 // queues' jobs to the right of a queue's newest, and rising keys inserted before a neighbour split
 // its pages in half and leave them half empty (measured: pgstatindex's leaf density 51 % against
 // 68 % for random ids and 90 % for rising keys at the index's right edge). Random within the

@@ -132,7 +132,9 @@ export async function publishStatement(sql: Runner, p: PublishStatement): Promis
       INSERT INTO pgboss.job (id, name, data, priority, start_after, created_on, singleton_key,
         expire_seconds, deletion_seconds, keep_until, retry_limit, retry_delay, retry_backoff,
         retry_delay_max, policy, dead_letter, heartbeat_seconds, state, started_on, heartbeat_on)
-      SELECT coalesce(d.id, (${jobIdTimePrefix()}::text || substr(replace(gen_random_uuid()::text, '-', ''), 13))::uuid),
+      SELECT coalesce(d.id, (${jobIdTimePrefix()}::text
+               || lpad(to_hex((random() * 4503599627370496)::bigint), 13, '0')
+               || lpad(to_hex((random() * 134217728)::bigint), 7, '0'))::uuid),
              d.queue, jsonb_build_object('e', d.seq::text), 0,
              d.start_after, pgboss.job_now(), d.key, q.expire_seconds, q.deletion_seconds,
              d.start_after + q.retention_seconds * interval '1s', q.retry_limit, q.retry_delay,
