@@ -24,7 +24,7 @@ describe("idempotency keys as digests (migration 0031)", () => {
       INSERT INTO pgmesh.event_keys (topic, source, id, published_at)
       VALUES ('orders', 'shop', 'o-1', now() - interval '1 hour'), ('orders', 'shop', 'o-2', now())`;
 
-    expect(await migrate(sql)).toEqual(["0031_event_key_digests.sql"]);
+    expect(await migrate(sql, { through: 31 })).toEqual(["0031_event_key_digests.sql"]);
 
     const keys = await sql`
       SELECT k.digest = pgmesh.event_key_digest('orders', 'shop', 'o-1') AS first,

@@ -14,7 +14,8 @@ export async function selectSubscriptionGauges(sql: Sql) {
              count(*) FILTER (WHERE state < 'active') AS backlog,
              count(*) FILTER (WHERE state = 'active') AS in_flight,
              min(created_on) AS oldest
-      FROM pgboss.job WHERE state <= 'active' AND name LIKE 'sub/%' GROUP BY name
+      FROM pgboss.job
+      WHERE state <= 'active' AND name IN (SELECT queue FROM pgmesh.subscriptions) GROUP BY name
     ) j ON j.name = s.queue
     LEFT JOIN (
       SELECT subscription, count(*) AS dead_letters FROM pgmesh.dead_letters
