@@ -166,6 +166,39 @@ describe("the publish statement", () => {
     expect(await queueOf("ps.q")).not.toBe(b);
   });
 
+  it("stores a payload's standard type URL as NULL and gives every type URL back as it was sent", async () => {
+    const { client } = t.mesh;
+    await client.createTopic("ps.urls");
+    await client.createSubscription("ps.urls.all", "ps.urls");
+    const value = Buffer.from([8, 1]);
+    const sent = [
+      { id: "standard", type: "shop.v1.Placed", url: "type.googleapis.com/shop.v1.Placed" },
+      { id: "implied-type", type: "", url: "type.googleapis.com/shop.v1.Shipped" },
+      { id: "other-host", type: "shop.v1.Placed", url: "example.com/types/shop.v1.Placed" },
+      { id: "other-type", type: "shop.placed", url: "type.googleapis.com/shop.v1.Placed" },
+    ];
+    await client.publish("ps.urls", [
+      ...sent.map(({ id, type, url }) => ({ id, source: "s", type, data: { typeUrl: url, value } })),
+      { id: "no-data", source: "s", type: "shop.v1.Ping" },
+    ]);
+    const stored = await sql`
+      SELECT id, data_type_url FROM pgmesh.events WHERE topic = 'ps.urls' ORDER BY seq`;
+    expect(stored).toEqual([
+      { id: "standard", data_type_url: null },
+      { id: "implied-type", data_type_url: null },
+      { id: "other-host", data_type_url: "example.com/types/shop.v1.Placed" },
+      { id: "other-type", data_type_url: "type.googleapis.com/shop.v1.Placed" },
+      { id: "no-data", data_type_url: "" },
+    ]);
+    const probe = await StreamProbe.open(client, "ps.urls.all");
+    const got = await probe.waitForDeliveries(5);
+    expect(got.map((d) => [d.event?.id, d.event?.data?.typeUrl ?? ""])).toEqual([
+      ...sent.map(({ id, url }) => [id, url]),
+      ["no-data", ""],
+    ]);
+    await probe.close();
+  });
+
   it("gives a statement's jobs ids that begin with its time, so they sit together in pg-boss's key", async () => {
     const { client } = t.mesh;
     await client.createTopic("ps.ids");

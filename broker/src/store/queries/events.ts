@@ -2,6 +2,12 @@
 import type { EventEnvelope, StoredEvent } from "../../delivery/model.ts";
 import type { Sql } from "../database.ts";
 
+/**
+ * An event row's type URL is NULL when it is this prefix and the event's type (migration 0032):
+ * the standard URL is not stored again in every row.
+ */
+export const IMPLIED_TYPE_URL_PREFIX = "type.googleapis.com/";
+
 /** An event's idempotency key within a topic, as one string: source and id, NUL-separated. */
 export const eventKey = (source: string, id: string) => `${source}\u0000${id}`;
 
@@ -29,7 +35,7 @@ export function toStoredEvent(r: Record<string, unknown>): StoredEvent {
     time: (r.time as Date | null) ?? undefined,
     attributes: r.attributes as Record<string, string>,
     orderingKey: r.ordering_key as string,
-    dataTypeUrl: r.data_type_url as string,
+    dataTypeUrl: (r.data_type_url as string | null) ?? IMPLIED_TYPE_URL_PREFIX + (r.type as string),
     data: r.data as Uint8Array,
     publishedAt: r.published_at as Date,
     deliverAfter: (r.deliver_after as Date | null) ?? undefined,

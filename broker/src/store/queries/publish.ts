@@ -22,6 +22,7 @@
 import type { EventEnvelope } from "../../delivery/model.ts";
 import type { Sql, TransactionSql } from "../database.ts";
 import { jobIdTimePrefix } from "../job-ids.ts";
+import { IMPLIED_TYPE_URL_PREFIX } from "./events.ts";
 
 type Runner = Sql | TransactionSql;
 
@@ -113,7 +114,8 @@ export async function publishStatement(sql: Runner, p: PublishStatement): Promis
       INSERT INTO pgmesh.events
         (topic, id, source, type, subject, time, attributes, ordering_key, data_type_url, data, deliver_after)
       SELECT i.topic, i.id, i.source, i.type, i.subject, i.time, i.attributes, i.ordering_key,
-             i.data_type_url, decode(i.data, 'base64'), i.deliver_after
+             nullif(i.data_type_url, ${IMPLIED_TYPE_URL_PREFIX}::text || i.type), decode(i.data, 'base64'),
+             i.deliver_after
       FROM input i JOIN claimed c ON c.digest = i.key_digest
       ORDER BY i.ord
       RETURNING seq, topic, source, id, deliver_after, published_at
