@@ -115,3 +115,35 @@ export async function tableBytes(url: string, schemas: string[]): Promise<number
     await sql.end({ timeout: 5 });
   }
 }
+
+/** Bytes of each table and index (heap, TOAST and free-space maps count with their table) in these schemas. */
+export async function relationBytes(url: string, schemas: string[]): Promise<Map<string, number>> {
+  const sql = postgres(url, { max: 1, onnotice: () => {} });
+  try {
+    const rows = await sql<{ relation: string; bytes: string }[]>`
+      SELECT n.nspname || '.' || c.relname AS relation,
+             (CASE WHEN c.relkind = 'i' THEN pg_relation_size(c.oid)
+                   ELSE pg_table_size(c.oid) END)::text AS bytes
+      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE c.relkind IN ('r', 'i') AND n.nspname = ANY(${schemas})`;
+    return new Map(rows.map((r) => [r.relation, Number(r.bytes)]));
+  } finally {
+    await sql.end({ timeout: 5 });
+  }
+}
+
+/**
+ * Growth per event of each relation between two readings of relationBytes, largest first, leaving
+ * out those that grew by less than `minimum` bytes per event: "events 302, job_common 160, ...".
+ */
+export function growthPerEvent(
+  before: Map<string, number>,
+  after: Map<string, number>,
+  events: number,
+  minimum = 1,
+): { relation: string; bytesPerEvent: number }[] {
+  return [...after]
+    .map(([relation, bytes]) => ({ relation, bytesPerEvent: (bytes - (before.get(relation) ?? 0)) / events }))
+    .filter((r) => r.bytesPerEvent >= minimum)
+    .sort((a, b) => b.bytesPerEvent - a.bytesPerEvent);
+}

@@ -5,7 +5,7 @@
 import { performance } from "node:perf_hooks";
 import { Ledger } from "../accounting.ts";
 import { fetchesBetween } from "../fetch-tally.ts";
-import { tableBytes } from "../postgres-admin.ts";
+import { growthPerEvent, relationBytes, tableBytes } from "../postgres-admin.ts";
 import type { Consumer } from "../systems/system.ts";
 import { awaitDeliveries, publishBatches } from "./load.ts";
 import { checkForeign, cleanUp, perSecond } from "./round.ts";
@@ -41,6 +41,7 @@ export const backlog: Scenario = {
     const consumers: Consumer[] = [];
     try {
       const before = await bytes();
+      const relationsBefore = db && !warmup ? await relationBytes(db.url, db.schemas) : undefined;
       // (time, events confirmed) after each batch, for the rates over the first and last tenth.
       const progress: { at: number; count: number }[] = [];
       const t0 = performance.now();
@@ -55,6 +56,13 @@ export const backlog: Scenario = {
       );
       const publishedAt = performance.now();
       const pending = await bytes();
+      // Where the bytes of a pending event go, relation by relation (the B/pending column's sum).
+      if (db && relationsBefore) {
+        const growth = growthPerEvent(relationsBefore, await relationBytes(db.url, db.schemas), n);
+        log(
+          `bytes per pending event: ${growth.map((g) => `${g.relation} ${g.bytesPerEvent.toFixed(0)}`).join(", ")}`,
+        );
+      }
       const ledger = new Ledger(roundId, n);
       const fetchesBefore = await channel.fetches?.();
       const drainStart = performance.now();
