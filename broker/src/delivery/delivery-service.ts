@@ -20,6 +20,10 @@ export interface DeliveryServiceOptions {
   /** Reads a subscription's current policy (for lapsed leases of streams on other brokers). */
   loadSubscription: (name: string) => Promise<Subscription | undefined>;
   onError: (error: unknown, context: string) => void;
+  /** How long settles go on through a database outage at least (default 60 s); for tests. */
+  settleOutageRetryMs?: number;
+  /** How long sweeps wait after this broker last saw the database unavailable (default 3 s). */
+  sweepGraceAfterOutageMs?: number;
 }
 
 export interface SettleResult {
@@ -37,6 +41,19 @@ const SWEEP_MAX_BATCHES = 100;
 /** A settle that finds the database unavailable is run again this soon, then less often. */
 const SETTLE_RETRY_FIRST_MS = 50;
 const SETTLE_RETRY_MAX_MS = 1_000;
+/**
+ * A settle goes on being run while the database is unavailable for its ack deadline or this long,
+ * whichever is longer: a Postgres restart or a managed failover takes tens of seconds, and an ack
+ * given up before the database is back means a redelivery.
+ */
+const SETTLE_OUTAGE_RETRY_MS = 60_000;
+/**
+ * After this broker last saw the database unavailable, its lapsed-lease sweeps wait this long, so
+ * that settles held through the outage (retried at least once a second) land before the sweep
+ * counts their leases as lapsed: a lease runs out by the database's clock, which went on during
+ * the outage while nothing could be recorded.
+ */
+const SWEEP_GRACE_AFTER_OUTAGE_MS = 3_000;
 
 export class DeliveryService implements Handoff {
   private readonly dispatchers = new Map<string, SubscriptionDispatcher>();
@@ -53,6 +70,8 @@ export class DeliveryService implements Handoff {
   private sweep: Promise<number> | undefined;
   /** Whether the fallback poll's question to the queue is still out (a slow database). */
   private polling = false;
+  /** When a settle or sweep of this broker last found the database unavailable (ms since epoch). */
+  private databaseLastUnavailableAt = 0;
 
   private get isDraining(): boolean {
     return this.lifecycle.phase === "draining";
@@ -297,12 +316,13 @@ export class DeliveryService implements Handoff {
    * attempt all the same.
    */
   sweepLapsed(): Promise<number> {
-    if (this.isDraining) return Promise.resolve(0);
+    if (this.isDraining || this.inOutageGrace()) return Promise.resolve(0);
     this.sweep ??= this.queue
       .exclusively(() => this.sweepAllLapsed())
       .then(
         (failed) => failed ?? 0,
         (error: unknown) => {
+          this.noteIfUnavailable(error);
           this.options.onError(error, "sweeping lapsed leases");
           return 0;
         },
@@ -395,25 +415,43 @@ export class DeliveryService implements Handoff {
   }
 
   /**
-   * Runs a settle, and runs it again (backing off) while the database is unavailable: for up to the
-   * subscription's ack deadline, and never past a drain's deadline. Failing it instead would end
-   * the stream, and every delivery the stream holds would come again once the database is back
-   * (the acks a crash swallowed were most of a fault run's duplicates). Settles are fenced to the
-   * attempt, so one that committed before its answer was lost changes nothing when run again.
+   * Runs a settle, and runs it again (backing off) while the database is unavailable: for the
+   * subscription's ack deadline or SETTLE_OUTAGE_RETRY_MS, whichever is longer, and never past a
+   * drain's deadline. Failing it instead would end the stream, and every delivery the stream holds
+   * would come again once the database is back (the acks a crash swallowed were most of a fault
+   * run's duplicates). Past the ack deadline the lease has run out by the database's clock, but
+   * nothing could sweep it while the database was away, and this broker's sweeps wait for the
+   * settles held through the outage (sweepLapsed). Settles are fenced to the attempt, so one that
+   * committed before its answer was lost, or whose lease another broker swept meanwhile, changes
+   * nothing when run again.
    */
   private async whileUnavailable<T>(subscription: Subscription, work: () => Promise<T>): Promise<T> {
-    const giveUpAt = Date.now() + subscription.ackDeadlineSeconds * 1000;
+    const outageRetryMs = this.options.settleOutageRetryMs ?? SETTLE_OUTAGE_RETRY_MS;
+    const giveUpAt = Date.now() + Math.max(subscription.ackDeadlineSeconds * 1000, outageRetryMs);
     for (let wait = SETTLE_RETRY_FIRST_MS; ; wait = Math.min(wait * 2, SETTLE_RETRY_MAX_MS)) {
       try {
         return await work();
       } catch (error) {
-        const unavailable = error instanceof MeshError && error.code === "unavailable";
+        const unavailable = this.noteIfUnavailable(error);
         const drainEnds =
           this.lifecycle.phase === "draining" ? this.lifecycle.giveUpAt : Number.POSITIVE_INFINITY;
         if (!unavailable || Date.now() + wait >= Math.min(giveUpAt, drainEnds)) throw error;
         await new Promise((resolve) => setTimeout(resolve, wait).unref());
       }
     }
+  }
+
+  /** Whether the error says the database is unavailable; if so, remembers when. */
+  private noteIfUnavailable(error: unknown): boolean {
+    const unavailable = error instanceof MeshError && error.code === "unavailable";
+    if (unavailable) this.databaseLastUnavailableAt = Date.now();
+    return unavailable;
+  }
+
+  /** Within the grace after an outage this broker saw, in which held settles land before sweeps. */
+  private inOutageGrace(): boolean {
+    const grace = this.options.sweepGraceAfterOutageMs ?? SWEEP_GRACE_AFTER_OUTAGE_MS;
+    return Date.now() - this.databaseLastUnavailableAt < grace;
   }
 
   private count(consumer: Consumer, results: SettleResult[]): void {

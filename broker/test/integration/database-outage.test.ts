@@ -189,6 +189,33 @@ describe("a database outage", () => {
     await stream.close();
   }, 60_000);
 
+  it("applies acks held through an outage longer than the ack deadline, before any sweep counts their leases lapsed", async () => {
+    await mesh.client.createTopic("long");
+    await mesh.client.createSubscription("long.sub", "long", { ackDeadlineSeconds: 1 });
+    const stream = await StreamProbe.open(mesh.client, "long.sub");
+    await mesh.client.publish(
+      "long",
+      [1, 2, 3].map((i) => ({ id: `long-${i}`, source: "test", type: "t" })),
+    );
+    const held = await stream.waitForDeliveries(3);
+    await proxy.cut("refuse");
+    const answers = stream.settleAndWait(() => stream.ack(held.map((d) => d.ackId)), 3);
+    answers.catch(() => undefined); // awaited below, unless an expectation fails first
+    // Three ack deadlines without a database: the leases have run out by its clock.
+    await sleep(3_000);
+    expect(await Promise.race([stream.ended, sleep(10).then(() => "open")])).toBe("open");
+    await proxy.restore();
+    expect((await answers).map((r) => r.status)).toEqual([
+      AckStatus.ACK_STATUS_ACKED,
+      AckStatus.ACK_STATUS_ACKED,
+      AckStatus.ACK_STATUS_ACKED,
+    ]);
+    // Sweeps run every second here: had one failed the three leases, they would come again now.
+    await sleep(2_500);
+    expect(stream.deliveries.map((d) => d.event?.id).sort()).toEqual(["long-1", "long-2", "long-3"]);
+    await stream.close();
+  }, 60_000);
+
   it("puts back the leases of a settle whose transaction failed instead of stranding them", async () => {
     await mesh.client.createTopic("strand");
     await mesh.client.createSubscription("strand.sub", "strand", { ackDeadlineSeconds: 600 });

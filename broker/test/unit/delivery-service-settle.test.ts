@@ -1,6 +1,7 @@
 // How DeliveryService settles when the queue fails (pure logic, with an in-memory queue): a settle
-// that meets an unavailable database is run again until it answers, within the ack deadline and a
-// drain's; any other failure puts the leases back at once.
+// that meets an unavailable database is run again until it answers, for the longer of the ack
+// deadline and the outage window, and never past a drain's deadline; any other failure puts the
+// leases back at once; and after an outage, lapsed-lease sweeps wait for the held settles.
 import { describe, expect, it } from "vitest";
 import type { SettleStatus } from "../../src/delivery/consumer.ts";
 import { DeliveryService } from "../../src/delivery/delivery-service.ts";
@@ -31,9 +32,21 @@ class FailingQueue {
   async lease(): Promise<Lease[]> {
     return [];
   }
+  sweeps = 0;
+  async exclusively<T>(work: () => Promise<T>): Promise<T | undefined> {
+    this.sweeps++;
+    return work();
+  }
+  async findLapsed(): Promise<{ subscription: string; lease: Lease }[]> {
+    return [];
+  }
 }
 
-function setUp(queue: FailingQueue, subscription: Subscription = testSubscription) {
+function setUp(
+  queue: FailingQueue,
+  subscription: Subscription = testSubscription,
+  outage: { settleOutageRetryMs?: number; sweepGraceAfterOutageMs?: number } = { settleOutageRetryMs: 0 },
+) {
   const statuses: SettleStatus[] = [];
   const observer: DeliveryObserver = {
     published: () => {},
@@ -54,6 +67,7 @@ function setUp(queue: FailingQueue, subscription: Subscription = testSubscriptio
     observer,
     loadSubscription: async () => subscription,
     onError: () => {},
+    ...outage,
   });
   const consumer = service.open(subscription, "c", { messages: 10, bytes: 0 }, { deliver: () => {} });
   const ackIds = [1, 2].map((n) =>
@@ -80,7 +94,34 @@ describe("DeliveryService settles", () => {
     expect(queue.released.map((o) => o.lease.jobId)).toEqual(["job-1", "job-2"]);
   });
 
-  it("gives up after the ack deadline, and puts the leases back", async () => {
+  it("goes on through an outage longer than the ack deadline, and the ack lands when it ends", async () => {
+    // Waits of 50, 100, 200, 400, 800 and 1,000 ms: the seventh try, about 2.5 s in, succeeds.
+    const queue = new FailingQueue(Array<() => Error>(6).fill(unavailable));
+    const { service, consumer, ackIds } = setUp(
+      queue,
+      { ...testSubscription, ackDeadlineSeconds: 1 },
+      { settleOutageRetryMs: 10_000 },
+    );
+    const results = await service.ack(consumer, ackIds);
+    expect(results.map((r) => r.status)).toEqual(["acked", "acked"]);
+    expect(queue.completeCalls).toBe(7);
+    expect(queue.released).toEqual([]);
+  });
+
+  it("holds back this broker's lapsed-lease sweeps for a grace after it saw the database unavailable", async () => {
+    const queue = new FailingQueue([unavailable]);
+    const { service, consumer, ackIds } = setUp(queue, testSubscription, { sweepGraceAfterOutageMs: 300 });
+    await service.sweepLapsed();
+    expect(queue.sweeps).toBe(1);
+    await service.ack(consumer, ackIds);
+    await service.sweepLapsed();
+    expect(queue.sweeps).toBe(1);
+    await new Promise((resolve) => setTimeout(resolve, 350));
+    await service.sweepLapsed();
+    expect(queue.sweeps).toBe(2);
+  });
+
+  it("gives up after the ack deadline when that is the longer, and puts the leases back", async () => {
     const queue = new FailingQueue(unavailable);
     const { service, consumer, ackIds } = setUp(queue, { ...testSubscription, ackDeadlineSeconds: 1 });
     await expect(service.ack(consumer, ackIds)).rejects.toThrow(/unavailable/);
