@@ -82,6 +82,27 @@ async function publishOnceBackAndReceive(stream: StreamProbe, topic: string, id:
   return stream.deliveries.find((d) => d.event?.id === id);
 }
 
+/**
+ * Three events delivered on a stream of a new subscription, then the database cut and the three
+ * acked: the acks wait on the database. Returns the stream and the acks' answers (awaited later).
+ */
+async function ackWhileCut(topic: string, ackDeadlineSeconds: number) {
+  await mesh.client.createTopic(topic);
+  await mesh.client.createSubscription(`${topic}.sub`, topic, { ackDeadlineSeconds });
+  const stream = await StreamProbe.open(mesh.client, `${topic}.sub`);
+  await mesh.client.publish(
+    topic,
+    [1, 2, 3].map((i) => ({ id: `${topic}-${i}`, source: "test", type: "t" })),
+  );
+  const held = await stream.waitForDeliveries(3);
+  await proxy.cut("refuse");
+  const answers = stream.settleAndWait(() => stream.ack(held.map((d) => d.ackId)), 3);
+  answers.catch(() => undefined); // awaited by the test, unless an expectation fails first
+  return { stream, answers };
+}
+
+const ACKED_THREE = [AckStatus.ACK_STATUS_ACKED, AckStatus.ACK_STATUS_ACKED, AckStatus.ACK_STATUS_ACKED];
+
 describe("a database outage", () => {
   it("fails calls fast with UNAVAILABLE, answers /readyz 503 at once, and resumes by itself", async () => {
     const stream = await StreamProbe.open(mesh.client, "outage.sub");
@@ -153,28 +174,14 @@ describe("a database outage", () => {
   }, 60_000);
 
   it("applies acks sent while the database is away once it is back: the stream stays open, nothing is redelivered", async () => {
-    await mesh.client.createTopic("held");
-    await mesh.client.createSubscription("held.sub", "held", { ackDeadlineSeconds: 60 });
-    const stream = await StreamProbe.open(mesh.client, "held.sub");
-    await mesh.client.publish(
-      "held",
-      [1, 2, 3].map((i) => ({ id: `held-${i}`, source: "test", type: "t" })),
-    );
-    const held = await stream.waitForDeliveries(3);
-    await proxy.cut("refuse");
-    const answers = stream.settleAndWait(() => stream.ack(held.map((d) => d.ackId)), 3);
-    answers.catch(() => undefined); // awaited below, unless an expectation fails first
+    const { stream, answers } = await ackWhileCut("held", 60);
     // The acks fail against the database for a while: the stream must not end over it, since
     // ending it would hand all three back for a second delivery.
     await sleep(1_500);
     expect(await Promise.race([stream.ended, sleep(10).then(() => "open")])).toBe("open");
     expect(stream.ackResults).toHaveLength(0);
     await proxy.restore();
-    expect((await answers).map((r) => r.status)).toEqual([
-      AckStatus.ACK_STATUS_ACKED,
-      AckStatus.ACK_STATUS_ACKED,
-      AckStatus.ACK_STATUS_ACKED,
-    ]);
+    expect((await answers).map((r) => r.status)).toEqual(ACKED_THREE);
     // The same stream goes on: the next event comes to it, and the acked three never come again.
     const after = await publishOnceBackAndReceive(stream, "held", "held-after");
     await stream.ackAndWait([after?.ackId ?? ""]);
@@ -190,26 +197,12 @@ describe("a database outage", () => {
   }, 60_000);
 
   it("applies acks held through an outage longer than the ack deadline, before any sweep counts their leases lapsed", async () => {
-    await mesh.client.createTopic("long");
-    await mesh.client.createSubscription("long.sub", "long", { ackDeadlineSeconds: 1 });
-    const stream = await StreamProbe.open(mesh.client, "long.sub");
-    await mesh.client.publish(
-      "long",
-      [1, 2, 3].map((i) => ({ id: `long-${i}`, source: "test", type: "t" })),
-    );
-    const held = await stream.waitForDeliveries(3);
-    await proxy.cut("refuse");
-    const answers = stream.settleAndWait(() => stream.ack(held.map((d) => d.ackId)), 3);
-    answers.catch(() => undefined); // awaited below, unless an expectation fails first
+    const { stream, answers } = await ackWhileCut("long", 1);
     // Three ack deadlines without a database: the leases have run out by its clock.
     await sleep(3_000);
     expect(await Promise.race([stream.ended, sleep(10).then(() => "open")])).toBe("open");
     await proxy.restore();
-    expect((await answers).map((r) => r.status)).toEqual([
-      AckStatus.ACK_STATUS_ACKED,
-      AckStatus.ACK_STATUS_ACKED,
-      AckStatus.ACK_STATUS_ACKED,
-    ]);
+    expect((await answers).map((r) => r.status)).toEqual(ACKED_THREE);
     // Sweeps run every second here: had one failed the three leases, they would come again now.
     await sleep(2_500);
     expect(stream.deliveries.map((d) => d.event?.id).sort()).toEqual(["long-1", "long-2", "long-3"]);
