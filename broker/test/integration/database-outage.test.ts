@@ -101,6 +101,10 @@ async function ackWhileCut(topic: string, ackDeadlineSeconds: number) {
   return { stream, answers };
 }
 
+/** "open" if the stream has not ended within `ms`; else how it ended (its status). */
+const stateAfter = (stream: StreamProbe, ms = 10) =>
+  Promise.race([stream.ended, sleep(ms).then(() => "open" as const)]);
+
 const ACKED_THREE = [AckStatus.ACK_STATUS_ACKED, AckStatus.ACK_STATUS_ACKED, AckStatus.ACK_STATUS_ACKED];
 
 describe("a database outage", () => {
@@ -128,7 +132,7 @@ describe("a database outage", () => {
     }
 
     // The stream rode out both outages, and gets what was published after them.
-    expect(await Promise.race([stream.ended, sleep(100).then(() => "open")])).toBe("open");
+    expect(await stateAfter(stream, 100)).toBe("open");
     const consumer = stream;
     const after = await publishOnceBackAndReceive(consumer, "outage", "after");
     expect((await consumer.ackAndWait([after?.ackId ?? ""]))[0]?.status).toBe(AckStatus.ACK_STATUS_ACKED);
@@ -167,7 +171,7 @@ describe("a database outage", () => {
     );
     await until(() => streams.reduce((n, s) => n + s.deliveries.length, 0) >= 6, "six deliveries", 10_000);
     for (const stream of streams) {
-      expect(await Promise.race([stream.ended, sleep(10).then(() => "open")])).toBe("open");
+      expect(await stateAfter(stream)).toBe("open");
       await stream.ackAndWait(stream.deliveries.map((d) => d.ackId));
       await stream.close();
     }
@@ -178,7 +182,7 @@ describe("a database outage", () => {
     // The acks fail against the database for a while: the stream must not end over it, since
     // ending it would hand all three back for a second delivery.
     await sleep(1_500);
-    expect(await Promise.race([stream.ended, sleep(10).then(() => "open")])).toBe("open");
+    expect(await stateAfter(stream)).toBe("open");
     expect(stream.ackResults).toHaveLength(0);
     await proxy.restore();
     expect((await answers).map((r) => r.status)).toEqual(ACKED_THREE);
@@ -200,7 +204,7 @@ describe("a database outage", () => {
     const { stream, answers } = await ackWhileCut("long", 1);
     // Three ack deadlines without a database: the leases have run out by its clock.
     await sleep(3_000);
-    expect(await Promise.race([stream.ended, sleep(10).then(() => "open")])).toBe("open");
+    expect(await stateAfter(stream)).toBe("open");
     await proxy.restore();
     expect((await answers).map((r) => r.status)).toEqual(ACKED_THREE);
     // Sweeps run every second here: had one failed the three leases, they would come again now.
