@@ -132,6 +132,7 @@ export async function startBroker(config: Readonly<BrokerConfig>, log: Logger): 
   );
   const bus = new PostgresWakeupBus(sql, brokerId);
   await bus.listen((subscriptions) => deliveries.wake(subscriptions));
+  await bus.listenForTopicSchemaChanges((topic) => publisher.forgetSchema(topic));
   // Every broker, the changing one included, ends its streams on a deleted subscription and takes
   // an updated policy into use.
   await bus.listenForSubscriptionChanges((change) => {

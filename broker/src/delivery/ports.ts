@@ -129,4 +129,6 @@ export interface WakeupBus {
   listenForSubscriptionChanges(
     onChange: (change: { name: string; queue: string; kind: "updated" | "deleted" }) => void,
   ): Promise<void>;
+  /** Calls back with the topic when its schema changed; with none when changes may have been missed. */
+  listenForTopicSchemaChanges(onChange: (topic?: string) => void): Promise<void>;
 }

@@ -8,11 +8,8 @@ import { type Filter, MATCH_ALL, matchesFilter, parseFilter } from "./filter.ts"
 import type { EventEnvelope, PublishOutcome, Subscription, TopicSchema } from "./model.ts";
 import { assertName } from "./names.ts";
 import type { DeliveryObserver } from "./observer.ts";
-import { type CompiledSchema, compileSchema } from "./schema.ts";
-
-const SCHEMA_CACHE_MS = 1000;
-
 import type { EventStore, Handoff } from "./ports.ts";
+import { type CompiledSchema, compileSchema } from "./schema.ts";
 
 export const PUBLISH_LIMITS = {
   maxBatch: 1000,
@@ -33,10 +30,13 @@ const ATTRIBUTE_NAME = /^[a-z0-9][a-z0-9_-]{0,63}$/;
 export class Publisher {
   // Parsed filters by their text: subscriptions are few and their filters never change.
   private readonly filters = new Map<string, Filter>();
-  private readonly schemas = new Map<
-    string,
-    { at: number; key: string; schema: CompiledSchema | undefined }
-  >();
+  // Compiled schemas by topic (undefined: the topic has none), kept until a change is announced
+  // (forgetSchema, from the NOTIFY every schema change sends), so a publish costs no query for it.
+  private readonly schemas = new Map<string, CompiledSchema | undefined>();
+  private readonly schemaLoads = new Map<string, Promise<CompiledSchema | undefined>>();
+  // Bumped by every forget: a load that was running meanwhile may have read the old schema, so
+  // its result is used once but not kept.
+  private schemaGeneration = 0;
 
   constructor(
     private readonly events: EventStore,
@@ -81,25 +81,36 @@ export class Publisher {
     });
   }
 
-  /** The topic's compiled schema; cached briefly, so a change reaches every broker within a second. */
-  async schemaOf(topic: string): Promise<CompiledSchema | undefined> {
-    const cached = this.schemas.get(topic);
-    if (cached && Date.now() - cached.at < SCHEMA_CACHE_MS) return cached.schema;
-    const stored = await this.loadSchema(topic);
-    const key = stored ? `${stored.updatedAt.getTime()}` : "";
-    const schema =
-      cached && cached.key === key
-        ? cached.schema
-        : stored
-          ? compileSchema(stored.fileDescriptorSet, stored.messageTypes)
-          : undefined;
-    this.schemas.set(topic, { at: Date.now(), key, schema });
-    return schema;
+  /** The topic's compiled schema, from the cache when no change was announced since it was loaded. */
+  schemaOf(topic: string): Promise<CompiledSchema | undefined> | CompiledSchema | undefined {
+    if (this.schemas.has(topic)) return this.schemas.get(topic);
+    let load = this.schemaLoads.get(topic);
+    if (!load) {
+      const generation = this.schemaGeneration;
+      load = this.loadSchema(topic)
+        .then((stored) => (stored ? compileSchema(stored.fileDescriptorSet, stored.messageTypes) : undefined))
+        .then((schema) => {
+          if (generation === this.schemaGeneration) this.schemas.set(topic, schema);
+          return schema;
+        })
+        .finally(() => this.schemaLoads.delete(topic));
+      this.schemaLoads.set(topic, load);
+    }
+    return load;
   }
 
-  /** Drops the cached schema of a topic whose schema this broker just changed. */
-  forgetSchema(topic: string): void {
-    this.schemas.delete(topic);
+  /**
+   * Drops the cached schema of a topic whose schema changed (this broker's admin call, or the
+   * NOTIFY of any broker's); without a topic, every cached schema (the LISTEN connection came
+   * back, and a change may have been missed while it was down).
+   */
+  forgetSchema(topic?: string): void {
+    this.schemaGeneration++;
+    if (topic === undefined) this.schemas.clear();
+    else this.schemas.delete(topic);
+    // A load in flight may have read the old schema: the next publish starts a new one.
+    if (topic === undefined) this.schemaLoads.clear();
+    else this.schemaLoads.delete(topic);
   }
 
   /** Whether a subscription's filter lets an event through. */

@@ -1,12 +1,15 @@
 // Cross-broker signals over LISTEN/NOTIFY. A publish (or a redrive) sends one notification per
 // transaction naming the subscriptions that got deliveries; every broker wakes its dispatchers for
 // them (the publishing broker wakes its own directly and ignores its echo). Updating or deleting a
-// subscription sends one too, so every broker takes the new policy into use or ends its streams.
+// subscription sends one too, so every broker takes the new policy into use or ends its streams,
+// and so does a change to a topic's schema, so every broker drops the schema it compiled.
 import type { WakeupBus } from "../delivery/ports.ts";
 import type { Sql } from "./database.ts";
 
 export const WAKEUP_CHANNEL = "pgmesh_wakeup";
 export const SUBSCRIPTION_CHANNEL = "pgmesh_subscription_changed";
+/** Sent by a trigger on pgmesh.topic_schemas (migration 0033) with the topic's name. */
+export const TOPIC_SCHEMA_CHANNEL = "pgmesh_topic_schema_changed";
 
 // Postgres caps a notification payload at 8000 bytes; past that we name no subscription, which
 // the listener reads as "wake them all".
@@ -41,6 +44,18 @@ export class PostgresWakeupBus implements WakeupBus {
       },
       // Called again after a reconnect: anything announced while we were away is picked up.
       () => onWake(["*"]),
+    );
+  }
+
+  /**
+   * `onChange(topic)` after every change to a topic's schema, from any broker or from SQL;
+   * `onChange()` when listening starts again after a lost connection (changes may have been missed).
+   */
+  async listenForTopicSchemaChanges(onChange: (topic?: string) => void): Promise<void> {
+    await this.sql.listen(
+      TOPIC_SCHEMA_CHANNEL,
+      (topic) => onChange(topic),
+      () => onChange(),
     );
   }
 

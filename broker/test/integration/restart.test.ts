@@ -1,8 +1,12 @@
 // Durability and multi-broker behaviour: state lives in Postgres, not in a broker.
+import { readFileSync } from "node:fs";
+import { status } from "@grpc/grpc-js";
+import { Topic } from "@pgmesh/sdk/gen/pgmesh/v1/admin";
 import { AckStatus } from "@pgmesh/sdk/gen/pgmesh/v1/subscriber";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestBroker, type TestBroker } from "../support/broker.ts";
 import { createTestDatabase, type TestDatabase } from "../support/database.ts";
+import { rejection } from "../support/rejection.ts";
 import { StreamProbe, sleep } from "../support/stream-probe.ts";
 
 let db: TestDatabase;
@@ -122,5 +126,46 @@ describe("two brokers on one database", () => {
     await a.client.deleteSubscription("gone.sub");
     expect(await onA.ended).toEqual({ code: 5, details: "subscription gone.sub was deleted" });
     expect(await onB.ended).toEqual({ code: 5, details: "subscription gone.sub was deleted" });
+  });
+
+  it("a topic schema set, replaced or dropped (with its topic) through one broker applies to publishes through the other at once", async () => {
+    // The first schema check of each publish below loads and caches the topic's schema on b.
+    const a = await broker();
+    const b = await broker();
+    const descriptors = readFileSync(new URL("../../descriptors/pgmesh.binpb", import.meta.url));
+    const topic = Buffer.from(
+      Topic.encode({ name: "x", createTime: undefined, retention: undefined }).finish(),
+    );
+    const typed = { typeUrl: "type.googleapis.com/pgmesh.v1.Topic", value: topic };
+    const other = { typeUrl: "type.googleapis.com/other.v1.Thing", value: Buffer.from([1]) };
+    let n = 0;
+    const publishOnB = (data: typeof typed) =>
+      b.client.publish("typed.mesh", [{ id: `e${n++}`, source: "s", data }]);
+    // b's cache kept a schema for a second: a change was seen there only after up to that long.
+    // Now the change's NOTIFY reaches it within milliseconds; 700 ms is well under a second.
+    const refusedWithin = async (data: typeof typed, ms: number) => {
+      const deadline = Date.now() + ms;
+      for (;;) {
+        const refused = await rejection(publishOnB(data)).catch(() => undefined);
+        if (refused) return refused;
+        if (Date.now() > deadline) return undefined;
+        await sleep(20);
+      }
+    };
+
+    await a.client.createTopic("typed.mesh");
+    await publishOnB(other);
+    await a.client.setTopicSchema("typed.mesh", descriptors, ["pgmesh.v1.Topic"]);
+    expect((await refusedWithin(other, 700))?.code).toBe(status.INVALID_ARGUMENT);
+    await publishOnB(typed);
+
+    await a.client.setTopicSchema("typed.mesh", descriptors, ["pgmesh.v1.Subscription"]);
+    expect((await refusedWithin(typed, 700))?.code).toBe(status.INVALID_ARGUMENT);
+
+    // The topic goes, and its schema with it (a cascade, which no statement of ours names).
+    await a.client.deleteTopic("typed.mesh");
+    await a.client.createTopic("typed.mesh");
+    await sleep(200);
+    expect(await publishOnB(other)).toHaveLength(1);
   });
 });
