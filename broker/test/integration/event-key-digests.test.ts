@@ -3,6 +3,7 @@
 // duplicate after it, within the window it had left.
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { eventKeyDigest } from "../../src/store/event-key-digest.ts";
 import { migrate } from "../../src/store/migrate.ts";
 import { createTestDatabase, type TestDatabase } from "../support/database.ts";
 
@@ -48,5 +49,27 @@ describe("idempotency keys as digests (migration 0031)", () => {
       FROM (VALUES ('a', 'bc', 'd'), ('a', 'b', 'cd'), ('ab', 'c', 'd'), ('a', 'b:c', 'd'),
                    ('a', '1:b', 'cd'), ('a', 'é', 'x'), ('a', 'e', 'x')) AS k(t, s, i)`;
     expect(row?.distinct_digests).toBe(7);
+  });
+
+  it("is computed by the broker exactly as by pgmesh.event_key_digest, for any text", async () => {
+    await migrate(sql);
+    const keys: [string, string, string][] = [
+      ["orders", "shop", "o-1"],
+      ["a", "bc", "d"],
+      ["a", "b:c", "d"],
+      ["a", "1:b", "cd"],
+      ["tópico", "café", "ü"],
+      // Astral characters: one code point, two UTF-16 units (Postgres counts the former).
+      ["emoji.🎉", "src😀", "id-🚀"],
+      ["e\u0301", "combining", "x"],
+      ["t", "s", ""],
+      ["long", "s".repeat(300), "i".repeat(256)],
+    ];
+    const rows = await sql`
+      SELECT pgmesh.event_key_digest(t, s, i)::text AS digest
+      FROM unnest(${keys.map((k) => k[0])}::text[], ${keys.map((k) => k[1])}::text[],
+                  ${keys.map((k) => k[2])}::text[]) WITH ORDINALITY AS k(t, s, i, n)
+      ORDER BY n`;
+    expect(keys.map(([t, s, i]) => eventKeyDigest(t, s, i))).toEqual(rows.map((r) => r.digest));
   });
 });

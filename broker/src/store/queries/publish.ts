@@ -4,8 +4,8 @@
 //      them against the list the broker routed with (its filters run in the broker): a list that
 //      went stale aborts the statement (pgmesh.assert_publish_catalog, SQLSTATE PM001) before
 //      anything is stored;
-//   2. claims each event's idempotency key (a digest of its topic, source and id: migration 0031)
-//      and stores the events whose key was free;
+//   2. claims each event's idempotency key (a digest of its topic, source and id: migration 0031,
+//      computed by the broker: event-key-digest.ts) and stores the events whose key was free;
 //   3. queues one pg-boss job per (stored event, subscription that takes it), for every queue at
 //      once: fan-out to ten subscriptions is one INSERT, not ten. The jobs this broker's streams
 //      reserved window for (lease at publish) go in already leased, as pg-boss's fetch would leave
@@ -21,6 +21,7 @@
 // any difference, so a pg-boss upgrade that changes them is caught.
 import type { EventEnvelope } from "../../delivery/model.ts";
 import type { Sql, TransactionSql } from "../database.ts";
+import { eventKeyDigest } from "../event-key-digest.ts";
 import { jobIdTimePrefix } from "../job-ids.ts";
 import { IMPLIED_TYPE_URL_PREFIX } from "./events.ts";
 
@@ -69,6 +70,7 @@ export async function publishStatement(sql: Runner, p: PublishStatement): Promis
   const events = p.events.map(({ topic, event: e }, ord) => ({
     ord,
     topic,
+    key_digest: eventKeyDigest(topic, e.source, e.id),
     id: e.id,
     source: e.source,
     type: e.type,
@@ -100,9 +102,9 @@ export async function publishStatement(sql: Runner, p: PublishStatement): Promis
         AND NOT EXISTS (SELECT queue FROM locked_subscriptions EXCEPT SELECT unnest(${p.queues}::text[]))
       ) AS ok
     ), input AS (
-      SELECT x.*, pgmesh.event_key_digest(x.topic, x.source, x.id) AS key_digest
+      SELECT x.*
       FROM jsonb_to_recordset(${sql.json(events)}::jsonb) AS x(
-        ord int, topic text, id text, source text, type text, subject text, time timestamptz,
+        ord int, topic text, key_digest uuid, id text, source text, type text, subject text, time timestamptz,
         attributes jsonb, ordering_key text, data_type_url text, data text, deliver_after timestamptz)
       WHERE (SELECT ok FROM catalog)
     ), claimed AS (
