@@ -1,11 +1,14 @@
 // Compiles a package's src/ into its dist/ (tsc, the package's tsconfig.build.json) without a
-// moment in which dist/ is missing or half written: tsc writes a fresh directory beside it, which
-// then takes dist/'s place by two renames. A test that packs a package (npm pack runs prepack,
-// which builds) while another runs the built broker would otherwise find dist/ gone.
+// moment in which a file of dist/ is missing or half written: tsc writes a fresh directory beside
+// it, whose files then replace dist/'s one by one, each by a rename (atomic for a file that is
+// already there); files the new build no longer has are removed after. A test that packs a package
+// (npm pack runs prepack, which builds) while another runs the built broker would otherwise find
+// dist/ gone. Swapping the whole directory by two renames left it missing between them, rarely but
+// observably (sdk/test/build-dist.test.ts saw it once in a full run).
 import { execFileSync } from "node:child_process";
-import { existsSync, renameSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync } from "node:fs";
 import { createRequire } from "node:module";
-import { join } from "node:path";
+import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const tsc = createRequire(import.meta.url).resolve("typescript/bin/tsc");
@@ -15,17 +18,43 @@ export function buildDist(packageDir) {
   const dir = packageDir instanceof URL ? fileURLToPath(packageDir) : packageDir;
   const dist = join(dir, "dist");
   const fresh = join(dir, `dist.build-${process.pid}`);
-  const old = join(dir, `dist.old-${process.pid}`);
   rmSync(fresh, { recursive: true, force: true });
   try {
     execFileSync(process.execPath, [tsc, "-p", "tsconfig.build.json", "--outDir", fresh], {
       cwd: dir,
       stdio: "inherit",
     });
-    if (existsSync(dist)) renameSync(dist, old);
-    renameSync(fresh, dist);
+    if (!existsSync(dist)) {
+      renameSync(fresh, dist);
+      return;
+    }
+    const built = new Set(filesUnder(fresh).map((file) => relative(fresh, file)));
+    for (const file of built) {
+      mkdirSync(dirname(join(dist, file)), { recursive: true });
+      renameSync(join(fresh, file), join(dist, file));
+    }
+    for (const file of filesUnder(dist)) {
+      if (!built.has(relative(dist, file))) rmSync(file, { force: true });
+    }
+    removeEmptyDirectories(dist);
   } finally {
     rmSync(fresh, { recursive: true, force: true });
-    rmSync(old, { recursive: true, force: true });
+  }
+}
+
+/** Every file below `root`, as paths. */
+function filesUnder(root) {
+  return readdirSync(root, { recursive: true, withFileTypes: true })
+    .filter((entry) => !entry.isDirectory())
+    .map((entry) => join(entry.parentPath, entry.name));
+}
+
+/** Removes the directories below `root` that hold no file (left by a module the build dropped). */
+function removeEmptyDirectories(root) {
+  for (const entry of readdirSync(root, { withFileTypes: true })) {
+    if (!entry.isDirectory()) continue;
+    const path = join(root, entry.name);
+    removeEmptyDirectories(path);
+    if (readdirSync(path).length === 0) rmSync(path, { recursive: true });
   }
 }

@@ -2,9 +2,21 @@
 // dist/ must never be missing or half written. It was (rm, then seconds of tsc), and a test that
 // ran the broker's CLI at that moment failed with ERR_MODULE_NOT_FOUND.
 import { execFile } from "node:child_process";
-import { existsSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
+// @ts-expect-error: a plain .mjs build script without type declarations
+import { buildDist } from "../../scripts/build-dist.mjs";
 
 const sdkDir = new URL("..", import.meta.url);
 const entry = new URL("../dist/index.js", import.meta.url);
@@ -30,4 +42,34 @@ describe("npm run build", () => {
     expect(missing).toBe(0);
     expect(existsSync(entry)).toBe(true);
   }, 60_000);
+
+  it("leaves dist/ holding exactly the new build: changed files replaced, dropped ones removed", () => {
+    const dir = mkdtempSync(join(tmpdir(), "pgmesh-build-dist-"));
+    try {
+      const write = (path: string, text: string) => {
+        mkdirSync(join(dir, path, ".."), { recursive: true });
+        writeFileSync(join(dir, path), text);
+      };
+      write(
+        "tsconfig.build.json",
+        JSON.stringify({ compilerOptions: { module: "nodenext", target: "es2022" }, include: ["src"] }),
+      );
+      write("src/kept.ts", "export const kept = 1;\n");
+      write("src/dropped.ts", "export const dropped = 1;\n");
+      write("src/gone/inner.ts", "export const inner = 1;\n");
+      buildDist(dir);
+      expect(readdirSync(join(dir, "dist")).sort()).toEqual(["dropped.js", "gone", "kept.js"]);
+
+      rmSync(join(dir, "src/dropped.ts"));
+      rmSync(join(dir, "src/gone"), { recursive: true });
+      write("src/kept.ts", "export const kept = 2;\n");
+      write("src/added.ts", "export const added = 1;\n");
+      buildDist(dir);
+      expect(readdirSync(join(dir, "dist")).sort()).toEqual(["added.js", "kept.js"]);
+      expect(readFileSync(join(dir, "dist/kept.js"), "utf8")).toContain("kept = 2");
+      expect(readdirSync(dir).filter((name) => name.startsWith("dist."))).toEqual([]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
