@@ -1,44 +1,27 @@
 // A round of fetches from many subscriptions' queues (dispatchers woken together, as when a
 // thousand streams reconnect) asks once which queues have a delivery due, and runs pg-boss's
 // fetch only on those: an empty queue costs no fetch statement.
-import postgres from "postgres";
-import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { DEFAULT_TIMEOUTS } from "../../src/store/database.ts";
-import { JobQueue } from "../../src/store/queue.ts";
+import { describe, expect, it, vi } from "vitest";
 import { useTestBroker } from "../support/broker.ts";
+import { useJobQueue } from "../support/job-queue.ts";
 
 // A broker migrates the database (pg-boss's schema included); the test drives a queue of its own.
 const t = useTestBroker();
-let sql: postgres.Sql;
-let queue: JobQueue;
-beforeAll(async () => {
-  sql = postgres(t.db.url, { max: 4, onnotice: () => {} });
-  queue = await JobQueue.start(sql, {
-    connectionString: t.db.url,
-    monitorIntervalSeconds: 60,
-    maintenanceIntervalSeconds: 3600,
-    timeouts: DEFAULT_TIMEOUTS,
-    onError: () => {},
-  });
-});
-afterAll(async () => {
-  await queue?.stop();
-  await sql?.end();
-});
+const q = useJobQueue(t);
 
 describe("a round of fetches", () => {
   it("fetches only from the queues that have a delivery due", async () => {
     const names = Array.from({ length: 20 }, (_, i) => `round.q${i}`);
     for (const name of names) {
-      await queue.createQueue(name, { leaseSeconds: 30, ordering: false, ackedRetentionSeconds: 0 });
+      await q.queue.createQueue(name, { leaseSeconds: 30, ordering: false, ackedRetentionSeconds: 0 });
     }
-    await queue.boss.insert("round.q7", [{ data: { e: "1" } }, { data: { e: "2" } }]);
-    await queue.boss.insert("round.q13", [{ data: { e: "3" } }]);
+    await q.queue.boss.insert("round.q7", [{ data: { e: "1" } }, { data: { e: "2" } }]);
+    await q.queue.boss.insert("round.q13", [{ data: { e: "3" } }]);
     // Due later: the question must not count it, as pg-boss's fetch would not take it.
-    await queue.boss.insert("round.q15", [{ data: { e: "4" }, startAfter: new Date(Date.now() + 60_000) }]);
-    const fetch = vi.spyOn(queue.boss, "fetch");
+    await q.queue.boss.insert("round.q15", [{ data: { e: "4" }, startAfter: new Date(Date.now() + 60_000) }]);
+    const fetch = vi.spyOn(q.queue.boss, "fetch");
     try {
-      const leases = await Promise.all(names.map((name) => queue.lease(name, 10)));
+      const leases = await Promise.all(names.map((name) => q.queue.lease(name, 10)));
       expect(leases.map((l) => l.length)).toEqual(names.map((_, i) => (i === 7 ? 2 : i === 13 ? 1 : 0)));
       expect(leases[7]?.map((l) => l.eventSeq).sort()).toEqual(["1", "2"]);
       // The first leases go at once, each alone (two rounds may be in flight); the rest wait and go

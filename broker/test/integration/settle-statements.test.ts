@@ -2,32 +2,15 @@
 // per connection, not at every ack (bench (d): planning the ack's DELETE took four times as long as
 // running it). That is only bounded because pg-boss gives each of them one text for every queue;
 // this checks it on the pg-boss version in use, through the connection's pg_prepared_statements.
-import postgres from "postgres";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { Subscription } from "../../src/delivery/model.ts";
-import { DEFAULT_TIMEOUTS } from "../../src/store/database.ts";
-import { JobQueue } from "../../src/store/queue.ts";
 import { useTestBroker } from "../support/broker.ts";
+import { useJobQueue } from "../support/job-queue.ts";
 
-// A broker migrates the database (pg-boss's schema included); the test drives a queue of its own,
-// on one connection, so that the prepared statements it lists are the settles'.
+// A broker migrates the database and creates the subscriptions; the test settles through a queue of
+// its own, on one connection, so that the prepared statements it lists are the settles'.
 const t = useTestBroker();
-let sql: postgres.Sql;
-let queue: JobQueue;
-beforeAll(async () => {
-  sql = postgres(t.db.url, { max: 1, onnotice: () => {} });
-  queue = await JobQueue.start(sql, {
-    connectionString: t.db.url,
-    monitorIntervalSeconds: 60,
-    maintenanceIntervalSeconds: 3600,
-    timeouts: DEFAULT_TIMEOUTS,
-    onError: () => {},
-  });
-});
-afterAll(async () => {
-  await queue?.stop();
-  await sql?.end();
-});
+const q = useJobQueue(t, { connections: 1 });
 
 /**
  * Subscriptions of their own topic (the broker creates their queues; no stream takes from them),
@@ -42,12 +25,12 @@ async function settleOn(topic: string, names: string[], ackedRetentionSeconds: n
     ["1", "2", "3"].map((id) => ({ id, source: "s", type: "t" })),
   );
   for (const name of names) {
-    const [row] = await sql`SELECT queue FROM pgmesh.subscriptions WHERE name = ${name}`;
+    const [row] = await q.sql`SELECT queue FROM pgmesh.subscriptions WHERE name = ${name}`;
     const subscription = { name, queue: row?.queue as string, ackedRetentionSeconds } as Subscription;
-    const [acked, retried, dead] = await queue.lease(subscription.queue, 3);
+    const [acked, retried, dead] = await q.queue.lease(subscription.queue, 3);
     if (!acked || !retried || !dead) throw new Error(`expected 3 leases from ${name}`);
-    expect((await queue.complete(subscription, [acked])).has(acked.jobId)).toBe(true);
-    const failed = await queue.fail(subscription, [
+    expect((await q.queue.complete(subscription, [acked])).has(acked.jobId)).toBe(true);
+    const failed = await q.queue.fail(subscription, [
       { lease: retried, retryAfterSeconds: 5, error: "boom" },
       { lease: dead, deadLetter: "max_attempts", error: "boom" },
     ]);
@@ -57,7 +40,7 @@ async function settleOn(topic: string, names: string[], ackedRetentionSeconds: n
 
 const preparedOnJobs = async () =>
   (
-    await sql<{ statement: string }[]>`
+    await q.sql<{ statement: string }[]>`
       SELECT statement FROM pg_prepared_statements WHERE statement LIKE '%pgboss.job%' ORDER BY statement`
   ).map((r) => r.statement);
 
@@ -73,7 +56,7 @@ describe("settle statements", () => {
     await settleOn("settle.s", ["settle.s1", "settle.s2"], 3600);
     // More queues, the same statements: none names its queue.
     expect(await preparedOnJobs()).toEqual(afterFew);
-    const queues = (await sql`SELECT queue FROM pgmesh.subscriptions`).map((r) => r.queue as string);
+    const queues = (await q.sql`SELECT queue FROM pgmesh.subscriptions`).map((r) => r.queue as string);
     expect(afterFew.filter((s) => queues.some((q) => s.includes(q)))).toEqual([]);
   });
 });
