@@ -93,7 +93,10 @@ export class Publisher {
           if (generation === this.schemaGeneration) this.schemas.set(topic, schema);
           return schema;
         })
-        .finally(() => this.schemaLoads.delete(topic));
+        .finally(() => {
+          // A forget may have let a newer load take this one's place: leave that one in.
+          if (this.schemaLoads.get(topic) === load) this.schemaLoads.delete(topic);
+        });
       this.schemaLoads.set(topic, load);
     }
     return load;

@@ -79,6 +79,20 @@ describe("Publisher schema cache", () => {
     expect(loads).toHaveLength(2);
   });
 
+  it("keeps sharing the load that followed a forget when the load before it ends", async () => {
+    const { publisher, loads } = publisherWith(true);
+    const racing = publisher.schemaOf("typed");
+    publisher.forgetSchema("typed");
+    const next = publisher.schemaOf("typed");
+    loads[0]?.resolve(undefined);
+    await racing;
+    // The first load's end must not drop the second from the loads in flight.
+    const third = publisher.schemaOf("typed");
+    expect(loads).toHaveLength(2);
+    loads[1]?.resolve(stored);
+    expect(await third).toBe(await next);
+  });
+
   it("refuses a payload of another type with the schema it cached", async () => {
     const { publisher } = publisherWith();
     const event = {
