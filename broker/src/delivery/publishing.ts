@@ -109,11 +109,14 @@ export class Publisher {
    */
   forgetSchema(topic?: string): void {
     this.schemaGeneration++;
-    if (topic === undefined) this.schemas.clear();
-    else this.schemas.delete(topic);
     // A load in flight may have read the old schema: the next publish starts a new one.
-    if (topic === undefined) this.schemaLoads.clear();
-    else this.schemaLoads.delete(topic);
+    if (topic === undefined) {
+      this.schemas.clear();
+      this.schemaLoads.clear();
+    } else {
+      this.schemas.delete(topic);
+      this.schemaLoads.delete(topic);
+    }
   }
 
   /** Whether a subscription's filter lets an event through. */
