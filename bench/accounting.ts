@@ -87,6 +87,25 @@ export class Ledger {
     return { p50: at(0.5), p99: at(0.99), max: sorted[sorted.length - 1] ?? 0 };
   }
 
+  /**
+   * The latency log: one line per first delivery, in arrival order, with the time the event was
+   * published (ms after the first of them) and its latency (ms). A tail that comes in bursts (every
+   * event waiting behind one pause) looks different here from one spread over the run.
+   */
+  latencyLog(): string {
+    let start = Number.POSITIVE_INFINITY;
+    for (let i = 0; i < this.delivered; i++) {
+      start = Math.min(start, (this.arrivals[i] as number) - (this.latencies[i] as number));
+    }
+    const lines = ["published_ms\tlatency_ms"];
+    for (let i = 0; i < this.delivered; i++) {
+      const latency = this.latencies[i] as number;
+      const published = (this.arrivals[i] as number) - latency - start;
+      lines.push(`${published.toFixed(1)}\t${latency.toFixed(2)}`);
+    }
+    return `${lines.join("\n")}\n`;
+  }
+
   /** Which of the first `published` events of each subscription never arrived (a few, for the message). */
   missing(published: number): string {
     const lost: string[] = [];

@@ -33,9 +33,14 @@ export interface Options {
   /** A round fails (events lost) when no delivery arrives for this long while some are missing. */
   stallSeconds: number;
   out: string;
+  /** A directory for one latency log per round (publish time and latency of every event), or none. */
+  latencyLog: string | undefined;
 }
 
-const PRESETS: Record<Options["preset"], Omit<Options, "preset" | "scenarios" | "systems" | "out">> = {
+const PRESETS: Record<
+  Options["preset"],
+  Omit<Options, "preset" | "scenarios" | "systems" | "out" | "latencyLog">
+> = {
   full: {
     rounds: 3,
     events: 100_000,
@@ -83,6 +88,7 @@ export const USAGE = `npm run bench [-- options]
   --streams-duration S       (streams) seconds of load (full 20)
   --backlog-events N         (backlog) events published before the drain (full 1000000)
   --out FILE                 JSON results (default bench/results/latest.json)
+  --latency-log DIR          one file per round in DIR: each event's publish time and latency (ms)
 Each flag has a BENCH_<NAME> environment variable (BENCH_EVENTS, BENCH_RATES, ...); flags win.`;
 
 const FLAGS = {
@@ -100,6 +106,7 @@ const FLAGS = {
   "streams-duration": { type: "string" },
   "backlog-events": { type: "string" },
   out: { type: "string" },
+  "latency-log": { type: "string" },
 } as const;
 
 export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): Options | "help" {
@@ -155,5 +162,6 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): Options | 
     backlogEvents: int("backlog-events", "BENCH_BACKLOG_EVENTS", base.backlogEvents, 10),
     stallSeconds: base.stallSeconds,
     out: pick("out", "BENCH_OUT") ?? "bench/results/latest.json",
+    latencyLog: pick("latency-log", "BENCH_LATENCY_LOG"),
   };
 }

@@ -5,7 +5,7 @@ import { Ledger } from "../accounting.ts";
 import { median } from "../stats.ts";
 import type { Consumer, SystemKey } from "../systems/system.ts";
 import { awaitDeliveries, publishBatches } from "./load.ts";
-import { checkForeign, cleanUp, commitMeter, perSecond } from "./round.ts";
+import { checkForeign, cleanUp, commitMeter, perSecond, writeLatencyLog } from "./round.ts";
 import type { Scenario, ScenarioResults } from "./scenario.ts";
 
 const fanoutOf = (variant: string) => Number.parseInt(variant, 10);
@@ -53,6 +53,7 @@ export const fanOut: Scenario = {
       const settledAt = performance.now();
       const commits = await meter?.stop();
       checkForeign(ledger);
+      if (!warmup) await writeLatencyLog(options.latencyLog, system, name, ledger, log);
       return {
         e2e: perSecond(n, t0, settledAt),
         deliveries: perSecond(n * k, t0, settledAt),

@@ -5,7 +5,7 @@ import { performance } from "node:perf_hooks";
 import { Ledger } from "../accounting.ts";
 import type { Channel, Consumer } from "../systems/system.ts";
 import { awaitDeliveries, offerLoad } from "./load.ts";
-import { checkForeign, cleanUp, commitMeter } from "./round.ts";
+import { checkForeign, cleanUp, commitMeter, writeLatencyLog } from "./round.ts";
 import type { Scenario } from "./scenario.ts";
 import { keptUp, PUBLISHERS } from "./single-event.ts";
 
@@ -71,6 +71,7 @@ export const manyStreams: Scenario = {
       );
       for (const channel of channels) await channel.drained(options.stallSeconds * 1000);
       checkForeign(ledger);
+      if (!warmup) await writeLatencyLog(options.latencyLog, system, name, ledger, log);
       const latency = ledger.latency();
       maxRss = Math.max(maxRss, system.rssBytes?.() ?? 0);
       return {

@@ -1,5 +1,7 @@
 // What every round does around its load: consumers that are always stopped, the commit meter of
 // Postgres-based systems, and the checks that make a round fail rather than report a wrong number.
+import { mkdir, writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import type { Ledger } from "../accounting.ts";
 import { CommitMeter } from "../postgres-admin.ts";
 import type { Channel, Consumer, System } from "../systems/system.ts";
@@ -32,3 +34,21 @@ export function checkForeign(ledger: Ledger): void {
 
 export const perSecond = (count: number, fromMs: number, toMs: number) =>
   toMs > fromMs ? count / ((toMs - fromMs) / 1000) : undefined;
+
+/**
+ * With `--latency-log DIR`, writes the round's latency log (Ledger.latencyLog) to
+ * DIR/<system>-<round's name>.tsv, and says where.
+ */
+export async function writeLatencyLog(
+  dir: string | undefined,
+  system: System,
+  name: string,
+  ledger: Ledger,
+  log: (line: string) => void,
+): Promise<void> {
+  if (!dir) return;
+  await mkdir(dir, { recursive: true });
+  const file = join(dir, `${system.key}-${name}.tsv`);
+  await writeFile(file, ledger.latencyLog());
+  log(`latency log: ${file}`);
+}

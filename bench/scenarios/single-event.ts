@@ -5,7 +5,7 @@
 import { Ledger } from "../accounting.ts";
 import type { Consumer } from "../systems/system.ts";
 import { awaitDeliveries, MAX_IN_FLIGHT, type OfferedLoad, offerLoad } from "./load.ts";
-import { checkForeign, cleanUp, commitMeter } from "./round.ts";
+import { checkForeign, cleanUp, commitMeter, writeLatencyLog } from "./round.ts";
 import type { Scenario } from "./scenario.ts";
 
 export const PUBLISHERS = 10;
@@ -60,6 +60,7 @@ export const singleEvent: Scenario = {
       );
       await channel.drained(options.stallSeconds * 1000);
       checkForeign(ledger);
+      if (!warmup) await writeLatencyLog(options.latencyLog, system, name, ledger, log);
       const latency = ledger.latency();
       return {
         published: load.publishedInPeriod / seconds,

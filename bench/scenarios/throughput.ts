@@ -5,7 +5,7 @@ import { performance } from "node:perf_hooks";
 import { Ledger } from "../accounting.ts";
 import type { Consumer } from "../systems/system.ts";
 import { awaitDeliveries, publishBatches } from "./load.ts";
-import { checkForeign, cleanUp, commitMeter, perSecond } from "./round.ts";
+import { checkForeign, cleanUp, commitMeter, perSecond, writeLatencyLog } from "./round.ts";
 import type { Scenario } from "./scenario.ts";
 
 const PUBLISH_ALONE = "publish alone";
@@ -57,6 +57,7 @@ export const throughput: Scenario = {
       }
       const commits = await meter?.stop();
       checkForeign(ledger);
+      if (!warmup) await writeLatencyLog(options.latencyLog, system, name, ledger, log);
       const latency = ledger.latency();
       return {
         e2e: settledAt === undefined ? undefined : perSecond(n, t0, settledAt),

@@ -1,6 +1,11 @@
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { Ledger } from "../accounting.ts";
 import { awaitDeliveries } from "../scenarios/load.ts";
+import { writeLatencyLog } from "../scenarios/round.ts";
+import type { System } from "../systems/system.ts";
 
 const stamp = (round: number, index: number) => ({ round, index, sentAt: performance.now() - 5 });
 
@@ -43,6 +48,44 @@ describe("Ledger", () => {
     const latency = ledger.latency();
     expect(latency.p50).toBeGreaterThanOrEqual(5);
     expect(latency.max).toBeGreaterThanOrEqual(latency.p99);
+  });
+});
+
+describe("latency log", () => {
+  it("gives each first delivery's publish time (from the first) and latency, in arrival order", () => {
+    const ledger = new Ledger(1, 3);
+    const now = performance.now();
+    ledger.receive({ round: 1, index: 0, sentAt: now - 40 });
+    ledger.receive({ round: 1, index: 1, sentAt: now - 100 });
+    ledger.receive({ round: 1, index: 1, sentAt: now - 100 });
+    const lines = ledger.latencyLog().trimEnd().split("\n");
+    expect(lines[0]).toBe("published_ms\tlatency_ms");
+    expect(lines).toHaveLength(3);
+    const rows = lines.slice(1).map((line) => line.split("\t").map(Number));
+    // The second event was published 60 ms before the first: it is the origin.
+    expect(rows[0]?.[0]).toBeGreaterThanOrEqual(60);
+    expect(rows[0]?.[0]).toBeLessThan(61);
+    expect(rows[0]?.[1]).toBeGreaterThanOrEqual(40);
+    expect(rows[1]?.[0]).toBe(0);
+    expect(rows[1]?.[1]).toBeGreaterThanOrEqual(100);
+  });
+
+  it("is written per round under --latency-log, and not without it", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "pgmesh-latency-"));
+    try {
+      const ledger = new Ledger(1, 1);
+      ledger.receive(stamp(1, 0));
+      const said: string[] = [];
+      const system = { key: "pgmesh" } as System;
+      await writeLatencyLog(undefined, system, "single.r1.v0", ledger, (line) => said.push(line));
+      expect(said).toEqual([]);
+      await writeLatencyLog(join(dir, "logs"), system, "single.r1.v0", ledger, (line) => said.push(line));
+      const file = join(dir, "logs", "pgmesh-single.r1.v0.tsv");
+      expect(said).toEqual([`latency log: ${file}`]);
+      expect(await readFile(file, "utf8")).toBe(ledger.latencyLog());
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -39,6 +39,15 @@ describe("parseOptions", () => {
     });
   });
 
+  it("writes latency logs only when asked, to the directory given", () => {
+    const none = parseOptions([], {});
+    expect(none !== "help" && none.latencyLog).toBeUndefined();
+    expect(parseOptions([], { BENCH_LATENCY_LOG: "from-env" })).toMatchObject({ latencyLog: "from-env" });
+    expect(parseOptions(["--latency-log", "logs"], { BENCH_LATENCY_LOG: "from-env" })).toMatchObject({
+      latencyLog: "logs",
+    });
+  });
+
   it("names the flag that is wrong", () => {
     expect(() => parseOptions(["--rounds", "0"], {})).toThrow("--rounds must be a number >= 1, got 0");
     expect(() => parseOptions(["--events", "1.5"], {})).toThrow("--events must be a whole number");
