@@ -88,8 +88,8 @@ export class Ledger {
   }
 
   /**
-   * The latency log: one line per first delivery, in arrival order, with the time the event was
-   * published (ms after the first of them) and its latency (ms). A tail that comes in bursts (every
+   * The latency log: one line per first delivery, in arrival order, with the event's stamp time
+   * (when it was sent, or due in (b); ms after the first of them) and its latency (ms). A tail that comes in bursts (every
    * event waiting behind one pause) looks different here from one spread over the run.
    */
   latencyLog(): string {
