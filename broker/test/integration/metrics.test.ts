@@ -71,7 +71,9 @@ describe("metrics", () => {
     // Not leased yet: all four are after the cursor, and the oldest is at least as old as the publish.
     const metrics = await scrape();
     expect(value(metrics, 'pgmesh_cursor_lag{subscription="gauged.sub"}')).toBe(4);
-    expect(value(metrics, 'pgmesh_cursor_lag_age_seconds{subscription="gauged.sub"}')).toBeGreaterThanOrEqual(0);
+    expect(value(metrics, 'pgmesh_cursor_lag_age_seconds{subscription="gauged.sub"}')).toBeGreaterThanOrEqual(
+      0,
+    );
     const probe = await StreamProbe.open(t.mesh.client, "gauged.sub", 4);
     const deliveries = await probe.waitForDeliveries(4);
     await until(
