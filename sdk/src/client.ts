@@ -15,8 +15,8 @@ import { type EventEnvelope, type EventType, type Publishable, typedEvent } from
 import {
   AdminServiceClient,
   CreateSubscriptionRequest,
-  type StartPosition,
   DeadLetterFilter,
+  type StartPosition,
   Subscription,
   type Topic,
 } from "./gen/pgmesh/v1/admin.ts";
