@@ -5,7 +5,8 @@
 // (its WORKDIRs, VOLUMEs and COPY destinations) moved under that root. The final stage's ENV, USER,
 // CMD and HEALTHCHECK are returned for the test to start the container's process as Docker would.
 // The base image is this machine: its /bin/sh, the Node.js running the test (which must be the
-// major version the FROM line names) and a local user for the image's USER.
+// major version the FROM line names) and a local user for the image's USER (a system user is
+// created when there is none, as node:* images have `node`).
 import { execFile, spawn } from "node:child_process";
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { chown, copyFile, cp, link, mkdir, readdir, rm, symlink } from "node:fs/promises";
@@ -180,6 +181,7 @@ async function fromStage(
       owned.add(workdir);
     }
     if (keyword === "VOLUME") for (const volume of args) owned.add(volume);
+    if (keyword === "USER") await ensureUser(args[0]?.split(":")[0] ?? "");
     if (keyword === "COPY") {
       const destination = args.at(-1) ?? "";
       if (destination.startsWith("/")) owned.add(destination.replace(/\/$/, ""));
@@ -285,6 +287,14 @@ async function chownTree(path: string, uid: number, gid: number) {
   await chown(path, uid, gid);
   if (!statSync(path).isDirectory()) return;
   for (const entry of await readdir(path)) await chownTree(join(path, entry), uid, gid);
+}
+
+/** The base image's user, here: a system user with its own group, no home and no shell. */
+async function ensureUser(user: string) {
+  if (user === "root" || /^\d+$/.test(user)) return;
+  await run("id", ["-u", user]).catch(() =>
+    run("useradd", ["--system", "--user-group", "--no-create-home", "--shell", "/usr/sbin/nologin", user]),
+  );
 }
 
 /** The numeric ids of `user[:group]` on this machine. */

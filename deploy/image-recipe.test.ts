@@ -67,20 +67,6 @@ withRoot("the Docker image, followed without Docker", () => {
   };
 
   beforeAll(async () => {
-    // The base image has a `node` user; here the Dockerfile's USER becomes a local system user.
-    const user = /^USER\s+(\S+)/m.exec(dockerfile)?.[1]?.split(":")[0];
-    if (user && user !== "root") {
-      await run("id", ["-u", user]).catch(() =>
-        run("useradd", [
-          "--system",
-          "--user-group",
-          "--no-create-home",
-          "--shell",
-          "/usr/sbin/nologin",
-          user,
-        ]),
-      );
-    }
     // Under /var/tmp and open to others: the image's user must reach the files npm installed.
     workspace = await mkdtemp("/var/tmp/pgmesh-image-");
     await chmod(workspace, 0o755);
@@ -103,6 +89,7 @@ withRoot("the Docker image, followed without Docker", () => {
     // `docker run -e ...`: the database, and the image's own addresses on ports free here.
     env = {
       PATH: image.path,
+      // The broker needs no home; Docker would give /home/node, which the stand-in user lacks.
       HOME: "/nonexistent",
       ...image.env,
       DATABASE_URL: db.url,
