@@ -441,7 +441,8 @@ export class PgmeshClient {
 
   /**
    * Creates a principal: `grants` like "publish:orders.*", "consume:billing", "read:*", "manage:orders.*"
-   * or "admin"; `sources` limits the event sources it may publish as (empty: any).
+   * or "admin"; `sources` are the event sources it may publish as (empty: its own name only; `["*"]`
+   * for a relay or a gateway that publishes on behalf of others).
    */
   async createPrincipal(name: string, grants: string[], sources: string[] = []) {
     const principal = { name, grants, sources, createTime: undefined };

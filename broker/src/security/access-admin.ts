@@ -25,6 +25,11 @@ export class AccessAdmin {
     private readonly now: () => Date = () => new Date(),
   ) {}
 
+  /**
+   * Without `sources` the principal publishes as its own name only: (source, id) is the
+   * idempotency key, so a principal that may publish as another service's source could publish
+   * first under that service's ids and have the real events dropped as duplicates.
+   */
   async createPrincipal(name: string, grants: string[], sources: string[]): Promise<PrincipalRecord> {
     const principal = checkPrincipal(name, grants, sources);
     const created = await this.store.insertPrincipal(principal);
@@ -91,14 +96,16 @@ export class AccessAdmin {
 
   /**
    * Makes sure an admin can get in. A token from the environment is registered (once: revoking it
-   * sticks). Without one, the first broker to start on an empty database creates a token and
-   * returns it so that it can be shown once; later starts return undefined.
+   * sticks), and any earlier token from the environment is revoked, so that changing
+   * PGMESH_ADMIN_TOKEN and restarting rotates it. Without one, the first broker to start on an
+   * empty database creates a token and returns it so that it can be shown once; later starts
+   * return undefined.
    */
   async bootstrap(configured: string | undefined): Promise<string | undefined> {
     const admin: Principal = {
       name: BOOTSTRAP_PRINCIPAL,
       grants: [{ permission: "admin", pattern: "*" }],
-      sources: [],
+      sources: ["*"],
     };
     if (configured !== undefined) {
       await this.store.upsertPrincipal(admin);
@@ -109,7 +116,9 @@ export class AccessAdmin {
         principal: admin.name,
         description: "from PGMESH_ADMIN_TOKEN",
         expiresAt: undefined,
+        fromEnvironment: true,
       });
+      if ((await this.store.revokeEnvironmentTokensExcept(tokenId(digest))).length > 0) this.changed();
       return undefined;
     }
     if (!(await this.store.insertPrincipal(admin))) return undefined;
@@ -127,7 +136,7 @@ function checkPrincipal(name: string, grants: string[], sources: string[]): Prin
   if (grants.length === 0) throw invalidArgument("grants must name at least one permission, e.g. read:*");
   const parsed: Grant[] = grants.map(parseGrant);
   for (const [i, s] of sources.entries()) checkPattern(`sources[${i}]`, s);
-  return { name, grants: dedupe(parsed), sources: [...new Set(sources)] };
+  return { name, grants: dedupe(parsed), sources: sources.length > 0 ? [...new Set(sources)] : [name] };
 }
 
 function dedupe(grants: Grant[]): Grant[] {

@@ -2,7 +2,7 @@
 // transaction, so never before it is visible) so that their authenticators forget what they cached.
 import type { Page } from "../delivery/model.ts";
 import type { Principal } from "../security/grants.ts";
-import type { AccessStore, AuditEntry, AuditRecord, StoredToken } from "../security/ports.ts";
+import type { AccessStore, AuditEntry, AuditRecord, NewToken } from "../security/ports.ts";
 import { type Sql, type TransactionSql, transaction } from "./database.ts";
 import {
   ACCESS_CHANNEL,
@@ -11,6 +11,7 @@ import {
   insertPrincipal,
   insertToken,
   notifyAccessChanged,
+  revokeEnvironmentTokensExcept,
   revokeTokenRow,
   selectAudit,
   selectPrincipal,
@@ -47,8 +48,12 @@ export class PostgresAccessStore implements AccessStore {
     return this.changing((tx) => deletePrincipalRow(tx, name));
   }
 
-  insertToken(token: Omit<StoredToken, "createdAt" | "revokedAt">) {
+  insertToken(token: NewToken) {
     return this.changing((tx) => insertToken(tx, token));
+  }
+
+  revokeEnvironmentTokensExcept(keepId: string) {
+    return this.changing((tx) => revokeEnvironmentTokensExcept(tx, keepId));
   }
 
   listTokens(principal: string | undefined) {
