@@ -45,7 +45,10 @@ export function addAccessCommands(program: Command, withClient: WithClient): voi
       "-g, --grant <grants...>",
       "permission:name, e.g. publish:orders.* consume:billing read:* manage:orders.*, or admin",
     )
-    .option("-s, --source <sources...>", "the event sources it may publish as (default: its own name; '*' for a relay or gateway)")
+    .option(
+      "-s, --source <sources...>",
+      "the event sources it may publish as (default: its own name; '*' for a relay or gateway)",
+    )
     .action(
       withClient(async (c, name: string, options: { grant: string[]; source?: string[] }) => {
         const p = await c.createPrincipal(name, options.grant, options.source ?? []);

@@ -92,7 +92,8 @@ export class Authenticator {
         if (!digest) throw unauthenticated(SCHEME_REQUIRED);
         return await this.byToken(digest);
       }
-      if (credentials.certificateName !== undefined) return await this.byCertificate(credentials.certificateName);
+      if (credentials.certificateName !== undefined)
+        return await this.byCertificate(credentials.certificateName);
       throw unauthenticated("authentication required: send `authorization: Bearer <token>`");
     } catch (error) {
       if (error instanceof MeshError && error.code === "unauthenticated") await this.failures.record(keys);

@@ -7,7 +7,11 @@ import type { Principal } from "../../src/security/grants.ts";
 import type { AccessStore, StoredToken } from "../../src/security/ports.ts";
 import { generateToken, tokenDigest, tokenId } from "../../src/security/tokens.ts";
 
-const principal: Principal = { name: "svc", grants: [{ permission: "read", pattern: "*" }], sources: ["svc"] };
+const principal: Principal = {
+  name: "svc",
+  grants: [{ permission: "read", pattern: "*" }],
+  sources: ["svc"],
+};
 
 function store(tokens: StoredToken[]) {
   let lookups = 0;
@@ -104,7 +108,11 @@ describe("Authenticator", () => {
   it("limits failures per address and per token, not a valid token from another address", async () => {
     const token = generateToken();
     const s = store([stored(token)]);
-    const auth = new Authenticator(s.fake, new Map(), new FailedAuthentications({ failures: 3, windowSeconds: 60 }));
+    const auth = new Authenticator(
+      s.fake,
+      new Map(),
+      new FailedAuthentications({ failures: 3, windowSeconds: 60 }),
+    );
     const wrong = { authorization: "Bearer pgm_wrong", peerAddress: "10.0.0.1" };
     for (let i = 0; i < 3; i++) await expect(auth.authenticate(wrong)).rejects.toThrow("not valid");
     const lookups = s.lookups();
@@ -114,7 +122,9 @@ describe("Authenticator", () => {
       code: "resource_exhausted",
     });
     expect(s.lookups()).toBe(lookups);
-    expect((await auth.authenticate({ ...bearer(token), peerAddress: "10.0.0.2" })).principal).toBe(principal);
+    expect((await auth.authenticate({ ...bearer(token), peerAddress: "10.0.0.2" })).principal).toBe(
+      principal,
+    );
     // The same wrong token from other addresses runs up its own count.
     await expect(auth.authenticate({ ...wrong, peerAddress: "10.0.0.3" })).rejects.toMatchObject({
       code: "resource_exhausted",

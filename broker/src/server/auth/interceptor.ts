@@ -1,7 +1,7 @@
 // The one place where calls are authenticated, authorized and audited, in front of every handler:
 // the caller is identified from the call's metadata (a bearer token) or its TLS client
-// certificate, each request message is checked against the RPC's entry in rpc-access.ts, list
-// responses are trimmed to what the caller may read, and admin actions are written to the audit
+// certificate, each request message is checked against the RPC's entry in rpc-access.ts, what the
+// caller may read is handed to the handlers (caller.ts: lists show no more), and admin actions are written to the audit
 // log with their result. Streams are watched while open and end when their caller's access does.
 // With authentication off, calls pass as "anonymous" and are still audited.
 import {
@@ -20,6 +20,7 @@ import type { OpenCalls, WatchedCall } from "../../security/open-calls.ts";
 import type { AuditEntry } from "../../security/ports.ts";
 import { type ErrorLogger, toServiceError } from "../status.ts";
 import type { RequestObserver } from "../unary.ts";
+import { setReader } from "./caller.ts";
 import { accessFor, describeNeeds, type Need, type RpcAccess } from "./rpc-access.ts";
 
 type HandlerListener = Parameters<ServerInterceptingCall["start"]>[0];
@@ -133,6 +134,7 @@ export function accessInterceptor(deps: AccessInterceptorDeps): ServerIntercepto
         const authenticator = deps.authenticator;
         if (!authenticator) {
           who = certificateName ? `anonymous (certificate ${certificateName})` : "anonymous";
+          setReader(metadata, () => true);
           pass(metadata);
           return;
         }
@@ -144,6 +146,7 @@ export function accessInterceptor(deps: AccessInterceptorDeps): ServerIntercepto
           })
           .then((identity) => {
             admit(identity);
+            setReader(metadata, (n) => allows(identity.principal, "read", n));
             if (long && deps.openCalls && state.phase === "admitted") {
               watched = { credential: identity.credential, recheck };
               deps.openCalls.add(watched);
@@ -182,13 +185,7 @@ export function accessInterceptor(deps: AccessInterceptorDeps): ServerIntercepto
     const responder = new ResponderBuilder()
       .withStart((start) => start(listener))
       .withSendMessage((message, pass) => {
-        if (state.phase === "ended") return;
-        const reader = state.phase === "admitted" || state.phase === "rechecking" ? state.identity : undefined;
-        if (access.kind === "checked" && access.filter && reader) {
-          pass(access.filter(message as never, (n) => allows(reader.principal, "read", n)));
-          return;
-        }
-        pass(message);
+        if (state.phase !== "ended") pass(message);
       })
       .withSendStatus((sent: SentStatus, pass) => {
         if (watched) deps.openCalls?.remove(watched);
