@@ -388,7 +388,10 @@ export interface Principal {
    * topic or subscription name, a prefix ending in '*' ("orders.*"), or "*"; or "admin".
    */
   grants: string[];
-  /** The `source` values (names or prefixes ending in '*') it may publish events as; empty: any. */
+  /**
+   * The `source` values (names or prefixes ending in '*') it may publish events as. Left empty in
+   * CreatePrincipal: the principal's own name only; '*' (granted explicitly) is any source.
+   */
   sources: string[];
   createTime: Date | undefined;
 }
