@@ -103,11 +103,13 @@ export function accessInterceptor(deps: AccessInterceptorDeps): ServerIntercepto
     };
 
     // A verdict on a call already admitted: carry on with the principal as it is now, if it may
-    // still do everything the call was allowed; end it otherwise.
+    // still do everything the call was allowed; end it otherwise. A refusal ends the call whenever
+    // it comes; a pass admits it only if no later check has begun meanwhile (that one decides).
     const recheck = (verdict: Promise<Identity>) => {
       if (state.phase !== "admitted" && state.phase !== "rechecking") return;
       const identity = state.identity as Identity;
-      const settled = verdict.then(
+      const latest = () => state.phase === "rechecking" && state.settled === settled;
+      const settled: Promise<void> = verdict.then(
         (now) => {
           if (state.phase === "ended") return;
           try {
@@ -116,13 +118,13 @@ export function accessInterceptor(deps: AccessInterceptorDeps): ServerIntercepto
             refuse(error);
             return;
           }
-          admit(now);
+          if (latest()) admit(now);
         },
         (error: unknown) => {
           if (error instanceof MeshError && error.code === "unauthenticated") refuse(error);
           // The database could not say (an outage): the stream carries on as it was; the next
           // change or the periodic check decides.
-          else if (state.phase !== "ended") admit(identity);
+          else if (latest()) admit(identity);
         },
       );
       state = { phase: "rechecking", identity, settled };
