@@ -40,7 +40,9 @@ export function addAccessCommands(program: Command, withClient: WithClient): voi
     .description("manage who may do what (needs the admin permission)");
   principals
     .command("create <name>")
-    .description("create a principal; its tokens, or a client certificate with this common name, act as it")
+    .description(
+      "create a principal; its tokens (or a client certificate mapped to it by PGMESH_CERT_PRINCIPALS) act as it",
+    )
     .requiredOption(
       "-g, --grant <grants...>",
       "permission:name, e.g. publish:orders.* consume:billing read:* manage:orders.*, or admin",

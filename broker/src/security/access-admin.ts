@@ -9,8 +9,8 @@ import { generateToken, tokenDigest, tokenId } from "./tokens.ts";
 /** The principal the first admin token belongs to. */
 export const BOOTSTRAP_PRINCIPAL = "admin";
 
-// Principal names are also matched against client certificate common names, so they allow what
-// those usually hold (service names, host names, e-mail addresses).
+// Principal names allow what service names, host names and e-mail addresses hold (they often
+// name the same thing as a client certificate PGMESH_CERT_PRINCIPALS maps to them).
 const PRINCIPAL_NAME = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,199}$/;
 const MAX_TTL_SECONDS = 10 * 366 * 24 * 60 * 60;
 

@@ -6226,7 +6226,8 @@ export const AdminServiceService = {
   },
   /**
    * Access control (all need the `admin` permission). A principal holds grants; tokens
-   * authenticate as a principal, as does a client certificate whose common name is its name.
+   * authenticate as a principal, as does a client certificate whose common name the broker's
+   * PGMESH_CERT_PRINCIPALS maps to it.
    */
   createPrincipal: {
     path: "/pgmesh.v1.AdminService/CreatePrincipal" as const,
@@ -6281,7 +6282,7 @@ export const AdminServiceService = {
     responseSerialize: (value: ListTokensResponse): Buffer => Buffer.from(ListTokensResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ListTokensResponse => ListTokensResponse.decode(value),
   },
-  /** RevokeToken: every broker refuses the token within a second. */
+  /** RevokeToken: every broker refuses the token within a second, and ends the streams open with it. */
   revokeToken: {
     path: "/pgmesh.v1.AdminService/RevokeToken" as const,
     requestStream: false as const,
@@ -6347,7 +6348,8 @@ export interface AdminServiceServer extends UntypedServiceImplementation {
   releaseParkedKeys: handleUnaryCall<ReleaseParkedKeysRequest, ReleaseParkedKeysResponse>;
   /**
    * Access control (all need the `admin` permission). A principal holds grants; tokens
-   * authenticate as a principal, as does a client certificate whose common name is its name.
+   * authenticate as a principal, as does a client certificate whose common name the broker's
+   * PGMESH_CERT_PRINCIPALS maps to it.
    */
   createPrincipal: handleUnaryCall<CreatePrincipalRequest, CreatePrincipalResponse>;
   listPrincipals: handleUnaryCall<ListPrincipalsRequest, ListPrincipalsResponse>;
@@ -6356,7 +6358,7 @@ export interface AdminServiceServer extends UntypedServiceImplementation {
   /** CreateToken returns the token once; the broker keeps only its SHA-256 digest. */
   createToken: handleUnaryCall<CreateTokenRequest, CreateTokenResponse>;
   listTokens: handleUnaryCall<ListTokensRequest, ListTokensResponse>;
-  /** RevokeToken: every broker refuses the token within a second. */
+  /** RevokeToken: every broker refuses the token within a second, and ends the streams open with it. */
   revokeToken: handleUnaryCall<RevokeTokenRequest, RevokeTokenResponse>;
   /** ListAuditLog pages through the admin actions, newest first. */
   listAuditLog: handleUnaryCall<ListAuditLogRequest, ListAuditLogResponse>;
@@ -6657,7 +6659,8 @@ export interface AdminServiceClient extends Client {
   ): ClientUnaryCall;
   /**
    * Access control (all need the `admin` permission). A principal holds grants; tokens
-   * authenticate as a principal, as does a client certificate whose common name is its name.
+   * authenticate as a principal, as does a client certificate whose common name the broker's
+   * PGMESH_CERT_PRINCIPALS maps to it.
    */
   createPrincipal(
     request: CreatePrincipalRequest,
@@ -6736,7 +6739,7 @@ export interface AdminServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ListTokensResponse) => void,
   ): ClientUnaryCall;
-  /** RevokeToken: every broker refuses the token within a second. */
+  /** RevokeToken: every broker refuses the token within a second, and ends the streams open with it. */
   revokeToken(
     request: RevokeTokenRequest,
     callback: (error: ServiceError | null, response: RevokeTokenResponse) => void,
