@@ -272,7 +272,8 @@ class AdminServiceServicer(object):
 
     def CreatePrincipal(self, request, context):
         """Access control (all need the `admin` permission). A principal holds grants; tokens
-        authenticate as a principal, as does a client certificate whose common name is its name.
+        authenticate as a principal, as does a client certificate whose common name the broker's
+        PGMESH_CERT_PRINCIPALS maps to it.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -305,7 +306,7 @@ class AdminServiceServicer(object):
         raise NotImplementedError('Method not implemented!')
 
     def RevokeToken(self, request, context):
-        """RevokeToken: every broker refuses the token within a second.
+        """RevokeToken: every broker refuses the token within a second, and ends the streams open with it.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
