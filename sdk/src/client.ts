@@ -449,6 +449,15 @@ export class PgmeshClient {
     return required((await this.call(this.admin, this.admin.createPrincipal, { principal })).principal);
   }
 
+  /**
+   * Replaces a principal's grants and sources (empty: its own name only). Its tokens stay valid;
+   * its open streams that the new grants no longer allow end with PERMISSION_DENIED.
+   */
+  async updatePrincipal(name: string, grants: string[], sources: string[] = []) {
+    const principal = { name, grants, sources, createTime: undefined };
+    return required((await this.call(this.admin, this.admin.updatePrincipal, { principal })).principal);
+  }
+
   async listPrincipals() {
     return (await this.call(this.admin, this.admin.listPrincipals, {})).principals;
   }

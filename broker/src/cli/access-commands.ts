@@ -58,6 +58,19 @@ export function addAccessCommands(program: Command, withClient: WithClient): voi
       }),
     );
   principals
+    .command("update <name>")
+    .description(
+      "replace a principal's grants and sources; its tokens stay, its streams the new grants do not allow end",
+    )
+    .requiredOption("-g, --grant <grants...>", "the grants it holds from now on (as for create)")
+    .option("-s, --source <sources...>", "the event sources it may publish as (default: its own name)")
+    .action(
+      withClient(async (c, name: string, options: { grant: string[]; source?: string[] }) => {
+        const p = await c.updatePrincipal(name, options.grant, options.source ?? []);
+        console.log(`updated principal ${p.name}: ${p.grants.join(" ")}${sourcesOf(p.sources)}`);
+      }),
+    );
+  principals
     .command("list")
     .description("list principals and their grants")
     .action(

@@ -38,6 +38,18 @@ export class AccessAdmin {
     return created;
   }
 
+  /**
+   * Replaces the principal's grants and sources (the same rules and defaults as at creation). Its
+   * tokens stay; every broker re-checks the streams open as it and ends those no longer allowed.
+   */
+  async updatePrincipal(name: string, grants: string[], sources: string[]): Promise<PrincipalRecord> {
+    const principal = checkPrincipal(name, grants, sources);
+    const updated = await this.store.updatePrincipal(principal);
+    if (!updated) throw notFound(`principal ${name} not found`);
+    this.changed();
+    return updated;
+  }
+
   listPrincipals(): Promise<PrincipalRecord[]> {
     return this.store.listPrincipals();
   }

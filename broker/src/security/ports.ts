@@ -41,6 +41,8 @@ export interface AccessStore {
   findPrincipal(name: string): Promise<Principal | undefined>;
   /** undefined when a principal of that name exists. */
   insertPrincipal(principal: Principal): Promise<PrincipalRecord | undefined>;
+  /** Replaces an existing principal's grants and sources; undefined when there is none. */
+  updatePrincipal(principal: Principal): Promise<PrincipalRecord | undefined>;
   /** Inserts or replaces the principal's grants and sources. */
   upsertPrincipal(principal: Principal): Promise<void>;
   listPrincipals(): Promise<PrincipalRecord[]>;

@@ -18,6 +18,7 @@ import {
   selectPrincipals,
   selectTokens,
   selectTokenWithPrincipal,
+  updatePrincipalRow,
   upsertPrincipal,
 } from "./queries/access.ts";
 
@@ -38,6 +39,10 @@ export class PostgresAccessStore implements AccessStore {
 
   upsertPrincipal(principal: Principal) {
     return this.changing((tx) => upsertPrincipal(tx, principal));
+  }
+
+  updatePrincipal(principal: Principal) {
+    return this.changing((tx) => updatePrincipalRow(tx, principal));
   }
 
   listPrincipals() {

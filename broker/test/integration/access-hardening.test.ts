@@ -76,6 +76,15 @@ describe("source binding by default", { timeout: 60_000 }, () => {
     expect(
       (await cli("principals", "create", "cli-relay", "--grant", "publish:bound", "--source", "*")).stdout,
     ).toContain("created principal cli-relay: publish:bound (sources: *)");
+    // An upgraded principal (sources *) is narrowed in place, its tokens kept.
+    const { token } = await mesh.client.createToken("cli-relay");
+    expect((await cli("principals", "update", "cli-relay", "--grant", "publish:bound")).stdout).toContain(
+      "updated principal cli-relay: publish:bound (sources: cli-relay)",
+    );
+    await as(token).publish("bound", [{ id: "r-1", source: "cli-relay", type: "t" }]);
+    expect((await rejection(as(token).publish("bound", [{ id: "r-2", source: "x", type: "t" }]))).code).toBe(
+      status.PERMISSION_DENIED,
+    );
   });
 
   it("an upgraded database keeps its principals' behaviour: no sources becomes * (migration 0034)", async () => {

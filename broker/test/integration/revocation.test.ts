@@ -129,6 +129,25 @@ describe("open streams end with their caller's access", () => {
     await redelivered(subscription);
   });
 
+  it("UpdatePrincipal taking the grant away ends the stream on the other broker; a stream still allowed stays", async () => {
+    const { probe, principal, subscription } = await consuming("updated");
+    const changedAt = Date.now();
+    await a.client.updatePrincipal(principal, ["consume:other.*", "read:*"]);
+    const ended = await endedWithin(probe, changedAt);
+    expect(ended.code).toBe(status.PERMISSION_DENIED);
+    expect(ended.afterMs).toBeLessThan(1_000);
+    await redelivered(subscription);
+
+    // Narrowing a principal to what its stream uses leaves the stream alone; its tokens stay valid.
+    const kept = await consuming("kept");
+    await a.client.updatePrincipal(kept.principal, ["consume:kept.sub"]);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    kept.probe.ack(kept.probe.deliveries.map((d) => d.ackId));
+    await kept.probe.until(() => kept.probe.ackResults.length === 3, "the acks of the stream still allowed");
+    kept.probe.call.end();
+    expect((await kept.probe.ended).code).toBe(status.OK);
+  });
+
   it("a token that expires ends its stream at its expiry", async () => {
     const { probe, subscription } = await consuming("expiring", 3);
     const tokens = await a.client.listTokens("expiring-consumer");

@@ -114,6 +114,10 @@ export const RPC_ACCESS: Record<string, RpcAccess> = {
     change,
   ),
   [A.listPrincipals.path]: checked(() => [admin("principal", "*")], look),
+  [A.updatePrincipal.path]: checked(
+    (r: { principal?: Named | undefined }) => [admin("principal", r.principal?.name ?? "")],
+    change,
+  ),
   [A.deletePrincipal.path]: checked((r: Named) => [admin("principal", r.name)], change),
   [A.createToken.path]: checked((r: { principal: string }) => [admin("principal", r.principal)], change),
   [A.listTokens.path]: checked((r: { principal: string }) => [admin("principal", r.principal || "*")], look),

@@ -73,6 +73,14 @@ export async function upsertPrincipal(sql: Runner, p: Principal): Promise<void> 
     ON CONFLICT (name) DO UPDATE SET grants = excluded.grants, sources = excluded.sources`;
 }
 
+export async function updatePrincipalRow(sql: Runner, p: Principal): Promise<PrincipalRecord | undefined> {
+  const rows = await sql`
+    UPDATE pgmesh.principals SET grants = ${grantTexts(p.grants)}::text[], sources = ${p.sources}::text[]
+    WHERE name = ${p.name}
+    RETURNING name, grants, sources, created_at`;
+  return rows[0] ? toPrincipal(rows[0]) : undefined;
+}
+
 export async function selectPrincipals(sql: Runner): Promise<PrincipalRecord[]> {
   const rows = await sql`SELECT name, grants, sources, created_at FROM pgmesh.principals ORDER BY name`;
   return rows.map(toPrincipal);

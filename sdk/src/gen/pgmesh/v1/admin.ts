@@ -411,6 +411,14 @@ export interface ListPrincipalsResponse {
   principals: Principal[];
 }
 
+export interface UpdatePrincipalRequest {
+  principal: Principal | undefined;
+}
+
+export interface UpdatePrincipalResponse {
+  principal: Principal | undefined;
+}
+
 export interface DeletePrincipalRequest {
   name: string;
 }
@@ -4903,6 +4911,144 @@ export const ListPrincipalsResponse: MessageFns<ListPrincipalsResponse> = {
   },
 };
 
+function createBaseUpdatePrincipalRequest(): UpdatePrincipalRequest {
+  return { principal: undefined };
+}
+
+export const UpdatePrincipalRequest: MessageFns<UpdatePrincipalRequest> = {
+  encode(message: UpdatePrincipalRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.principal !== undefined) {
+      Principal.encode(message.principal, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UpdatePrincipalRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUpdatePrincipalRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.principal = Principal.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UpdatePrincipalRequest {
+    return { principal: isSet(object.principal) ? Principal.fromJSON(object.principal) : undefined };
+  },
+
+  toJSON(message: UpdatePrincipalRequest): unknown {
+    const obj: any = {};
+    if (message.principal !== undefined) {
+      obj.principal = Principal.toJSON(message.principal);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<UpdatePrincipalRequest>, I>>(base?: I): UpdatePrincipalRequest {
+    return UpdatePrincipalRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<UpdatePrincipalRequest>, I>>(object: I): UpdatePrincipalRequest {
+    const message = createBaseUpdatePrincipalRequest();
+    message.principal = (object.principal !== undefined && object.principal !== null)
+      ? Principal.fromPartial(object.principal)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseUpdatePrincipalResponse(): UpdatePrincipalResponse {
+  return { principal: undefined };
+}
+
+export const UpdatePrincipalResponse: MessageFns<UpdatePrincipalResponse> = {
+  encode(message: UpdatePrincipalResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.principal !== undefined) {
+      Principal.encode(message.principal, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UpdatePrincipalResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUpdatePrincipalResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.principal = Principal.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UpdatePrincipalResponse {
+    return { principal: isSet(object.principal) ? Principal.fromJSON(object.principal) : undefined };
+  },
+
+  toJSON(message: UpdatePrincipalResponse): unknown {
+    const obj: any = {};
+    if (message.principal !== undefined) {
+      obj.principal = Principal.toJSON(message.principal);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<UpdatePrincipalResponse>, I>>(base?: I): UpdatePrincipalResponse {
+    return UpdatePrincipalResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<UpdatePrincipalResponse>, I>>(object: I): UpdatePrincipalResponse {
+    const message = createBaseUpdatePrincipalResponse();
+    message.principal = (object.principal !== undefined && object.principal !== null)
+      ? Principal.fromPartial(object.principal)
+      : undefined;
+    return message;
+  },
+};
+
 function createBaseDeletePrincipalRequest(): DeletePrincipalRequest {
   return { name: "" };
 }
@@ -6251,6 +6397,22 @@ export const AdminServiceService = {
       Buffer.from(ListPrincipalsResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ListPrincipalsResponse => ListPrincipalsResponse.decode(value),
   },
+  /**
+   * UpdatePrincipal replaces a principal's grants and sources (empty sources: its own name). Its
+   * tokens stay valid; its open streams that the new grants no longer allow end with
+   * PERMISSION_DENIED on every broker.
+   */
+  updatePrincipal: {
+    path: "/pgmesh.v1.AdminService/UpdatePrincipal" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: UpdatePrincipalRequest): Buffer =>
+      Buffer.from(UpdatePrincipalRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): UpdatePrincipalRequest => UpdatePrincipalRequest.decode(value),
+    responseSerialize: (value: UpdatePrincipalResponse): Buffer =>
+      Buffer.from(UpdatePrincipalResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): UpdatePrincipalResponse => UpdatePrincipalResponse.decode(value),
+  },
   /** DeletePrincipal also deletes its tokens. */
   deletePrincipal: {
     path: "/pgmesh.v1.AdminService/DeletePrincipal" as const,
@@ -6353,6 +6515,12 @@ export interface AdminServiceServer extends UntypedServiceImplementation {
    */
   createPrincipal: handleUnaryCall<CreatePrincipalRequest, CreatePrincipalResponse>;
   listPrincipals: handleUnaryCall<ListPrincipalsRequest, ListPrincipalsResponse>;
+  /**
+   * UpdatePrincipal replaces a principal's grants and sources (empty sources: its own name). Its
+   * tokens stay valid; its open streams that the new grants no longer allow end with
+   * PERMISSION_DENIED on every broker.
+   */
+  updatePrincipal: handleUnaryCall<UpdatePrincipalRequest, UpdatePrincipalResponse>;
   /** DeletePrincipal also deletes its tokens. */
   deletePrincipal: handleUnaryCall<DeletePrincipalRequest, DeletePrincipalResponse>;
   /** CreateToken returns the token once; the broker keeps only its SHA-256 digest. */
@@ -6691,6 +6859,26 @@ export interface AdminServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ListPrincipalsResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * UpdatePrincipal replaces a principal's grants and sources (empty sources: its own name). Its
+   * tokens stay valid; its open streams that the new grants no longer allow end with
+   * PERMISSION_DENIED on every broker.
+   */
+  updatePrincipal(
+    request: UpdatePrincipalRequest,
+    callback: (error: ServiceError | null, response: UpdatePrincipalResponse) => void,
+  ): ClientUnaryCall;
+  updatePrincipal(
+    request: UpdatePrincipalRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: UpdatePrincipalResponse) => void,
+  ): ClientUnaryCall;
+  updatePrincipal(
+    request: UpdatePrincipalRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: UpdatePrincipalResponse) => void,
   ): ClientUnaryCall;
   /** DeletePrincipal also deletes its tokens. */
   deletePrincipal(
