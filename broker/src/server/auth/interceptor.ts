@@ -1,9 +1,10 @@
 // The one place where calls are authenticated, authorized and audited, in front of every handler:
 // the caller is identified from the call's metadata (a bearer token) or its TLS client
 // certificate, each request message is checked against the RPC's entry in rpc-access.ts, what the
-// caller may read is handed to the handlers (caller.ts: lists show no more), and admin actions are written to the audit
-// log with their result. Streams are watched while open and end when their caller's access does.
-// With authentication off, calls pass as "anonymous" and are still audited.
+// caller may read is handed to the handlers (caller.ts: lists show no more), and admin actions
+// are written to the audit log with their result. Streams are watched while open and end when
+// their caller's access does. With authentication off, calls pass as "anonymous" and are still
+// audited.
 import {
   Metadata,
   ResponderBuilder,
@@ -55,7 +56,7 @@ class AccessCall extends ServerInterceptingCall {
  * sent after a revocation was heard is never settled).
  */
 type CallState =
-  | { phase: "authenticating"; settled: Promise<void> }
+  | { phase: "authenticating" }
   /** `identity` is undefined when authentication is off. */
   | { phase: "admitted"; identity: Identity | undefined }
   | { phase: "rechecking"; identity: Identity; settled: Promise<void> }
@@ -69,17 +70,30 @@ export function accessInterceptor(deps: AccessInterceptorDeps): ServerIntercepto
     const audited = access.kind === "checked" && access.audited;
     // Streams stay open: they are watched and checked again while they do (security/open-calls.ts).
     const long = method.requestStream || method.responseStream;
-    let state: CallState = { phase: "admitted", identity: undefined };
+    let state: CallState = deps.authenticator
+      ? { phase: "authenticating" }
+      : { phase: "admitted", identity: undefined };
     /** Who the audit log names: the principal once authenticated, "anonymous" with authentication off. */
     let who: string | undefined;
     let resource = "";
     /** Everything this call's messages were allowed so far, checked again when access changes. */
     const granted: Need[] = [];
     let watched: WatchedCall | undefined;
+    /** Messages that arrived while no verdict was at hand, in arrival order (see release). */
+    const held: (() => void)[] = [];
+
+    // Lets the held messages go on, in order, once the call is admitted (or drops them once it
+    // has ended); a message that arrives while others are held queues behind them.
+    const release = () => {
+      while (held.length > 0 && (state.phase === "admitted" || state.phase === "ended")) {
+        (held.shift() as () => void)();
+      }
+    };
 
     const end = () => {
       state = { phase: "ended" };
       if (watched) deps.openCalls?.remove(watched);
+      release();
     };
 
     const refuse = (error: unknown) => {
@@ -118,13 +132,19 @@ export function accessInterceptor(deps: AccessInterceptorDeps): ServerIntercepto
             refuse(error);
             return;
           }
-          if (latest()) admit(now);
+          if (latest()) {
+            admit(now);
+            release();
+          }
         },
         (error: unknown) => {
           if (error instanceof MeshError && error.code === "unauthenticated") refuse(error);
           // The database could not say (an outage): the stream carries on as it was; the next
           // change or the periodic check decides.
-          else if (latest()) admit(identity);
+          else if (latest()) {
+            admit(identity);
+            release();
+          }
         },
       );
       state = { phase: "rechecking", identity, settled };
@@ -140,7 +160,7 @@ export function accessInterceptor(deps: AccessInterceptorDeps): ServerIntercepto
           pass(metadata);
           return;
         }
-        const settled = authenticator
+        authenticator
           .authenticate({
             authorization: authorizationHeader(metadata),
             certificateName,
@@ -148,24 +168,19 @@ export function accessInterceptor(deps: AccessInterceptorDeps): ServerIntercepto
           })
           .then((identity) => {
             admit(identity);
+            if (state.phase !== "admitted") return; // cancelled meanwhile
             setReader(metadata, (n) => allows(identity.principal, "read", n));
-            if (long && deps.openCalls && state.phase === "admitted") {
+            if (long && deps.openCalls) {
               watched = { credential: identity.credential, recheck };
               deps.openCalls.add(watched);
             }
             pass(metadata);
+            release();
           }, refuse);
-        state = { phase: "authenticating", settled };
       })
       .withOnReceiveMessage((message, pass) => {
-        const check = () => {
-          if (state.phase === "authenticating" || state.phase === "rechecking") {
-            // grpc-js reads no message before the handler has the metadata, but a message must
-            // never get past without its caller known, whatever the library's order.
-            void state.settled.then(check);
-            return;
-          }
-          if (state.phase === "ended") return;
+        const decide = () => {
+          if (state.phase !== "admitted") return;
           try {
             if (access.kind === "checked") {
               const needs = access.needs(message as never);
@@ -179,7 +194,10 @@ export function accessInterceptor(deps: AccessInterceptorDeps): ServerIntercepto
           }
           pass(message);
         };
-        check();
+        // grpc-js reads no message before the handler has the metadata, but a message must never
+        // get past without its caller known (or re-checked), whatever the library's order.
+        if (state.phase === "admitted" && held.length === 0) decide();
+        else if (state.phase !== "ended") held.push(decide);
       })
       .withOnCancel(() => end())
       .build();
