@@ -4,7 +4,7 @@
 // silently.
 import type { EventType } from "./event-type.ts";
 import { RejectEvent } from "./outcomes.ts";
-import type { Handler, ReceivedEvent } from "./subscriber.ts";
+import type { Dispatch, Handler } from "./received-event.ts";
 
 /** One event type and its handler, for `client.subscribe(subscription, [on(...), on(...)])`. */
 export interface EventHandler<T> {
@@ -16,9 +16,6 @@ export interface EventHandler<T> {
 export function on<T>(type: EventType<T>, handler: Handler<T>): EventHandler<T> {
   return { type, handler };
 }
-
-/** Runs the handler an event (its data still bytes) is meant for. */
-export type Dispatch = (event: ReceivedEvent<Uint8Array>) => Promise<void> | void;
 
 /** Every handler takes its own message type; `any` only erases it for the list. */
 // biome-ignore lint/suspicious/noExplicitAny: a list of handlers of different message types
