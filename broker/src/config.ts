@@ -89,7 +89,7 @@ export function loadConfig(
 ): Readonly<BrokerConfig> {
   const { values } = parseArgs({ args: argv, options: FLAGS, strict: true, allowPositionals: false });
   const config: BrokerConfig = {
-    databaseUrl: values["database-url"] ?? (env.DATABASE_URL || undefined),
+    databaseUrl: postgresUrl(values["database-url"] ?? (env.DATABASE_URL || undefined)),
     grpcAddress: values["grpc-address"] ?? env.PGMESH_GRPC_ADDRESS ?? "127.0.0.1:50051",
     metricsAddress: values["metrics-address"] ?? env.PGMESH_METRICS_ADDRESS ?? "127.0.0.1:9464",
     dataDir: resolve(values["data-dir"] ?? env.PGMESH_DATA_DIR ?? ".pgmesh"),
@@ -215,6 +215,21 @@ function tlsFiles(
     clientCaFile: clientCaFile ? resolve(clientCaFile) : undefined,
     reloadIntervalMs: integer("PGMESH_TLS_RELOAD_MS", reloadMs ?? "5000", 100, 3_600_000),
   };
+}
+
+/** A Postgres URL as postgres.js takes it; anything else is refused here rather than as a driver stack trace. */
+function postgresUrl(raw: string | undefined): string | undefined {
+  if (raw === undefined) return undefined;
+  // The value is not echoed: it may hold a password.
+  const expected = "expected postgres://user:password@host:5432/database";
+  if (!URL.canParse(raw)) throw new Error(`DATABASE_URL (--database-url) is not a URL; ${expected}`);
+  const { protocol } = new URL(raw);
+  if (protocol !== "postgres:" && protocol !== "postgresql:") {
+    throw new Error(
+      `DATABASE_URL (--database-url) is not a Postgres URL (it starts ${protocol}); ${expected}`,
+    );
+  }
+  return raw;
 }
 
 function onOff(name: string, raw: string): boolean {
