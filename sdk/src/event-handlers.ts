@@ -42,7 +42,7 @@ export function dispatchByType(
     if (!target) {
       if (unhandled) return unhandled(event);
       const error = new RejectEvent(
-        `no handler for ${typeUrl || "an event without data"} (this subscriber handles ${handled})`,
+        `no handler for ${describeType(event.type, typeUrl)} (this subscriber handles ${handled})`,
       );
       report(error);
       throw error;
@@ -56,6 +56,17 @@ export const dispatchRaw =
   (handler: Handler<Uint8Array>): Dispatch =>
   (event) =>
     handler(event);
+
+/**
+ * The event's type as a person knows it: its envelope type, and the payload's message type when
+ * that says something else (JSON data from the CLI travels as a google.protobuf.Value).
+ */
+function describeType(eventType: string, typeUrl: string): string {
+  const payload = typeUrl.slice(typeUrl.lastIndexOf("/") + 1);
+  if (!eventType) return payload || "an event without data";
+  if (!payload) return `${eventType} (an event without data)`;
+  return payload === eventType ? eventType : `${eventType} (its payload a ${payload})`;
+}
 
 function decode<T>(type: EventType<T>, bytes: Uint8Array): T {
   try {
