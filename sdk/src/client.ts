@@ -130,8 +130,8 @@ function policyMessage(policy: SubscriptionPolicy) {
       ? {
           initialBackoff: duration(retry.initialBackoffSeconds),
           maxBackoff: duration(retry.maxBackoffSeconds),
-          multiplier: retry.multiplier ?? 0,
-          jitter: retry.jitter ?? 0,
+          multiplier: retry.multiplier,
+          jitter: retry.jitter,
         }
       : undefined,
   };

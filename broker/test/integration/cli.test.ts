@@ -76,6 +76,28 @@ describe("pgmesh CLI", { timeout: 120_000 }, () => {
     );
   });
 
+  it("keeps a jitter of 0 as 0, on create and on update, and refuses a multiplier of 0", async () => {
+    await cli("topics", "create", "cli.zero");
+    const created = await cli(
+      "subs",
+      "create",
+      "cli.zero.sub",
+      "--topic",
+      "cli.zero",
+      "--backoff-jitter",
+      "0",
+    );
+    expect(created).toContain("jitter 0\n");
+    await cli("subs", "update", "cli.zero.sub", "--backoff-jitter", "0.5");
+    expect(await cli("subs", "update", "cli.zero.sub", "--backoff-jitter", "0")).toContain("jitter 0\n");
+    // Unset keeps the current value.
+    expect(await cli("subs", "update", "cli.zero.sub", "--backoff-multiplier", "4")).toContain("x4");
+    expect((await t.mesh.client.getSubscription("cli.zero.sub")).retryPolicy?.jitter).toBe(0);
+    expect(await cliFails("subs", "update", "cli.zero.sub", "--backoff-multiplier", "0")).toContain(
+      "retry_policy.multiplier must be from 1 to 10, got 0",
+    );
+  });
+
   it("lists, redrives and purges dead letters, and lists and releases parked keys", async () => {
     const probe = await StreamProbe.open(t.mesh.client, "cli.sub");
     const [first] = await probe.waitForDeliveries(1);
