@@ -37,6 +37,9 @@ const NOT_IN_REPOSITORY: Record<string, string> = {
   "bench/peers.ts": "bench/README's history of the benchmark",
   "shop/v1/orders.ts": "what `buf generate` writes in the user's project",
   "shop/v1/orders_pgmesh.ts": "what `buf generate` writes in the user's project",
+  "google/protobuf/timestamp.ts": "what `buf generate` writes in the user's project",
+  "pgmesh/v1/options.ts": "what `buf generate` writes in the user's project",
+  "google/protobuf/timestamp.proto": "a well-known type that buf brings",
 };
 
 /** Whether `path` (relative to the root, or to a package or folder the text is about) exists. */
@@ -79,5 +82,36 @@ describe.each(docs)("%s", (doc) => {
       }
     }
     expect(broken).toEqual([]);
+  });
+});
+
+describe("examples/orders/buf.workspace.yaml", () => {
+  it("finds options.proto the way README.md's buf.yaml tells a user to", () => {
+    const readme = readFileSync(join(root, "README.md"), "utf8");
+    const module = readme.match(/```yaml file=buf\.yaml\n[\s\S]*?- path: (node_modules\/\S+)/)?.[1];
+    expect(module).toBe("node_modules/@pgmesh/sdk/proto");
+    const workspace = readFileSync(join(root, "examples/orders/buf.workspace.yaml"), "utf8");
+    // The repository's proto/ stands in for the package's copy (sdk/scripts/build.mjs copies it).
+    expect(workspace).toMatch(/- path: proto\n/);
+    expect(workspace).toContain(module);
+    expect(workspace).not.toMatch(/copy that file/);
+  });
+});
+
+describe("the supported Node.js versions", () => {
+  it("are one range, stated alike by both packages' engines and the READMEs", () => {
+    const engines = ["sdk", "broker"].map(
+      (pkg) => JSON.parse(readFileSync(join(root, pkg, "package.json"), "utf8")).engines.node as string,
+    );
+    expect(new Set(engines).size).toBe(1);
+    const lowest = engines[0]?.match(/^>=(\d+\.\d+)$/)?.[1];
+    expect(lowest).toBeDefined();
+    for (const doc of ["README.md", "sdk/README.md"]) {
+      const stated = [...readFileSync(join(root, doc), "utf8").matchAll(/Node\.js (\d+(?:\.\d+)?)/g)].map(
+        (m) => m[1],
+      );
+      expect(stated.length, doc).toBeGreaterThan(0);
+      expect(new Set(stated), doc).toEqual(new Set([lowest]));
+    }
   });
 });
