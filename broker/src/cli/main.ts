@@ -3,7 +3,7 @@ import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import type { ServiceError } from "@grpc/grpc-js";
 import { status } from "@grpc/grpc-js";
-import { PgmeshClient, type SubscriptionPolicy } from "@pgmesh/sdk";
+import { PgmeshClient, type SeekTarget, type SubscriptionPolicy } from "@pgmesh/sdk";
 import { DeadLetterReason, type Subscription } from "@pgmesh/sdk/gen/pgmesh/v1/admin";
 import type { SubscribeResponse } from "@pgmesh/sdk/gen/pgmesh/v1/subscriber";
 import { Command, InvalidArgumentError, Option } from "commander";
@@ -144,7 +144,7 @@ topics
 const subscriptions = program.command("subscriptions").alias("subs").description("manage subscriptions");
 subscriptions
   .command("create <name>")
-  .description("create a subscription; it receives the events published from now on")
+  .description("create a subscription; it receives the events published from now on (or from --start)")
   .requiredOption("-t, --topic <topic>", "the topic to subscribe to")
   .option(
     "--ack-deadline <seconds>",
@@ -160,17 +160,23 @@ subscriptions
   .option("--acked-retention <seconds>", "keep acked deliveries this long (default 0)", parseSeconds)
   .option("--ordered", "deliver events with the same ordering key in order, one at a time")
   .option("--filter <expression>", "only events whose attributes match, e.g. 'attributes.region = \"eu\"'")
+  .option(
+    "--start <where>",
+    "where it starts: now (default), earliest (the oldest retained event), an RFC 3339 time, or a position",
+    parseStart,
+  )
   .action(
     withClient(
       async (
         c,
         name: string,
-        options: PolicyOptions & { topic: string; ordered?: boolean; filter?: string },
+        options: PolicyOptions & { topic: string; ordered?: boolean; filter?: string; start?: SeekTarget },
       ) => {
         const sub = await c.createSubscription(name, options.topic, {
           ...policyOf(options),
           ordering: options.ordered,
           filter: options.filter,
+          ...(options.start === undefined ? {} : { start: options.start }),
         });
         console.log(`created subscription ${sub.name} on topic ${sub.topic}`);
         console.log(describeSubscription(sub));
@@ -214,14 +220,46 @@ subscriptions
   );
 subscriptions
   .command("stats <name>")
-  .description("backlog, in flight, oldest unacked age, dead letters and parked keys, read fresh")
+  .description("backlog, cursor lag, in flight, oldest unacked age, dead letters and parked keys, read fresh")
   .action(
     withClient(async (c, name: string) => {
       const s = await c.subscriptionStats(name);
       console.log(
-        `backlog ${s.backlog}\tin flight ${s.inFlight}\toldest unacked ${s.oldestUnackedAge?.seconds ?? 0}s\tdead letters ${s.deadLetters}\tparked keys ${s.parkedKeys}`,
+        `backlog ${s.backlog}\tcursor lag ${s.cursorLag} (${s.cursorLagAge?.seconds ?? 0}s, at position ${s.cursorPosition})\tin flight ${s.inFlight}\toldest unacked ${s.oldestUnackedAge?.seconds ?? 0}s\tdead letters ${s.deadLetters}\tparked keys ${s.parkedKeys}`,
       );
     }),
+  );
+subscriptions
+  .command("seek <name>")
+  .description(
+    "move a subscription to a time or a position: events before it count as acked, events after it as pending (needs manage)",
+  )
+  .option("--time <time>", "the first event published at or after this time (RFC 3339)", parseTime)
+  .option("--position <position>", "the event at this position and those after it", parseCount)
+  .option("--earliest", "the oldest event the topic retains")
+  .option("--now", "only events published from now on")
+  .action(
+    withClient(
+      async (
+        c,
+        name: string,
+        options: { time?: Date; position?: number; earliest?: boolean; now?: boolean },
+      ) => {
+        const targets: SeekTarget[] = [
+          ...(options.time ? [options.time] : []),
+          ...(options.position ? [{ position: options.position }] : []),
+          ...(options.earliest ? (["earliest"] as const) : []),
+          ...(options.now ? (["now"] as const) : []),
+        ];
+        const [to] = targets;
+        if (targets.length !== 1 || to === undefined)
+          throw new Error("give exactly one of --time, --position, --earliest or --now");
+        const result = await c.seekSubscription(name, to);
+        console.log(
+          `seeked ${name}: delivering from position ${result.position}; ${result.droppedDeliveries} pending or leased deliveries dropped`,
+        );
+      },
+    ),
   );
 subscriptions
   .command("list")
@@ -583,6 +621,15 @@ function parseReason(raw: string): DeadLetterReason {
 function parseTime(raw: string): Date {
   const time = new Date(raw);
   if (Number.isNaN(time.getTime())) throw new InvalidArgumentError(`${raw} is not an RFC 3339 time`);
+  return time;
+}
+
+function parseStart(raw: string): SeekTarget {
+  if (raw === "now" || raw === "earliest") return raw;
+  if (/^[1-9][0-9]*$/.test(raw)) return { position: Number(raw) };
+  const time = new Date(raw);
+  if (Number.isNaN(time.getTime()))
+    throw new InvalidArgumentError(`${raw} is not now, earliest, an RFC 3339 time or a position`);
   return time;
 }
 
