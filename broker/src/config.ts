@@ -96,7 +96,7 @@ export function loadConfig(
 ): Readonly<BrokerConfig> {
   const { values } = parseArgs({ args: argv, options: FLAGS, strict: true, allowPositionals: false });
   const config: BrokerConfig = {
-    databaseUrl: values["database-url"] ?? (env.DATABASE_URL || undefined),
+    databaseUrl: postgresUrl(values["database-url"] ?? (env.DATABASE_URL || undefined)),
     grpcAddress: values["grpc-address"] ?? env.PGMESH_GRPC_ADDRESS ?? "127.0.0.1:50051",
     metricsAddress: values["metrics-address"] ?? env.PGMESH_METRICS_ADDRESS ?? "127.0.0.1:9464",
     dataDir: resolve(values["data-dir"] ?? env.PGMESH_DATA_DIR ?? ".pgmesh"),
@@ -254,6 +254,21 @@ export function certificatePrincipals(raw: string): ReadonlyMap<string, string> 
     map.set(commonName, principal);
   }
   return map;
+}
+
+/** A Postgres URL as postgres.js takes it; anything else is refused here rather than as a driver stack trace. */
+function postgresUrl(raw: string | undefined): string | undefined {
+  if (raw === undefined) return undefined;
+  // The value is not echoed: it may hold a password.
+  const expected = "expected postgres://user:password@host:5432/database";
+  if (!URL.canParse(raw)) throw new Error(`DATABASE_URL (--database-url) is not a URL; ${expected}`);
+  const { protocol } = new URL(raw);
+  if (protocol !== "postgres:" && protocol !== "postgresql:") {
+    throw new Error(
+      `DATABASE_URL (--database-url) is not a Postgres URL (it starts ${protocol}); ${expected}`,
+    );
+  }
+  return raw;
 }
 
 function onOff(name: string, raw: string): boolean {

@@ -4,7 +4,7 @@
 import { startBroker } from "./broker.ts";
 import { loadConfig } from "./config.ts";
 import { createLogger } from "./log.ts";
-import { isDatabaseUnavailable } from "./store/database-errors.ts";
+import { databaseFailure, isDatabaseUnavailable } from "./store/database-errors.ts";
 
 export const START_USAGE =
   "usage: pgmesh start [--database-url <url>] [--grpc-address <host:port>] [--metrics-address <host:port>] " +
@@ -42,7 +42,11 @@ export async function runBroker(argv: string[]): Promise<void> {
   try {
     broker = await startBroker(config, log);
   } catch (error) {
-    log.error("the broker could not start", error);
+    const database = databaseFailure(error, config.databaseUrl);
+    // A database that cannot be reached or refuses the broker is the operator's to fix: one line
+    // saying which and why. Anything else is a bug, and its stack trace helps.
+    if (database) log.error(`the broker could not start: ${database}`);
+    else log.error("the broker could not start", error);
     process.exit(1);
   }
   let signals = 0;

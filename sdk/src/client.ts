@@ -24,8 +24,9 @@ import { Event } from "./gen/pgmesh/v1/event.ts";
 import { PublisherServiceClient, type PublishResult } from "./gen/pgmesh/v1/publisher.ts";
 import { SubscriberServiceClient } from "./gen/pgmesh/v1/subscriber.ts";
 import { PublishCoalescer, type PublishCoalescing } from "./publish-coalescer.ts";
+import type { Handler } from "./received-event.ts";
 import { type RetrySettings, withRetries } from "./retry.ts";
-import { type Handler, type SubscribeOptions, Subscriber } from "./subscriber.ts";
+import { type SubscribeOptions, Subscriber } from "./subscriber.ts";
 
 export interface ConnectOptions {
   /** The `source` of events this client publishes when an event names none (default "pgmesh-sdk"). */
@@ -96,6 +97,11 @@ export interface CallSettings {
 const DEFAULT_CHANNEL_OPTIONS: ChannelOptions = {
   "grpc.initial_reconnect_backoff_ms": 100,
   "grpc.max_reconnect_backoff_ms": 1000,
+  // Ping the broker on a connection with calls open and drop the connection when a ping goes
+  // unanswered: a half-open connection otherwise stays READY for ever, and a stream the heartbeat
+  // monitor reopens would go out on it again. The broker allows a ping every 5 s.
+  "grpc.keepalive_time_ms": 30_000,
+  "grpc.keepalive_timeout_ms": 10_000,
 };
 
 /** A subscription's delivery policy, in seconds; anything left out keeps its default (or current) value. */
@@ -125,8 +131,8 @@ function policyMessage(policy: SubscriptionPolicy) {
       ? {
           initialBackoff: duration(retry.initialBackoffSeconds),
           maxBackoff: duration(retry.maxBackoffSeconds),
-          multiplier: retry.multiplier ?? 0,
-          jitter: retry.jitter ?? 0,
+          multiplier: retry.multiplier,
+          jitter: retry.jitter,
         }
       : undefined,
   };

@@ -4,7 +4,7 @@
 // silently.
 import type { EventType } from "./event-type.ts";
 import { RejectEvent } from "./outcomes.ts";
-import type { Handler, ReceivedEvent } from "./subscriber.ts";
+import type { Dispatch, Handler } from "./received-event.ts";
 
 /** One event type and its handler, for `client.subscribe(subscription, [on(...), on(...)])`. */
 export interface EventHandler<T> {
@@ -16,9 +16,6 @@ export interface EventHandler<T> {
 export function on<T>(type: EventType<T>, handler: Handler<T>): EventHandler<T> {
   return { type, handler };
 }
-
-/** Runs the handler an event (its data still bytes) is meant for. */
-export type Dispatch = (event: ReceivedEvent<Uint8Array>) => Promise<void> | void;
 
 /** Every handler takes its own message type; `any` only erases it for the list. */
 // biome-ignore lint/suspicious/noExplicitAny: a list of handlers of different message types
@@ -45,7 +42,7 @@ export function dispatchByType(
     if (!target) {
       if (unhandled) return unhandled(event);
       const error = new RejectEvent(
-        `no handler for ${typeUrl || "an event without data"} (this subscriber handles ${handled})`,
+        `no handler for ${describeType(event.type, typeUrl)} (this subscriber handles ${handled})`,
       );
       report(error);
       throw error;
@@ -59,6 +56,17 @@ export const dispatchRaw =
   (handler: Handler<Uint8Array>): Dispatch =>
   (event) =>
     handler(event);
+
+/**
+ * The event's type as a person knows it: its envelope type, and the payload's message type when
+ * that says something else (JSON data from the CLI travels as a google.protobuf.Value).
+ */
+function describeType(eventType: string, typeUrl: string): string {
+  const payload = typeUrl.slice(typeUrl.lastIndexOf("/") + 1);
+  if (!eventType) return payload || "an event without data";
+  if (!payload) return `${eventType} (an event without data)`;
+  return payload === eventType ? eventType : `${eventType} (its payload a ${payload})`;
+}
 
 function decode<T>(type: EventType<T>, bytes: Uint8Array): T {
   try {

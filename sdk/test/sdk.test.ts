@@ -78,16 +78,26 @@ describe("several event types on one topic", () => {
     await t.mesh.client.publishEvent(TopicEv, Topic.fromPartial({ name: "t1" }));
     await t.mesh.client.publishEvent(SubscriptionEv, Subscription.fromPartial({ topic: "s1" }));
     await t.mesh.client.publishEvent(Stranger, Topic.fromPartial({ name: "x" }));
+    // JSON data, as the CLI publishes it: the payload is a google.protobuf.Value, the type says what it is.
+    await t.mesh.client.publish("sdk.multi", [
+      {
+        type: "shop.OrderPlaced",
+        data: { typeUrl: "type.googleapis.com/google.protobuf.Value", value: Buffer.alloc(0) },
+      },
+    ]);
     await until(
-      async () => (await t.mesh.client.subscriptionStats("sdk.multi.sub")).deadLetters === 1,
-      "the dead letter",
+      async () => (await t.mesh.client.subscriptionStats("sdk.multi.sub")).deadLetters === 2,
+      "the dead letters",
     );
     expect(seen.sort()).toEqual(["subscription s1", "topic t1"]);
-    const reason =
-      "no handler for type.googleapis.com/pgmesh.v1.Stranger (this subscriber handles pgmesh.v1.Topic, pgmesh.v1.Subscription)";
-    expect(errors.map((e) => (e as Error).message)).toEqual([reason]);
+    const handles = "(this subscriber handles pgmesh.v1.Topic, pgmesh.v1.Subscription)";
+    const reasons = [
+      `no handler for pgmesh.v1.Stranger ${handles}`,
+      `no handler for shop.OrderPlaced (its payload a google.protobuf.Value) ${handles}`,
+    ];
+    expect(errors.map((e) => (e as Error).message).sort()).toEqual(reasons);
     const dead = await t.mesh.client.listDeadLetters({ subscription: "sdk.multi.sub" });
-    expect(dead.deadLetters.map((d) => d.lastError)).toEqual([reason]);
+    expect(dead.deadLetters.map((d) => d.lastError).sort()).toEqual(reasons);
     await sub.close();
   });
 

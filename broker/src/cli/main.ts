@@ -427,37 +427,93 @@ program
     }),
   );
 
-function tail(
+/** Stream errors reconnecting cannot fix (as the SDK's subscriber has them): the subscription is wrong. */
+const FATAL_STREAM_ERRORS = new Set([
+  status.NOT_FOUND,
+  status.INVALID_ARGUMENT,
+  status.FAILED_PRECONDITION,
+  status.PERMISSION_DENIED,
+  status.UNAUTHENTICATED,
+]);
+
+/**
+ * Prints and (unless told not to) acks each event until `max` or Ctrl-C. A stream that breaks (the
+ * broker restarted, the connection dropped) is reopened with jittered backoff, as the SDK's
+ * subscriber does; what it held unacked comes again.
+ */
+async function tail(
   c: PgmeshClient,
   subscription: string,
   max: number | undefined,
   ack: boolean,
   codec: SchemaCodec | undefined,
 ): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const call = c.subscriber.subscribe();
-    let printed = 0;
-    const stop = () => {
+  const progress = { printed: 0, stopping: false, stop: () => {} };
+  const onSigint = () => {
+    progress.stopping = true;
+    progress.stop();
+  };
+  process.once("SIGINT", onSigint);
+  let delayMs = 100;
+  try {
+    for (let first = true; ; first = false) {
+      const outcome = await tailStream(c, subscription, max, ack, codec, progress, !first);
+      if (progress.stopping || (max !== undefined && progress.printed >= max)) return;
+      const error = outcome.error;
+      if (error && FATAL_STREAM_ERRORS.has(error.code)) throw error;
+      if (outcome.opened) delayMs = 100;
+      const why = error ? `${status[error.code] ?? error.code}: ${error.details || error.message}` : "ended";
+      console.error(`the stream to the broker broke (${why}); reconnecting`);
+      await new Promise((resolve) => setTimeout(resolve, Math.random() * delayMs));
+      delayMs = Math.min(1000, delayMs * 2);
+      if (progress.stopping) return;
+    }
+  } finally {
+    process.off("SIGINT", onSigint);
+  }
+}
+
+/** One stream: resolves when it ends, with the error that ended it unless this side ended it. */
+function tailStream(
+  c: PgmeshClient,
+  subscription: string,
+  max: number | undefined,
+  ack: boolean,
+  codec: SchemaCodec | undefined,
+  progress: { printed: number; stopping: boolean; stop: () => void },
+  reconnect: boolean,
+): Promise<{ opened: boolean; error?: ServiceError }> {
+  return new Promise((resolve) => {
+    const metadata = c.metadata();
+    // A reconnect waits for the broker to be back rather than failing at once while it restarts.
+    if (reconnect) metadata.setOptions({ waitForReady: true });
+    const call = c.subscriber.subscribe(metadata);
+    let opened = false;
+    let ending = false;
+    progress.stop = () => {
+      ending = true;
       call.end();
     };
-    process.once("SIGINT", stop);
     call.on("data", (message: SubscribeResponse) => {
       const response = message.response;
+      if (response?.$case === "opened") opened = true;
       if (response?.$case !== "deliveries") return;
       const ackIds: string[] = [];
       for (const delivery of response.value.deliveries) {
-        if (max !== undefined && printed >= max) break;
+        if (max !== undefined && progress.printed >= max) break;
         if (delivery.event)
           console.log(JSON.stringify(eventToJson(delivery.event, delivery.deliveryAttempt, codec)));
         ackIds.push(delivery.ackId);
-        printed++;
+        progress.printed++;
       }
       if (ack && ackIds.length > 0) call.write({ request: { $case: "ack", value: { ackIds } } });
-      if (max !== undefined && printed >= max) stop();
+      if (max !== undefined && progress.printed >= max) progress.stop();
     });
-    call.on("status", (s) => (s.code === status.OK ? resolve() : reject(s)));
-    call.on("error", (error) =>
-      (error as ServiceError).code === status.CANCELLED ? resolve() : reject(error),
+    call.on("status", (s) =>
+      resolve(s.code === status.OK || ending ? { opened } : { opened, error: s as ServiceError }),
+    );
+    call.on("error", (error: ServiceError) =>
+      resolve(error.code === status.CANCELLED || ending ? { opened } : { opened, error }),
     );
     const window = max === undefined ? 100 : Math.min(max, 100);
     call.write({

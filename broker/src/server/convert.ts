@@ -102,7 +102,7 @@ export function wholeSeconds(field: string, duration: Duration | undefined): num
   return Number(duration.seconds);
 }
 
-/** The policy fields a create or update request sets; a 0 multiplier or jitter means "not given". */
+/** The policy fields a create or update request sets; unset ones are undefined (0 is a value). */
 export function policyFromWire(message: {
   ackDeadline?: Duration;
   ackedRetention?: Duration;
@@ -120,8 +120,8 @@ export function policyFromWire(message: {
       ? {
           initialBackoffSeconds: wholeSeconds("retry_policy.initial_backoff", retry.initialBackoff),
           maxBackoffSeconds: wholeSeconds("retry_policy.max_backoff", retry.maxBackoff),
-          multiplier: retry.multiplier || undefined,
-          jitter: retry.jitter || undefined,
+          multiplier: retry.multiplier,
+          jitter: retry.jitter,
         }
       : undefined,
   };

@@ -133,3 +133,23 @@ export function failingFastAsUnavailable<T extends object>(target: T, gate: Data
     },
   });
 }
+
+/**
+ * What went wrong with the database, in one line for an operator (host, port and database, never
+ * the user's password), or undefined when `error` is not the database's doing.
+ */
+export function databaseFailure(error: unknown, url: string | undefined): string | undefined {
+  if (!(error instanceof Error)) return undefined;
+  const target = url === undefined ? "the embedded Postgres" : `the database at ${databaseTarget(url)}`;
+  if (isDatabaseUnavailable(error)) return `${target} cannot be reached: ${error.message}`;
+  const code = (error as { code?: unknown }).code;
+  // Any other SQLSTATE: the server answered and refused (a wrong password, no such database).
+  if (typeof code === "string" && /^[0-9A-Z]{5}$/.test(code)) return `${target} refused: ${error.message}`;
+  return undefined;
+}
+
+function databaseTarget(url: string): string {
+  const parsed = new URL(url);
+  const host = parsed.hostname || parsed.searchParams.get("host") || "localhost";
+  return `${host}:${parsed.port || "5432"}${parsed.pathname === "/" ? "" : parsed.pathname}`;
+}

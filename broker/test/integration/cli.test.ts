@@ -1,13 +1,15 @@
 // The pgmesh CLI as a user runs it (a real process) against a real broker: subscription policy,
 // stats, dead letters and parked keys.
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { beforeAll, describe, expect, it } from "vitest";
-import { useTestBroker } from "../support/broker.ts";
+import { startTestBroker, useTestBroker } from "../support/broker.ts";
+import { freePort } from "../support/free-port.ts";
 import { FROM_SOURCE } from "../support/from-source.ts";
 import { StreamProbe } from "../support/stream-probe.ts";
+import { until } from "../support/until.ts";
 
 const pgmesh = fileURLToPath(new URL("../../bin/pgmesh.js", import.meta.url));
 const run = promisify(execFile);
@@ -76,6 +78,68 @@ describe("pgmesh CLI", { timeout: 120_000 }, () => {
     expect(await cli("subs", "stats", "cli.sub")).toMatch(
       /^backlog 3\tcursor lag 3 \(\d+s, at position \d+\)\tin flight 0\toldest unacked \d+s\tdead letters 0\tparked keys 0\n$/,
     );
+  });
+
+  it("keeps a jitter of 0 as 0, on create and on update, and refuses a multiplier of 0", async () => {
+    await cli("topics", "create", "cli.zero");
+    const created = await cli(
+      "subs",
+      "create",
+      "cli.zero.sub",
+      "--topic",
+      "cli.zero",
+      "--backoff-jitter",
+      "0",
+    );
+    expect(created).toContain("jitter 0\n");
+    await cli("subs", "update", "cli.zero.sub", "--backoff-jitter", "0.5");
+    expect(await cli("subs", "update", "cli.zero.sub", "--backoff-jitter", "0")).toContain("jitter 0\n");
+    // Unset keeps the current value.
+    expect(await cli("subs", "update", "cli.zero.sub", "--backoff-multiplier", "4")).toContain("x4");
+    expect((await t.mesh.client.getSubscription("cli.zero.sub")).retryPolicy?.jitter).toBe(0);
+    expect(await cliFails("subs", "update", "cli.zero.sub", "--backoff-multiplier", "0")).toContain(
+      "retry_policy.multiplier must be from 1 to 10, got 0",
+    );
+  });
+
+  it("tail reconnects when the broker restarts, and goes on printing", async () => {
+    const address = `127.0.0.1:${await freePort()}`;
+    const env = { PGMESH_GRPC_ADDRESS: address };
+    let broker = await startTestBroker(t.db.url, env);
+    try {
+      await broker.client.createTopic("cli.restart");
+      await broker.client.createSubscription("cli.restart.sub", "cli.restart");
+      const child = spawn(process.execPath, [
+        ...FROM_SOURCE,
+        pgmesh,
+        "-a",
+        address,
+        "tail",
+        "cli.restart.sub",
+        "--max",
+        "2",
+      ]);
+      let stdout = "";
+      let stderr = "";
+      child.stdout.on("data", (d) => (stdout += d));
+      child.stderr.on("data", (d) => (stderr += d));
+      const exited = new Promise<number | null>((resolve) => child.on("exit", resolve));
+      const publish = (id: string) =>
+        broker.client.publish("cli.restart", [{ id, source: "cli-test", type: "t" }]);
+      // Pending until the tail's stream opens.
+      await publish("before");
+      await until(() => stdout.includes('"id":"before"'), "the first event printed", 20_000);
+
+      await broker.stop();
+      broker = await startTestBroker(t.db.url, env);
+      await publish("after");
+      expect(await exited).toBe(0);
+      expect(stdout).toContain('"id":"after"');
+      expect(stderr).toContain("the stream to the broker broke (UNAVAILABLE");
+      expect(stderr).toContain("reconnecting");
+    } finally {
+      await broker.stop();
+    }
   });
 
   it("lists, redrives and purges dead letters, and lists and releases parked keys", async () => {

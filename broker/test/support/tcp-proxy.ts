@@ -1,6 +1,8 @@
 // A TCP proxy between a broker and its Postgres, so a test can take the database away and give it
 // back without touching the server other tests share: `refuse` drops every connection and refuses
-// new ones (a stopped server: ECONNREFUSED), `blackhole` accepts and never answers (a partition).
+// new ones (a stopped server: ECONNREFUSED), `blackhole` accepts and never answers (a partition),
+// `stall` leaves the open connections open but forwards nothing more on them (half-open: a peer or
+// middlebox gone without a word) while new connections pass.
 import { connect, createServer, type Server, type Socket } from "node:net";
 
 export type ProxyMode = "pass" | "refuse" | "blackhole";
@@ -8,6 +10,7 @@ export type ProxyMode = "pass" | "refuse" | "blackhole";
 export class TcpProxy {
   mode: ProxyMode = "pass";
   private readonly sockets = new Set<Socket>();
+  private readonly pairs = new Set<{ client: Socket; upstream: Socket }>();
 
   private constructor(
     private server: Server,
@@ -41,6 +44,17 @@ export class TcpProxy {
     if (mode === "refuse") await new Promise((resolve) => this.server.close(resolve));
   }
 
+  /** Stops forwarding on every open connection without closing it; new connections still pass. */
+  stall(): void {
+    for (const { client, upstream } of this.pairs) {
+      client.unpipe(upstream);
+      upstream.unpipe(client);
+      client.pause();
+      upstream.pause();
+    }
+    this.pairs.clear();
+  }
+
   /** Listens again on the same port when it had stopped. */
   async restore(): Promise<void> {
     const refused = this.mode === "refuse";
@@ -61,6 +75,9 @@ export class TcpProxy {
     if (this.mode === "blackhole") return;
     const upstream = connect(this.target.port, this.target.host);
     this.sockets.add(upstream);
+    const pair = { client, upstream };
+    this.pairs.add(pair);
+    client.on("close", () => this.pairs.delete(pair));
     upstream.on("close", () => {
       this.sockets.delete(upstream);
       client.destroy();

@@ -136,10 +136,15 @@ export interface RetryPolicy {
   maxBackoff:
     | Duration
     | undefined;
-  /** 1..10, default 2. */
-  multiplier: number;
-  /** 0..1: the fraction by which a delay may randomly differ, default 0.1. */
-  jitter: number;
+  /** 1..10, default 2. `optional` so that an explicit 0 is refused rather than taken for "unset". */
+  multiplier?:
+    | number
+    | undefined;
+  /**
+   * 0..1: the fraction by which a delay may randomly differ, default 0.1. `optional` because 0 (no
+   * jitter) is a value of its own: unset keeps the default, or in an update the current value.
+   */
+  jitter?: number | undefined;
 }
 
 export interface CreateTopicRequest {
@@ -911,7 +916,7 @@ export const Subscription: MessageFns<Subscription> = {
 };
 
 function createBaseRetryPolicy(): RetryPolicy {
-  return { initialBackoff: undefined, maxBackoff: undefined, multiplier: 0, jitter: 0 };
+  return { initialBackoff: undefined, maxBackoff: undefined, multiplier: undefined, jitter: undefined };
 }
 
 export const RetryPolicy: MessageFns<RetryPolicy> = {
@@ -922,10 +927,10 @@ export const RetryPolicy: MessageFns<RetryPolicy> = {
     if (message.maxBackoff !== undefined) {
       Duration.encode(message.maxBackoff, writer.uint32(18).fork()).join();
     }
-    if (message.multiplier !== 0) {
+    if (message.multiplier !== undefined) {
       writer.uint32(25).double(message.multiplier);
     }
-    if (message.jitter !== 0) {
+    if (message.jitter !== undefined) {
       writer.uint32(33).double(message.jitter);
     }
     return writer;
@@ -1000,8 +1005,8 @@ export const RetryPolicy: MessageFns<RetryPolicy> = {
         : isSet(object.max_backoff)
         ? Duration.fromJSON(object.max_backoff)
         : undefined,
-      multiplier: isSet(object.multiplier) ? globalThis.Number(object.multiplier) : 0,
-      jitter: isSet(object.jitter) ? globalThis.Number(object.jitter) : 0,
+      multiplier: isSet(object.multiplier) ? globalThis.Number(object.multiplier) : undefined,
+      jitter: isSet(object.jitter) ? globalThis.Number(object.jitter) : undefined,
     };
   },
 
@@ -1013,10 +1018,10 @@ export const RetryPolicy: MessageFns<RetryPolicy> = {
     if (message.maxBackoff !== undefined) {
       obj.maxBackoff = Duration.toJSON(message.maxBackoff);
     }
-    if (message.multiplier !== 0) {
+    if (message.multiplier !== undefined) {
       obj.multiplier = floatToJson(message.multiplier);
     }
-    if (message.jitter !== 0) {
+    if (message.jitter !== undefined) {
       obj.jitter = floatToJson(message.jitter);
     }
     return obj;
@@ -1033,8 +1038,8 @@ export const RetryPolicy: MessageFns<RetryPolicy> = {
     message.maxBackoff = (object.maxBackoff !== undefined && object.maxBackoff !== null)
       ? Duration.fromPartial(object.maxBackoff)
       : undefined;
-    message.multiplier = object.multiplier ?? 0;
-    message.jitter = object.jitter ?? 0;
+    message.multiplier = object.multiplier ?? undefined;
+    message.jitter = object.jitter ?? undefined;
     return message;
   },
 };
