@@ -40,9 +40,6 @@ const NOT_IN_REPOSITORY: Record<string, string> = {
   "google/protobuf/timestamp.ts": "what `buf generate` writes in the user's project",
   "pgmesh/v1/options.ts": "what `buf generate` writes in the user's project",
   "google/protobuf/timestamp.proto": "a well-known type that buf brings",
-  // Cited by docs/design/cursor-delivery.md since delivery core v2 but not committed yet: remove this
-  // entry when it is (or when the citation goes).
-  "docs/design/cursor-ordering-measurements.md": "the cursor design's measurements, still to be committed",
 };
 
 /** Whether `path` (relative to the root, or to a package or folder the text is about) exists. */
