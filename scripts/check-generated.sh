@@ -10,9 +10,9 @@ buf generate -o "$out"
 buf build --as-file-descriptor-set -o "$out/pgmesh.binpb"
 buf build node_modules/grpc-health-check/proto --as-file-descriptor-set -o "$out/health.binpb"
 stale=0
-if ! diff -r sdk/src/gen "$out/sdk/src/gen" >/dev/null; then
-  echo "sdk/src/gen is stale: run 'npm run generate' and commit the result" >&2
-  diff -r sdk/src/gen "$out/sdk/src/gen" | head -20 >&2 || true
+if ! diff -r protocol/src/gen "$out/protocol/src/gen" >/dev/null; then
+  echo "protocol/src/gen is stale: run 'npm run generate' and commit the result" >&2
+  diff -r protocol/src/gen "$out/protocol/src/gen" | head -20 >&2 || true
   stale=1
 fi
 for f in pgmesh.binpb health.binpb; do

@@ -3,8 +3,8 @@
 import { execFile, spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { Any } from "@pgmesh/sdk/gen/google/protobuf/any";
-import { Timestamp } from "@pgmesh/sdk/gen/google/protobuf/timestamp";
+import { Any } from "@pgmesh/proto/google/protobuf/any";
+import { Timestamp } from "@pgmesh/proto/google/protobuf/timestamp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestBroker, type TestBroker } from "../../broker/test/support/broker.ts";
 import { TestCertificates } from "../../broker/test/support/certificates.ts";

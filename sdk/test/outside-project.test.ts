@@ -20,7 +20,7 @@ const root = fileURLToPath(new URL("../../", import.meta.url));
 const execFileAsync = promisify(execFile);
 
 /** What a packed tarball may weigh at most (npm pack's `size`), so that growth is a decision. */
-const MAX_PACKED_BYTES = { "@pgmesh/sdk": 120_000, "@pgmesh/broker": 160_000 };
+const MAX_PACKED_BYTES = { "@pgmesh/proto": 100_000, "@pgmesh/sdk": 60_000, "@pgmesh/broker": 160_000 };
 
 interface Packed {
   name: string;
@@ -86,12 +86,24 @@ beforeAll(async () => {
   // prepack builds each package (tsc into dist/).
   const pack = await execFileAsync(
     "npm",
-    ["pack", "-w", "@pgmesh/sdk", "-w", "@pgmesh/broker", "--pack-destination", packs, "--json"],
+    [
+      "pack",
+      "-w",
+      "@pgmesh/proto",
+      "-w",
+      "@pgmesh/sdk",
+      "-w",
+      "@pgmesh/broker",
+      "--pack-destination",
+      packs,
+      "--json",
+    ],
     { cwd: root, env, maxBuffer: 16 * 1024 * 1024 },
   );
   packed = JSON.parse(pack.stdout.slice(pack.stdout.indexOf("[")));
 
-  // The README's install block, with the packed tarballs for the names not yet on the registry.
+  // The README's install block, with the packed tarballs for the names not yet on the registry
+  // (@pgmesh/proto too: both others depend on it).
   const install = shellBlocks[0] ?? "";
   expect(install).toContain("npm install @pgmesh/sdk @pgmesh/broker\n");
   const tarballs = packed.map((p) => `./packs/${p.filename}`).join(" ");
@@ -114,7 +126,7 @@ afterAll(async () => {
 
 describe("the packed packages in a project outside the repository", () => {
   it("ship only what a user needs, within their size budget", () => {
-    expect(packed.map((p) => p.name).sort()).toEqual(["@pgmesh/broker", "@pgmesh/sdk"]);
+    expect(packed.map((p) => p.name).sort()).toEqual(["@pgmesh/broker", "@pgmesh/proto", "@pgmesh/sdk"]);
     for (const p of packed) {
       const paths = p.files.map((f) => f.path);
       expect(paths.filter((path) => /^(src|test|scripts)\/|tsconfig/.test(path))).toEqual([]);
@@ -131,6 +143,19 @@ describe("the packed packages in a project outside the repository", () => {
         "proto/pgmesh/v1/options.proto",
       ]),
     );
+    // The protocol for any language (protoc -I node_modules/@pgmesh/proto/proto) and the generated
+    // TypeScript the other two import, and nothing of the SDK or the broker.
+    const proto = packed.find((p) => p.name === "@pgmesh/proto")?.files.map((f) => f.path);
+    expect(proto).toEqual(
+      expect.arrayContaining(
+        ["admin", "event", "options", "publisher", "subscriber"].flatMap((name) => [
+          `proto/pgmesh/v1/${name}.proto`,
+          `dist/gen/pgmesh/v1/${name}.js`,
+          `dist/gen/pgmesh/v1/${name}.d.ts`,
+        ]),
+      ),
+    );
+    expect(proto?.filter((path) => /client|subscriber\.ts|broker/.test(path))).toEqual([]);
   });
 
   it("generates, compiles with plain tsc and round-trips typed events through an installed broker", async () => {

@@ -1,5 +1,5 @@
 // pgmesh.v1.AdminService on top of the delivery layer's Admin.
-import type { AdminServiceServer } from "@pgmesh/sdk/gen/pgmesh/v1/admin";
+import type { AdminServiceServer } from "@pgmesh/proto/pgmesh/v1/admin";
 import type { Admin, PolicyInput } from "../delivery/admin.ts";
 import { invalidArgument } from "../delivery/errors.ts";
 import type { AccessMethod } from "./access-handler.ts";

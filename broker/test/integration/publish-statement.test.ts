@@ -2,7 +2,7 @@
 // for every queue of a publish group. These tests hold it to pg-boss's own insert, column by
 // column, and check the cached routing list it relies on against subscriptions that come and go.
 
-import { AckStatus } from "@pgmesh/sdk/gen/pgmesh/v1/subscriber";
+import { AckStatus } from "@pgmesh/proto/pgmesh/v1/subscriber";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { useTestBroker } from "../support/broker.ts";

@@ -5,11 +5,11 @@ import {
   AdminServiceService,
   type ListSubscriptionsResponse,
   type ListTopicsResponse,
-} from "@pgmesh/sdk/gen/pgmesh/v1/admin";
-import type { PublishRequest } from "@pgmesh/sdk/gen/pgmesh/v1/publisher";
-import { PublisherServiceService } from "@pgmesh/sdk/gen/pgmesh/v1/publisher";
-import type { SubscribeRequest } from "@pgmesh/sdk/gen/pgmesh/v1/subscriber";
-import { SubscriberServiceService } from "@pgmesh/sdk/gen/pgmesh/v1/subscriber";
+} from "@pgmesh/proto/pgmesh/v1/admin";
+import type { PublishRequest } from "@pgmesh/proto/pgmesh/v1/publisher";
+import { PublisherServiceService } from "@pgmesh/proto/pgmesh/v1/publisher";
+import type { SubscribeRequest } from "@pgmesh/proto/pgmesh/v1/subscriber";
+import { SubscriberServiceService } from "@pgmesh/proto/pgmesh/v1/subscriber";
 import type { Permission } from "../../security/grants.ts";
 
 /** One permission the request needs, on a named resource. */
