@@ -51,7 +51,13 @@ class Client:
 
     def new_channel(self) -> grpc.aio.Channel:
         """A channel of its own: a subscriber that presumes its connection dead replaces it."""
-        options = [("grpc.initial_reconnect_backoff_ms", 100), ("grpc.max_reconnect_backoff_ms", 1000)]
+        options = [
+            ("grpc.initial_reconnect_backoff_ms", 100),
+            ("grpc.max_reconnect_backoff_ms", 1000),
+            # gRPC shares connections between channels to one address by default; a replacement
+            # channel would then inherit the very connection it replaces.
+            ("grpc.use_local_subchannel_pool", 1),
+        ]
         options += self._channel_options
         root, key, chain = self._tls
         if root is None and chain is None:
