@@ -14,6 +14,7 @@ export default defineConfig({
       "sdk/test/**/*.test.ts",
       "examples/**/*.test.ts",
       "deploy/**/*.test.ts",
+      "python/**/*.test.ts",
     ],
     // The fault suite has its own command (npm run test:faults, vitest.faults.config.ts).
     exclude: ["**/node_modules/**", "broker/test/faults/**"],
