@@ -8,6 +8,7 @@ import { Admin } from "./delivery/admin.ts";
 import { DeliveryService } from "./delivery/delivery-service.ts";
 import { OutboxRelay } from "./delivery/outbox-relay.ts";
 import { Publisher } from "./delivery/publishing.ts";
+import { SubscriptionFilters } from "./delivery/subscription-filters.ts";
 import { waitAtMost } from "./delivery/wait-at-most.ts";
 import type { Logger } from "./log.ts";
 import { GaugeRefresher } from "./metrics/gauges.ts";
@@ -104,7 +105,9 @@ export async function startBroker(config: Readonly<BrokerConfig>, log: Logger): 
   const rawEvents = new PostgresEventStore(sql, brokerId);
   const events = failingFastAsUnavailable(rawEvents, gate);
   const catalog = failingFastAsUnavailable(new PostgresCatalogStore(sql, queue), gate);
+  const filters = new SubscriptionFilters();
   const deliveries = new DeliveryService(failingFastAsUnavailable(queue, gate), events, {
+    accepts: (subscription, event) => filters.accepts(subscription, event),
     pollIntervalMs: config.pollIntervalMs,
     sweepIntervalMs: config.superviseIntervalSeconds * 1000,
     observer: metrics,
@@ -113,13 +116,9 @@ export async function startBroker(config: Readonly<BrokerConfig>, log: Logger): 
   });
   const publisher = new Publisher(
     events,
-    (subscriptions, dueAtMs) => {
-      deliveries.wake(subscriptions);
-      if (dueAtMs) deliveries.wakeAt(subscriptions, dueAtMs);
-    },
+    (topics) => deliveries.wakeTopics(topics),
     metrics,
     (topic) => catalog.getTopicSchema(topic),
-    deliveries,
   );
   let server: GrpcServer | undefined;
   const deadLetters = failingFastAsUnavailable(new PostgresDeadLetterStore(sql, queue), gate);
@@ -131,13 +130,12 @@ export async function startBroker(config: Readonly<BrokerConfig>, log: Logger): 
     (topic) => publisher.forgetSchema(topic),
   );
   const bus = new PostgresWakeupBus(sql, brokerId);
-  await bus.listen((subscriptions) => deliveries.wake(subscriptions));
+  await bus.listen((topics, kind) => deliveries.wakeTopics(topics, kind === "jobs" ? "work" : "events"));
   await bus.listenForTopicSchemaChanges((topic) => publisher.forgetSchema(topic));
   // Every broker, the changing one included, ends its streams on a deleted subscription and takes
   // an updated policy into use.
   await bus.listenForSubscriptionChanges((change) => {
     if (change.kind === "deleted") {
-      rawEvents.catalog.forgetSubscription(change.queue);
       server?.subscriptionDeleted(change);
       return;
     }
@@ -200,8 +198,7 @@ export async function startBroker(config: Readonly<BrokerConfig>, log: Logger): 
     new PostgresOutboxStore(sql, rawEvents),
     (bytes) => envelopeFromWire(Event.decode(bytes)),
     (topic, event) => publisher.checkSchema(topic, [event]),
-    (subscription, event) => publisher.accepts(subscription, event),
-    (subscriptions) => deliveries.wake(subscriptions),
+    (topics) => deliveries.wakeTopics(topics),
     (error) => log.error("relaying the outbox", error),
     (count) => log.warn(`outbox: ${count} event(s) could not be published; see pgmesh.outbox_failures`),
   );

@@ -12,6 +12,7 @@ import {
   AdminServiceClient,
   CreateSubscriptionRequest,
   DeadLetterFilter,
+  type StartPosition,
   Subscription,
   type Topic,
 } from "@pgmesh/proto/pgmesh/v1/admin";
@@ -218,15 +219,16 @@ export class PgmeshClient {
   async createSubscription(
     name: string,
     topic: string,
-    options: SubscriptionPolicy & { ordering?: boolean; filter?: string } = {},
+    options: SubscriptionPolicy & { ordering?: boolean; filter?: string; start?: SeekTarget } = {},
     settings?: CallSettings,
   ): Promise<Subscription> {
-    const { ordering, filter, ...policy } = options;
+    const { ordering, filter, start, ...policy } = options;
     const request = CreateSubscriptionRequest.fromPartial({
       name,
       topic,
       ordering,
       filter,
+      ...(start === undefined ? {} : { start: startPosition(start) }),
       ...policyMessage(policy),
     });
     return required(
@@ -307,6 +309,25 @@ export class PgmeshClient {
 
   async deleteSubscription(name: string, settings?: CallSettings): Promise<void> {
     await this.call(this.admin, this.admin.deleteSubscription, { name }, settings);
+  }
+
+  /**
+   * Moves a subscription to a time, a position, the oldest retained event or now: events before it
+   * count as acked, events after it as pending; deliveries leased before the seek answer STALE.
+   * Needs `manage` on the subscription. Refused (FAILED_PRECONDITION) before the oldest event the
+   * topic retains.
+   */
+  async seekSubscription(
+    name: string,
+    to: SeekTarget,
+    settings?: CallSettings,
+  ): Promise<{ position: number; droppedDeliveries: number }> {
+    return this.call(
+      this.admin,
+      this.admin.seekSubscription,
+      { subscription: name, to: startPosition(to) },
+      settings,
+    );
   }
 
   /**
@@ -535,4 +556,14 @@ function cancelled(): ServiceError {
 function required<T>(value: T | undefined): T {
   if (value === undefined) throw new Error("the broker sent an empty response");
   return value;
+}
+
+/** Where a subscription starts or a seek goes: a time, a position, or "earliest" / "now". */
+export type SeekTarget = Date | { position: number } | "earliest" | "now";
+
+function startPosition(to: SeekTarget): StartPosition {
+  if (to === "now") return { at: { $case: "now", value: {} } };
+  if (to === "earliest") return { at: { $case: "earliest", value: {} } };
+  if (to instanceof Date) return { at: { $case: "time", value: to } };
+  return { at: { $case: "position", value: to.position } };
 }

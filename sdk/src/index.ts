@@ -24,6 +24,7 @@ export {
   PgmeshClient,
   type PublishHooks,
   type PublishOutcome,
+  type SeekTarget,
   type SubscriptionPolicy,
 } from "./client.ts";
 export { type AnyEventHandler, type EventHandler, on } from "./event-handlers.ts";

@@ -22,8 +22,11 @@ import { installPythonPackage, missingPython, type PythonEnvironment } from "../
 const root = fileURLToPath(new URL("../../", import.meta.url));
 const execFileAsync = promisify(execFile);
 
-/** What a packed tarball may weigh at most (npm pack's `size`), so that growth is a decision. */
-const MAX_PACKED_BYTES = { "@pgmesh/proto": 100_000, "@pgmesh/sdk": 60_000, "@pgmesh/broker": 160_000 };
+/**
+ * What a packed tarball may weigh at most (npm pack's `size`), so that growth is a decision. The
+ * broker's grew from under 160,000 to 163,000 with delivery core v2 (cursors, seek, its migration).
+ */
+const MAX_PACKED_BYTES = { "@pgmesh/proto": 100_000, "@pgmesh/sdk": 60_000, "@pgmesh/broker": 170_000 };
 
 interface Packed {
   name: string;
@@ -237,7 +240,7 @@ describe("the packed packages in a project outside the repository", () => {
     const pgmesh = (...args: string[]) => inProject("npx", ["pgmesh", ...args], address);
     // Both were acked: nothing left in flight or waiting.
     expect((await pgmesh("subscriptions", "stats", "shop.orders.audit")).stdout).toMatch(
-      /^backlog 0\tin flight 0\t/,
+      /^backlog 0\tcursor lag 0 \(0s, at position \d+\)\tin flight 0\t/,
     );
   }, 180_000);
 
@@ -271,7 +274,7 @@ describe("the packed packages in a project outside the repository", () => {
       const stats = await inProject("npx", ["pgmesh", "subscriptions", "stats", "shop.orders.audit-py"], {
         PGMESH_ADDRESS: brokerAddress,
       });
-      expect(stats.stdout).toMatch(/^backlog 0\tin flight 0\t/);
+      expect(stats.stdout).toMatch(/^backlog 0\tcursor lag 0 .*\tin flight 0\t/);
     },
     180_000,
   );

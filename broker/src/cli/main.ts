@@ -5,7 +5,7 @@ import type { ServiceError } from "@grpc/grpc-js";
 import { status } from "@grpc/grpc-js";
 import { DeadLetterReason, type Subscription } from "@pgmesh/proto/pgmesh/v1/admin";
 import type { SubscribeResponse } from "@pgmesh/proto/pgmesh/v1/subscriber";
-import { PgmeshClient, type SubscriptionPolicy } from "@pgmesh/sdk";
+import { PgmeshClient, type SeekTarget, type SubscriptionPolicy } from "@pgmesh/sdk";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { addAccessCommands, connectOptions } from "./access-commands.ts";
 import { DEFAULT_PORT, withDefaultPort } from "./address.ts";
@@ -214,14 +214,46 @@ subscriptions
   );
 subscriptions
   .command("stats <name>")
-  .description("backlog, in flight, oldest unacked age, dead letters and parked keys, read fresh")
+  .description("backlog, cursor lag, in flight, oldest unacked age, dead letters and parked keys, read fresh")
   .action(
     withClient(async (c, name: string) => {
       const s = await c.subscriptionStats(name);
       console.log(
-        `backlog ${s.backlog}\tin flight ${s.inFlight}\toldest unacked ${s.oldestUnackedAge?.seconds ?? 0}s\tdead letters ${s.deadLetters}\tparked keys ${s.parkedKeys}`,
+        `backlog ${s.backlog}\tcursor lag ${s.cursorLag} (${s.cursorLagAge?.seconds ?? 0}s, at position ${s.cursorPosition})\tin flight ${s.inFlight}\toldest unacked ${s.oldestUnackedAge?.seconds ?? 0}s\tdead letters ${s.deadLetters}\tparked keys ${s.parkedKeys}`,
       );
     }),
+  );
+subscriptions
+  .command("seek <name>")
+  .description(
+    "move a subscription to a time or a position: events before it count as acked, events after it as pending (needs manage)",
+  )
+  .option("--time <time>", "the first event published at or after this time (RFC 3339)", parseTime)
+  .option("--position <position>", "the event at this position and those after it", parseCount)
+  .option("--earliest", "the oldest event the topic retains")
+  .option("--now", "only events published from now on")
+  .action(
+    withClient(
+      async (
+        c,
+        name: string,
+        options: { time?: Date; position?: number; earliest?: boolean; now?: boolean },
+      ) => {
+        const targets: SeekTarget[] = [
+          ...(options.time ? [options.time] : []),
+          ...(options.position ? [{ position: options.position }] : []),
+          ...(options.earliest ? (["earliest"] as const) : []),
+          ...(options.now ? (["now"] as const) : []),
+        ];
+        const [to] = targets;
+        if (targets.length !== 1 || to === undefined)
+          throw new Error("give exactly one of --time, --position, --earliest or --now");
+        const result = await c.seekSubscription(name, to);
+        console.log(
+          `seeked ${name}: delivering from position ${result.position}; ${result.droppedDeliveries} pending or leased deliveries dropped`,
+        );
+      },
+    ),
   );
 subscriptions
   .command("list")

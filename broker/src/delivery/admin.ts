@@ -9,6 +9,8 @@ import type {
   Page,
   ParkedKey,
   RetryPolicy,
+  SeekResult,
+  StartPosition,
   Subscription,
   SubscriptionStats,
   Topic,
@@ -66,12 +68,21 @@ export const DEFAULT_POLICY: DeliveryPolicy = {
   retryPolicy: DEFAULT_RETRY_POLICY,
 };
 
+/** Refuses a start position no seek could honour (a position must be a positive integer). */
+function checkStart(field: string, start: StartPosition): StartPosition {
+  if (start.kind === "position" && !/^[1-9][0-9]{0,18}$/.test(start.position))
+    throw invalidArgument(`${field}.position must be a position of 1 or more, got ${start.position}`);
+  if (start.kind === "time" && Number.isNaN(start.time.getTime()))
+    throw invalidArgument(`${field}.time is not a valid time`);
+  return start;
+}
+
 export class Admin {
   constructor(
     private readonly catalog: CatalogStore,
     private readonly deadLetters: DeadLetterStore,
     private readonly onPolicyChanged: (subscription: Subscription) => void,
-    private readonly onRedriven: (subscription: Subscription) => void,
+    private readonly onDeliveriesChanged: (subscription: Subscription) => void,
     private readonly onSchemaChanged: (topic: string) => void = () => {},
   ) {}
 
@@ -128,7 +139,13 @@ export class Admin {
   }
 
   createSubscription(
-    input: { name: string; topic: string; ordering?: boolean; filter?: string } & PolicyInput,
+    input: {
+      name: string;
+      topic: string;
+      ordering?: boolean;
+      filter?: string;
+      start?: StartPosition;
+    } & PolicyInput,
   ): Promise<Subscription> {
     const policy = mergePolicy(DEFAULT_POLICY, input);
     const filter = (input.filter ?? "").trim();
@@ -138,8 +155,23 @@ export class Admin {
       topic: assertName("topic", input.topic),
       ordering: input.ordering ?? false,
       filter,
+      start: checkStart("start", input.start ?? { kind: "now" }),
       ...policy,
     });
+  }
+
+  /**
+   * Moves the subscription to a time or a position (Pub/Sub's seek, JetStream's deliver policies,
+   * Kafka's offsets for times): events before it count as acked, those after as pending, and
+   * deliveries leased before it answer STALE when settled. Streams on every broker get the events
+   * from the new position (the dispatchers are woken here; other brokers at their next poll).
+   */
+  async seekSubscription(name: string, to: StartPosition | undefined): Promise<SeekResult> {
+    if (!to) throw invalidArgument("to is required: a time, a position, earliest or now");
+    const sub = await this.getSubscription(name);
+    const result = await this.catalog.seekSubscription(sub, checkStart("to", to));
+    this.onDeliveriesChanged(sub);
+    return result;
   }
 
   async getSubscription(name: string): Promise<Subscription> {
@@ -200,7 +232,7 @@ export class Admin {
   async redriveDeadLetters(selection: DeadLetterSelection): Promise<number> {
     const sub = await this.getSubscription(checkSelection(selection).subscription);
     const count = await this.deadLetters.redrive(sub, selection);
-    if (count > 0) this.onRedriven(sub);
+    if (count > 0) this.onDeliveriesChanged(sub);
     return count;
   }
 
@@ -208,7 +240,7 @@ export class Admin {
     const sub = await this.getSubscription(checkSelection(selection).subscription);
     const purged = await this.deadLetters.purge(sub, selection);
     // Purging a parked key's dead letter releases the key.
-    if (purged > 0 && sub.ordering) this.onRedriven(sub);
+    if (purged > 0 && sub.ordering) this.onDeliveriesChanged(sub);
     return purged;
   }
 
@@ -225,7 +257,7 @@ export class Admin {
       );
     if (keys.length === 0) throw invalidArgument("name at least one ordering key to release");
     const released = await this.catalog.releaseParkedKeys(sub, keys);
-    if (released > 0) this.onRedriven(sub);
+    if (released > 0) this.onDeliveriesChanged(sub);
     return released;
   }
 }

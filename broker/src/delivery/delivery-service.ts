@@ -3,9 +3,9 @@
 // per subscription that has streams here.
 import { Consumer, type DeliverySink, type SettleStatus, type Window } from "./consumer.ts";
 import { MeshError } from "./errors.ts";
-import type { FailureOutcome, Lease, Subscription } from "./model.ts";
+import type { FailureOutcome, Lease, StoredEvent, Subscription } from "./model.ts";
 import type { DeliveryObserver } from "./observer.ts";
-import type { DeliveryQueue, EventStore, Handoff, HandoffReservation } from "./ports.ts";
+import type { DeliveryQueue, EventStore } from "./ports.ts";
 import { failureOutcome } from "./retry-policy.ts";
 import { checkExtendSeconds, checkNackDelay, checkReason } from "./settle-checks.ts";
 import { releaseLeases, SubscriptionDispatcher, type WakeCause } from "./subscription-dispatcher.ts";
@@ -20,6 +20,8 @@ export interface DeliveryServiceOptions {
   /** Reads a subscription's current policy (for lapsed leases of streams on other brokers). */
   loadSubscription: (name: string) => Promise<Subscription | undefined>;
   onError: (error: unknown, context: string) => void;
+  /** Whether a subscription's filter takes an event (run when leasing from its cursor). */
+  accepts: (subscription: Subscription, event: StoredEvent) => boolean;
   /** How long settles go on through a database outage at least (default 60 s); for tests. */
   settleOutageRetryMs?: number;
   /** How long sweeps wait after this broker last saw the database unavailable (default 3 s). */
@@ -55,7 +57,7 @@ const SETTLE_OUTAGE_RETRY_MS = 60_000;
  */
 const SWEEP_GRACE_AFTER_OUTAGE_MS = 3_000;
 
-export class DeliveryService implements Handoff {
+export class DeliveryService {
   private readonly dispatchers = new Map<string, SubscriptionDispatcher>();
   private readonly consumers = new Set<Consumer>();
   private timers: NodeJS.Timeout[] = [];
@@ -96,13 +98,12 @@ export class DeliveryService implements Handoff {
     this.consumers.add(consumer);
     let dispatcher = this.dispatchers.get(subscription.name);
     if (!dispatcher || dispatcher.subscription.queue !== subscription.queue) {
-      dispatcher = new SubscriptionDispatcher(
-        subscription,
-        this.queue,
-        this.events,
-        this.options.observer,
-        (error, sub) => this.options.onError(error, `dispatching ${sub.name}`),
-      );
+      dispatcher = new SubscriptionDispatcher(subscription, this.queue, this.events, {
+        observer: this.options.observer,
+        onError: (error, sub) => this.options.onError(error, `dispatching ${sub.name}`),
+        accepts: this.options.accepts,
+        wakeAt: (name, atMs) => this.wakeAt([name], atMs),
+      });
       this.dispatchers.set(subscription.name, dispatcher);
     }
     dispatcher.consumers.add(consumer);
@@ -280,14 +281,16 @@ export class DeliveryService implements Handoff {
   }
 
   /**
-   * Lease at publish: window of this broker's streams on the subscription that a publish about to
-   * commit may lease in its own statement (see SubscriptionDispatcher.reserve); none while draining.
+   * Wakes the dispatchers of these topics' subscriptions ("*" for all) that have streams here:
+   * "events" after a publish, "work" when jobs were queued too (a redrive, a missed NOTIFY).
    */
-  reserve(subscription: Subscription, wanted: number): HandoffReservation | undefined {
-    if (this.isDraining) return undefined;
-    const dispatcher = this.dispatchers.get(subscription.name);
-    if (!dispatcher || dispatcher.subscription.queue !== subscription.queue) return undefined;
-    return dispatcher.reserve(wanted);
+  wakeTopics(topics: string[], cause: WakeCause = "events"): void {
+    if (this.isDraining) return;
+    const all = topics.includes("*");
+    const wanted = new Set(topics);
+    for (const dispatcher of this.dispatchers.values()) {
+      if (all || wanted.has(dispatcher.subscription.topic)) dispatcher.wake(cause);
+    }
   }
 
   /**

@@ -70,6 +70,19 @@ export interface PublishOutcome {
   duplicate: boolean;
 }
 
+/** A delivery a lease from the cursor writes: leased at once, or a job with a schedule of its own. */
+export interface ScheduledDelivery {
+  seq: string;
+  /** Leased now (in flight, first attempt); otherwise waiting in the queue for its time or key. */
+  leased: boolean;
+  /** When it falls due (a delayed event); now when left out. */
+  startAfter?: Date | undefined;
+  /** A time-ordered id (ordered subscriptions: a key's jobs go in seq order). */
+  id?: string | undefined;
+  /** The ordering key (ordered subscriptions). */
+  key?: string | undefined;
+}
+
 /** One delivery attempt of one event to one subscription, as the queue hands it out. */
 export interface Lease {
   jobId: string;
@@ -103,8 +116,30 @@ export interface DeadLetterSelection {
   eventType?: string;
 }
 
+/** Where a subscription starts reading its topic, or where a seek moves it. */
+export type StartPosition =
+  | { kind: "now" }
+  | { kind: "earliest" }
+  | { kind: "time"; time: Date }
+  /** The event at this seq and those after it. */
+  | { kind: "position"; position: string };
+
+export interface SeekResult {
+  /** The first position the subscription now delivers from. */
+  position: string;
+  /** Deliveries pending or leased before the seek, dropped by it. */
+  dropped: number;
+}
+
 export interface SubscriptionStats {
+  /** Events after the cursor (counted up to a cap) plus deliveries waiting in the queue. */
   backlog: number;
+  /** Events of the topic the cursor has not passed (counted up to a cap; the filter not applied). */
+  cursorLag: number;
+  /** Age of the oldest event the cursor has not passed; 0 at the head. */
+  cursorLagAgeSeconds: number;
+  /** The cursor: the seq of the last event leased, scheduled or skipped. */
+  cursorPosition: string;
   inFlight: number;
   oldestUnackedAgeSeconds: number;
   deadLetters: number;

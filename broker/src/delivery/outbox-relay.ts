@@ -3,7 +3,7 @@
 // is validated like a Publish (topic schema included); one that fails is set aside with the reason
 // (pgmesh.outbox_failures).
 import { invalidArgument } from "./errors.ts";
-import type { EventEnvelope, Subscription } from "./model.ts";
+import type { EventEnvelope } from "./model.ts";
 import type { OutboxStore } from "./ports.ts";
 import { normaliseEvent } from "./publishing.ts";
 
@@ -20,8 +20,8 @@ export class OutboxRelay {
     private readonly decode: (bytes: Uint8Array) => EventEnvelope,
     /** Refuses (with a MeshError) an event the topic's schema does not take. */
     private readonly checkSchema: (topic: string, event: EventEnvelope) => Promise<void>,
-    private readonly accepts: (subscription: Subscription, event: EventEnvelope) => boolean,
-    private readonly onPublished: (subscriptions: string[]) => void,
+    /** Called with the topics the relay stored events on. */
+    private readonly onPublished: (topics: string[]) => void,
     private readonly onError: (error: unknown) => void,
     private readonly onFailed: (count: number) => void,
   ) {}
@@ -66,12 +66,10 @@ export class OutboxRelay {
       do {
         this.again = false;
         for (;;) {
-          const { taken, failed, subscriptions } = await this.outbox.relay(
-            BATCH,
-            (bytes, topic) => this.prepare(bytes, topic),
-            this.accepts,
+          const { taken, failed, topics } = await this.outbox.relay(BATCH, (bytes, topic) =>
+            this.prepare(bytes, topic),
           );
-          if (subscriptions.length > 0) this.onPublished(subscriptions);
+          if (topics.length > 0) this.onPublished(topics);
           if (failed > 0) this.onFailed(failed);
           if (taken < BATCH || this.stopped) break;
         }

@@ -10,6 +10,9 @@ import type {
   Page,
   ParkedKey,
   PublishOutcome,
+  ScheduledDelivery,
+  SeekResult,
+  StartPosition,
   StoredEvent,
   Subscription,
   SubscriptionStats,
@@ -29,8 +32,20 @@ export interface CatalogStore {
   /** Fails with failed_precondition while subscriptions exist. */
   deleteTopic(name: string): Promise<boolean>;
   createSubscription(
-    sub: { name: string; topic: string; ordering: boolean; filter: string } & DeliveryPolicy,
+    sub: {
+      name: string;
+      topic: string;
+      ordering: boolean;
+      filter: string;
+      start: StartPosition;
+    } & DeliveryPolicy,
   ): Promise<Subscription>;
+  /**
+   * Moves the subscription's cursor (events before the position count as acked, those after as
+   * pending) and drops its pending and leased deliveries. Fails with failed_precondition before
+   * the oldest retained event.
+   */
+  seekSubscription(subscription: Subscription, to: StartPosition): Promise<SeekResult>;
   getSubscription(name: string): Promise<Subscription | undefined>;
   /** Replaces the policy; applies to deliveries already queued too. */
   updateSubscription(name: string, policy: DeliveryPolicy): Promise<Subscription | undefined>;
@@ -50,35 +65,11 @@ export interface DeadLetterStore {
 
 export interface EventStore {
   /**
-   * Stores the events and queues one delivery per (event, subscription of the topic) in one
-   * transaction. Returns the subscriptions that got new deliveries, for wake-ups.
+   * Stores the events in one transaction (a repeat of a stored idempotency key is a duplicate and
+   * stores nothing). Subscriptions lease them from their cursors; nothing is routed at publish.
    */
-  publish(
-    topic: string,
-    events: EventEnvelope[],
-    accepts: (subscription: Subscription, event: EventEnvelope) => boolean,
-    /** This broker's streams, which may take deliveries leased in the publish itself. */
-    handoff?: Handoff,
-  ): Promise<{ outcomes: PublishOutcome[]; subscriptions: string[] }>;
+  publish(topic: string, events: EventEnvelope[]): Promise<{ outcomes: PublishOutcome[]; stored: number }>;
   loadEvents(seqs: string[]): Promise<Map<string, StoredEvent>>;
-}
-
-/**
- * Lease at publish: a publish asks this broker's streams on a subscription for window before its
- * statement; the deliveries it reserved are inserted already leased and handed over after commit.
- */
-export interface Handoff {
-  /** Window for up to `wanted` deliveries of the subscription, or undefined (none here, or behind). */
-  reserve(subscription: Subscription, wanted: number): HandoffReservation | undefined;
-}
-
-export interface HandoffReservation {
-  readonly count: number;
-  /**
-   * Called once, after the publish committed (or failed: with no deliveries): the deliveries its
-   * statement leased for this reservation, at most `count`, leased no earlier than `leasedAt`.
-   */
-  complete(deliveries: { lease: Lease; event: StoredEvent }[], leasedAt: number): void;
 }
 
 export interface OutboxStore {
@@ -90,16 +81,34 @@ export interface OutboxStore {
     limit: number,
     /** The event to publish, or a MeshError saying why the row is set aside. */
     prepare: (bytes: Uint8Array, topic: string) => Promise<EventEnvelope>,
-    accepts: (subscription: Subscription, event: EventEnvelope) => boolean,
-  ): Promise<{ taken: number; failed: number; subscriptions: string[] }>;
+  ): Promise<{ taken: number; failed: number; topics: string[] }>;
   /** Calls back when an application committed outbox events (and after a reconnect). */
   listen(onWake: () => void): Promise<void>;
 }
 
 export interface DeliveryQueue {
-  /** Leases up to `limit` deliveries of a subscription; never blocks. */
+  /** Leases up to `limit` deliveries of a subscription's queue (retries, delayed, ordered); never blocks. */
   lease(queue: string, limit: number): Promise<Lease[]>;
-  /** Of these queues, the ones holding a delivery a lease would take now: one statement for all. */
+  /**
+   * The subscription's cursor and up to `limit` events of its topic after it; undefined when the
+   * subscription is gone.
+   */
+  readCursor(queue: string, limit: number): Promise<{ position: string; events: StoredEvent[] } | undefined>;
+  /**
+   * Moves the cursor from `from` to `to` and writes the deliveries, in one transaction. Returns the
+   * job ids of those leased, by event seq; undefined (nothing written) when the cursor was no
+   * longer at `from` (another broker leased, or a seek moved it).
+   */
+  advanceCursor(
+    queue: string,
+    from: string,
+    to: string,
+    deliveries: ScheduledDelivery[],
+  ): Promise<Map<string, string> | undefined>;
+  /**
+   * Of these queues, the ones holding a delivery a lease would take now, or whose cursor is behind
+   * its topic: one statement for all.
+   */
   queuesWithWork(queues: string[]): Promise<Set<string>>;
   /**
    * Settles deliveries as done; returns the job ids it settled (others were stale). With an acked
@@ -123,8 +132,11 @@ export interface DeliveryQueue {
 }
 
 export interface WakeupBus {
-  /** Calls back when another broker's publish committed new deliveries for these subscriptions. */
-  listen(onWake: (subscriptions: string[]) => void): Promise<void>;
+  /**
+   * Calls back when another broker's publish committed new events on these topics, or a redrive
+   * queued deliveries; ["*"] when any may have been missed (a reconnect).
+   */
+  listen(onWake: (topics: string[], kind: "events" | "jobs") => void): Promise<void>;
   /** Calls back when any broker (this one too) updated or deleted a subscription. */
   listenForSubscriptionChanges(
     onChange: (change: { name: string; queue: string; kind: "updated" | "deleted" }) => void,

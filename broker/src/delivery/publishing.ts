@@ -1,14 +1,12 @@
 // The publish use case: validate a batch, store it (store/ makes it one transaction), then wake
-// this broker's dispatchers for the subscriptions that got deliveries (those its streams took
-// straight from the publish, leased in its statement, need no wake-up).
+// this broker's dispatchers of the topic (they lease the new events from their cursors).
 import { randomUUID } from "node:crypto";
 import { invalidArgument } from "./errors.ts";
 import { eventBytes } from "./event-size.ts";
-import { type Filter, MATCH_ALL, matchesFilter, parseFilter } from "./filter.ts";
-import type { EventEnvelope, PublishOutcome, Subscription, TopicSchema } from "./model.ts";
+import type { EventEnvelope, PublishOutcome, TopicSchema } from "./model.ts";
 import { assertName } from "./names.ts";
 import type { DeliveryObserver } from "./observer.ts";
-import type { EventStore, Handoff } from "./ports.ts";
+import type { EventStore } from "./ports.ts";
 import { type CompiledSchema, compileSchema } from "./schema.ts";
 
 export const PUBLISH_LIMITS = {
@@ -28,8 +26,6 @@ export const PUBLISH_LIMITS = {
 const ATTRIBUTE_NAME = /^[a-z0-9][a-z0-9_-]{0,63}$/;
 
 export class Publisher {
-  // Parsed filters by their text: subscriptions are few and their filters never change.
-  private readonly filters = new Map<string, Filter>();
   // Compiled schemas by topic (undefined: the topic has none), kept until a change is announced
   // (forgetSchema, from the NOTIFY every schema change sends), so a publish costs no query for it.
   private readonly schemas = new Map<string, CompiledSchema | undefined>();
@@ -40,12 +36,10 @@ export class Publisher {
 
   constructor(
     private readonly events: EventStore,
-    /** `dueAtMs`: when the earliest delayed event of the publish falls due, if it has any. */
-    private readonly onPublished: (subscriptions: string[], dueAtMs?: number) => void,
+    /** Called with the topic after a publish stored events. */
+    private readonly onPublished: (topics: string[]) => void,
     private readonly observer: DeliveryObserver,
     private readonly loadSchema: (topic: string) => Promise<TopicSchema | undefined>,
-    /** This broker's streams, which take a publish's deliveries straight from it when they keep up. */
-    private readonly handoff?: Handoff,
   ) {}
 
   async publish(topic: string, batch: EventEnvelope[]): Promise<PublishOutcome[]> {
@@ -59,14 +53,8 @@ export class Publisher {
     const started = performance.now();
     const normalised = batch.map((event, index) => normaliseEvent(event, index));
     await this.checkSchema(topic, normalised);
-    const { outcomes, subscriptions } = await this.events.publish(
-      topic,
-      normalised,
-      (sub, event) => this.accepts(sub, event),
-      this.handoff,
-    );
-    if (subscriptions.length > 0) this.onPublished(subscriptions, earliestDue(normalised));
-    const stored = outcomes.filter((o) => !o.duplicate).length;
+    const { outcomes, stored } = await this.events.publish(topic, normalised);
+    if (stored > 0) this.onPublished([topic]);
     this.observer.published(topic, stored, (performance.now() - started) / 1000);
     return outcomes;
   }
@@ -118,30 +106,6 @@ export class Publisher {
       this.schemaLoads.delete(topic);
     }
   }
-
-  /** Whether a subscription's filter lets an event through. */
-  accepts(subscription: Subscription, event: EventEnvelope): boolean {
-    return matchesFilter(this.filterOf(subscription.filter), event.attributes);
-  }
-
-  private filterOf(text: string): Filter {
-    if (!text) return MATCH_ALL;
-    let filter = this.filters.get(text);
-    if (!filter) {
-      filter = parseFilter(text);
-      this.filters.set(text, filter);
-    }
-    return filter;
-  }
-}
-
-/** When the earliest event delayed by `deliver_after` falls due; undefined if none is delayed. */
-function earliestDue(events: EventEnvelope[]): number | undefined {
-  const now = Date.now();
-  const due = events.flatMap((e) =>
-    e.deliverAfter && e.deliverAfter.getTime() > now ? [e.deliverAfter.getTime()] : [],
-  );
-  return due.length > 0 ? Math.min(...due) : undefined;
 }
 
 /** Validates one event and fills the defaults (id, type). Throws invalid_argument naming the field. */

@@ -1,18 +1,23 @@
-// Moves one subscription's pending deliveries onto this broker's streams for it. It leases only
-// as many as the streams have free window, so a stream never holds more unsettled deliveries
-// than its consumer allowed. It runs when woken (publish, settle, new stream, NOTIFY, fallback poll)
-// and drains until the queue is empty or every window is full.
+// Moves one subscription's deliveries onto this broker's streams for it. It leases only as many
+// as the streams have free window, so a stream never holds more unsettled deliveries than its
+// consumer allowed. It runs when woken (publish, settle, new stream, NOTIFY, fallback poll) and
+// drains both of its sources until they are empty or every window is full:
+//   - the cursor: the topic's events after the subscription's cursor, leased in seq order (one
+//     read, then one statement that moves the cursor and writes the jobs: cursor-routing.ts);
+//   - the queue: pg-boss jobs that have a schedule of their own (retries, delayed events, an
+//     ordered key's later events, redrives, leases put back).
+// Each source's state is explicit: "drained" when its last read came back short and no work was
+// announced for it since (a freed window then costs no read), else "maybe_more".
 // Byte windows: how many events fit is only known once they are loaded, so the dispatcher leases
 // by the largest event of its last batch; events that then find no room wait here, leased, and
 // go out first when room frees (they are not charged an attempt for it).
-// Lease at publish: while its last lease came back short (its streams keep up), a publish may
-// reserve free window here; its statement then inserts those jobs already leased, and
-// after the commit they come straight here from the publish, with no fetch and no event load.
+import { v7 as uuidv7 } from "uuid";
 import type { Consumer, OutboundDelivery } from "./consumer.ts";
+import { planCursorLease } from "./cursor-routing.ts";
 import { eventBytes } from "./event-size.ts";
 import type { FailureOutcome, Lease, StoredEvent, Subscription } from "./model.ts";
 import type { DeliveryObserver } from "./observer.ts";
-import type { DeliveryQueue, EventStore, HandoffReservation } from "./ports.ts";
+import type { DeliveryQueue, EventStore } from "./ports.ts";
 import { PUBLISH_LIMITS } from "./publishing.ts";
 
 const MAX_BATCH = 500;
@@ -27,33 +32,36 @@ export interface Ready {
 }
 
 /**
- * Why a dispatcher is woken. "work": the queue may hold deliveries it has not seen (a publish, a
- * NOTIFY, a delivery put back, a retry falling due, the fallback poll). "room": a stream's window
- * freed (an ack), which only matters if the queue was left with more than the windows took.
+ * Why a dispatcher is woken. "events": new events on the topic (a publish, a NOTIFY). "work": its
+ * queue may hold jobs it has not seen too (a delivery put back, a retry falling due, a redrive,
+ * the fallback poll). "room": a stream's window freed (an ack), which only matters if a source
+ * was left with more than the windows took.
  */
-export type WakeCause = "work" | "room";
+export type WakeCause = "events" | "work" | "room";
+
+type SourceState = "drained" | "maybe_more";
+
+export interface DispatcherHooks {
+  observer: DeliveryObserver;
+  onError: (error: unknown, subscription: Subscription) => void;
+  /** Whether the subscription's filter takes the event. */
+  accepts: (subscription: Subscription, event: StoredEvent) => boolean;
+  /** A delayed event was scheduled: wake the dispatcher when it falls due. */
+  wakeAt: (subscription: string, atMs: number) => void;
+}
 
 export class SubscriptionDispatcher {
   readonly consumers = new Set<Consumer>();
   /** The dispatch pass in progress, if any. */
   private current: Promise<void> | undefined;
   private wokenWhileRunning = false;
-  /**
-   * What the dispatcher knows of its queue: "drained" when its last lease came back short and no
-   * work was announced since (an ack then has nothing to fetch for), else "maybe_more".
-   */
-  private queueState: "drained" | "maybe_more" = "maybe_more";
-  /** Counts "work" wakes, so a lease that started before one does not mark the queue drained. */
-  private workAnnounced = 0;
-  /**
-   * How the last lease came back: "full" (the queue had at least what was asked: a backlog, which
-   * publishes must not overtake), "short" (it had less), or "none" before the first.
-   */
-  private lastLease: "none" | "short" | "full" = "none";
-  /** Window slots promised to publishes in flight; fetches leave them free. */
-  private reserved = 0;
-  /** Window taken by the lease in flight and its deliveries not yet handed out. */
-  private leasing = 0;
+  /** What the dispatcher knows of each source (see the header). */
+  private readonly sources: { cursor: SourceState; queue: SourceState } = {
+    cursor: "maybe_more",
+    queue: "maybe_more",
+  };
+  /** Counts wakes per source, so a read that started before one does not mark it drained. */
+  private readonly announced = { cursor: 0, queue: 0 };
   private rotation = 0;
   /** Leased deliveries no stream had room for yet (byte windows); handed out before new ones. */
   private waiting: Ready[] = [];
@@ -65,8 +73,7 @@ export class SubscriptionDispatcher {
     public subscription: Subscription,
     private readonly queue: DeliveryQueue,
     private readonly events: EventStore,
-    private readonly observer: DeliveryObserver,
-    private readonly onError: (error: unknown, subscription: Subscription) => void,
+    private readonly hooks: DispatcherHooks,
   ) {}
 
   get free(): number {
@@ -81,11 +88,15 @@ export class SubscriptionDispatcher {
   }
 
   wake(cause: WakeCause = "work"): void {
-    if (cause === "work") {
-      this.queueState = "maybe_more";
-      this.workAnnounced++;
-    } else if (this.queueState === "drained" && this.waiting.length === 0) {
-      // Room freed, but the queue had nothing left when last asked: no fetch to make.
+    if (cause === "events" || cause === "work") this.announce("cursor");
+    if (cause === "work") this.announce("queue");
+    if (
+      cause === "room" &&
+      this.sources.cursor === "drained" &&
+      this.sources.queue === "drained" &&
+      this.waiting.length === 0
+    ) {
+      // Room freed, but neither source had anything left when last asked: nothing to read.
       return;
     }
     if (this.current) {
@@ -97,40 +108,9 @@ export class SubscriptionDispatcher {
     });
   }
 
-  /**
-   * Promises up to `wanted` window slots to a publish about to commit, so that its deliveries can
-   * be leased in its own statement and come straight here. Only while nothing waits here and the
-   * last lease came back short: a backlog is never overtaken. Work announced since (another
-   * publish's jobs, a retry) may be overtaken by a few milliseconds, which an unordered
-   * subscription allows; the fetch it started takes its share of the window, and should it come
-   * back full, publishes stop reserving until the queue is drained. (Requiring an idle dispatcher
-   * and no work announced fed itself at 1,000 single publishes/s: each publish that missed queued
-   * work that made the next one miss; 18 % of publish statements did, each costing a fetch and a
-   * load.)
-   */
-  reserve(wanted: number): HandoffReservation | undefined {
-    if (this.lastLease !== "short" || this.waiting.length > 0) return undefined;
-    const count = Math.min(wanted, this.capacity() - this.reserved - this.leasing);
-    if (count <= 0) return undefined;
-    this.reserved += count;
-    let completed = false;
-    return {
-      count,
-      complete: (deliveries, leasedAt) => {
-        if (completed) return;
-        completed = true;
-        this.reserved -= count;
-        const ready = deliveries.map(({ lease, event }) => ({
-          lease,
-          event,
-          bytes: eventBytes(event),
-          leasedAt,
-        }));
-        if (ready.length === 0) return;
-        this.typicalEventBytes = Math.max(...ready.map((r) => r.bytes));
-        this.hand(ready).catch((error: unknown) => this.onError(error, this.subscription));
-      },
-    };
+  private announce(source: "cursor" | "queue"): void {
+    this.sources[source] = "maybe_more";
+    this.announced[source]++;
   }
 
   /** Resolves when no dispatch pass is in progress. */
@@ -145,7 +125,7 @@ export class SubscriptionDispatcher {
         await this.dispatchUntilDrained();
       } while (this.wokenWhileRunning);
     } catch (error) {
-      this.onError(error, this.subscription);
+      this.hooks.onError(error, this.subscription);
     }
   }
 
@@ -166,41 +146,84 @@ export class SubscriptionDispatcher {
         await this.hand([]);
         if (this.waiting.length > 0) return;
       }
-      const wanted = this.fetchSize();
-      if (wanted === 0) return;
-      const leasedAt = Date.now();
-      const announcedBefore = this.workAnnounced;
-      let drained: boolean;
-      try {
-        this.leasing = wanted;
-        const asked = performance.now();
-        const leases = await this.queue.lease(this.subscription.queue, wanted);
-        this.observer.fetched(this.subscription.name, (performance.now() - asked) / 1000);
-        drained = leases.length < wanted;
-        this.lastLease = drained ? "short" : "full";
-        if (drained && this.workAnnounced === announcedBefore) this.queueState = "drained";
-        this.leasing = leases.length;
-        if (leases.length > 0) await this.hand(await this.load(leases, leasedAt));
-      } finally {
-        this.leasing = 0;
+      // The queue first: what it holds (retries, put-back leases) is older than the cursor's events.
+      let more = false;
+      if (this.sources.queue === "maybe_more") {
+        const room = Math.min(this.capacity(), MAX_BATCH);
+        if (room === 0) return;
+        more = await this.leaseFromQueue(room);
       }
-      if (drained) return;
+      if (this.sources.cursor === "maybe_more") {
+        const room = Math.min(this.capacity(), MAX_BATCH);
+        if (room === 0) return;
+        more = (await this.leaseFromCursor(room)) || more;
+      }
+      if (!more) return;
     }
   }
 
+  /** Leases due jobs from the queue; true when it came back full (there may be more). */
+  private async leaseFromQueue(wanted: number): Promise<boolean> {
+    const leasedAt = Date.now();
+    const announcedBefore = this.announced.queue;
+    const asked = performance.now();
+    const leases = await this.queue.lease(this.subscription.queue, wanted);
+    this.hooks.observer.fetched(this.subscription.name, (performance.now() - asked) / 1000);
+    const drained = leases.length < wanted;
+    if (drained && this.announced.queue === announcedBefore) this.sources.queue = "drained";
+    if (leases.length > 0) await this.hand(await this.load(leases, leasedAt));
+    return !drained;
+  }
+
   /**
-   * As many as the streams have room for, less what publishes have reserved; at most a batch.
-   * While the streams keep up (the last lease came back short), half the room at most: the other
-   * half stays free for publishes to lease into while this fetch is in flight. Taking it all made
-   * every publish miss for as long as a fetch took, and each miss queued work for the next fetch:
-   * with 100 subscriptions of 10 streams (bench (d)) fetches shared their group commit 100 at a
-   * time, took 300 ms, and a third of the events waited that long. A fetch that comes back with all
-   * it asked for marks a backlog, and the next one asks for the whole room.
+   * Leases from the cursor: reads the events after it, decides each (cursor-routing.ts), and moves
+   * the cursor writing the jobs in one statement. True when there may be more after it.
    */
-  private fetchSize(): number {
-    const room = this.capacity() - this.reserved;
-    const wanted = this.lastLease === "short" ? Math.ceil(room / 2) : room;
-    return Math.max(0, Math.min(wanted, MAX_BATCH));
+  private async leaseFromCursor(room: number): Promise<boolean> {
+    const sub = this.subscription;
+    const announcedBefore = this.announced.cursor;
+    const asked = performance.now();
+    // A filter may skip most events: read a whole batch then, not just what the window takes.
+    const limit = sub.filter ? MAX_BATCH : room;
+    const read = await this.queue.readCursor(sub.queue, limit);
+    const markDrained = () => {
+      if (this.announced.cursor === announcedBefore) this.sources.cursor = "drained";
+    };
+    if (!read || read.events.length === 0) {
+      markDrained();
+      return false;
+    }
+    const now = Date.now();
+    const plan = planCursorLease(sub, read.events, room, now, this.hooks.accepts, uuidv7);
+    if (!plan) return false;
+    const leasedAt = Date.now();
+    const jobIds = await this.queue.advanceCursor(sub.queue, read.position, plan.to, plan.deliveries);
+    this.hooks.observer.fetched(sub.name, (performance.now() - asked) / 1000);
+    // Another broker moved the cursor first (or a seek did): read again from where it is now.
+    if (!jobIds) return true;
+    if (plan.dueNow > 0) this.announce("queue");
+    if (plan.earliestDueMs !== undefined) this.hooks.wakeAt(sub.name, plan.earliestDueMs);
+    const ready: Ready[] = [];
+    for (const event of plan.leased) {
+      const jobId = jobIds.get(event.seq);
+      // Never missing (the statement inserted a job for each); if it were, the event is not handed
+      // out here, and nothing else holds it.
+      if (!jobId) continue;
+      ready.push({
+        lease: { jobId, retryCount: 0, eventSeq: event.seq, publishedAt: event.publishedAt },
+        event,
+        bytes: eventBytes(event),
+        leasedAt,
+      });
+    }
+    if (ready.length > 0) {
+      this.typicalEventBytes = Math.max(...ready.map((r) => r.bytes));
+      await this.hand(ready);
+    }
+    const lastRead = read.events.at(-1)?.seq;
+    const full = read.events.length === limit || plan.to !== lastRead;
+    if (!full) markDrained();
+    return full;
   }
 
   /** What the streams have room for: by free window, and by free bytes over the typical size. */
@@ -266,7 +289,7 @@ export class SubscriptionDispatcher {
         exhausted.map((lease) => ({ lease, deadLetter: "max_attempts" as const, error: "lease expired" })),
       );
       const dead = exhausted.filter((lease) => settled.has(lease.jobId)).length;
-      if (dead > 0) this.observer.deadLettered(sub.name, "max_attempts", dead);
+      if (dead > 0) this.hooks.observer.deadLettered(sub.name, "max_attempts", dead);
     }
     // An event row can only be missing if it was removed by hand; there is nothing to deliver.
     if (missing.length > 0) await this.queue.complete(this.subscription, missing);
@@ -291,7 +314,7 @@ export class SubscriptionDispatcher {
         const { lease, event, bytes, leasedAt } = ready[next++] as Ready;
         const attempt = lease.retryCount + 1;
         batch.push({ ackId: consumer.hold(lease, bytes, leasedAt), attempt, event });
-        this.observer.delivered(this.subscription.name, attempt);
+        this.hooks.observer.delivered(this.subscription.name, attempt);
       }
       if (batch.length > 0) consumer.sink.deliver(batch);
     }

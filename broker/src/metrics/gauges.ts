@@ -8,6 +8,8 @@ export interface GaugeSource {
     {
       subscription: string;
       backlog: number;
+      cursorLag: number;
+      cursorLagAgeSeconds: number;
       inFlight: number;
       oldestAgeSeconds: number;
       deadLetters: number;
@@ -52,11 +54,21 @@ export class GaugeRefresher {
         this.source.connections(),
       ]);
       const m = this.metrics;
-      for (const gauge of [m.backlog, m.inFlight, m.oldestUnackedAge, m.deadLetters, m.postgresConnections])
+      for (const gauge of [
+        m.backlog,
+        m.cursorLag,
+        m.cursorLagAge,
+        m.inFlight,
+        m.oldestUnackedAge,
+        m.deadLetters,
+        m.postgresConnections,
+      ])
         gauge.reset();
       for (const row of rows) {
         const labels = { subscription: row.subscription };
         m.backlog.set(labels, row.backlog);
+        m.cursorLag.set(labels, row.cursorLag);
+        m.cursorLagAge.set(labels, row.cursorLagAgeSeconds);
         m.inFlight.set(labels, row.inFlight);
         m.oldestUnackedAge.set(labels, row.oldestAgeSeconds);
         m.deadLetters.set(labels, row.deadLetters);

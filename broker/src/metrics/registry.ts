@@ -20,6 +20,8 @@ export class BrokerMetrics implements DeliveryObserver {
   private readonly consumersConnected: Gauge<"subscription">;
   private readonly grpcRequests: Counter<"method" | "code">;
   readonly backlog: Gauge<"subscription">;
+  readonly cursorLag: Gauge<"subscription">;
+  readonly cursorLagAge: Gauge<"subscription">;
   readonly inFlight: Gauge<"subscription">;
   readonly oldestUnackedAge: Gauge<"subscription">;
   readonly deadLetters: Gauge<"subscription">;
@@ -94,7 +96,19 @@ export class BrokerMetrics implements DeliveryObserver {
     });
     this.backlog = new Gauge({
       name: "pgmesh_backlog",
-      help: "Deliveries waiting (pending, retrying or delayed), per subscription.",
+      help: "Deliveries waiting (events after the cursor, and jobs pending, retrying or delayed), per subscription.",
+      labelNames: ["subscription"],
+      registers,
+    });
+    this.cursorLag = new Gauge({
+      name: "pgmesh_cursor_lag",
+      help: "Events of the topic the subscription's cursor has not passed yet (counted up to 100,000), per subscription.",
+      labelNames: ["subscription"],
+      registers,
+    });
+    this.cursorLagAge = new Gauge({
+      name: "pgmesh_cursor_lag_age_seconds",
+      help: "Age of the oldest event the subscription's cursor has not passed (0 at the head), per subscription.",
       labelNames: ["subscription"],
       registers,
     });

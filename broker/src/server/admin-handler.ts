@@ -9,6 +9,7 @@ import {
   schemaToWire,
   seconds,
   selectionFromWire,
+  startFromWire,
   subscriptionToWire,
   topicToWire,
   wholeSeconds,
@@ -75,9 +76,14 @@ export function adminHandlers(
         topic: req.topic,
         ordering: req.ordering,
         filter: req.filter,
+        start: startFromWire(req.start),
         ...policyFromWire(req),
       });
       return { subscription: subscriptionToWire(sub) };
+    }),
+    seekSubscription: rpc("SeekSubscription", async (req) => {
+      const result = await admin.seekSubscription(req.subscription, startFromWire(req.to));
+      return { position: Number(result.position), droppedDeliveries: result.dropped };
     }),
     getSubscription: rpc("GetSubscription", async (req) => ({
       subscription: subscriptionToWire(await admin.getSubscription(req.name)),
@@ -119,6 +125,9 @@ export function adminHandlers(
         oldestUnackedAge: seconds(stats.oldestUnackedAgeSeconds),
         deadLetters: stats.deadLetters,
         parkedKeys: stats.parkedKeys,
+        cursorLag: stats.cursorLag,
+        cursorLagAge: seconds(stats.cursorLagAgeSeconds),
+        cursorPosition: Number(stats.cursorPosition),
       };
     }),
     listSubscriptions: rpc("ListSubscriptions", async (req) => {

@@ -6,6 +6,7 @@ import {
   type DeadLetter as DeadLetterMessage,
   DeadLetterReason as DeadLetterReasonMessage,
   type RetryPolicy as RetryPolicyMessage,
+  type StartPosition as StartPositionMessage,
   type Subscription as SubscriptionMessage,
   type Topic as TopicMessage,
   type TopicSchema as TopicSchemaMessage,
@@ -18,6 +19,7 @@ import type {
   DeadLetterReason,
   DeadLetterSelection,
   EventEnvelope,
+  StartPosition,
   StoredEvent,
   Subscription,
   Topic,
@@ -155,4 +157,20 @@ export function selectionFromWire(ids: string[], filter: DeadLetterFilter | unde
     before: filter?.before,
     eventType: filter?.eventType || undefined,
   };
+}
+
+/** A start position or seek target from the wire; undefined when none is given. */
+export function startFromWire(start: StartPositionMessage | undefined): StartPosition | undefined {
+  const at = start?.at;
+  if (!at) return undefined;
+  switch (at.$case) {
+    case "now":
+      return { kind: "now" };
+    case "earliest":
+      return { kind: "earliest" };
+    case "time":
+      return { kind: "time", time: at.value };
+    case "position":
+      return { kind: "position", position: String(at.value) };
+  }
 }

@@ -1,19 +1,22 @@
-// Topics and subscriptions in Postgres. A subscription owns a pg-boss queue, created before its
-// row is visible to publishers and dropped after its row is gone, so a publish never fans out to
-// a queue that does not exist.
+// Topics and subscriptions in Postgres. A subscription owns a pg-boss queue (its deliveries with a
+// schedule of their own), created before its row exists and dropped after its row is gone, and a
+// cursor over its topic's events (its backlog not yet leased), created with its row.
 import { randomBytes } from "node:crypto";
 import { MeshError, notFound } from "../delivery/errors.ts";
 import type {
   DeliveryPolicy,
   Page,
   ParkedKey,
+  SeekResult,
+  StartPosition,
   Subscription,
   SubscriptionStats,
   Topic,
   TopicSchema,
 } from "../delivery/model.ts";
 import type { CatalogStore } from "../delivery/ports.ts";
-import { type Sql, transaction } from "./database.ts";
+import { type Sql, type TransactionSql, transaction } from "./database.ts";
+import * as cursors from "./queries/cursors.ts";
 import { countOpenDeadLetters, deadLetterIdsOfParkedJobs, detachParkedJobs } from "./queries/dead-letters.ts";
 import { applyPolicyToQueuedJobs, queueCounts, releaseParked, selectParked } from "./queries/jobs.ts";
 import * as subscriptions from "./queries/subscriptions.ts";
@@ -70,7 +73,13 @@ export class PostgresCatalogStore implements CatalogStore {
   }
 
   async createSubscription(
-    sub: { name: string; topic: string; ordering: boolean; filter: string } & DeliveryPolicy,
+    sub: {
+      name: string;
+      topic: string;
+      ordering: boolean;
+      filter: string;
+      start: StartPosition;
+    } & DeliveryPolicy,
   ): Promise<Subscription> {
     if (await subscriptions.selectSubscription(this.sql, sub.name)) {
       throw new MeshError("already_exists", `subscription ${sub.name} already exists`);
@@ -92,7 +101,10 @@ export class PostgresCatalogStore implements CatalogStore {
       const row = await transaction(this.sql, async (tx) => {
         if (!(await topics.lockTopicShared(tx, sub.topic)))
           throw notFound(`topic ${sub.topic} does not exist`);
-        return subscriptions.insertSubscription(tx, { ...sub, queue });
+        const row = await subscriptions.insertSubscription(tx, { ...sub, queue });
+        if (row)
+          await cursors.insertCursor(tx, queue, sub.topic, await cursorBefore(tx, sub.topic, sub.start));
+        return row;
       });
       if (!row) throw new MeshError("already_exists", `subscription ${sub.name} already exists`);
       return row;
@@ -127,13 +139,25 @@ export class PostgresCatalogStore implements CatalogStore {
     return updated;
   }
 
+  async seekSubscription(subscription: Subscription, to: StartPosition): Promise<SeekResult> {
+    return transaction(this.sql, async (tx) => {
+      const position = await cursorBefore(tx, subscription.topic, to);
+      const dropped = await cursors.seekCursor(tx, subscription.queue, position);
+      return { position: (BigInt(position) + 1n).toString(), dropped };
+    });
+  }
+
   async stats(subscription: Subscription): Promise<SubscriptionStats> {
     const counts = await queueCounts(this.sql, subscription.queue);
     const deadLetters = await countOpenDeadLetters(this.sql, subscription.name);
+    const lag = await cursors.selectCursorLag(this.sql, subscription.queue, LAG_COUNT_CAP);
     return {
-      backlog: counts.backlog,
+      backlog: counts.backlog + lag.events,
+      cursorLag: lag.events,
+      cursorLagAgeSeconds: lag.oldestAgeSeconds,
+      cursorPosition: lag.position,
       inFlight: counts.inFlight,
-      oldestUnackedAgeSeconds: counts.oldestAgeSeconds,
+      oldestUnackedAgeSeconds: Math.max(counts.oldestAgeSeconds, lag.oldestAgeSeconds),
       deadLetters,
       parkedKeys: counts.parked,
     };
@@ -183,6 +207,39 @@ export class PostgresCatalogStore implements CatalogStore {
     await this.queue.deleteQueue(row.queue);
     return true;
   }
+}
+
+/** Cursor lags are counted up to this many events (an index range count; past it, "at least"). */
+const LAG_COUNT_CAP = 1_000_000;
+
+/**
+ * The cursor position for a start: the seq just before the first event to deliver. Refuses a
+ * position or time before the oldest event retention kept (its events are gone).
+ */
+async function cursorBefore(tx: TransactionSql, topic: string, start: StartPosition): Promise<string> {
+  const head = await cursors.selectTopicHead(tx, topic);
+  if (start.kind === "now") return head;
+  const retainedFrom = await topics.selectRetainedFrom(tx, topic);
+  const tail = await cursors.selectTopicTail(tx, topic);
+  const refuse = () => {
+    const oldest = tail
+      ? `position ${tail.seq}, published at ${tail.publishedAt.toISOString()}`
+      : `position ${retainedFrom} (the topic holds no event now)`;
+    return new MeshError(
+      "failed_precondition",
+      `topic ${topic} no longer retains events before its oldest retained event (${oldest}); seek to it or later`,
+    );
+  };
+  if (start.kind === "earliest") return tail ? (BigInt(tail.seq) - 1n).toString() : head;
+  if (start.kind === "position") {
+    const position = BigInt(start.position);
+    if (retainedFrom !== "0" && position < BigInt(retainedFrom)) throw refuse();
+    if (position < 1n) throw new MeshError("invalid_argument", "a position is 1 or more");
+    return (position - 1n).toString();
+  }
+  if (retainedFrom !== "0" && tail && start.time < tail.publishedAt) throw refuse();
+  const first = await cursors.selectFirstAtOrAfter(tx, topic, start.time);
+  return first === undefined ? head : (BigInt(first) - 1n).toString();
 }
 
 function pageOf<T>(rows: T[], pageSize: number, key: (row: T) => string): Page<T> {

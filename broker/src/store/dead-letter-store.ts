@@ -60,7 +60,7 @@ export class PostgresDeadLetterStore implements DeadLetterStore {
       );
       if (jobs.length > 0) {
         // Brokers with streams on the subscription deliver them now (this one included).
-        await tx`SELECT pg_notify(${WAKEUP_CHANNEL}, ${wakeupPayload("redrive", [subscription.name])})`;
+        await tx`SELECT pg_notify(${WAKEUP_CHANNEL}, ${wakeupPayload("redrive", [subscription.topic], "jobs")})`;
       }
       return jobs.length;
     });

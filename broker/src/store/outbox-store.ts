@@ -2,7 +2,7 @@
 // the normal publish path, deleting them in the same transaction, so each is published exactly
 // once. One broker relays at a time (an advisory lock), which keeps the outbox's order.
 import { MeshError } from "../delivery/errors.ts";
-import type { EventEnvelope, Subscription } from "../delivery/model.ts";
+import type { EventEnvelope } from "../delivery/model.ts";
 import type { OutboxStore } from "../delivery/ports.ts";
 import { type Sql, transaction } from "./database.ts";
 import type { PostgresEventStore } from "./event-store.ts";
@@ -20,11 +20,10 @@ export class PostgresOutboxStore implements OutboxStore {
   async relay(
     limit: number,
     prepare: (bytes: Uint8Array, topic: string) => Promise<EventEnvelope>,
-    accepts: (subscription: Subscription, event: EventEnvelope) => boolean,
-  ): Promise<{ taken: number; failed: number; subscriptions: string[] }> {
+  ): Promise<{ taken: number; failed: number; topics: string[] }> {
     return transaction(this.sql, async (tx) => {
       const [lock] = await tx`SELECT pg_try_advisory_xact_lock(${RELAY_LOCK}) AS taken`;
-      if (!lock?.taken) return { taken: 0, failed: 0, subscriptions: [] };
+      if (!lock?.taken) return { taken: 0, failed: 0, topics: [] };
       const rows = (
         await tx`
           DELETE FROM pgmesh.outbox WHERE seq IN (SELECT seq FROM pgmesh.outbox ORDER BY seq LIMIT ${limit})
@@ -54,8 +53,8 @@ export class PostgresOutboxStore implements OutboxStore {
           }
         }
         if (good.length > 0) {
-          const { subscriptions } = await this.events.publishIn(tx, topic, good, accepts);
-          for (const name of subscriptions) woken.add(name);
+          const { stored } = await this.events.publishIn(tx, topic, good);
+          if (stored > 0) woken.add(topic);
         }
         for (const b of bad) {
           await tx`INSERT INTO pgmesh.outbox_failures (seq, topic, event, error)
@@ -63,7 +62,7 @@ export class PostgresOutboxStore implements OutboxStore {
         }
         failed += bad.length;
       }
-      return { taken: rows.length, failed, subscriptions: [...woken] };
+      return { taken: rows.length, failed, topics: [...woken] };
     });
   }
 

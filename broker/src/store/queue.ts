@@ -4,7 +4,7 @@
 // pgmesh's own rows (failures, dead letters, events) change together or not at all.
 // See docs/architecture.md for the driver measurement.
 import { PgBoss, type Db as PgBossDb } from "pg-boss";
-import type { FailureOutcome, Lease, Subscription } from "../delivery/model.ts";
+import type { FailureOutcome, Lease, ScheduledDelivery, Subscription } from "../delivery/model.ts";
 import type { DeliveryQueue } from "../delivery/ports.ts";
 import {
   type DatabaseTimeouts,
@@ -15,6 +15,7 @@ import {
   withSessionLock,
 } from "./database.ts";
 import { GroupCommit, type GroupResult } from "./group-commit.ts";
+import { advanceCursor, type CursorRead, selectAfterCursor, selectQueuesBehind } from "./queries/cursors.ts";
 import { forgetFailures, insertDeadLetters, recordFailures } from "./queries/failures.ts";
 import {
   extendLeases,
@@ -189,8 +190,30 @@ export class JobQueue implements DeliveryQueue {
     return this.fetches.submit({ queue, limit }, limit);
   }
 
+  readCursor(queue: string, limit: number): Promise<CursorRead | undefined> {
+    return selectAfterCursor(this.sql, queue, limit);
+  }
+
+  advanceCursor(
+    queue: string,
+    from: string,
+    to: string,
+    deliveries: ScheduledDelivery[],
+  ): Promise<Map<string, string> | undefined> {
+    return advanceCursor(this.sql, queue, from, to, deliveries);
+  }
+
+  /** Queues with a job due now or a cursor behind its topic. */
   async queuesWithWork(queues: string[]): Promise<Set<string>> {
     if (queues.length === 0) return new Set();
+    const [due, behind] = await Promise.all([
+      selectQueuesWithDueJobs(this.sql, queues),
+      selectQueuesBehind(this.sql, queues),
+    ]);
+    return new Set([...due, ...behind]);
+  }
+
+  private async queuesWithDueJobs(queues: string[]): Promise<Set<string>> {
     return new Set(await selectQueuesWithDueJobs(this.sql, queues));
   }
 
@@ -204,7 +227,7 @@ export class JobQueue implements DeliveryQueue {
    * fetch; a delivery that lands after it asked is announced by its publish's wake-up as usual.
    */
   private async fetchGroup(items: { queue: string; limit: number }[]): Promise<GroupResult<Lease[]>[]> {
-    const due = items.length > 1 ? await this.queuesWithWork(items.map((i) => i.queue)) : undefined;
+    const due = items.length > 1 ? await this.queuesWithDueJobs(items.map((i) => i.queue)) : undefined;
     const wanted = due ? items.filter((item) => due.has(item.queue)) : items;
     const fetchAll = (db: PgBossDb) =>
       Promise.all(

@@ -1,6 +1,6 @@
-// Cross-broker signals over LISTEN/NOTIFY. A publish (or a redrive) sends one notification per
-// transaction naming the subscriptions that got deliveries; every broker wakes its dispatchers for
-// them (the publishing broker wakes its own directly and ignores its echo). Updating or deleting a
+// Cross-broker signals over LISTEN/NOTIFY. A publish sends one notification per transaction naming
+// its topics, and a redrive one naming the subscription's topic with "jobs"; every broker wakes its
+// dispatchers of those topics (the publishing broker wakes its own directly and ignores its echo). Updating or deleting a
 // subscription sends one too, so every broker takes the new policy into use or ends its streams,
 // and so does a change to a topic's schema, so every broker drops the schema it compiled.
 import type { WakeupBus } from "../delivery/ports.ts";
@@ -11,13 +11,19 @@ export const SUBSCRIPTION_CHANNEL = "pgmesh_subscription_changed";
 /** Sent by a trigger on pgmesh.topic_schemas (migration 0033) with the topic's name. */
 export const TOPIC_SCHEMA_CHANNEL = "pgmesh_topic_schema_changed";
 
-// Postgres caps a notification payload at 8000 bytes; past that we name no subscription, which
-// the listener reads as "wake them all".
+// Postgres caps a notification payload at 8000 bytes; past that we name no topic, which the
+// listener reads as "wake them all".
 const MAX_PAYLOAD = 7900;
 
-export function wakeupPayload(senderId: string, subscriptions: string[]): string {
-  const payload = `${senderId}|${subscriptions.join(",")}`;
-  return payload.length <= MAX_PAYLOAD ? payload : `${senderId}|*`;
+/**
+ * What a wake-up announces: new events after the topics' cursors ("events", a publish), or
+ * deliveries queued as jobs ("jobs", a redrive).
+ */
+export type WakeupKind = "events" | "jobs";
+
+export function wakeupPayload(senderId: string, topics: string[], kind: WakeupKind = "events"): string {
+  const payload = `${senderId}|${kind === "jobs" ? "j" : "e"}|${topics.join(",")}`;
+  return payload.length <= MAX_PAYLOAD ? payload : `${senderId}|${kind === "jobs" ? "j" : "e"}|*`;
 }
 
 export interface SubscriptionChange {
@@ -34,16 +40,16 @@ export class PostgresWakeupBus implements WakeupBus {
     private readonly brokerId: string,
   ) {}
 
-  async listen(onWake: (subscriptions: string[]) => void): Promise<void> {
+  async listen(onWake: (topics: string[], kind: WakeupKind) => void): Promise<void> {
     await this.sql.listen(
       WAKEUP_CHANNEL,
       (payload) => {
-        const [sender, names = ""] = payload.split("|", 2);
+        const [sender, kind, names = ""] = payload.split("|", 3);
         if (sender === this.brokerId) return;
-        onWake(names === "*" ? ["*"] : names.split(","));
+        onWake(names === "*" ? ["*"] : names.split(","), kind === "j" ? "jobs" : "events");
       },
       // Called again after a reconnect: anything announced while we were away is picked up.
-      () => onWake(["*"]),
+      () => onWake(["*"], "jobs"),
     );
   }
 

@@ -209,6 +209,7 @@ describe("permissions", () => {
     getSubscriptionStats: (c, _t, s) => c.subscriptionStats(s),
     listSubscriptions: "list",
     deleteSubscription: (c, _t, s) => c.deleteSubscription(`${s}.missing`),
+    seekSubscription: (c, _t, s) => c.seekSubscription(s, "now"),
     listDeadLetters: (c, _t, s) => c.listDeadLetters({ subscription: s }),
     redriveDeadLetters: (c, _t, s) => c.redriveDeadLetters(s, { ids: ["1"] }),
     purgeDeadLetters: (c, _t, s) => c.purgeDeadLetters(s, { ids: ["1"] }),

@@ -27,7 +27,21 @@ async function settleOn(topic: string, names: string[], ackedRetentionSeconds: n
   for (const name of names) {
     const [row] = await q.sql`SELECT queue FROM pgmesh.subscriptions WHERE name = ${name}`;
     const subscription = { name, queue: row?.queue as string, ackedRetentionSeconds } as Subscription;
-    const [acked, retried, dead] = await q.queue.lease(subscription.queue, 3);
+    // Leased from the cursor, as a dispatcher does: jobs inserted already active.
+    const read = await q.queue.readCursor(subscription.queue, 3);
+    const last = read?.events.at(-1)?.seq;
+    if (!read || !last) throw new Error(`expected events after the cursor of ${name}`);
+    const jobIds = await q.queue.advanceCursor(
+      subscription.queue,
+      read.position,
+      last,
+      read.events.map((e) => ({ seq: e.seq, leased: true })),
+    );
+    const [acked, retried, dead] = read.events.map((e) => ({
+      jobId: jobIds?.get(e.seq) as string,
+      retryCount: 0,
+      eventSeq: e.seq,
+    }));
     if (!acked || !retried || !dead) throw new Error(`expected 3 leases from ${name}`);
     expect((await q.queue.complete(subscription, [acked])).has(acked.jobId)).toBe(true);
     const failed = await q.queue.fail(subscription, [

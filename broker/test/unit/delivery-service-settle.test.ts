@@ -67,6 +67,7 @@ function setUp(
     observer,
     loadSubscription: async () => subscription,
     onError: () => {},
+    accepts: () => true,
     ...outage,
   });
   const consumer = service.open(subscription, "c", { messages: 10, bytes: 0 }, { deliver: () => {} });

@@ -1,16 +1,20 @@
-// The dispatcher's states (pure logic, with an in-memory queue): when it fetches, and when a
-// publish may lease at once for its streams (lease at publish).
+// The dispatcher's states (pure logic, with an in-memory queue and cursor): when it reads each
+// source, what a lease from the cursor makes of each event, and how it recovers from a race.
 import { describe, expect, it } from "vitest";
 import { Consumer, type OutboundDelivery } from "../../src/delivery/consumer.ts";
-import type { FailureOutcome, Lease, StoredEvent, Subscription } from "../../src/delivery/model.ts";
+import type {
+  FailureOutcome,
+  Lease,
+  ScheduledDelivery,
+  StoredEvent,
+  Subscription,
+} from "../../src/delivery/model.ts";
 import type { DeliveryObserver } from "../../src/delivery/observer.ts";
 import type { DeliveryQueue, EventStore } from "../../src/delivery/ports.ts";
 import { SubscriptionDispatcher } from "../../src/delivery/subscription-dispatcher.ts";
 import { testSubscription } from "../support/subscription.ts";
 
-const subscription = testSubscription;
-
-const event = (seq: string): StoredEvent => ({
+const event = (seq: string, more: Partial<StoredEvent> = {}): StoredEvent => ({
   seq,
   topic: "t",
   id: `e${seq}`,
@@ -24,17 +28,37 @@ const event = (seq: string): StoredEvent => ({
   data: new Uint8Array(8),
   deliverAfter: undefined,
   publishedAt: new Date(),
+  ...more,
 });
 const lease = (seq: number): Lease => ({ jobId: `job-${seq}`, retryCount: 0, eventSeq: String(seq) });
 
-/** A queue in memory: what is pending, and every call made to it. */
+/** A queue and a cursor in memory: what is pending, and every call made to them. */
 class MemoryQueue {
   pending: Lease[] = [];
+  topic: StoredEvent[] = [];
+  position = "0";
   leaseCalls: number[] = [];
+  cursorReads: number[] = [];
+  written: ScheduledDelivery[] = [];
   failed: FailureOutcome[] = [];
+  /** Runs once before the next advance: another broker moving the cursor first. */
+  beforeAdvance: (() => void) | undefined;
   async lease(_queue: string, limit: number): Promise<Lease[]> {
     this.leaseCalls.push(limit);
     return this.pending.splice(0, limit);
+  }
+  async readCursor(_queue: string, limit: number) {
+    this.cursorReads.push(limit);
+    const events = this.topic.filter((e) => BigInt(e.seq) > BigInt(this.position)).slice(0, limit);
+    return { position: this.position, events };
+  }
+  async advanceCursor(_queue: string, from: string, to: string, deliveries: ScheduledDelivery[]) {
+    this.beforeAdvance?.();
+    this.beforeAdvance = undefined;
+    if (this.position !== from) return undefined;
+    this.position = to;
+    this.written.push(...deliveries);
+    return new Map(deliveries.filter((d) => d.leased).map((d) => [d.seq, `job-${d.seq}`]));
   }
   async fail(_sub: Subscription, outcomes: FailureOutcome[]): Promise<Set<string>> {
     this.failed.push(...outcomes);
@@ -45,7 +69,7 @@ class MemoryQueue {
   }
 }
 
-function setUp(window: number) {
+function setUp(window: number, subscription: Subscription = testSubscription) {
   const queue = new MemoryQueue();
   const events: EventStore = {
     publish: () => Promise.reject(new Error("not used")),
@@ -57,13 +81,13 @@ function setUp(window: number) {
     deadLettered: () => {},
   } as unknown as DeliveryObserver;
   const errors: unknown[] = [];
-  const dispatcher = new SubscriptionDispatcher(
-    subscription,
-    queue as unknown as DeliveryQueue,
-    events,
+  const wakeAts: number[] = [];
+  const dispatcher = new SubscriptionDispatcher(subscription, queue as unknown as DeliveryQueue, events, {
     observer,
-    (error) => errors.push(error),
-  );
+    onError: (error) => errors.push(error),
+    accepts: (sub, e) => !sub.filter || e.attributes.kind === "keep",
+    wakeAt: (_name, atMs) => wakeAts.push(atMs),
+  });
   const delivered: OutboundDelivery[] = [];
   const consumer = new Consumer(
     subscription,
@@ -74,113 +98,111 @@ function setUp(window: number) {
     },
   );
   dispatcher.consumers.add(consumer);
-  return { queue, dispatcher, consumer, delivered, errors };
+  return { queue, dispatcher, consumer, delivered, errors, wakeAts };
 }
 
+const seqs = (delivered: OutboundDelivery[]) => delivered.map((d) => d.event.seq);
+
 describe("SubscriptionDispatcher", () => {
-  it("fetches on work, and on room only while the queue may hold more than the windows took", async () => {
+  it("leases from the cursor in seq order within the window, and reads again only when it may hold more", async () => {
     const { queue, dispatcher, consumer, delivered } = setUp(2);
-    queue.pending = [lease(1), lease(2), lease(3)];
-    dispatcher.wake("work");
+    queue.topic = ["1", "2", "3"].map((s) => event(s));
+    dispatcher.wake("events");
     await dispatcher.idle();
-    expect(delivered.map((d) => d.event.seq)).toEqual(["1", "2"]);
-    // The window is full and one delivery is left: an ack's room must fetch it.
+    expect(seqs(delivered)).toEqual(["1", "2"]);
+    expect(queue.position).toBe("2");
+    // The window is full and an event is left: an ack's room must lease it.
     consumer.claim([delivered[0]?.ackId as string]);
     dispatcher.wake("room");
     await dispatcher.idle();
-    expect(delivered.map((d) => d.event.seq)).toEqual(["1", "2", "3"]);
-    // That fetch got all it asked for, so the next room asks again, and finds the queue empty.
+    expect(seqs(delivered)).toEqual(["1", "2", "3"]);
+    // That read got all it asked for, so the next room reads again and finds the cursor at the head.
     consumer.claim([delivered[1]?.ackId as string]);
     dispatcher.wake("room");
     await dispatcher.idle();
-    expect(queue.leaseCalls).toEqual([2, 1, 1]);
-    // Drained: another ack's room fetches nothing.
+    const reads = queue.cursorReads.length;
+    // Both sources drained: another ack's room reads nothing.
     consumer.claim([delivered[2]?.ackId as string]);
     dispatcher.wake("room");
     await dispatcher.idle();
-    expect(queue.leaseCalls).toEqual([2, 1, 1]);
-    // New work is fetched whatever the last fetch found.
-    queue.pending = [lease(4)];
-    dispatcher.wake("work");
+    expect(queue.cursorReads).toHaveLength(reads);
+    // New events are read whatever the last read found.
+    queue.topic.push(event("4"));
+    dispatcher.wake("events");
     await dispatcher.idle();
-    expect(delivered.map((d) => d.event.seq)).toEqual(["1", "2", "3", "4"]);
+    expect(seqs(delivered)).toEqual(["1", "2", "3", "4"]);
+    // "events" never asks the job queue; "work" does.
+    const fetches = queue.leaseCalls.length;
+    queue.topic.push(event("5"));
+    dispatcher.wake("events");
+    await dispatcher.idle();
+    expect(queue.leaseCalls).toHaveLength(fetches);
   });
 
-  it("promises window to a publish only after a short lease, and never more than is free", async () => {
-    const { queue, dispatcher, delivered } = setUp(5);
-    // Nothing fetched yet: the queue may hold older deliveries, which a publish must not overtake.
-    expect(dispatcher.reserve(3)).toBeUndefined();
+  it("takes the job queue (retries, put-back leases) before the cursor", async () => {
+    const { queue, dispatcher, delivered } = setUp(3);
     queue.pending = [lease(1)];
+    queue.topic = [event("2"), event("3")];
     dispatcher.wake("work");
     await dispatcher.idle();
-    const first = dispatcher.reserve(3);
-    const second = dispatcher.reserve(3);
-    expect([first?.count, second?.count]).toEqual([3, 1]);
-    expect(dispatcher.reserve(1)).toBeUndefined();
-    // A fetch leaves the reserved window alone: with all of it promised, work fetches nothing.
-    const calls = queue.leaseCalls.length;
-    dispatcher.wake("work");
-    await dispatcher.idle();
-    expect(queue.leaseCalls).toHaveLength(calls);
-    // The publish committed with two of its three events stored (one was a duplicate).
-    first?.complete(
-      [2, 3].map((n) => ({ lease: lease(n), event: event(String(n)) })),
-      Date.now(),
-    );
-    second?.complete([], Date.now());
-    expect(delivered.map((d) => d.event.seq)).toEqual(["1", "2", "3"]);
-    // What the duplicate left unused can be promised again.
-    expect(dispatcher.reserve(5)?.count).toBe(2);
+    expect(seqs(delivered)).toEqual(["1", "2", "3"]);
   });
 
-  it("counts the window a lease in flight asks for, and stops promising behind a backlog", async () => {
-    const { queue, dispatcher, consumer, delivered } = setUp(4);
-    dispatcher.wake("work");
+  it("moves the cursor past what the filter skips, without charging the window", async () => {
+    const { queue, dispatcher, delivered } = setUp(1, { ...testSubscription, filter: "kind = 'keep'" });
+    queue.topic = [
+      event("1", { attributes: { kind: "skip" } }),
+      event("2", { attributes: { kind: "skip" } }),
+      event("3", { attributes: { kind: "keep" } }),
+      event("4", { attributes: { kind: "skip" } }),
+    ];
+    dispatcher.wake("events");
     await dispatcher.idle();
-    expect(queue.leaseCalls).toEqual([4]);
-    // The streams keep up, so the next lease asks for half the window and leaves the other half to
-    // publishes; what it asks for is not promised twice.
-    let answer: (leases: Lease[]) => void = () => {};
-    queue.lease = (_queue: string, limit: number) => {
-      queue.leaseCalls.push(limit);
-      return new Promise<Lease[]>((resolve) => {
-        answer = resolve;
-      });
+    expect(seqs(delivered)).toEqual(["3"]);
+    // The window is full after 3, but 4 needs no window: the filter skips it and the cursor passes it.
+    expect(queue.position).toBe("4");
+    expect(queue.written.map((d) => d.seq)).toEqual(["3"]);
+  });
+
+  it("schedules a delayed event as a job and asks to be woken when it falls due", async () => {
+    const { queue, dispatcher, delivered, wakeAts } = setUp(5);
+    const due = new Date(Date.now() + 60_000);
+    queue.topic = [event("1", { deliverAfter: due }), event("2")];
+    dispatcher.wake("events");
+    await dispatcher.idle();
+    expect(seqs(delivered)).toEqual(["2"]);
+    expect(queue.written).toEqual([
+      { seq: "1", leased: false, startAfter: due },
+      { seq: "2", leased: true },
+    ]);
+    expect(wakeAts).toEqual([due.getTime()]);
+  });
+
+  it("on an ordered subscription, queues every event as a job behind its key, then fetches", async () => {
+    const { queue, dispatcher } = setUp(5, { ...testSubscription, ordering: true });
+    queue.topic = [event("1", { orderingKey: "k" }), event("2")];
+    dispatcher.wake("events");
+    await dispatcher.idle();
+    expect(queue.written.map(({ seq, leased, key }) => ({ seq, leased, key }))).toEqual([
+      { seq: "1", leased: false, key: "k" },
+      { seq: "2", leased: false, key: "~2" },
+    ]);
+    // The ids rise in seq order (pg-boss orders a key's jobs by them within one statement).
+    const [a, b] = queue.written.map((d) => d.id as string);
+    expect(a && b && a < b).toBe(true);
+    // They are due now, so the queue is asked for them in the same pass.
+    expect(queue.leaseCalls.length).toBeGreaterThan(0);
+  });
+
+  it("reads again when another broker moved the cursor first, and never leases an event twice", async () => {
+    const { queue, dispatcher, delivered } = setUp(10);
+    queue.topic = ["1", "2", "3"].map((s) => event(s));
+    queue.beforeAdvance = () => {
+      queue.position = "2";
     };
-    dispatcher.wake("work");
-    expect(queue.leaseCalls.at(-1)).toBe(2);
-    const reservation = dispatcher.reserve(4);
-    expect(reservation?.count).toBe(2);
-    expect(dispatcher.reserve(1)).toBeUndefined();
-    reservation?.complete([], Date.now());
-    // It comes back full: a backlog, which no publish may overtake while it lasts. The next lease
-    // asks for the whole window.
-    answer([lease(1), lease(2)]);
-    await new Promise((resolve) => setTimeout(resolve, 0));
-    expect(queue.leaseCalls).toEqual([4, 2, 2]);
-    expect(dispatcher.reserve(1)).toBeUndefined();
-    answer([lease(3), lease(4)]);
+    dispatcher.wake("events");
     await dispatcher.idle();
-    expect(delivered).toHaveLength(4);
-    // Two acks free room, but the backlog goes first: the next fetch, not a publish, takes it.
-    consumer.claim(delivered.slice(0, 2).map((d) => d.ackId));
-    expect(consumer.free).toBe(2);
-    expect(dispatcher.reserve(1)).toBeUndefined();
-  });
-
-  it("puts a reservation's deliveries back when its stream closed before the publish committed", async () => {
-    const { queue, dispatcher, consumer, delivered, errors } = setUp(5);
-    dispatcher.wake("work");
-    await dispatcher.idle();
-    const reservation = dispatcher.reserve(1);
-    expect(reservation?.count).toBe(1);
-    consumer.close();
-    reservation?.complete([{ lease: lease(7), event: event("7") }], Date.now());
-    await new Promise((resolve) => setTimeout(resolve, 0));
-    expect(delivered).toHaveLength(0);
-    expect(queue.failed.map((o) => [o.lease.jobId, "retryAfterSeconds" in o && o.retryAfterSeconds])).toEqual(
-      [["job-7", 0]],
-    );
-    expect(errors).toEqual([]);
+    expect(seqs(delivered)).toEqual(["3"]);
+    expect(queue.position).toBe("3");
   });
 });

@@ -110,6 +110,10 @@ export const RPC_ACCESS: Record<string, RpcAccess> = {
     audited: false,
   } as RpcAccess,
   [A.deleteSubscription.path]: checked((r: Named) => [subscription("manage", r.name)], change),
+  [A.seekSubscription.path]: checked(
+    (r: { subscription: string }) => [subscription("manage", r.subscription)],
+    change,
+  ),
   // Dead letters hold event payloads: listing them is managing them, not reading metadata.
   [A.listDeadLetters.path]: checked(
     (r: DeadLetters) => [subscription("manage", r.filter?.subscription ?? "")],

@@ -1,14 +1,30 @@
 // The queries behind the database-backed gauges (metrics/gauges.ts): grouped, one pass each.
 import type { Sql } from "../database.ts";
 
+/**
+ * A cursor's lag is counted over the (topic, seq) index up to this many events per subscription,
+ * so that a refresh stays bounded with many subscriptions far behind; past it the gauge says
+ * "at least" this many.
+ */
+export const GAUGE_LAG_CAP = 100_000;
+
 export async function selectSubscriptionGauges(sql: Sql) {
   const rows = await sql`
     SELECT s.name AS subscription,
-           coalesce(j.backlog, 0)::bigint AS backlog,
+           (coalesce(j.backlog, 0) + coalesce(c.lag, 0))::bigint AS backlog,
+           coalesce(c.lag, 0)::bigint AS cursor_lag,
+           coalesce(extract(epoch FROM now() - c.oldest), 0)::float8 AS cursor_lag_age,
            coalesce(j.in_flight, 0)::bigint AS in_flight,
-           coalesce(extract(epoch FROM now() - j.oldest), 0)::float8 AS oldest,
+           coalesce(extract(epoch FROM now() - least(j.oldest, c.oldest)), 0)::float8 AS oldest,
            coalesce(d.dead_letters, 0)::bigint AS dead_letters
     FROM pgmesh.subscriptions s
+    LEFT JOIN LATERAL (
+      SELECT (SELECT count(*) FROM (SELECT 1 FROM pgmesh.events e
+                                    WHERE e.topic = cu.topic AND e.seq > cu.position LIMIT ${GAUGE_LAG_CAP}) x) AS lag,
+             (SELECT e.published_at FROM pgmesh.events e
+              WHERE e.topic = cu.topic AND e.seq > cu.position ORDER BY e.seq LIMIT 1) AS oldest
+      FROM pgmesh.cursors cu WHERE cu.queue = s.queue
+    ) c ON true
     LEFT JOIN (
       SELECT name,
              count(*) FILTER (WHERE state < 'active') AS backlog,
@@ -24,6 +40,8 @@ export async function selectSubscriptionGauges(sql: Sql) {
   return rows.map((r) => ({
     subscription: r.subscription as string,
     backlog: Number(r.backlog),
+    cursorLag: Number(r.cursor_lag),
+    cursorLagAgeSeconds: Math.max(0, Number(r.cursor_lag_age)),
     inFlight: Number(r.in_flight),
     oldestAgeSeconds: Number(r.oldest),
     deadLetters: Number(r.dead_letters),

@@ -96,3 +96,9 @@ export async function selectTopicSchema(sql: Runner, topic: string): Promise<Top
       }
     : undefined;
 }
+
+/** The first seq retention has not deleted on the topic ("0": it never deleted any). */
+export async function selectRetainedFrom(sql: Runner, topic: string): Promise<string> {
+  const [row] = await sql`SELECT retained_from FROM pgmesh.topics WHERE name = ${topic}`;
+  return String(row?.retained_from ?? "0");
+}

@@ -51,14 +51,17 @@ export async function selectTopicsPastRetention(sql: Sql): Promise<{ topic: stri
 }
 
 /**
- * The oldest event of the topic that a delivery still needs: pending, in flight, waiting for a
- * retry, or parked on an ordered subscription. Undefined when none does.
+ * The oldest event of the topic that a subscription still needs: one its cursor has not passed, or
+ * one a delivery names (pending, in flight, waiting for a retry, or parked on an ordered
+ * subscription). Undefined when none does.
  */
 export async function selectOldestNeededEvent(sql: Sql, topic: string): Promise<string | undefined> {
   const [row] = await sql`
-    SELECT min((j.data ->> 'e')::bigint) AS seq
-    FROM pgmesh.subscriptions s JOIN pgboss.job j ON j.name = s.queue
-    WHERE s.topic = ${topic} AND j.state IN ('created', 'retry', 'active', 'failed')`;
+    SELECT least(
+      (SELECT min((j.data ->> 'e')::bigint)
+       FROM pgmesh.subscriptions s JOIN pgboss.job j ON j.name = s.queue
+       WHERE s.topic = ${topic} AND j.state IN ('created', 'retry', 'active', 'failed')),
+      (SELECT min(c.position) + 1 FROM pgmesh.cursors c WHERE c.topic = ${topic})) AS seq`;
   return row?.seq == null ? undefined : String(row.seq);
 }
 
@@ -73,13 +76,20 @@ export async function deleteExpiredEvents(
   before: string | undefined,
   limit: number,
 ): Promise<number> {
-  const rows = await sql`
-    DELETE FROM pgmesh.events WHERE ctid IN (
-      SELECT e.ctid FROM pgmesh.events e
-      WHERE e.topic = ${topic} AND e.published_at < ${cutoff}
-        AND (${before ?? null}::bigint IS NULL OR e.seq < ${before ?? null}::bigint)
-        AND NOT EXISTS (SELECT 1 FROM pgmesh.dead_letters d WHERE d.event_seq = e.seq)
-      LIMIT ${limit})
-    RETURNING 1`;
-  return rows.length;
+  // The topic's retained_from moves past what was deleted: a seek before it is refused.
+  const [row] = await sql`
+    WITH deleted AS (
+      DELETE FROM pgmesh.events WHERE ctid IN (
+        SELECT e.ctid FROM pgmesh.events e
+        WHERE e.topic = ${topic} AND e.published_at < ${cutoff}
+          AND (${before ?? null}::bigint IS NULL OR e.seq < ${before ?? null}::bigint)
+          AND NOT EXISTS (SELECT 1 FROM pgmesh.dead_letters d WHERE d.event_seq = e.seq)
+        LIMIT ${limit})
+      RETURNING seq
+    ), moved AS (
+      UPDATE pgmesh.topics SET retained_from = greatest(retained_from, (SELECT max(seq) + 1 FROM deleted))
+      WHERE name = ${topic} AND EXISTS (SELECT 1 FROM deleted)
+    )
+    SELECT count(*) AS n FROM deleted`;
+  return Number(row?.n ?? 0);
 }

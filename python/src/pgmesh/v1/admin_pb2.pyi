@@ -1,4 +1,5 @@
 from google.protobuf import duration_pb2 as _duration_pb2
+from google.protobuf import empty_pb2 as _empty_pb2
 from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from pgmesh.v1 import event_pb2 as _event_pb2
@@ -44,7 +45,7 @@ class CreatePrincipalResponse(_message.Message):
     def __init__(self, principal: _Optional[_Union[Principal, _Mapping]] = ...) -> None: ...
 
 class CreateSubscriptionRequest(_message.Message):
-    __slots__ = ["ack_deadline", "acked_retention", "dead_lettering", "filter", "max_delivery_attempts", "name", "ordering", "retry_policy", "topic"]
+    __slots__ = ["ack_deadline", "acked_retention", "dead_lettering", "filter", "max_delivery_attempts", "name", "ordering", "retry_policy", "start", "topic"]
     ACKED_RETENTION_FIELD_NUMBER: _ClassVar[int]
     ACK_DEADLINE_FIELD_NUMBER: _ClassVar[int]
     DEAD_LETTERING_FIELD_NUMBER: _ClassVar[int]
@@ -53,6 +54,7 @@ class CreateSubscriptionRequest(_message.Message):
     NAME_FIELD_NUMBER: _ClassVar[int]
     ORDERING_FIELD_NUMBER: _ClassVar[int]
     RETRY_POLICY_FIELD_NUMBER: _ClassVar[int]
+    START_FIELD_NUMBER: _ClassVar[int]
     TOPIC_FIELD_NUMBER: _ClassVar[int]
     ack_deadline: _duration_pb2.Duration
     acked_retention: _duration_pb2.Duration
@@ -62,8 +64,9 @@ class CreateSubscriptionRequest(_message.Message):
     name: str
     ordering: bool
     retry_policy: RetryPolicy
+    start: StartPosition
     topic: str
-    def __init__(self, name: _Optional[str] = ..., topic: _Optional[str] = ..., ack_deadline: _Optional[_Union[_duration_pb2.Duration, _Mapping]] = ..., max_delivery_attempts: _Optional[int] = ..., retry_policy: _Optional[_Union[RetryPolicy, _Mapping]] = ..., dead_lettering: bool = ..., ordering: bool = ..., filter: _Optional[str] = ..., acked_retention: _Optional[_Union[_duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+    def __init__(self, name: _Optional[str] = ..., topic: _Optional[str] = ..., ack_deadline: _Optional[_Union[_duration_pb2.Duration, _Mapping]] = ..., max_delivery_attempts: _Optional[int] = ..., retry_policy: _Optional[_Union[RetryPolicy, _Mapping]] = ..., dead_lettering: bool = ..., ordering: bool = ..., filter: _Optional[str] = ..., acked_retention: _Optional[_Union[_duration_pb2.Duration, _Mapping]] = ..., start: _Optional[_Union[StartPosition, _Mapping]] = ...) -> None: ...
 
 class CreateSubscriptionResponse(_message.Message):
     __slots__ = ["subscription"]
@@ -186,18 +189,24 @@ class GetSubscriptionStatsRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ...) -> None: ...
 
 class GetSubscriptionStatsResponse(_message.Message):
-    __slots__ = ["backlog", "dead_letters", "in_flight", "oldest_unacked_age", "parked_keys"]
+    __slots__ = ["backlog", "cursor_lag", "cursor_lag_age", "cursor_position", "dead_letters", "in_flight", "oldest_unacked_age", "parked_keys"]
     BACKLOG_FIELD_NUMBER: _ClassVar[int]
+    CURSOR_LAG_AGE_FIELD_NUMBER: _ClassVar[int]
+    CURSOR_LAG_FIELD_NUMBER: _ClassVar[int]
+    CURSOR_POSITION_FIELD_NUMBER: _ClassVar[int]
     DEAD_LETTERS_FIELD_NUMBER: _ClassVar[int]
     IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
     OLDEST_UNACKED_AGE_FIELD_NUMBER: _ClassVar[int]
     PARKED_KEYS_FIELD_NUMBER: _ClassVar[int]
     backlog: int
+    cursor_lag: int
+    cursor_lag_age: _duration_pb2.Duration
+    cursor_position: int
     dead_letters: int
     in_flight: int
     oldest_unacked_age: _duration_pb2.Duration
     parked_keys: int
-    def __init__(self, backlog: _Optional[int] = ..., in_flight: _Optional[int] = ..., oldest_unacked_age: _Optional[_Union[_duration_pb2.Duration, _Mapping]] = ..., dead_letters: _Optional[int] = ..., parked_keys: _Optional[int] = ...) -> None: ...
+    def __init__(self, backlog: _Optional[int] = ..., in_flight: _Optional[int] = ..., oldest_unacked_age: _Optional[_Union[_duration_pb2.Duration, _Mapping]] = ..., dead_letters: _Optional[int] = ..., parked_keys: _Optional[int] = ..., cursor_lag: _Optional[int] = ..., cursor_lag_age: _Optional[_Union[_duration_pb2.Duration, _Mapping]] = ..., cursor_position: _Optional[int] = ...) -> None: ...
 
 class GetTopicRequest(_message.Message):
     __slots__ = ["name"]
@@ -415,6 +424,22 @@ class RevokeTokenResponse(_message.Message):
     token: TokenInfo
     def __init__(self, token: _Optional[_Union[TokenInfo, _Mapping]] = ...) -> None: ...
 
+class SeekSubscriptionRequest(_message.Message):
+    __slots__ = ["subscription", "to"]
+    SUBSCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    TO_FIELD_NUMBER: _ClassVar[int]
+    subscription: str
+    to: StartPosition
+    def __init__(self, subscription: _Optional[str] = ..., to: _Optional[_Union[StartPosition, _Mapping]] = ...) -> None: ...
+
+class SeekSubscriptionResponse(_message.Message):
+    __slots__ = ["dropped_deliveries", "position"]
+    DROPPED_DELIVERIES_FIELD_NUMBER: _ClassVar[int]
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    dropped_deliveries: int
+    position: int
+    def __init__(self, position: _Optional[int] = ..., dropped_deliveries: _Optional[int] = ...) -> None: ...
+
 class SetTopicSchemaRequest(_message.Message):
     __slots__ = ["schema", "topic"]
     SCHEMA_FIELD_NUMBER: _ClassVar[int]
@@ -428,6 +453,18 @@ class SetTopicSchemaResponse(_message.Message):
     SCHEMA_FIELD_NUMBER: _ClassVar[int]
     schema: TopicSchema
     def __init__(self, schema: _Optional[_Union[TopicSchema, _Mapping]] = ...) -> None: ...
+
+class StartPosition(_message.Message):
+    __slots__ = ["earliest", "now", "position", "time"]
+    EARLIEST_FIELD_NUMBER: _ClassVar[int]
+    NOW_FIELD_NUMBER: _ClassVar[int]
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    earliest: _empty_pb2.Empty
+    now: _empty_pb2.Empty
+    position: int
+    time: _timestamp_pb2.Timestamp
+    def __init__(self, now: _Optional[_Union[_empty_pb2.Empty, _Mapping]] = ..., earliest: _Optional[_Union[_empty_pb2.Empty, _Mapping]] = ..., time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., position: _Optional[int] = ...) -> None: ...
 
 class Subscription(_message.Message):
     __slots__ = ["ack_deadline", "acked_retention", "create_time", "dead_lettering", "filter", "max_delivery_attempts", "name", "ordering", "retry_policy", "topic"]

@@ -19,6 +19,7 @@ import {
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
 import { Duration } from "../../google/protobuf/duration.ts";
+import { Empty } from "../../google/protobuf/empty.ts";
 import { FieldMask } from "../../google/protobuf/field_mask.ts";
 import { Timestamp } from "../../google/protobuf/timestamp.ts";
 import { Event } from "./event.ts";
@@ -198,7 +199,47 @@ export interface CreateSubscriptionRequest {
   deadLettering?: boolean | undefined;
   ordering: boolean;
   filter: string;
-  ackedRetention: Duration | undefined;
+  ackedRetention:
+    | Duration
+    | undefined;
+  /**
+   * Where the subscription starts reading its topic; default: now (only events published after
+   * the subscription exists).
+   */
+  start: StartPosition | undefined;
+}
+
+/** Where a subscription starts, or where a seek moves it. */
+export interface StartPosition {
+  at:
+    | //
+    /** Only events published from now on. */
+    { $case: "now"; value: Empty }
+    | //
+    /** The oldest event the topic still retains. */
+    { $case: "earliest"; value: Empty }
+    | //
+    /** The first event published at or after this time. */
+    { $case: "time"; value: Date }
+    | //
+    /** The event at this position (its position is the `seq` the broker assigned) and those after. */
+    { $case: "position"; value: number }
+    | undefined;
+}
+
+export interface SeekSubscriptionRequest {
+  subscription: string;
+  to: StartPosition | undefined;
+}
+
+export interface SeekSubscriptionResponse {
+  /**
+   * The position of the first event the subscription will now deliver (events at and after it
+   * are pending); the topic's next position when nothing is left to deliver.
+   */
+  position: number;
+  /** Pending deliveries and leases that the seek dropped (they answer STALE when settled). */
+  droppedDeliveries: number;
 }
 
 export interface CreateSubscriptionResponse {
@@ -240,6 +281,14 @@ export interface GetSubscriptionStatsResponse {
   deadLetters: number;
   /** Ordering keys held back behind a dead letter. */
   parkedKeys: number;
+  /** Events of the topic the subscription's cursor has not passed yet (its filter not applied). */
+  cursorLag: number;
+  /** Age of the oldest event the cursor has not passed; zero when it is at the topic's head. */
+  cursorLagAge:
+    | Duration
+    | undefined;
+  /** The cursor: the position of the last event the subscription has leased (or skipped). */
+  cursorPosition: number;
 }
 
 export interface ListSubscriptionsRequest {
@@ -1733,6 +1782,7 @@ function createBaseCreateSubscriptionRequest(): CreateSubscriptionRequest {
     ordering: false,
     filter: "",
     ackedRetention: undefined,
+    start: undefined,
   };
 }
 
@@ -1764,6 +1814,9 @@ export const CreateSubscriptionRequest: MessageFns<CreateSubscriptionRequest> = 
     }
     if (message.ackedRetention !== undefined) {
       Duration.encode(message.ackedRetention, writer.uint32(74).fork()).join();
+    }
+    if (message.start !== undefined) {
+      StartPosition.encode(message.start, writer.uint32(82).fork()).join();
     }
     return writer;
   },
@@ -1853,6 +1906,14 @@ export const CreateSubscriptionRequest: MessageFns<CreateSubscriptionRequest> = 
             message.ackedRetention = Duration.decode(reader, reader.uint32());
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.start = StartPosition.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1896,6 +1957,7 @@ export const CreateSubscriptionRequest: MessageFns<CreateSubscriptionRequest> = 
         : isSet(object.acked_retention)
         ? Duration.fromJSON(object.acked_retention)
         : undefined,
+      start: isSet(object.start) ? StartPosition.fromJSON(object.start) : undefined,
     };
   },
 
@@ -1928,6 +1990,9 @@ export const CreateSubscriptionRequest: MessageFns<CreateSubscriptionRequest> = 
     if (message.ackedRetention !== undefined) {
       obj.ackedRetention = Duration.toJSON(message.ackedRetention);
     }
+    if (message.start !== undefined) {
+      obj.start = StartPosition.toJSON(message.start);
+    }
     return obj;
   },
 
@@ -1951,6 +2016,326 @@ export const CreateSubscriptionRequest: MessageFns<CreateSubscriptionRequest> = 
     message.ackedRetention = (object.ackedRetention !== undefined && object.ackedRetention !== null)
       ? Duration.fromPartial(object.ackedRetention)
       : undefined;
+    message.start = (object.start !== undefined && object.start !== null)
+      ? StartPosition.fromPartial(object.start)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseStartPosition(): StartPosition {
+  return { at: undefined };
+}
+
+export const StartPosition: MessageFns<StartPosition> = {
+  encode(message: StartPosition, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    switch (message.at?.$case) {
+      case "now":
+        Empty.encode(message.at.value, writer.uint32(10).fork()).join();
+        break;
+      case "earliest":
+        Empty.encode(message.at.value, writer.uint32(18).fork()).join();
+        break;
+      case "time":
+        Timestamp.encode(toTimestamp(message.at.value), writer.uint32(26).fork()).join();
+        break;
+      case "position":
+        writer.uint32(32).uint64(message.at.value);
+        break;
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): StartPosition {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseStartPosition();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.at = { $case: "now", value: Empty.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.at = { $case: "earliest", value: Empty.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.at = { $case: "time", value: fromTimestamp(Timestamp.decode(reader, reader.uint32())) };
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.at = { $case: "position", value: longToNumber(reader.uint64()) };
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): StartPosition {
+    return {
+      at: isSet(object.now)
+        ? { $case: "now", value: Empty.fromJSON(object.now) }
+        : isSet(object.earliest)
+        ? { $case: "earliest", value: Empty.fromJSON(object.earliest) }
+        : isSet(object.time)
+        ? { $case: "time", value: fromJsonTimestamp(object.time) }
+        : isSet(object.position)
+        ? { $case: "position", value: globalThis.Number(object.position) }
+        : undefined,
+    };
+  },
+
+  toJSON(message: StartPosition): unknown {
+    const obj: any = {};
+    if (message.at?.$case === "now") {
+      obj.now = Empty.toJSON(message.at.value);
+    } else if (message.at?.$case === "earliest") {
+      obj.earliest = Empty.toJSON(message.at.value);
+    } else if (message.at?.$case === "time") {
+      obj.time = message.at.value.toISOString();
+    } else if (message.at?.$case === "position") {
+      obj.position = Math.round(message.at.value);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<StartPosition>, I>>(base?: I): StartPosition {
+    return StartPosition.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<StartPosition>, I>>(object: I): StartPosition {
+    const message = createBaseStartPosition();
+    switch (object.at?.$case) {
+      case "now": {
+        if (object.at?.value !== undefined && object.at?.value !== null) {
+          message.at = { $case: "now", value: Empty.fromPartial(object.at.value) };
+        }
+        break;
+      }
+      case "earliest": {
+        if (object.at?.value !== undefined && object.at?.value !== null) {
+          message.at = { $case: "earliest", value: Empty.fromPartial(object.at.value) };
+        }
+        break;
+      }
+      case "time": {
+        if (object.at?.value !== undefined && object.at?.value !== null) {
+          message.at = { $case: "time", value: object.at.value };
+        }
+        break;
+      }
+      case "position": {
+        if (object.at?.value !== undefined && object.at?.value !== null) {
+          message.at = { $case: "position", value: object.at.value };
+        }
+        break;
+      }
+    }
+    return message;
+  },
+};
+
+function createBaseSeekSubscriptionRequest(): SeekSubscriptionRequest {
+  return { subscription: "", to: undefined };
+}
+
+export const SeekSubscriptionRequest: MessageFns<SeekSubscriptionRequest> = {
+  encode(message: SeekSubscriptionRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.subscription !== "") {
+      writer.uint32(10).string(message.subscription);
+    }
+    if (message.to !== undefined) {
+      StartPosition.encode(message.to, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SeekSubscriptionRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSeekSubscriptionRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.subscription = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.to = StartPosition.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SeekSubscriptionRequest {
+    return {
+      subscription: isSet(object.subscription) ? globalThis.String(object.subscription) : "",
+      to: isSet(object.to) ? StartPosition.fromJSON(object.to) : undefined,
+    };
+  },
+
+  toJSON(message: SeekSubscriptionRequest): unknown {
+    const obj: any = {};
+    if (message.subscription !== "") {
+      obj.subscription = message.subscription;
+    }
+    if (message.to !== undefined) {
+      obj.to = StartPosition.toJSON(message.to);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SeekSubscriptionRequest>, I>>(base?: I): SeekSubscriptionRequest {
+    return SeekSubscriptionRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SeekSubscriptionRequest>, I>>(object: I): SeekSubscriptionRequest {
+    const message = createBaseSeekSubscriptionRequest();
+    message.subscription = object.subscription ?? "";
+    message.to = (object.to !== undefined && object.to !== null) ? StartPosition.fromPartial(object.to) : undefined;
+    return message;
+  },
+};
+
+function createBaseSeekSubscriptionResponse(): SeekSubscriptionResponse {
+  return { position: 0, droppedDeliveries: 0 };
+}
+
+export const SeekSubscriptionResponse: MessageFns<SeekSubscriptionResponse> = {
+  encode(message: SeekSubscriptionResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.position !== 0) {
+      writer.uint32(8).uint64(message.position);
+    }
+    if (message.droppedDeliveries !== 0) {
+      writer.uint32(16).uint64(message.droppedDeliveries);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SeekSubscriptionResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSeekSubscriptionResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.position = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.droppedDeliveries = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SeekSubscriptionResponse {
+    return {
+      position: isSet(object.position) ? globalThis.Number(object.position) : 0,
+      droppedDeliveries: isSet(object.droppedDeliveries)
+        ? globalThis.Number(object.droppedDeliveries)
+        : isSet(object.dropped_deliveries)
+        ? globalThis.Number(object.dropped_deliveries)
+        : 0,
+    };
+  },
+
+  toJSON(message: SeekSubscriptionResponse): unknown {
+    const obj: any = {};
+    if (message.position !== 0) {
+      obj.position = Math.round(message.position);
+    }
+    if (message.droppedDeliveries !== 0) {
+      obj.droppedDeliveries = Math.round(message.droppedDeliveries);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SeekSubscriptionResponse>, I>>(base?: I): SeekSubscriptionResponse {
+    return SeekSubscriptionResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SeekSubscriptionResponse>, I>>(object: I): SeekSubscriptionResponse {
+    const message = createBaseSeekSubscriptionResponse();
+    message.position = object.position ?? 0;
+    message.droppedDeliveries = object.droppedDeliveries ?? 0;
     return message;
   },
 };
@@ -2388,7 +2773,16 @@ export const GetSubscriptionStatsRequest: MessageFns<GetSubscriptionStatsRequest
 };
 
 function createBaseGetSubscriptionStatsResponse(): GetSubscriptionStatsResponse {
-  return { backlog: 0, inFlight: 0, oldestUnackedAge: undefined, deadLetters: 0, parkedKeys: 0 };
+  return {
+    backlog: 0,
+    inFlight: 0,
+    oldestUnackedAge: undefined,
+    deadLetters: 0,
+    parkedKeys: 0,
+    cursorLag: 0,
+    cursorLagAge: undefined,
+    cursorPosition: 0,
+  };
 }
 
 export const GetSubscriptionStatsResponse: MessageFns<GetSubscriptionStatsResponse> = {
@@ -2407,6 +2801,15 @@ export const GetSubscriptionStatsResponse: MessageFns<GetSubscriptionStatsRespon
     }
     if (message.parkedKeys !== 0) {
       writer.uint32(40).uint64(message.parkedKeys);
+    }
+    if (message.cursorLag !== 0) {
+      writer.uint32(48).uint64(message.cursorLag);
+    }
+    if (message.cursorLagAge !== undefined) {
+      Duration.encode(message.cursorLagAge, writer.uint32(58).fork()).join();
+    }
+    if (message.cursorPosition !== 0) {
+      writer.uint32(64).uint64(message.cursorPosition);
     }
     return writer;
   },
@@ -2464,6 +2867,30 @@ export const GetSubscriptionStatsResponse: MessageFns<GetSubscriptionStatsRespon
             message.parkedKeys = longToNumber(reader.uint64());
             continue;
           }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.cursorLag = longToNumber(reader.uint64());
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.cursorLagAge = Duration.decode(reader, reader.uint32());
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.cursorPosition = longToNumber(reader.uint64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2499,6 +2926,21 @@ export const GetSubscriptionStatsResponse: MessageFns<GetSubscriptionStatsRespon
         : isSet(object.parked_keys)
         ? globalThis.Number(object.parked_keys)
         : 0,
+      cursorLag: isSet(object.cursorLag)
+        ? globalThis.Number(object.cursorLag)
+        : isSet(object.cursor_lag)
+        ? globalThis.Number(object.cursor_lag)
+        : 0,
+      cursorLagAge: isSet(object.cursorLagAge)
+        ? Duration.fromJSON(object.cursorLagAge)
+        : isSet(object.cursor_lag_age)
+        ? Duration.fromJSON(object.cursor_lag_age)
+        : undefined,
+      cursorPosition: isSet(object.cursorPosition)
+        ? globalThis.Number(object.cursorPosition)
+        : isSet(object.cursor_position)
+        ? globalThis.Number(object.cursor_position)
+        : 0,
     };
   },
 
@@ -2519,6 +2961,15 @@ export const GetSubscriptionStatsResponse: MessageFns<GetSubscriptionStatsRespon
     if (message.parkedKeys !== 0) {
       obj.parkedKeys = Math.round(message.parkedKeys);
     }
+    if (message.cursorLag !== 0) {
+      obj.cursorLag = Math.round(message.cursorLag);
+    }
+    if (message.cursorLagAge !== undefined) {
+      obj.cursorLagAge = Duration.toJSON(message.cursorLagAge);
+    }
+    if (message.cursorPosition !== 0) {
+      obj.cursorPosition = Math.round(message.cursorPosition);
+    }
     return obj;
   },
 
@@ -2534,6 +2985,11 @@ export const GetSubscriptionStatsResponse: MessageFns<GetSubscriptionStatsRespon
       : undefined;
     message.deadLetters = object.deadLetters ?? 0;
     message.parkedKeys = object.parkedKeys ?? 0;
+    message.cursorLag = object.cursorLag ?? 0;
+    message.cursorLagAge = (object.cursorLagAge !== undefined && object.cursorLagAge !== null)
+      ? Duration.fromPartial(object.cursorLagAge)
+      : undefined;
+    message.cursorPosition = object.cursorPosition ?? 0;
     return message;
   },
 };
@@ -6158,6 +6614,21 @@ export const AdminServiceService = {
       Buffer.from(DeleteSubscriptionResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): DeleteSubscriptionResponse => DeleteSubscriptionResponse.decode(value),
   },
+  /**
+   * Moves a subscription's cursor to a time or a position: events before it count as acked, events
+   * after it as pending; deliveries leased before the seek answer STALE when settled.
+   */
+  seekSubscription: {
+    path: "/pgmesh.v1.AdminService/SeekSubscription" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: SeekSubscriptionRequest): Buffer =>
+      Buffer.from(SeekSubscriptionRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): SeekSubscriptionRequest => SeekSubscriptionRequest.decode(value),
+    responseSerialize: (value: SeekSubscriptionResponse): Buffer =>
+      Buffer.from(SeekSubscriptionResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): SeekSubscriptionResponse => SeekSubscriptionResponse.decode(value),
+  },
   /** ListDeadLetters pages through a subscription's dead letters, oldest first. */
   listDeadLetters: {
     path: "/pgmesh.v1.AdminService/ListDeadLetters" as const,
@@ -6329,6 +6800,11 @@ export interface AdminServiceServer extends UntypedServiceImplementation {
   listSubscriptions: handleUnaryCall<ListSubscriptionsRequest, ListSubscriptionsResponse>;
   /** DeleteSubscription drops the subscription and its undelivered events. */
   deleteSubscription: handleUnaryCall<DeleteSubscriptionRequest, DeleteSubscriptionResponse>;
+  /**
+   * Moves a subscription's cursor to a time or a position: events before it count as acked, events
+   * after it as pending; deliveries leased before the seek answer STALE when settled.
+   */
+  seekSubscription: handleUnaryCall<SeekSubscriptionRequest, SeekSubscriptionResponse>;
   /** ListDeadLetters pages through a subscription's dead letters, oldest first. */
   listDeadLetters: handleUnaryCall<ListDeadLettersRequest, ListDeadLettersResponse>;
   /**
@@ -6568,6 +7044,25 @@ export interface AdminServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: DeleteSubscriptionResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Moves a subscription's cursor to a time or a position: events before it count as acked, events
+   * after it as pending; deliveries leased before the seek answer STALE when settled.
+   */
+  seekSubscription(
+    request: SeekSubscriptionRequest,
+    callback: (error: ServiceError | null, response: SeekSubscriptionResponse) => void,
+  ): ClientUnaryCall;
+  seekSubscription(
+    request: SeekSubscriptionRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: SeekSubscriptionResponse) => void,
+  ): ClientUnaryCall;
+  seekSubscription(
+    request: SeekSubscriptionRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: SeekSubscriptionResponse) => void,
   ): ClientUnaryCall;
   /** ListDeadLetters pages through a subscription's dead letters, oldest first. */
   listDeadLetters(
