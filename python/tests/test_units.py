@@ -39,6 +39,12 @@ def test_heartbeat_monitor_counts_missed_intervals_and_resets_on_any_message():
     assert monitor.missed() == 3 and monitor.dead()
 
 
+def test_no_announced_interval_means_no_monitor_rather_than_a_stream_dead_at_once():
+    assert HeartbeatMonitor.for_announced(0.0, 3) is None
+    assert HeartbeatMonitor.for_announced(15.0, 0) is None
+    assert HeartbeatMonitor.for_announced(15.0, 3).time_left() > 44
+
+
 def test_ack_batcher_sends_one_message_per_loop_turn():
     sent = []
 

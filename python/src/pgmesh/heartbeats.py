@@ -4,7 +4,7 @@ it announces in `opened`; after `max_missed` intervals without any message the s
 
 from dataclasses import dataclass, field
 import time
-from typing import Callable
+from typing import Callable, Optional
 
 
 @dataclass
@@ -16,6 +16,12 @@ class HeartbeatMonitor:
 
     def __post_init__(self) -> None:
         self._last = self.clock()
+
+    @classmethod
+    def for_announced(cls, interval: float, max_missed: int) -> Optional["HeartbeatMonitor"]:
+        """A monitor for the interval `opened` announced; none when it announced none (a broker
+        that sends no heartbeats would otherwise look dead at once) or when watching is off."""
+        return cls(interval, max_missed) if interval > 0 and max_missed > 0 else None
 
     def beat(self) -> None:
         """Anything the broker sent counts: deliveries and results prove the stream alive too."""

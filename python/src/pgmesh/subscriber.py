@@ -270,7 +270,7 @@ class Subscriber:
                     opened = item.opened
                     self._ack_deadline = opened.ack_deadline.ToTimedelta().total_seconds() or 60.0
                     self.heartbeat_interval = opened.heartbeat_interval.ToTimedelta().total_seconds()
-                    monitor = HeartbeatMonitor(self.heartbeat_interval, self._max_missed)
+                    monitor = HeartbeatMonitor.for_announced(self.heartbeat_interval, self._max_missed)
                     self._backoff = self._reconnect_initial
                     if not self._closing:
                         self.state = "open"
