@@ -115,7 +115,8 @@ beforeAll(async () => {
   await chmod(project, 0o755);
   const packs = join(project, "packs");
   await mkdir(packs);
-  // prepack builds each package (tsc into dist/).
+  // prepack builds each package (tsc into dist/). Three packs and an install from the registry take
+  // two minutes on a loaded 2-core machine; the hook allows three times that.
   const pack = await execFileAsync(
     "npm",
     [
@@ -149,7 +150,7 @@ beforeAll(async () => {
     await mkdir(dirname(join(project, file)), { recursive: true });
     await writeFile(join(project, file), body);
   }
-}, 240_000);
+}, 360_000);
 
 afterAll(async () => {
   if (broker && broker.exitCode === null) broker.kill("SIGKILL");
