@@ -14,6 +14,7 @@ export default defineConfig({
       "sdk/test/**/*.test.ts",
       "examples/**/*.test.ts",
       "deploy/**/*.test.ts",
+      "python/**/*.test.ts",
     ],
     // The fault suite and the image recipe have their own commands (npm run test:faults and
     // test:image, vitest.faults.config.ts and vitest.image.config.ts).

@@ -10,9 +10,9 @@ buf generate -o "$out"
 buf build --as-file-descriptor-set -o "$out/pgmesh.binpb"
 buf build node_modules/grpc-health-check/proto --as-file-descriptor-set -o "$out/health.binpb"
 stale=0
-if ! diff -r sdk/src/gen "$out/sdk/src/gen" >/dev/null; then
-  echo "sdk/src/gen is stale: run 'npm run generate' and commit the result" >&2
-  diff -r sdk/src/gen "$out/sdk/src/gen" | head -20 >&2 || true
+if ! diff -r protocol/src/gen "$out/protocol/src/gen" >/dev/null; then
+  echo "protocol/src/gen is stale: run 'npm run generate' and commit the result" >&2
+  diff -r protocol/src/gen "$out/protocol/src/gen" | head -20 >&2 || true
   stale=1
 fi
 for f in pgmesh.binpb health.binpb; do
@@ -28,11 +28,12 @@ if ! diff -r examples/orders/gen "$out/orders/examples/orders/gen" >/dev/null; t
   echo "examples/orders/gen is stale: see examples/orders/buf.gen.yaml for the command" >&2
   stale=1
 fi
-# The Python example's stubs come from Debian's protoc and grpc_python_plugin; CI installs them.
+# The Python package's stubs come from Debian's protoc and grpc_python_plugin; CI installs them.
 if command -v protoc >/dev/null && command -v grpc_python_plugin >/dev/null; then
-  buf generate --template examples/python-subscriber/buf.gen.yaml -o "$out/py"
-  if ! diff -r examples/python-subscriber/gen "$out/py/examples/python-subscriber/gen" >/dev/null; then
-    echo "examples/python-subscriber/gen is stale: run 'npx buf generate --template examples/python-subscriber/buf.gen.yaml'" >&2
+  buf generate --template python/buf.gen.yaml -o "$out/py"
+  if ! diff -r -x __init__.py -x '*.py[co]' -x __pycache__ python/src/pgmesh/v1 "$out/py/python/src/pgmesh/v1" >/dev/null; then
+    echo "python/src/pgmesh/v1 is stale: run 'npm run generate' and commit the result" >&2
+    diff -r -x __init__.py -x __pycache__ python/src/pgmesh/v1 "$out/py/python/src/pgmesh/v1" | head -20 >&2 || true
     stale=1
   fi
 elif [ "${CI:-}" = "true" ]; then

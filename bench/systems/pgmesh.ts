@@ -3,15 +3,15 @@
 // the raw generated gRPC clients (one Publish call per batch; a Subscribe stream that acks all the
 // events of a Deliveries message in one Ack message).
 import { credentials, Metadata } from "@grpc/grpc-js";
-import { PgmeshClient } from "@pgmesh/sdk";
-import { Event } from "@pgmesh/sdk/gen/pgmesh/v1/event";
-import { PublisherServiceClient } from "@pgmesh/sdk/gen/pgmesh/v1/publisher";
+import { Event } from "@pgmesh/proto/pgmesh/v1/event";
+import { PublisherServiceClient } from "@pgmesh/proto/pgmesh/v1/publisher";
 import {
   AckStatus,
   Open,
   type SubscribeResponse,
   SubscriberServiceClient,
-} from "@pgmesh/sdk/gen/pgmesh/v1/subscriber";
+} from "@pgmesh/proto/pgmesh/v1/subscriber";
+import { PgmeshClient } from "@pgmesh/sdk";
 import { fetchTallyFromMetrics } from "../fetch-tally.ts";
 import { packageVersion } from "../package-version.ts";
 import { decodeStamp, encodeStamp, type Stamp } from "../payload.ts";

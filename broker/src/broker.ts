@@ -2,7 +2,7 @@
 // every one of them runs the same broker.
 import { randomUUID } from "node:crypto";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
-import { Event } from "@pgmesh/sdk/gen/pgmesh/v1/event";
+import { Event } from "@pgmesh/proto/pgmesh/v1/event";
 import { type BrokerConfig, isLoopback } from "./config.ts";
 import { Admin } from "./delivery/admin.ts";
 import { DeliveryService } from "./delivery/delivery-service.ts";

@@ -1,34 +1,29 @@
 // Any language's generated stubs can stream-subscribe: events published from TypeScript are read
-// and acked by the Python example over a real Subscribe stream, and the broker sees them settled.
-import { execFile, spawnSync } from "node:child_process";
+// and acked by the Python example, on the pgmesh Python package (the wheel, pip-installed into a
+// virtual environment), over a real Subscribe stream, and the broker sees them settled.
+import { execFile } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { Any } from "@pgmesh/sdk/gen/google/protobuf/any";
-import { Timestamp } from "@pgmesh/sdk/gen/google/protobuf/timestamp";
+import { Any } from "@pgmesh/proto/google/protobuf/any";
+import { Timestamp } from "@pgmesh/proto/google/protobuf/timestamp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestBroker, type TestBroker } from "../../broker/test/support/broker.ts";
 import { TestCertificates } from "../../broker/test/support/certificates.ts";
 import { createTestDatabase, type TestDatabase } from "../../broker/test/support/database.ts";
+import { installPythonPackage, missingPython, type PythonEnvironment } from "../../python/test-support.ts";
 
 const root = fileURLToPath(new URL("../../", import.meta.url));
 const run = promisify(execFile);
-// Debian's interpreter, where python3-grpcio and python3-protobuf install; a pyenv or venv
-// python3 earlier on PATH would not see them.
-const python = "/usr/bin/python3";
 const script = "examples/python-subscriber/subscriber.py";
-const packages = "python3-grpcio python3-protobuf";
 
-const probe = spawnSync(python, ["-c", "import grpc, google.protobuf"], { encoding: "utf8" });
-const missing =
-  probe.status === 0
-    ? undefined
-    : `${python} cannot import grpc and google.protobuf (${(probe.error?.message ?? probe.stderr).trim()}): ` +
-      `apt-get install ${packages}`;
+const missing = missingPython();
 const inCI = process.env.CI === "true";
 if (missing && !inCI) {
   console.warn(`\n*** SKIPPING the Python subscriber example test: ${missing} ***\n`);
 }
 
+let python: string;
+let env: PythonEnvironment;
 let db: TestDatabase;
 let mesh: TestBroker;
 
@@ -36,13 +31,16 @@ let mesh: TestBroker;
 describe.skipIf(missing !== undefined && !inCI)("Python subscriber example", () => {
   beforeAll(async () => {
     if (missing) return;
+    env = await installPythonPackage();
+    python = env.python;
     db = await createTestDatabase();
     mesh = await startTestBroker(db.url);
-  });
+  }, 120_000);
 
   afterAll(async () => {
     await mesh?.stop();
     await db?.drop();
+    env?.remove();
   });
 
   it("prints and acks every event, leaving nothing in the backlog or in flight", async () => {

@@ -1,173 +1,105 @@
-#!/usr/bin/python3
-"""Stream-subscribe to a pgmesh subscription from Python, using only protoc-generated stubs.
+#!/usr/bin/env python3
+"""Stream-subscribe to a pgmesh subscription from Python, with the pgmesh package (python/).
 
 Prints each delivered event as one JSON line on stdout, acks it, and exits 0 once COUNT events
 have been acked by the broker. Errors go to stderr with a non-zero exit code.
 
-    /usr/bin/python3 examples/python-subscriber/subscriber.py \\
+    python examples/python-subscriber/subscriber.py \\
         --address 127.0.0.1:50051 --subscription orders.audit --count 3
 
 Over TLS, trusting the CA that signed the broker's certificate, with a token (or PGMESH_TOKEN):
 
-    /usr/bin/python3 examples/python-subscriber/subscriber.py --ca-file ca.crt --token "$TOKEN" ...
+    python examples/python-subscriber/subscriber.py --ca-file ca.crt --token "$TOKEN" ...
 """
 
 import argparse
+import asyncio
 import base64
 import json
 import os
-import queue
 import sys
-
-# The repository does not ignore __pycache__, and the generated stubs are committed: keep Python
-# from leaving bytecode next to them.
-sys.dont_write_bytecode = True
-# The stubs import each other as `pgmesh.v1.*`, so their root must be on the path.
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "gen"))
 
 try:
     import grpc
-    from pgmesh.v1 import subscriber_pb2, subscriber_pb2_grpc
+    import pgmesh
+    from pgmesh.v1 import subscriber_pb2
 except ImportError as error:
-    sys.exit(
-        f"subscriber: {error}: install Debian's python3-grpcio and python3-protobuf "
-        "(apt-get install python3-grpcio python3-protobuf) and run with /usr/bin/python3"
-    )
-
-# Sentinel put on the request queue to end the request stream (a half-close).
-_HALF_CLOSE = object()
+    sys.exit(f"subscriber: {error}: install the pgmesh package (see python/README.md)")
 
 
-def requests(outbox):
-    """Feeds the stream from a queue, so the reading loop can send acks as deliveries arrive.
-
-    gRPC consumes this generator on its own thread; it blocks on the queue between messages.
-    """
-    while True:
-        message = outbox.get()
-        if message is _HALF_CLOSE:
-            return
-        yield message
-
-
-def event_json(delivery):
-    event = delivery.event
-    has_data = event.HasField("data")
+def event_json(event: pgmesh.ReceivedEvent) -> dict:
+    raw = event.raw
+    has_data = raw.HasField("data")
     return {
         "id": event.id,
         "source": event.source,
         "type": event.type,
         "subject": event.subject,
         "topic": event.topic,
-        "time": event.time.ToJsonString() if event.HasField("time") else None,
-        "attempt": delivery.delivery_attempt,
-        "attributes": dict(event.attributes),
-        # The payload stays opaque here: a consumer that knows the type URL would Unpack it
-        # into its own generated message class.
-        "dataTypeUrl": event.data.type_url if has_data else None,
-        "dataBase64": base64.b64encode(event.data.value).decode("ascii") if has_data else None,
+        "time": raw.time.ToJsonString() if raw.HasField("time") else None,
+        "attempt": event.attempt,
+        "attributes": event.attributes,
+        # The payload stays opaque here: a consumer that knows its type passes message_type= to
+        # subscribe() and gets an instance of its own generated class instead.
+        "dataTypeUrl": raw.data.type_url if has_data else None,
+        "dataBase64": base64.b64encode(event.data).decode("ascii") if has_data else None,
     }
 
 
-def open_channel(address, ca_file, cert_file, key_file):
-    """A TLS channel when a CA file is given (with a client certificate for mutual TLS), else plaintext."""
-    if not ca_file:
-        return grpc.insecure_channel(address)
+def read(path):
+    if not path:
+        return None
+    with open(path, "rb") as f:
+        return f.read()
 
-    def read(path):
-        with open(path, "rb") as f:
-            return f.read()
 
-    credentials = grpc.ssl_channel_credentials(
-        root_certificates=read(ca_file),
-        private_key=read(key_file) if key_file else None,
-        certificate_chain=read(cert_file) if cert_file else None,
+async def subscribe(args) -> None:
+    client = pgmesh.connect(
+        args.address,
+        token=args.token,
+        root_certificates=read(args.ca_file),
+        certificate_chain=read(args.cert_file),
+        private_key=read(args.key_file),
     )
-    return grpc.secure_channel(address, credentials)
-
-
-def subscribe(address, subscription, count, max_outstanding, channel_options, token):
-    outbox = queue.Queue()
-    outbox.put(
-        subscriber_pb2.SubscribeRequest(
-            open=subscriber_pb2.Open(
-                subscription=subscription,
-                consumer="python-subscriber",
-                max_outstanding_messages=min(max_outstanding, count),
-            )
-        )
-    )
-    # Ack ids sent but not yet confirmed: an event only counts once the broker answers ACKED.
-    pending = set()
+    handled = 0
     acked = 0
-    window = min(max_outstanding, count)
+    enough = asyncio.Event()
 
-    def fit_window():
-        # Keep the broker from leasing more than COUNT events to this stream: extra leases would
-        # only be handed back when it ends, and a handed-back delivery still counts as an attempt
-        # towards the subscription's dead-letter limit. The broker handles messages in order, so a
-        # window sent before an ack applies before that ack frees room.
-        nonlocal window
-        wanted = min(max_outstanding, count - acked - len(pending))
-        if wanted != window:
-            window = wanted
-            outbox.put(
-                subscriber_pb2.SubscribeRequest(flow=subscriber_pb2.FlowControl(max_outstanding_messages=window))
-            )
+    def handle(event: pgmesh.ReceivedEvent) -> None:
+        nonlocal handled
+        print(json.dumps(event_json(event)), flush=True)
+        handled += 1
+        # Keep the broker from leasing more than COUNT events: extra leases would only be handed
+        # back when the stream ends, and a handed-back delivery still counts as an attempt.
+        subscriber.set_flow(max(0, min(args.max_outstanding, args.count - handled)))
 
-    # The broker reads the caller's token from this header on every call.
-    metadata = [("authorization", f"Bearer {token}")] if token else None
-    with open_channel(address, *channel_options) as channel:
-        stub = subscriber_pb2_grpc.SubscriberServiceStub(channel)
-        responses = stub.Subscribe(requests(outbox), metadata=metadata)
-        try:
-            for response in responses:
-                kind = response.WhichOneof("response")
-                if kind == "deliveries":
-                    ack_ids = []
-                    for delivery in response.deliveries.deliveries:
-                        # A race can still bring more than COUNT; those stay unsettled and the
-                        # broker hands them back to the subscription when this stream ends.
-                        if acked + len(pending) + len(ack_ids) >= count:
-                            continue
-                        print(json.dumps(event_json(delivery)), flush=True)
-                        ack_ids.append(delivery.ack_id)
-                    if ack_ids:
-                        pending.update(ack_ids)
-                        fit_window()
-                        outbox.put(subscriber_pb2.SubscribeRequest(ack=subscriber_pb2.Ack(ack_ids=ack_ids)))
-                elif kind == "ack_results":
-                    for result in response.ack_results.results:
-                        if result.ack_id not in pending:
-                            continue
-                        pending.discard(result.ack_id)
-                        if result.status == subscriber_pb2.ACK_STATUS_ACKED:
-                            acked += 1
-                        else:
-                            # At-least-once: a stale ack (the lease lapsed) means the event will be
-                            # delivered again, so it is not counted and is printed again then.
-                            status = subscriber_pb2.AckStatus.Name(result.status)
-                            print(f"subscriber: ack {result.ack_id} came back {status}", file=sys.stderr)
-                    if acked >= count:
-                        break
-                    fit_window()
-                # `opened` and heartbeats need no answer.
-            else:
-                raise SystemExit(
-                    f"subscriber: the broker ended the stream after {acked} of {count} acked events"
-                )
-            # Half-close and read to the end, so the broker finishes the stream cleanly (status OK)
-            # and releases any deliveries past COUNT before we go.
-            outbox.put(_HALF_CLOSE)
-            try:
-                for _ in responses:
-                    pass
-            except grpc.RpcError as error:
-                # The events are acked already; a failed goodbye does not undo that.
-                print(f"subscriber: closing the stream: {error.code().name}: {error.details()}", file=sys.stderr)
-        finally:
-            # Unblocks the request thread on every path, including errors.
-            outbox.put(_HALF_CLOSE)
+    def on_result(result) -> None:
+        nonlocal acked
+        if result.status == subscriber_pb2.ACK_STATUS_ACKED:
+            acked += 1
+            if acked >= args.count:
+                enough.set()
+        else:
+            # At-least-once: a stale ack (the lease lapsed) means the event comes again.
+            status = subscriber_pb2.AckStatus.Name(result.status)
+            print(f"subscriber: ack {result.ack_id} came back {status}", file=sys.stderr)
+
+    subscriber = client.subscribe(
+        args.subscription,
+        handle,
+        consumer_name="python-subscriber",
+        concurrency=1,
+        max_outstanding_messages=min(args.max_outstanding, args.count),
+        on_result=on_result,
+    )
+    try:
+        waiting = asyncio.ensure_future(enough.wait())
+        await asyncio.wait([waiting, subscriber.done], return_when=asyncio.FIRST_COMPLETED)
+        waiting.cancel()
+        if subscriber.done.done():
+            subscriber.done.result()  # raises the gRPC error that stopped it
+    finally:
+        await client.close()
 
 
 def main():
@@ -197,15 +129,8 @@ def main():
     if not 1 <= args.max_outstanding <= 10000:
         parser.error("--max-outstanding must be 1..10000")
     try:
-        subscribe(
-            args.address,
-            args.subscription,
-            args.count,
-            args.max_outstanding,
-            (args.ca_file, args.cert_file, args.key_file),
-            args.token,
-        )
-    except grpc.RpcError as error:
+        asyncio.run(subscribe(args))
+    except grpc.aio.AioRpcError as error:
         sys.exit(f"subscriber: gRPC error {error.code().name}: {error.details()}")
     except KeyboardInterrupt:
         sys.exit(130)

@@ -3,10 +3,11 @@
 // comes first. Events with an ordering key are sent in publish order: one batch of a key is in
 // flight at a time, and when one fails the key pauses (its later publishes fail at once) until
 // resumePublishing(key), so that an event is never stored after one that was lost before it.
+
+import { Event } from "@pgmesh/proto/pgmesh/v1/event";
+import type { PublishResult } from "@pgmesh/proto/pgmesh/v1/publisher";
 import { v7 as uuidv7 } from "uuid";
 import { type EventEnvelope, type EventType, typedEvent } from "./event-type.ts";
-import { Event } from "./gen/pgmesh/v1/event.ts";
-import type { PublishResult } from "./gen/pgmesh/v1/publisher.ts";
 
 export interface BatchSettings {
   /** Events per request at most (default 100; the broker takes up to 1000). */

@@ -8,10 +8,6 @@ import {
   type ServiceError,
   status,
 } from "@grpc/grpc-js";
-import { v7 as uuidv7 } from "uuid";
-import { BatchPublisher, type BatchSettings } from "./batch-publisher.ts";
-import { type AnyEventHandler, dispatchByType, dispatchRaw } from "./event-handlers.ts";
-import { type EventEnvelope, type EventType, type Publishable, typedEvent } from "./event-type.ts";
 import {
   AdminServiceClient,
   CreateSubscriptionRequest,
@@ -19,10 +15,14 @@ import {
   type StartPosition,
   Subscription,
   type Topic,
-} from "./gen/pgmesh/v1/admin.ts";
-import { Event } from "./gen/pgmesh/v1/event.ts";
-import { PublisherServiceClient, type PublishResult } from "./gen/pgmesh/v1/publisher.ts";
-import { SubscriberServiceClient } from "./gen/pgmesh/v1/subscriber.ts";
+} from "@pgmesh/proto/pgmesh/v1/admin";
+import { Event } from "@pgmesh/proto/pgmesh/v1/event";
+import { PublisherServiceClient, type PublishResult } from "@pgmesh/proto/pgmesh/v1/publisher";
+import { SubscriberServiceClient } from "@pgmesh/proto/pgmesh/v1/subscriber";
+import { v7 as uuidv7 } from "uuid";
+import { BatchPublisher, type BatchSettings } from "./batch-publisher.ts";
+import { type AnyEventHandler, dispatchByType, dispatchRaw } from "./event-handlers.ts";
+import { type EventEnvelope, type EventType, type Publishable, typedEvent } from "./event-type.ts";
 import { PublishCoalescer, type PublishCoalescing } from "./publish-coalescer.ts";
 import type { Handler } from "./received-event.ts";
 import { type RetrySettings, withRetries } from "./retry.ts";

@@ -1,7 +1,7 @@
 // A typed event: which topic a Protobuf message type is published on, and how to encode and
 // decode it. Generated code (protoc-gen-pgmesh) declares one per event message; the client's
 // typed publish and subscribe take it, so a message of the wrong type does not compile.
-import type { Event } from "./gen/pgmesh/v1/event.ts";
+import type { Event } from "@pgmesh/proto/pgmesh/v1/event";
 
 /** The parts of a ts-proto message object (`MessageFns<T>`) that pgmesh needs. */
 export interface MessageCodec<T> {

@@ -1,6 +1,22 @@
-// @pgmesh/sdk: the public surface. Generated wire types are under "@pgmesh/sdk/gen/...".
+// @pgmesh/sdk: the public surface. The wire types its methods take and return are re-exported here;
+// the rest of the generated wire code is in @pgmesh/proto.
 import { type ConnectOptions, PgmeshClient } from "./client.ts";
 
+export type {
+  AuditRecord,
+  DeadLetter,
+  DeadLetterFilter,
+  ParkedKey,
+  Principal,
+  RetryPolicy,
+  Subscription,
+  TokenInfo,
+  Topic,
+  TopicSchema,
+} from "@pgmesh/proto/pgmesh/v1/admin";
+export { DeadLetterReason } from "@pgmesh/proto/pgmesh/v1/admin";
+export type { Event } from "@pgmesh/proto/pgmesh/v1/event";
+export type { PublishResult } from "@pgmesh/proto/pgmesh/v1/publisher";
 export { BatchPublisher, type BatchSettings, PublishPausedError, type SendBatch } from "./batch-publisher.ts";
 export {
   type CallSettings,

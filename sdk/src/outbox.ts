@@ -3,9 +3,10 @@
 // It calls pgmesh.outbox_publish(topic, event) (a broker migration); a broker relays the rows to
 // their topics. Works with postgres.js (`sql.begin(tx => ...)`) and node-postgres (a client inside
 // BEGIN), without depending on either.
+
+import { Event } from "@pgmesh/proto/pgmesh/v1/event";
 import { v7 as uuidv7 } from "uuid";
 import { type EventType, type Publishable, typedEvent } from "./event-type.ts";
-import { Event } from "./gen/pgmesh/v1/event.ts";
 
 /** A postgres.js transaction (has `unsafe`) or a node-postgres client or pool client (has `query`). */
 export type SqlTransaction =

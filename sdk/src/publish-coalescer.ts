@@ -12,8 +12,8 @@
 // order within a request, and waiting calls leave in the order they were made; calls made
 // concurrently were never ordered against each other, though (await one before making the next, or
 // use the BatchPublisher's ordering keys, for order).
-import type { Event } from "./gen/pgmesh/v1/event.ts";
-import type { PublishResult } from "./gen/pgmesh/v1/publisher.ts";
+import type { Event } from "@pgmesh/proto/pgmesh/v1/event";
+import type { PublishResult } from "@pgmesh/proto/pgmesh/v1/publisher";
 import { isRetryable } from "./retry.ts";
 
 export interface PublishCoalescing {

@@ -1,7 +1,8 @@
 // The SDK's batching publisher against a real broker: batches by count, bytes and delay, ordering
 // keys kept in order with one batch in flight per key, and a key paused after a failed publish.
+
+import { Topic } from "@pgmesh/proto/pgmesh/v1/admin";
 import { defineEvent, PublishPausedError } from "@pgmesh/sdk";
-import { Topic } from "@pgmesh/sdk/gen/pgmesh/v1/admin";
 import { beforeAll, describe, expect, it } from "vitest";
 import { useTestBroker } from "../../broker/test/support/broker.ts";
 import { until } from "../../broker/test/support/until.ts";

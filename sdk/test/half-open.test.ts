@@ -2,8 +2,9 @@
 // forwarding without closing anything, so no error ever reaches the stream. The subscriber notices
 // the broker's missing heartbeats, reopens the stream, and once the keepalive has dropped the dead
 // connection, receives again on a new one.
+
+import { Topic } from "@pgmesh/proto/pgmesh/v1/admin";
 import { connect, defineEvent } from "@pgmesh/sdk";
-import { Topic } from "@pgmesh/sdk/gen/pgmesh/v1/admin";
 import { expect, it } from "vitest";
 import { useTestBroker } from "../../broker/test/support/broker.ts";
 import { TcpProxy } from "../../broker/test/support/tcp-proxy.ts";

@@ -1,7 +1,8 @@
 // Transactional publish through the outbox, with postgres.js and with node-postgres, against a
 // real broker on the same database.
+
+import { Topic } from "@pgmesh/proto/pgmesh/v1/admin";
 import { defineEvent, outboxPublish, outboxPublishEvents } from "@pgmesh/sdk";
-import { Topic } from "@pgmesh/sdk/gen/pgmesh/v1/admin";
 import pg from "pg";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";

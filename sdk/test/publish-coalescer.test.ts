@@ -2,8 +2,8 @@
 // waits, each call's results, the split at the broker's limits, the isolation of a failed shared
 // request, and close(). The real-broker side is in publish-coalescing.test.ts.
 import { Metadata, type ServiceError, status } from "@grpc/grpc-js";
-import { Event } from "@pgmesh/sdk/gen/pgmesh/v1/event";
-import { PublishRequest, type PublishResult } from "@pgmesh/sdk/gen/pgmesh/v1/publisher";
+import { Event } from "@pgmesh/proto/pgmesh/v1/event";
+import { PublishRequest, type PublishResult } from "@pgmesh/proto/pgmesh/v1/publisher";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { PublishCoalescer, requestEntryBound } from "../src/publish-coalescer.ts";

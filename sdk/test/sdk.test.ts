@@ -3,8 +3,8 @@
 
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import { Subscription, Topic } from "@pgmesh/proto/pgmesh/v1/admin";
 import { defineEvent, on, reject, retryAfter } from "@pgmesh/sdk";
-import { Subscription, Topic } from "@pgmesh/sdk/gen/pgmesh/v1/admin";
 import { beforeAll, describe, expect, it } from "vitest";
 import { startTestBroker, useTestBroker } from "../../broker/test/support/broker.ts";
 import { createTestDatabase } from "../../broker/test/support/database.ts";

@@ -3,8 +3,8 @@
 // go as `dataBase64` with `dataTypeUrl`.
 import { fromJson, type JsonValue, toBinary } from "@bufbuild/protobuf";
 import { ValueSchema } from "@bufbuild/protobuf/wkt";
+import type { Event } from "@pgmesh/proto/pgmesh/v1/event";
 import { TYPE_URL_PREFIX } from "@pgmesh/sdk";
-import type { Event } from "@pgmesh/sdk/gen/pgmesh/v1/event";
 import { VALUE_TYPE_URL } from "./format.ts";
 
 const KNOWN = new Set([

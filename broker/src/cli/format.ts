@@ -1,7 +1,7 @@
 // How the CLI shows events: one JSON object per line, payloads decoded where the type is known.
 import { fromBinary, toJson } from "@bufbuild/protobuf";
 import { ValueSchema } from "@bufbuild/protobuf/wkt";
-import type { Event } from "@pgmesh/sdk/gen/pgmesh/v1/event";
+import type { Event } from "@pgmesh/proto/pgmesh/v1/event";
 import { decodeWithSchema, type SchemaCodec } from "./schema-codec.ts";
 
 export const VALUE_TYPE_URL = "type.googleapis.com/google.protobuf.Value";

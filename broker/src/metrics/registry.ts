@@ -102,7 +102,7 @@ export class BrokerMetrics implements DeliveryObserver {
     });
     this.cursorLag = new Gauge({
       name: "pgmesh_cursor_lag",
-      help: "Events of the topic the subscription's cursor has not passed yet (counted up to 100,000), per subscription.",
+      help: "Events of the topic the subscription's cursor has not passed yet (counted up to 10,000), per subscription.",
       labelNames: ["subscription"],
       registers,
     });

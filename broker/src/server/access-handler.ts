@@ -1,6 +1,6 @@
 // The access-control RPCs of pgmesh.v1.AdminService (principals, tokens, audit log) on top of
 // security/access-admin.ts. Who may call them is decided in auth/, like every other RPC.
-import type { AdminServiceServer } from "@pgmesh/sdk/gen/pgmesh/v1/admin";
+import type { AdminServiceServer } from "@pgmesh/proto/pgmesh/v1/admin";
 import type { AccessAdmin } from "../security/access-admin.ts";
 import { grantToString } from "../security/grants.ts";
 import type { PrincipalRecord, TokenInfo } from "../security/ports.ts";

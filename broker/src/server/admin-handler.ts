@@ -1,6 +1,6 @@
 // pgmesh.v1.AdminService on top of the delivery layer's Admin.
 import type { ServerUnaryCall } from "@grpc/grpc-js";
-import type { AdminServiceServer } from "@pgmesh/sdk/gen/pgmesh/v1/admin";
+import type { AdminServiceServer } from "@pgmesh/proto/pgmesh/v1/admin";
 import type { Admin, PolicyInput } from "../delivery/admin.ts";
 import { invalidArgument } from "../delivery/errors.ts";
 import type { AccessMethod } from "./access-handler.ts";

@@ -1,6 +1,6 @@
 // Conversions between the generated wire types and the delivery layer's records.
-import { Any } from "@pgmesh/sdk/gen/google/protobuf/any";
-import type { Duration } from "@pgmesh/sdk/gen/google/protobuf/duration";
+import { Any } from "@pgmesh/proto/google/protobuf/any";
+import type { Duration } from "@pgmesh/proto/google/protobuf/duration";
 import {
   type DeadLetterFilter,
   type DeadLetter as DeadLetterMessage,
@@ -10,8 +10,8 @@ import {
   type Subscription as SubscriptionMessage,
   type Topic as TopicMessage,
   type TopicSchema as TopicSchemaMessage,
-} from "@pgmesh/sdk/gen/pgmesh/v1/admin";
-import { Event } from "@pgmesh/sdk/gen/pgmesh/v1/event";
+} from "@pgmesh/proto/pgmesh/v1/admin";
+import { Event } from "@pgmesh/proto/pgmesh/v1/event";
 import type { PolicyInput } from "../delivery/admin.ts";
 import { invalidArgument } from "../delivery/errors.ts";
 import type {

@@ -2,9 +2,9 @@
 // This folder is the only code that imports @grpc/grpc-js.
 import { createServer, type Server as NetServer } from "node:net";
 import { Server, ServerCredentials, type ServiceDefinition } from "@grpc/grpc-js";
-import { AdminServiceService } from "@pgmesh/sdk/gen/pgmesh/v1/admin";
-import { PublisherServiceService } from "@pgmesh/sdk/gen/pgmesh/v1/publisher";
-import { SubscriberServiceService } from "@pgmesh/sdk/gen/pgmesh/v1/subscriber";
+import { AdminServiceService } from "@pgmesh/proto/pgmesh/v1/admin";
+import { PublisherServiceService } from "@pgmesh/proto/pgmesh/v1/publisher";
+import { SubscriberServiceService } from "@pgmesh/proto/pgmesh/v1/subscriber";
 import { HealthImplementation } from "grpc-health-check";
 import type { Admin } from "../delivery/admin.ts";
 import type { DeliveryService } from "../delivery/delivery-service.ts";

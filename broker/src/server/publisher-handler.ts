@@ -1,5 +1,5 @@
 // pgmesh.v1.PublisherService on top of the delivery layer's Publisher.
-import type { PublisherServiceServer } from "@pgmesh/sdk/gen/pgmesh/v1/publisher";
+import type { PublisherServiceServer } from "@pgmesh/proto/pgmesh/v1/publisher";
 import type { Publisher } from "../delivery/publishing.ts";
 import { envelopeFromWire } from "./convert.ts";
 import type { ErrorLogger } from "./status.ts";

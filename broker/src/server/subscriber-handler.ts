@@ -8,7 +8,7 @@ import {
   type SubscribeRequest,
   type SubscribeResponse,
   type SubscriberServiceServer,
-} from "@pgmesh/sdk/gen/pgmesh/v1/subscriber";
+} from "@pgmesh/proto/pgmesh/v1/subscriber";
 import type { Admin } from "../delivery/admin.ts";
 import {
   type Consumer,

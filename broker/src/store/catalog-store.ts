@@ -210,7 +210,7 @@ export class PostgresCatalogStore implements CatalogStore {
 }
 
 /** Cursor lags are counted up to this many events (an index range count; past it, "at least"). */
-const LAG_COUNT_CAP = 1_000_000;
+const LAG_COUNT_CAP = 100_000;
 
 /**
  * The cursor position for a start: the seq just before the first event to deliver. Refuses a

@@ -1,6 +1,6 @@
 // Admin calls that race with each other or with deliveries: concurrent redrives of the same dead
 // letters, and a policy change while a consumer holds an extended lease.
-import { AckStatus } from "@pgmesh/sdk/gen/pgmesh/v1/subscriber";
+import { AckStatus } from "@pgmesh/proto/pgmesh/v1/subscriber";
 import { describe, expect, it } from "vitest";
 import { useTestBroker } from "../support/broker.ts";
 import { StreamProbe, sleep } from "../support/stream-probe.ts";

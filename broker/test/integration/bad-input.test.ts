@@ -2,8 +2,8 @@
 // characters, invalid UTF-8, numbers beyond int64, timestamps and durations out of range, and bytes
 // that are no message at all. Each is INVALID_ARGUMENT naming the field, never INTERNAL.
 import { Client, credentials, Metadata, status } from "@grpc/grpc-js";
-import { CreateSubscriptionRequest } from "@pgmesh/sdk/gen/pgmesh/v1/admin";
-import { Event } from "@pgmesh/sdk/gen/pgmesh/v1/event";
+import { CreateSubscriptionRequest } from "@pgmesh/proto/pgmesh/v1/admin";
+import { Event } from "@pgmesh/proto/pgmesh/v1/event";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { useTestBroker } from "../support/broker.ts";
 import { rejection } from "../support/rejection.ts";

@@ -3,8 +3,9 @@
 // dies mid-publish; a long transaction on one topic holds back nothing on another; seek moves a
 // subscription to a time or a position, refuses to go before what retention kept, and takes
 // effect on streams already open.
+
+import { AckStatus, type Delivery } from "@pgmesh/proto/pgmesh/v1/subscriber";
 import { outboxPublish } from "@pgmesh/sdk";
-import { AckStatus, type Delivery } from "@pgmesh/sdk/gen/pgmesh/v1/subscriber";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestBroker, type TestBroker, useTestBroker } from "../support/broker.ts";

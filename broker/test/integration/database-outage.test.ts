@@ -2,8 +2,8 @@
 // with UNAVAILABLE, /readyz answers 503 at once, streams stay open (acks sent meanwhile take effect
 // when it is back), and everything resumes by itself. Postgres is reached through a proxy the test can cut.
 import { status } from "@grpc/grpc-js";
+import { AckStatus } from "@pgmesh/proto/pgmesh/v1/subscriber";
 import { PgmeshClient } from "@pgmesh/sdk";
-import { AckStatus } from "@pgmesh/sdk/gen/pgmesh/v1/subscriber";
 import postgres from "postgres";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { startTestBroker, type TestBroker } from "../support/broker.ts";

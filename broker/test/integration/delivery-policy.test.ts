@@ -1,8 +1,8 @@
 // Retries, backoff, dead letters, redrive, reject, leases, delayed delivery and subscription
 // policy: what happens when consumers fail, on a real broker and Postgres.
 import { status } from "@grpc/grpc-js";
-import { DeadLetterReason } from "@pgmesh/sdk/gen/pgmesh/v1/admin";
-import { AckStatus } from "@pgmesh/sdk/gen/pgmesh/v1/subscriber";
+import { DeadLetterReason } from "@pgmesh/proto/pgmesh/v1/admin";
+import { AckStatus } from "@pgmesh/proto/pgmesh/v1/subscriber";
 import { beforeAll, describe, expect, it } from "vitest";
 import { useTestBroker } from "../support/broker.ts";
 import { rejection } from "../support/rejection.ts";

@@ -1,6 +1,6 @@
 // Bad input gets the right status and a message a person understands, and loses nothing.
 import { status } from "@grpc/grpc-js";
-import { AckStatus } from "@pgmesh/sdk/gen/pgmesh/v1/subscriber";
+import { AckStatus } from "@pgmesh/proto/pgmesh/v1/subscriber";
 import { beforeAll, describe, expect, it } from "vitest";
 import { useTestBroker } from "../support/broker.ts";
 import { rejection } from "../support/rejection.ts";

@@ -1,7 +1,7 @@
 // No message the broker sends exceeds what a default gRPC client accepts (4 MiB), however large
 // the events; the byte window (max_outstanding_bytes) bounds what a stream holds.
 import { credentials, status } from "@grpc/grpc-js";
-import { AckStatus, SubscriberServiceClient } from "@pgmesh/sdk/gen/pgmesh/v1/subscriber";
+import { AckStatus, SubscriberServiceClient } from "@pgmesh/proto/pgmesh/v1/subscriber";
 import { describe, expect, it } from "vitest";
 import { startTestBroker, useTestBroker } from "../support/broker.ts";
 import { rejection } from "../support/rejection.ts";

@@ -1,6 +1,6 @@
 // Ordered subscriptions, parked keys, attribute filters and the idempotency window.
 import { status } from "@grpc/grpc-js";
-import { AckStatus, type Delivery } from "@pgmesh/sdk/gen/pgmesh/v1/subscriber";
+import { AckStatus, type Delivery } from "@pgmesh/proto/pgmesh/v1/subscriber";
 import { beforeAll, describe, expect, it } from "vitest";
 import { useTestBroker } from "../support/broker.ts";
 import { rejection } from "../support/rejection.ts";

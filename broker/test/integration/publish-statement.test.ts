@@ -3,7 +3,7 @@
 // tests hold those jobs to pg-boss's own insert and fetch, column by column, and check that
 // subscriptions that come and go get exactly what is published while they exist.
 
-import { AckStatus } from "@pgmesh/sdk/gen/pgmesh/v1/subscriber";
+import { AckStatus } from "@pgmesh/proto/pgmesh/v1/subscriber";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { useTestBroker } from "../support/broker.ts";

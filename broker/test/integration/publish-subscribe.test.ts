@@ -1,7 +1,7 @@
 // The path an event travels: publish -> Postgres -> Subscribe stream -> ack, on a real broker.
-import { Any } from "@pgmesh/sdk/gen/google/protobuf/any";
-import { Topic } from "@pgmesh/sdk/gen/pgmesh/v1/admin";
-import { AckStatus } from "@pgmesh/sdk/gen/pgmesh/v1/subscriber";
+import { Any } from "@pgmesh/proto/google/protobuf/any";
+import { Topic } from "@pgmesh/proto/pgmesh/v1/admin";
+import { AckStatus } from "@pgmesh/proto/pgmesh/v1/subscriber";
 import { beforeAll, describe, expect, it } from "vitest";
 import { useTestBroker } from "../support/broker.ts";
 import { StreamProbe, sleep } from "../support/stream-probe.ts";

@@ -1,8 +1,8 @@
 // Durability and multi-broker behaviour: state lives in Postgres, not in a broker.
 import { readFileSync } from "node:fs";
 import { status } from "@grpc/grpc-js";
-import { Topic } from "@pgmesh/sdk/gen/pgmesh/v1/admin";
-import { AckStatus } from "@pgmesh/sdk/gen/pgmesh/v1/subscriber";
+import { Topic } from "@pgmesh/proto/pgmesh/v1/admin";
+import { AckStatus } from "@pgmesh/proto/pgmesh/v1/subscriber";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestBroker, type TestBroker } from "../support/broker.ts";
 import { createTestDatabase, type TestDatabase } from "../support/database.ts";

@@ -1,6 +1,6 @@
 // Bounded tables: what an ack, a topic's retention and the idempotency window leave behind.
 import { status } from "@grpc/grpc-js";
-import { AckStatus } from "@pgmesh/sdk/gen/pgmesh/v1/subscriber";
+import { AckStatus } from "@pgmesh/proto/pgmesh/v1/subscriber";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TableUpkeep } from "../../src/store/upkeep.ts";

@@ -1,7 +1,7 @@
 // A Subscribe stream's life outside the happy path: idle heartbeats, a client that never opens,
 // a client that half-closes.
 import { status } from "@grpc/grpc-js";
-import { AckStatus } from "@pgmesh/sdk/gen/pgmesh/v1/subscriber";
+import { AckStatus } from "@pgmesh/proto/pgmesh/v1/subscriber";
 import { beforeAll, describe, expect, it } from "vitest";
 import { startTestBroker, useTestBroker } from "../support/broker.ts";
 import { StreamProbe, sleep } from "../support/stream-probe.ts";

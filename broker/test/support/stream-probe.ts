@@ -1,13 +1,13 @@
 // Drives one Subscribe stream from a test: sends requests, and waits for what the server sends.
 import { type ClientDuplexStream, Metadata, type ServiceError } from "@grpc/grpc-js";
-import type { PgmeshClient } from "@pgmesh/sdk";
 import type {
   AckResult,
   Delivery,
   Opened,
   SubscribeRequest,
   SubscribeResponse,
-} from "@pgmesh/sdk/gen/pgmesh/v1/subscriber";
+} from "@pgmesh/proto/pgmesh/v1/subscriber";
+import type { PgmeshClient } from "@pgmesh/sdk";
 
 export class StreamProbe {
   readonly deliveries: Delivery[] = [];

@@ -1,6 +1,6 @@
 // The wire bounds the broker splits its messages by must never be below the real encoded size.
-import { DeadLetter as DeadLetterMessage } from "@pgmesh/sdk/gen/pgmesh/v1/admin";
-import { AckResult, Delivery } from "@pgmesh/sdk/gen/pgmesh/v1/subscriber";
+import { DeadLetter as DeadLetterMessage } from "@pgmesh/proto/pgmesh/v1/admin";
+import { AckResult, Delivery } from "@pgmesh/proto/pgmesh/v1/subscriber";
 import { describe, expect, it } from "vitest";
 import type { DeadLetter, StoredEvent } from "../../src/delivery/model.ts";
 import { deadLetterToWire, eventToWire } from "../../src/server/convert.ts";

@@ -1,7 +1,7 @@
 // Every RPC the broker serves has an access rule, and every pgmesh RPC is checked (none is open).
-import { AdminServiceService } from "@pgmesh/sdk/gen/pgmesh/v1/admin";
-import { PublisherServiceService } from "@pgmesh/sdk/gen/pgmesh/v1/publisher";
-import { SubscriberServiceService } from "@pgmesh/sdk/gen/pgmesh/v1/subscriber";
+import { AdminServiceService } from "@pgmesh/proto/pgmesh/v1/admin";
+import { PublisherServiceService } from "@pgmesh/proto/pgmesh/v1/publisher";
+import { SubscriberServiceService } from "@pgmesh/proto/pgmesh/v1/subscriber";
 import { describe, expect, it } from "vitest";
 import { accessFor, RPC_ACCESS } from "../../src/server/auth/rpc-access.ts";
 

@@ -2,11 +2,7 @@
 // in-memory delivery port of the test kit: its open timeout, its heartbeats re-armed by every
 // write, and deliveries and per-id settle results, with no broker and no database.
 import { EventEmitter } from "node:events";
-import {
-  AckStatus,
-  type SubscribeRequest,
-  type SubscribeResponse,
-} from "@pgmesh/sdk/gen/pgmesh/v1/subscriber";
+import { AckStatus, type SubscribeRequest, type SubscribeResponse } from "@pgmesh/proto/pgmesh/v1/subscriber";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import type { Admin } from "../../src/delivery/admin.ts";
 import { DeliveryService } from "../../src/delivery/delivery-service.ts";

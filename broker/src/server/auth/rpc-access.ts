@@ -1,11 +1,11 @@
 // Every RPC the broker serves and what a caller needs to make it. The interceptor (interceptor.ts)
 // looks each call up here, and the server refuses to start if a method it serves has no entry, so
 // a new RPC cannot be forgotten.
-import { AdminServiceService } from "@pgmesh/sdk/gen/pgmesh/v1/admin";
-import type { PublishRequest } from "@pgmesh/sdk/gen/pgmesh/v1/publisher";
-import { PublisherServiceService } from "@pgmesh/sdk/gen/pgmesh/v1/publisher";
-import type { SubscribeRequest } from "@pgmesh/sdk/gen/pgmesh/v1/subscriber";
-import { SubscriberServiceService } from "@pgmesh/sdk/gen/pgmesh/v1/subscriber";
+import { AdminServiceService } from "@pgmesh/proto/pgmesh/v1/admin";
+import type { PublishRequest } from "@pgmesh/proto/pgmesh/v1/publisher";
+import { PublisherServiceService } from "@pgmesh/proto/pgmesh/v1/publisher";
+import type { SubscribeRequest } from "@pgmesh/proto/pgmesh/v1/subscriber";
+import { SubscriberServiceService } from "@pgmesh/proto/pgmesh/v1/subscriber";
 import type { Permission } from "../../security/grants.ts";
 
 /** One permission the request needs, on a named resource. */

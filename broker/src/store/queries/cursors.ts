@@ -46,10 +46,15 @@ export async function selectAfterCursor(
   limit: number,
 ): Promise<CursorRead | undefined> {
   const rows = await sql`
+    -- The row comparison makes Postgres walk the (topic, seq) index from the cursor: written as
+    -- topic = x AND seq > y it read the primary key and filtered by topic, 1.6 s behind a million
+    -- events of another topic (bench (e) profile) instead of 0.3 ms.
     SELECT c.position AS cursor_position, e.*
     FROM pgmesh.cursors c
     LEFT JOIN LATERAL (
-      SELECT * FROM pgmesh.events e WHERE e.topic = c.topic AND e.seq > c.position ORDER BY e.seq LIMIT ${limit}
+      SELECT * FROM pgmesh.events e
+      WHERE (e.topic, e.seq) > (c.topic, c.position) AND e.topic <= c.topic
+      ORDER BY e.topic, e.seq LIMIT ${limit}
     ) e ON true
     WHERE c.queue = ${queue}
     ORDER BY e.seq`;
@@ -119,7 +124,8 @@ export async function selectQueuesBehind(sql: Runner, queues: string[]): Promise
   const rows = await sql`
     SELECT c.queue FROM pgmesh.cursors c
     WHERE c.queue = ANY(${queues}::text[])
-      AND EXISTS (SELECT 1 FROM pgmesh.events e WHERE e.topic = c.topic AND e.seq > c.position)`;
+      AND EXISTS (SELECT 1 FROM pgmesh.events e
+                  WHERE (e.topic, e.seq) > (c.topic, c.position) AND e.topic <= c.topic)`;
   return rows.map((r) => r.queue as string);
 }
 
@@ -132,9 +138,11 @@ export async function selectCursorLag(
   const [row] = await sql`
     SELECT c.position,
            (SELECT count(*) FROM (SELECT 1 FROM pgmesh.events e
-                                  WHERE e.topic = c.topic AND e.seq > c.position LIMIT ${cap}) x) AS lag,
+                                  WHERE (e.topic, e.seq) > (c.topic, c.position) AND e.topic <= c.topic
+                                  LIMIT ${cap}) x) AS lag,
            coalesce(extract(epoch FROM now() - (SELECT e.published_at FROM pgmesh.events e
-                              WHERE e.topic = c.topic AND e.seq > c.position ORDER BY e.seq LIMIT 1)), 0)::float8 AS age
+                              WHERE (e.topic, e.seq) > (c.topic, c.position) AND e.topic <= c.topic
+                              ORDER BY e.topic, e.seq LIMIT 1)), 0)::float8 AS age
     FROM pgmesh.cursors c WHERE c.queue = ${queue}`;
   return {
     events: Number(row?.lag ?? 0),
