@@ -40,6 +40,7 @@ const NOT_IN_REPOSITORY: Record<string, string> = {
   "google/protobuf/timestamp.ts": "what `buf generate` writes in the user's project",
   "pgmesh/v1/options.ts": "what `buf generate` writes in the user's project",
   "google/protobuf/timestamp.proto": "a well-known type that buf brings",
+  "proto/shop/v1/orders.proto": "the proto the README's user writes in their own project",
 };
 
 /** Whether `path` (relative to the root, or to a package or folder the text is about) exists. */
