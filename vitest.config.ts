@@ -15,8 +15,9 @@ export default defineConfig({
       "examples/**/*.test.ts",
       "deploy/**/*.test.ts",
     ],
-    // The fault suite has its own command (npm run test:faults, vitest.faults.config.ts).
-    exclude: ["**/node_modules/**", "broker/test/faults/**"],
+    // The fault suite and the image recipe have their own commands (npm run test:faults and
+    // test:image, vitest.faults.config.ts and vitest.image.config.ts).
+    exclude: ["**/node_modules/**", "broker/test/faults/**", "deploy/image-recipe.test.ts"],
     globalSetup: ["broker/test/support/global-setup.ts"],
     testTimeout: 30_000,
     hookTimeout: 60_000,

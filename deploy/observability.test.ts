@@ -1,14 +1,18 @@
-// What deploy/ provisions, tested natively (no Docker engine here): a real Prometheus from Debian
-// scrapes a real broker under a small load, and every query of every dashboard panel must return
-// data; promtool checks the config and unit-tests the alerts; the compose file validates.
+// What deploy/ provisions, tested natively (no Docker engine here): a real Prometheus from Debian,
+// configured by prometheus.local.yml (the README's way without Docker), scrapes a real broker under
+// a small load, and every query of every dashboard panel must return data; promtool checks the
+// configs and unit-tests the alerts; the compose file validates, and it and the README set what
+// Grafana's provisioning reads from the environment.
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parse, stringify } from "yaml";
+import { loadConfig } from "../broker/src/config.ts";
 import { startTestBroker, type TestBroker } from "../broker/test/support/broker.ts";
 import { createTestDatabase, type TestDatabase } from "../broker/test/support/database.ts";
 import { freePort } from "../broker/test/support/free-port.ts";
@@ -46,6 +50,55 @@ describe("dashboards as code", () => {
   });
 });
 
+interface PrometheusConfig {
+  global: Record<string, string>;
+  rule_files: string[];
+  scrape_configs: { job_name: string; static_configs: { targets: string[] }[] }[];
+}
+const prometheusConfig = (file: string) =>
+  parse(readFileSync(here(`prometheus/${file}`), "utf8")) as PrometheusConfig;
+
+describe("Prometheus and Grafana outside Docker", () => {
+  it("prometheus.local.yml is the compose file's config, scraping the metrics address of `npm start`", () => {
+    const local = prometheusConfig("prometheus.local.yml");
+    const compose = prometheusConfig("prometheus.yml");
+    const targets = (config: PrometheusConfig) => config.scrape_configs.map((job) => job.static_configs);
+    expect(targets(compose)).toEqual([[{ targets: ["broker:9464"] }]]);
+    expect(targets(local)).toEqual([[{ targets: [loadConfig([], {}).metricsAddress] }]]);
+    const withoutTargets = (config: PrometheusConfig) => ({
+      ...config,
+      scrape_configs: config.scrape_configs.map(({ static_configs: _, ...job }) => job),
+    });
+    expect(withoutTargets(local)).toEqual(withoutTargets(compose));
+  });
+
+  it("every variable Grafana's provisioning reads is set by the compose file and by the README", async () => {
+    const provisioning = here("grafana/provisioning");
+    const files = (await readdir(provisioning, { recursive: true })).filter((f) => f.endsWith(".yml"));
+    const variables = new Set(
+      files.flatMap((file) =>
+        [...readFileSync(join(provisioning, file), "utf8").matchAll(/\$\{?(\w+)\}?/g)].map((m) => m[1]),
+      ),
+    );
+    expect([...variables].sort()).toEqual(["PGMESH_DASHBOARDS_DIR", "PGMESH_PROMETHEUS_URL"]);
+    const compose = parse(readFileSync(join(root, "docker-compose.yml"), "utf8"));
+    const grafana = compose.services.grafana as { environment: Record<string, string>; volumes: string[] };
+    expect(grafana.environment.PGMESH_PROMETHEUS_URL).toBe("http://prometheus:9090");
+    expect(grafana.volumes).toContain(
+      `./deploy/grafana/dashboards:${grafana.environment.PGMESH_DASHBOARDS_DIR}:ro`,
+    );
+    // The README's Grafana outside Docker: the repository's provisioning and dashboards, and the
+    // Prometheus that prometheus.local.yml configures.
+    const readme = readFileSync(join(root, "README.md"), "utf8");
+    const native = readme.slice(readme.indexOf("### Grafana without Docker"));
+    expect(native).toMatch(/GF_PATHS_PROVISIONING="?\S*\/deploy\/grafana\/provisioning"?/);
+    expect(native).toMatch(/PGMESH_DASHBOARDS_DIR="?\S*\/deploy\/grafana\/dashboards"?/);
+    expect(native).toContain("PGMESH_PROMETHEUS_URL=http://127.0.0.1:9090");
+    expect(native).toContain("--config.file=deploy/prometheus/prometheus.local.yml");
+    expect(native).toContain("--web.listen-address=127.0.0.1:9090");
+  });
+});
+
 describe("docker compose", () => {
   it("validates with docker-compose config and dclint", async () => {
     if (process.env.CI === "true" || existsSync("/usr/bin/docker-compose")) {
@@ -70,16 +123,21 @@ withPrometheus("Prometheus", () => {
     dataDir = await mkdtemp(join(tmpdir(), "pgmesh-prometheus-"));
     const port = await freePort();
     prometheusUrl = `http://127.0.0.1:${port}`;
+    // prometheus.local.yml, as the README runs it, but scraping every second and this test's
+    // broker (on a port of its own rather than npm start's).
+    const local = prometheusConfig("prometheus.local.yml");
     const config = join(dataDir, "prometheus.yml");
     await writeFile(
       config,
-      [
-        "global: { scrape_interval: 1s, evaluation_interval: 1s }",
-        `rule_files: ["${here("prometheus/alerts.yml")}"]`,
-        "scrape_configs:",
-        "  - job_name: pgmesh",
-        `    static_configs: [{ targets: ["${mesh.broker.metricsAddress}"] }]`,
-      ].join("\n"),
+      stringify({
+        ...local,
+        global: { ...local.global, scrape_interval: "1s", evaluation_interval: "1s" },
+        rule_files: local.rule_files.map((file) => here(`prometheus/${file}`)),
+        scrape_configs: local.scrape_configs.map((job) => ({
+          ...job,
+          static_configs: [{ targets: [mesh.broker.metricsAddress] }],
+        })),
+      }),
     );
     prometheus = spawn(
       prometheusBinary ?? "prometheus",
@@ -175,6 +233,7 @@ withPrometheus("Prometheus", () => {
   it("promtool accepts the deployed config and rules, and the alert unit tests pass", async () => {
     const tool = promtool ?? "promtool";
     await run(tool, ["check", "config", here("prometheus/prometheus.yml")]);
+    await run(tool, ["check", "config", here("prometheus/prometheus.local.yml")]);
     await run(tool, ["check", "rules", here("prometheus/alerts.yml")]);
     const tested = await run(tool, ["test", "rules", "alerts.test.yml"], { cwd: here("prometheus") });
     expect(tested.stdout).toContain("SUCCESS");

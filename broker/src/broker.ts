@@ -75,10 +75,16 @@ export async function startBroker(config: Readonly<BrokerConfig>, log: Logger): 
   let embedded: EmbeddedPostgres | undefined;
   let databaseUrl = config.databaseUrl;
   if (!databaseUrl) {
+    // Where it cannot run (the Docker image, a read-only folder), the way out is DATABASE_URL.
     embedded = await startEmbeddedPostgres({
       dataDir: config.dataDir,
       port: config.embeddedPostgresPort,
       log,
+    }).catch((error: unknown) => {
+      throw new Error(
+        `no DATABASE_URL is set and the embedded Postgres could not start (${(error as Error).message}): set DATABASE_URL to your Postgres`,
+        { cause: error },
+      );
     });
     databaseUrl = embedded.url;
   }

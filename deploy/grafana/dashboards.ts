@@ -152,6 +152,16 @@ export const dashboards: DashboardSpec[] = [
         ],
       },
       {
+        title: "Cursor lag",
+        answers:
+          "How far behind its topic is this subscription's cursor: events not yet leased, and the age of the oldest?",
+        unit: "short",
+        targets: [
+          { expr: `max by (subscription) (pgmesh_cursor_lag{${S}})`, legend: "events" },
+          { expr: `max by (subscription) (pgmesh_cursor_lag_age_seconds{${S}})`, legend: "oldest (s)" },
+        ],
+      },
+      {
         title: "Oldest unacked event age",
         answers: "How old is the oldest event not yet acked?",
         unit: "s",

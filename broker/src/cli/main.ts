@@ -144,7 +144,7 @@ topics
 const subscriptions = program.command("subscriptions").alias("subs").description("manage subscriptions");
 subscriptions
   .command("create <name>")
-  .description("create a subscription; it receives the events published from now on")
+  .description("create a subscription; it receives the events published from now on (or from --start)")
   .requiredOption("-t, --topic <topic>", "the topic to subscribe to")
   .option(
     "--ack-deadline <seconds>",
@@ -160,17 +160,23 @@ subscriptions
   .option("--acked-retention <seconds>", "keep acked deliveries this long (default 0)", parseSeconds)
   .option("--ordered", "deliver events with the same ordering key in order, one at a time")
   .option("--filter <expression>", "only events whose attributes match, e.g. 'attributes.region = \"eu\"'")
+  .option(
+    "--start <where>",
+    "where it starts: now (default), earliest (the oldest retained event), an RFC 3339 time, or a position",
+    parseStart,
+  )
   .action(
     withClient(
       async (
         c,
         name: string,
-        options: PolicyOptions & { topic: string; ordered?: boolean; filter?: string },
+        options: PolicyOptions & { topic: string; ordered?: boolean; filter?: string; start?: SeekTarget },
       ) => {
         const sub = await c.createSubscription(name, options.topic, {
           ...policyOf(options),
           ordering: options.ordered,
           filter: options.filter,
+          ...(options.start === undefined ? {} : { start: options.start }),
         });
         console.log(`created subscription ${sub.name} on topic ${sub.topic}`);
         console.log(describeSubscription(sub));
@@ -559,6 +565,15 @@ function parseReason(raw: string): DeadLetterReason {
 function parseTime(raw: string): Date {
   const time = new Date(raw);
   if (Number.isNaN(time.getTime())) throw new InvalidArgumentError(`${raw} is not an RFC 3339 time`);
+  return time;
+}
+
+function parseStart(raw: string): SeekTarget {
+  if (raw === "now" || raw === "earliest") return raw;
+  if (/^[1-9][0-9]*$/.test(raw)) return { position: Number(raw) };
+  const time = new Date(raw);
+  if (Number.isNaN(time.getTime()))
+    throw new InvalidArgumentError(`${raw} is not now, earliest, an RFC 3339 time or a position`);
   return time;
 }
 

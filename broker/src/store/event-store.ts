@@ -52,11 +52,19 @@ export class PostgresEventStore implements EventStore {
     return this.commits.submit({ topic, batch }, batch.length);
   }
 
-  /** The publish, inside the caller's transaction (the outbox relay's). */
-  async publishIn(tx: TransactionSql, topic: string, batch: EventEnvelope[]): Promise<Published> {
-    const [result] = await this.publishWith(tx, [{ topic, batch }]);
-    if (!result?.ok) throw result?.error;
-    return result.value;
+  /**
+   * Publishes, inside the caller's transaction (the outbox relay's), requests on any topics in one
+   * statement; returns the topics that stored events. A missing topic fails them all.
+   */
+  async publishIn(tx: TransactionSql, requests: PublishRequest[]): Promise<string[]> {
+    if (requests.length === 0) return [];
+    const results = await this.publishWith(tx, requests);
+    const stored = new Set<string>();
+    results.forEach((result, i) => {
+      if (!result.ok) throw result.error;
+      if (result.value.stored > 0) stored.add(requests[i]?.topic as string);
+    });
+    return [...stored];
   }
 
   /**

@@ -29,9 +29,11 @@ export class PostgresOutboxStore implements OutboxStore {
           DELETE FROM pgmesh.outbox WHERE seq IN (SELECT seq FROM pgmesh.outbox ORDER BY seq LIMIT ${limit})
           RETURNING seq, topic, event`
       ).sort((a, b) => Number(a.seq) - Number(b.seq));
-      const woken = new Set<string>();
       let failed = 0;
-      // Consecutive rows of one topic go as one batch; the outbox's order is kept.
+      // Consecutive rows of one topic go as one request; the outbox's order is kept within a topic.
+      const requests: { topic: string; batch: EventEnvelope[] }[] = [];
+      const bad: { seq: string; topic: string; event: Uint8Array; error: string }[] = [];
+      const exists = new Map<string, boolean>();
       let start = 0;
       while (start < rows.length) {
         const topic = rows[start]?.topic as string;
@@ -40,29 +42,29 @@ export class PostgresOutboxStore implements OutboxStore {
         const batch = rows.slice(start, end);
         start = end;
         const good: EventEnvelope[] = [];
-        const bad: { seq: string; event: Uint8Array; error: string }[] = [];
-        const topicExists = Boolean(await topics.selectTopic(tx, topic));
+        if (!exists.has(topic)) exists.set(topic, Boolean(await topics.selectTopic(tx, topic)));
         for (const row of batch) {
           try {
-            if (!topicExists) throw new MeshError("not_found", `topic ${topic} does not exist`);
+            if (!exists.get(topic)) throw new MeshError("not_found", `topic ${topic} does not exist`);
             good.push(await prepare(row.event as Uint8Array, topic));
           } catch (error) {
             // Anything but a refusal (the schema could not be loaded, say) is retried later.
             if (!(error instanceof MeshError)) throw error;
-            bad.push({ seq: String(row.seq), event: row.event as Uint8Array, error: error.message });
+            bad.push({ seq: String(row.seq), topic, event: row.event as Uint8Array, error: error.message });
           }
         }
-        if (good.length > 0) {
-          const { stored } = await this.events.publishIn(tx, topic, good);
-          if (stored > 0) woken.add(topic);
-        }
-        for (const b of bad) {
-          await tx`INSERT INTO pgmesh.outbox_failures (seq, topic, event, error)
-            VALUES (${b.seq}, ${topic}, ${Buffer.from(b.event)}, ${b.error})`;
-        }
-        failed += bad.length;
+        if (good.length > 0) requests.push({ topic, batch: good });
       }
-      return { taken: rows.length, failed, topics: [...woken] };
+      for (const b of bad) {
+        await tx`INSERT INTO pgmesh.outbox_failures (seq, topic, event, error)
+          VALUES (${b.seq}, ${b.topic}, ${Buffer.from(b.event)}, ${b.error})`;
+      }
+      failed += bad.length;
+      // Every topic in one publish statement, the transaction's last before its commit: it locks
+      // the topics in name order (as every publish does, so no deadlock with a broker's group) and
+      // holds them for no longer than the commit takes.
+      const woken = await this.events.publishIn(tx, requests);
+      return { taken: rows.length, failed, topics: woken };
     });
   }
 

@@ -111,6 +111,29 @@ describe("pgmesh CLI", { timeout: 120_000 }, () => {
     await probe.close();
   });
 
+  it("starts a subscription at the earliest event and seeks it to now, a position or a time", async () => {
+    await cli("topics", "create", "cli.replay");
+    await cli("publish", "cli.replay", '{"id":"r1","type":"t"}');
+    await cli("publish", "cli.replay", '{"id":"r2","type":"t"}');
+    await cli("subs", "create", "cli.replay.sub", "--topic", "cli.replay", "--start", "earliest");
+    expect(await cli("subs", "stats", "cli.replay.sub")).toMatch(/\tcursor lag 2 /);
+    expect(await cli("subs", "seek", "cli.replay.sub", "--now")).toMatch(
+      /^seeked cli\.replay\.sub: delivering from position \d+; 0 pending or leased deliveries dropped\n$/,
+    );
+    expect(await cli("subs", "stats", "cli.replay.sub")).toMatch(/\tcursor lag 0 /);
+    await cli("subs", "seek", "cli.replay.sub", "--time", "2000-01-01T00:00:00Z");
+    expect(await cli("subs", "stats", "cli.replay.sub")).toMatch(/\tcursor lag 2 /);
+    expect(await cliFails("subs", "seek", "cli.replay.sub")).toContain(
+      "give exactly one of --time, --position, --earliest or --now",
+    );
+    expect(await cliFails("subs", "seek", "cli.replay.sub", "--time", "yesterday")).toContain(
+      "yesterday is not an RFC 3339 time",
+    );
+    expect(await cliFails("subs", "create", "x.sub", "--topic", "cli.replay", "--start", "soon")).toContain(
+      "soon is not now, earliest, an RFC 3339 time or a position",
+    );
+  });
+
   it("explains bad input and exits 1", async () => {
     expect(await cliFails("subs", "create", "x.sub", "--topic", "cli", "--max-attempts", "0")).toContain(
       "0 is not a positive whole number",

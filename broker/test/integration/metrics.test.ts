@@ -68,8 +68,18 @@ describe("metrics", () => {
     );
     const backlogSeries = 'pgmesh_backlog{subscription="gauged.sub"}';
     await until(async () => value(await scrape(), backlogSeries) === 4, "backlog 4");
+    // Not leased yet: all four are after the cursor, and the oldest is at least as old as the publish.
+    const metrics = await scrape();
+    expect(value(metrics, 'pgmesh_cursor_lag{subscription="gauged.sub"}')).toBe(4);
+    expect(value(metrics, 'pgmesh_cursor_lag_age_seconds{subscription="gauged.sub"}')).toBeGreaterThanOrEqual(
+      0,
+    );
     const probe = await StreamProbe.open(t.mesh.client, "gauged.sub", 4);
     const deliveries = await probe.waitForDeliveries(4);
+    await until(
+      async () => value(await scrape(), 'pgmesh_cursor_lag{subscription="gauged.sub"}') === 0,
+      "the cursor at the topic's head once leased",
+    );
     await until(
       async () => value(await scrape(), 'pgmesh_in_flight{subscription="gauged.sub"}') === 4,
       "in flight 4",

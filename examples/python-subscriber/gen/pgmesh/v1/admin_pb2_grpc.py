@@ -80,6 +80,11 @@ class AdminServiceStub(object):
                 request_serializer=pgmesh_dot_v1_dot_admin__pb2.DeleteSubscriptionRequest.SerializeToString,
                 response_deserializer=pgmesh_dot_v1_dot_admin__pb2.DeleteSubscriptionResponse.FromString,
                 )
+        self.SeekSubscription = channel.unary_unary(
+                '/pgmesh.v1.AdminService/SeekSubscription',
+                request_serializer=pgmesh_dot_v1_dot_admin__pb2.SeekSubscriptionRequest.SerializeToString,
+                response_deserializer=pgmesh_dot_v1_dot_admin__pb2.SeekSubscriptionResponse.FromString,
+                )
         self.ListDeadLetters = channel.unary_unary(
                 '/pgmesh.v1.AdminService/ListDeadLetters',
                 request_serializer=pgmesh_dot_v1_dot_admin__pb2.ListDeadLettersRequest.SerializeToString,
@@ -229,6 +234,14 @@ class AdminServiceServicer(object):
 
     def DeleteSubscription(self, request, context):
         """DeleteSubscription drops the subscription and its undelivered events.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SeekSubscription(self, request, context):
+        """Moves a subscription's cursor to a time or a position: events before it count as acked, events
+        after it as pending; deliveries leased before the seek answer STALE when settled.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -385,6 +398,11 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.DeleteSubscription,
                     request_deserializer=pgmesh_dot_v1_dot_admin__pb2.DeleteSubscriptionRequest.FromString,
                     response_serializer=pgmesh_dot_v1_dot_admin__pb2.DeleteSubscriptionResponse.SerializeToString,
+            ),
+            'SeekSubscription': grpc.unary_unary_rpc_method_handler(
+                    servicer.SeekSubscription,
+                    request_deserializer=pgmesh_dot_v1_dot_admin__pb2.SeekSubscriptionRequest.FromString,
+                    response_serializer=pgmesh_dot_v1_dot_admin__pb2.SeekSubscriptionResponse.SerializeToString,
             ),
             'ListDeadLetters': grpc.unary_unary_rpc_method_handler(
                     servicer.ListDeadLetters,
@@ -675,6 +693,23 @@ class AdminService(object):
         return grpc.experimental.unary_unary(request, target, '/pgmesh.v1.AdminService/DeleteSubscription',
             pgmesh_dot_v1_dot_admin__pb2.DeleteSubscriptionRequest.SerializeToString,
             pgmesh_dot_v1_dot_admin__pb2.DeleteSubscriptionResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def SeekSubscription(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/pgmesh.v1.AdminService/SeekSubscription',
+            pgmesh_dot_v1_dot_admin__pb2.SeekSubscriptionRequest.SerializeToString,
+            pgmesh_dot_v1_dot_admin__pb2.SeekSubscriptionResponse.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
 

@@ -1,0 +1,1 @@
+SELECT seq, topic, id, source, type, data, xid FROM ordering.events_b ev WHERE ev.topic = 't1' AND ev.xid >= '1221323'::xid8 AND ev.xid <= '1221363'::xid8 AND pg_visible_in_snapshot(ev.xid, '1221363:1221363:'::pg_snapshot) AND NOT pg_visible_in_snapshot(ev.xid, '1221323:1221323:'::pg_snapshot) ORDER BY seq
