@@ -16,6 +16,8 @@ import { MetricsServer } from "./metrics/http-server.ts";
 import { BrokerMetrics } from "./metrics/registry.ts";
 import { AccessAdmin } from "./security/access-admin.ts";
 import { Authenticator } from "./security/authenticator.ts";
+import { FailedAuthentications } from "./security/failed-authentications.ts";
+import { OpenCalls } from "./security/open-calls.ts";
 import { generateToken } from "./security/tokens.ts";
 import { envelopeFromWire } from "./server/convert.ts";
 import { GrpcServer } from "./server/grpc-server.ts";
@@ -153,8 +155,15 @@ export async function startBroker(config: Readonly<BrokerConfig>, log: Logger): 
   deliveries.start();
 
   const accessStore = failingFastAsUnavailable(new PostgresAccessStore(sql), gate);
-  const authenticator = config.auth ? new Authenticator(accessStore) : undefined;
-  const access = new AccessAdmin(accessStore, () => authenticator?.forget());
+  const authenticator = config.auth
+    ? new Authenticator(
+        accessStore,
+        config.certificatePrincipals,
+        new FailedAuthentications(config.authFailureLimit),
+      )
+    : undefined;
+  const openCalls = authenticator && new OpenCalls(authenticator);
+  const access = new AccessAdmin(accessStore, () => authenticator?.changed());
   if (authenticator) {
     await authenticator.start();
     await bootstrapAdmin(access, config, log);
@@ -170,7 +179,7 @@ export async function startBroker(config: Readonly<BrokerConfig>, log: Logger): 
 
   server = new GrpcServer({
     access,
-    security: { authenticator, audit: (entry) => accessStore.audit(entry) },
+    security: { authenticator, openCalls, audit: (entry) => accessStore.audit(entry) },
     credentials,
     admin,
     publisher,
@@ -251,6 +260,7 @@ export async function startBroker(config: Readonly<BrokerConfig>, log: Logger): 
           log,
         );
         await grpc.shutdown(5_000);
+        openCalls?.stop();
         credentials?.close();
         await closeWithin(7_000, gauges.stop(), "the metrics gauges", log);
         await upkeep.stop();

@@ -54,6 +54,13 @@ export interface BrokerConfig {
   /** The first admin token: its value (at least 32 characters), or a file it is read from or written to. */
   adminToken: string | undefined;
   adminTokenFile: string | undefined;
+  /**
+   * Mutual TLS: which client certificate common name acts as which principal. A certificate whose
+   * name is not here authenticates nobody, even if a principal has that name.
+   */
+  certificatePrincipals: ReadonlyMap<string, string>;
+  /** Failed authentications allowed per peer address and per token id in each window. */
+  authFailureLimit: { failures: number; windowSeconds: number };
 }
 
 export interface TlsFiles {
@@ -170,6 +177,16 @@ export function loadConfig(
     insecure: values.insecure ?? onOff("PGMESH_INSECURE", env.PGMESH_INSECURE ?? "off"),
     adminToken: env.PGMESH_ADMIN_TOKEN || undefined,
     adminTokenFile: env.PGMESH_ADMIN_TOKEN_FILE ? resolve(env.PGMESH_ADMIN_TOKEN_FILE) : undefined,
+    certificatePrincipals: certificatePrincipals(env.PGMESH_CERT_PRINCIPALS ?? ""),
+    authFailureLimit: {
+      failures: integer("PGMESH_AUTH_FAILURES", env.PGMESH_AUTH_FAILURES ?? "20", 1, 1_000_000),
+      windowSeconds: integer(
+        "PGMESH_AUTH_FAILURE_WINDOW_SECONDS",
+        env.PGMESH_AUTH_FAILURE_WINDOW_SECONDS ?? "60",
+        1,
+        86_400,
+      ),
+    },
   };
   address("gRPC address", config.grpcAddress);
   address("metrics address", config.metricsAddress);
@@ -215,6 +232,28 @@ function tlsFiles(
     clientCaFile: clientCaFile ? resolve(clientCaFile) : undefined,
     reloadIntervalMs: integer("PGMESH_TLS_RELOAD_MS", reloadMs ?? "5000", 100, 3_600_000),
   };
+}
+
+/**
+ * PGMESH_CERT_PRINCIPALS: `common-name=principal` pairs separated by commas, e.g.
+ * `orders.internal=orders-service,ops.internal=ops`. The last `=` splits a pair (principal names
+ * hold none).
+ */
+export function certificatePrincipals(raw: string): ReadonlyMap<string, string> {
+  const map = new Map<string, string>();
+  for (const pair of raw.split(",").map((p) => p.trim())) {
+    if (!pair) continue;
+    const at = pair.lastIndexOf("=");
+    const commonName = pair.slice(0, at).trim();
+    const principal = pair.slice(at + 1).trim();
+    if (at < 0 || !commonName || !principal) {
+      throw new Error(
+        `PGMESH_CERT_PRINCIPALS must be common-name=principal pairs separated by commas, got ${JSON.stringify(pair)}`,
+      );
+    }
+    map.set(commonName, principal);
+  }
+  return map;
 }
 
 function onOff(name: string, raw: string): boolean {

@@ -462,11 +462,21 @@ export class PgmeshClient {
 
   /**
    * Creates a principal: `grants` like "publish:orders.*", "consume:billing", "read:*", "manage:orders.*"
-   * or "admin"; `sources` limits the event sources it may publish as (empty: any).
+   * or "admin"; `sources` are the event sources it may publish as (empty: its own name only; `["*"]`
+   * for a relay or a gateway that publishes on behalf of others).
    */
   async createPrincipal(name: string, grants: string[], sources: string[] = []) {
     const principal = { name, grants, sources, createTime: undefined };
     return required((await this.call(this.admin, this.admin.createPrincipal, { principal })).principal);
+  }
+
+  /**
+   * Replaces a principal's grants and sources (empty: its own name only). Its tokens stay valid;
+   * its open streams that the new grants no longer allow end with PERMISSION_DENIED.
+   */
+  async updatePrincipal(name: string, grants: string[], sources: string[] = []) {
+    const principal = { name, grants, sources, createTime: undefined };
+    return required((await this.call(this.admin, this.admin.updatePrincipal, { principal })).principal);
   }
 
   async listPrincipals() {

@@ -40,16 +40,34 @@ export function addAccessCommands(program: Command, withClient: WithClient): voi
     .description("manage who may do what (needs the admin permission)");
   principals
     .command("create <name>")
-    .description("create a principal; its tokens, or a client certificate with this common name, act as it")
+    .description(
+      "create a principal; its tokens (or a client certificate mapped to it by PGMESH_CERT_PRINCIPALS) act as it",
+    )
     .requiredOption(
       "-g, --grant <grants...>",
       "permission:name, e.g. publish:orders.* consume:billing read:* manage:orders.*, or admin",
     )
-    .option("-s, --source <sources...>", "the event sources it may publish as (default: any)")
+    .option(
+      "-s, --source <sources...>",
+      "the event sources it may publish as (default: its own name; '*' for a relay or gateway)",
+    )
     .action(
       withClient(async (c, name: string, options: { grant: string[]; source?: string[] }) => {
         const p = await c.createPrincipal(name, options.grant, options.source ?? []);
         console.log(`created principal ${p.name}: ${p.grants.join(" ")}${sourcesOf(p.sources)}`);
+      }),
+    );
+  principals
+    .command("update <name>")
+    .description(
+      "replace a principal's grants and sources; its tokens stay, its streams the new grants do not allow end",
+    )
+    .requiredOption("-g, --grant <grants...>", "the grants it holds from now on (as for create)")
+    .option("-s, --source <sources...>", "the event sources it may publish as (default: its own name)")
+    .action(
+      withClient(async (c, name: string, options: { grant: string[]; source?: string[] }) => {
+        const p = await c.updatePrincipal(name, options.grant, options.source ?? []);
+        console.log(`updated principal ${p.name}: ${p.grants.join(" ")}${sourcesOf(p.sources)}`);
       }),
     );
   principals

@@ -25,6 +25,7 @@ import {
   DEFAULT_RETRY_POLICY,
 } from "./retry-policy.ts";
 import { compileSchema } from "./schema.ts";
+import { visiblePage } from "./visible-page.ts";
 
 export const DEFAULT_ACK_DEADLINE_SECONDS = 60;
 export const MAX_ACK_DEADLINE_SECONDS = 3600;
@@ -106,8 +107,19 @@ export class Admin {
     return topic;
   }
 
-  listTopics(pageSize: number, pageToken: string): Promise<Page<Topic>> {
-    return this.catalog.listTopics(checkPageSize(pageSize), checkPageToken(pageToken));
+  /** A page of the topics `visible` lets the caller see (see visible-page.ts). */
+  listTopics(
+    pageSize: number,
+    pageToken: string,
+    visible: (name: string) => boolean = () => true,
+  ): Promise<Page<Topic>> {
+    return visiblePage(
+      checkPageSize(pageSize),
+      checkPageToken(pageToken),
+      visible,
+      (limit, after) => this.catalog.listTopics(limit, after),
+      (t) => t.name,
+    );
   }
 
   async setTopicSchema(
@@ -192,9 +204,21 @@ export class Admin {
     return this.catalog.stats(await this.getSubscription(name));
   }
 
-  listSubscriptions(topic: string, pageSize: number, pageToken: string): Promise<Page<Subscription>> {
+  /** A page of the topic's (or all) subscriptions `visible` lets the caller see. */
+  listSubscriptions(
+    topic: string,
+    pageSize: number,
+    pageToken: string,
+    visible: (name: string) => boolean = () => true,
+  ): Promise<Page<Subscription>> {
     if (topic) assertName("topic", topic);
-    return this.catalog.listSubscriptions(topic, checkPageSize(pageSize), checkPageToken(pageToken));
+    return visiblePage(
+      checkPageSize(pageSize),
+      checkPageToken(pageToken),
+      visible,
+      (limit, after) => this.catalog.listSubscriptions(topic, limit, after),
+      (s) => s.name,
+    );
   }
 
   async deleteSubscription(name: string): Promise<void> {

@@ -9,8 +9,8 @@ import { generateToken, tokenDigest, tokenId } from "./tokens.ts";
 /** The principal the first admin token belongs to. */
 export const BOOTSTRAP_PRINCIPAL = "admin";
 
-// Principal names are also matched against client certificate common names, so they allow what
-// those usually hold (service names, host names, e-mail addresses).
+// Principal names allow what service names, host names and e-mail addresses hold (they often
+// name the same thing as a client certificate PGMESH_CERT_PRINCIPALS maps to them).
 const PRINCIPAL_NAME = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,199}$/;
 const MAX_TTL_SECONDS = 10 * 366 * 24 * 60 * 60;
 
@@ -25,12 +25,29 @@ export class AccessAdmin {
     private readonly now: () => Date = () => new Date(),
   ) {}
 
+  /**
+   * Without `sources` the principal publishes as its own name only: (source, id) is the
+   * idempotency key, so a principal that may publish as another service's source could publish
+   * first under that service's ids and have the real events dropped as duplicates.
+   */
   async createPrincipal(name: string, grants: string[], sources: string[]): Promise<PrincipalRecord> {
     const principal = checkPrincipal(name, grants, sources);
     const created = await this.store.insertPrincipal(principal);
     if (!created) throw new MeshError("already_exists", `principal ${name} already exists`);
     this.changed();
     return created;
+  }
+
+  /**
+   * Replaces the principal's grants and sources (the same rules and defaults as at creation). Its
+   * tokens stay; every broker re-checks the streams open as it and ends those no longer allowed.
+   */
+  async updatePrincipal(name: string, grants: string[], sources: string[]): Promise<PrincipalRecord> {
+    const principal = checkPrincipal(name, grants, sources);
+    const updated = await this.store.updatePrincipal(principal);
+    if (!updated) throw notFound(`principal ${name} not found`);
+    this.changed();
+    return updated;
   }
 
   listPrincipals(): Promise<PrincipalRecord[]> {
@@ -91,14 +108,16 @@ export class AccessAdmin {
 
   /**
    * Makes sure an admin can get in. A token from the environment is registered (once: revoking it
-   * sticks). Without one, the first broker to start on an empty database creates a token and
-   * returns it so that it can be shown once; later starts return undefined.
+   * sticks), and any earlier token from the environment is revoked, so that changing
+   * PGMESH_ADMIN_TOKEN and restarting rotates it. Without one, the first broker to start on an
+   * empty database creates a token and returns it so that it can be shown once; later starts
+   * return undefined.
    */
   async bootstrap(configured: string | undefined): Promise<string | undefined> {
     const admin: Principal = {
       name: BOOTSTRAP_PRINCIPAL,
       grants: [{ permission: "admin", pattern: "*" }],
-      sources: [],
+      sources: ["*"],
     };
     if (configured !== undefined) {
       await this.store.upsertPrincipal(admin);
@@ -109,7 +128,9 @@ export class AccessAdmin {
         principal: admin.name,
         description: "from PGMESH_ADMIN_TOKEN",
         expiresAt: undefined,
+        fromEnvironment: true,
       });
+      if ((await this.store.revokeEnvironmentTokensExcept(tokenId(digest))).length > 0) this.changed();
       return undefined;
     }
     if (!(await this.store.insertPrincipal(admin))) return undefined;
@@ -127,7 +148,7 @@ function checkPrincipal(name: string, grants: string[], sources: string[]): Prin
   if (grants.length === 0) throw invalidArgument("grants must name at least one permission, e.g. read:*");
   const parsed: Grant[] = grants.map(parseGrant);
   for (const [i, s] of sources.entries()) checkPattern(`sources[${i}]`, s);
-  return { name, grants: dedupe(parsed), sources: [...new Set(sources)] };
+  return { name, grants: dedupe(parsed), sources: sources.length > 0 ? [...new Set(sources)] : [name] };
 }
 
 function dedupe(grants: Grant[]): Grant[] {

@@ -20,7 +20,10 @@ export interface Grant {
 export interface Principal {
   name: string;
   grants: Grant[];
-  /** Patterns of the `source` values it may publish as; empty: any. */
+  /**
+   * Patterns of the `source` values it may publish as: its own name unless granted more (`*` for a
+   * relay or a gateway); empty: none.
+   */
   sources: string[];
 }
 
@@ -74,5 +77,5 @@ export function allows(principal: Principal, permission: Permission, name: strin
 }
 
 export function mayPublishAs(principal: Principal, source: string): boolean {
-  return principal.sources.length === 0 || principal.sources.some((p) => matches(p, source));
+  return principal.sources.some((p) => matches(p, source));
 }

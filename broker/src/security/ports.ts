@@ -15,6 +15,9 @@ export interface StoredToken extends TokenInfo {
   digest: Buffer;
 }
 
+/** A token to store: `fromEnvironment` marks the one registered from PGMESH_ADMIN_TOKEN. */
+export type NewToken = Omit<StoredToken, "createdAt" | "revokedAt"> & { fromEnvironment?: boolean };
+
 export interface PrincipalRecord extends Principal {
   createdAt: Date;
 }
@@ -38,14 +41,16 @@ export interface AccessStore {
   findPrincipal(name: string): Promise<Principal | undefined>;
   /** undefined when a principal of that name exists. */
   insertPrincipal(principal: Principal): Promise<PrincipalRecord | undefined>;
+  /** Replaces an existing principal's grants and sources; undefined when there is none. */
+  updatePrincipal(principal: Principal): Promise<PrincipalRecord | undefined>;
   /** Inserts or replaces the principal's grants and sources. */
   upsertPrincipal(principal: Principal): Promise<void>;
   listPrincipals(): Promise<PrincipalRecord[]>;
   deletePrincipal(name: string): Promise<boolean>;
   /** undefined when the principal does not exist. Existing ids are left alone (and reported false). */
-  insertToken(
-    token: Omit<StoredToken, "createdAt" | "revokedAt">,
-  ): Promise<{ info: TokenInfo; created: boolean } | undefined>;
+  insertToken(token: NewToken): Promise<{ info: TokenInfo; created: boolean } | undefined>;
+  /** Revokes the tokens registered from the environment other than `keepId`; returns their ids. */
+  revokeEnvironmentTokensExcept(keepId: string): Promise<string[]>;
   listTokens(principal: string | undefined): Promise<TokenInfo[]>;
   revokeToken(id: string): Promise<TokenInfo | undefined>;
   audit(entry: AuditEntry): Promise<void>;

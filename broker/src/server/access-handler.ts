@@ -11,6 +11,7 @@ import { type RequestObserver, unary } from "./unary.ts";
 export type AccessMethod =
   | "createPrincipal"
   | "listPrincipals"
+  | "updatePrincipal"
   | "deletePrincipal"
   | "createToken"
   | "listTokens"
@@ -37,6 +38,14 @@ export function accessHandlers(
     listPrincipals: rpc("ListPrincipals", async () => ({
       principals: (await access.listPrincipals()).map(principalToWire),
     })),
+    updatePrincipal: rpc("UpdatePrincipal", async (req) => {
+      const p = req.principal;
+      return {
+        principal: principalToWire(
+          await access.updatePrincipal(p?.name ?? "", p?.grants ?? [], p?.sources ?? []),
+        ),
+      };
+    }),
     deletePrincipal: rpc("DeletePrincipal", async (req) => {
       await access.deletePrincipal(req.name);
       return {};

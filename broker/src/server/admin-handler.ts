@@ -1,8 +1,10 @@
 // pgmesh.v1.AdminService on top of the delivery layer's Admin.
+import type { ServerUnaryCall } from "@grpc/grpc-js";
 import type { AdminServiceServer } from "@pgmesh/sdk/gen/pgmesh/v1/admin";
 import type { Admin, PolicyInput } from "../delivery/admin.ts";
 import { invalidArgument } from "../delivery/errors.ts";
 import type { AccessMethod } from "./access-handler.ts";
+import { readableBy } from "./auth/caller.ts";
 import {
   deadLetterToWire,
   policyFromWire,
@@ -41,8 +43,10 @@ export function adminHandlers(
   /** The largest response to send (dead-letter pages are cut under it). */
   maxMessageBytes: number,
 ): Omit<AdminServiceServer, AccessMethod> {
-  const rpc = <Req, Res>(method: string, handle: (request: Req) => Promise<Res>) =>
-    unary(method, log, handle, observe);
+  const rpc = <Req, Res>(
+    method: string,
+    handle: (request: Req, call: ServerUnaryCall<Req, Res>) => Promise<Res>,
+  ) => unary(method, log, handle, observe);
   return {
     createTopic: rpc("CreateTopic", async (req) => ({
       topic: topicToWire(await admin.createTopic(req.name, wholeSeconds("retention", req.retention))),
@@ -51,8 +55,8 @@ export function adminHandlers(
       topic: topicToWire(await admin.updateTopic(req.name, wholeSeconds("retention", req.retention))),
     })),
     getTopic: rpc("GetTopic", async (req) => ({ topic: topicToWire(await admin.getTopic(req.name)) })),
-    listTopics: rpc("ListTopics", async (req) => {
-      const page = await admin.listTopics(req.pageSize, req.pageToken);
+    listTopics: rpc("ListTopics", async (req, call) => {
+      const page = await admin.listTopics(req.pageSize, req.pageToken, readableBy(call.metadata));
       return { topics: page.items.map(topicToWire), nextPageToken: page.nextPageToken };
     }),
     setTopicSchema: rpc("SetTopicSchema", async (req) => {
@@ -130,8 +134,13 @@ export function adminHandlers(
         cursorPosition: Number(stats.cursorPosition),
       };
     }),
-    listSubscriptions: rpc("ListSubscriptions", async (req) => {
-      const page = await admin.listSubscriptions(req.topic, req.pageSize, req.pageToken);
+    listSubscriptions: rpc("ListSubscriptions", async (req, call) => {
+      const page = await admin.listSubscriptions(
+        req.topic,
+        req.pageSize,
+        req.pageToken,
+        readableBy(call.metadata),
+      );
       return { subscriptions: page.items.map(subscriptionToWire), nextPageToken: page.nextPageToken };
     }),
     deleteSubscription: rpc("DeleteSubscription", async (req) => {

@@ -11,13 +11,15 @@ export type RequestObserver = (method: string, code: string) => void;
 export function unary<Req, Res>(
   method: string,
   log: ErrorLogger,
-  handle: (request: Req) => Promise<Res>,
+  handle: (request: Req, call: ServerUnaryCall<Req, Res>) => Promise<Res>,
   observe: RequestObserver = () => {},
 ): (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => void {
   return (call, callback) => {
     const request: Req | RefusedRequest = call.request;
     const handled =
-      request instanceof RefusedRequest ? Promise.reject(invalidArgument(request.problem)) : handle(request);
+      request instanceof RefusedRequest
+        ? Promise.reject(invalidArgument(request.problem))
+        : handle(request, call);
     handled.then(
       (response) => {
         observe(method, "OK");

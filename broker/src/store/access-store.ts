@@ -2,7 +2,7 @@
 // transaction, so never before it is visible) so that their authenticators forget what they cached.
 import type { Page } from "../delivery/model.ts";
 import type { Principal } from "../security/grants.ts";
-import type { AccessStore, AuditEntry, AuditRecord, StoredToken } from "../security/ports.ts";
+import type { AccessStore, AuditEntry, AuditRecord, NewToken } from "../security/ports.ts";
 import { type Sql, type TransactionSql, transaction } from "./database.ts";
 import {
   ACCESS_CHANNEL,
@@ -11,12 +11,14 @@ import {
   insertPrincipal,
   insertToken,
   notifyAccessChanged,
+  revokeEnvironmentTokensExcept,
   revokeTokenRow,
   selectAudit,
   selectPrincipal,
   selectPrincipals,
   selectTokens,
   selectTokenWithPrincipal,
+  updatePrincipalRow,
   upsertPrincipal,
 } from "./queries/access.ts";
 
@@ -39,6 +41,10 @@ export class PostgresAccessStore implements AccessStore {
     return this.changing((tx) => upsertPrincipal(tx, principal));
   }
 
+  updatePrincipal(principal: Principal) {
+    return this.changing((tx) => updatePrincipalRow(tx, principal));
+  }
+
   listPrincipals() {
     return selectPrincipals(this.sql);
   }
@@ -47,8 +53,12 @@ export class PostgresAccessStore implements AccessStore {
     return this.changing((tx) => deletePrincipalRow(tx, name));
   }
 
-  insertToken(token: Omit<StoredToken, "createdAt" | "revokedAt">) {
+  insertToken(token: NewToken) {
     return this.changing((tx) => insertToken(tx, token));
+  }
+
+  revokeEnvironmentTokensExcept(keepId: string) {
+    return this.changing((tx) => revokeEnvironmentTokensExcept(tx, keepId));
   }
 
   listTokens(principal: string | undefined) {

@@ -217,6 +217,7 @@ describe("permissions", () => {
     releaseParkedKeys: (c, _t, s) => c.releaseParkedKeys(s, ["k"]),
     createPrincipal: "admin only",
     listPrincipals: "admin only",
+    updatePrincipal: "admin only",
     deletePrincipal: "admin only",
     createToken: "admin only",
     listTokens: "admin only",
@@ -248,6 +249,7 @@ describe("permissions", () => {
     const calls = [
       team.createPrincipal("sneaky", ["admin"]),
       team.listPrincipals(),
+      team.updatePrincipal("orders-team", ["admin"]),
       team.deletePrincipal("orders-team"),
       team.createToken("orders-team"),
       team.listTokens(),

@@ -1,6 +1,7 @@
 // TLS and mutual TLS on the gRPC port, with certificates openssl makes for the test: the handshake,
 // client certificates that are good, missing or from another CA, the certificate's common name as
-// the caller's identity, and certificates replaced while the broker runs.
+// the caller's identity when PGMESH_CERT_PRINCIPALS maps it (and only then), and certificates
+// replaced while the broker runs.
 import { execFile } from "node:child_process";
 import { copyFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
@@ -22,6 +23,10 @@ const otherCa = certs.ca("some-other-ca");
 const server = certs.leaf(ca, "localhost", "server", "server");
 const goodClient = certs.leaf(ca, "orders-service", "client");
 const strangerClient = certs.leaf(ca, "nobody-we-know", "client");
+// Named like the first admin principal: being named so makes it nobody.
+const adminNamedClient = certs.leaf(ca, "admin", "client", "admin-named");
+// Mapped to orders-service by PGMESH_CERT_PRINCIPALS.
+const mappedClient = certs.leaf(ca, "orders.internal", "client", "mapped");
 const forgedClient = certs.leaf(otherCa, "orders-service", "client", "forged");
 
 let db: TestDatabase;
@@ -161,7 +166,7 @@ describe("mutual TLS", () => {
   });
 });
 
-describe("mutual TLS with authentication: the certificate's common name is the caller", () => {
+describe("mutual TLS with authentication: the certificate's common name, as mapped, is the caller", () => {
   let mesh: TestBroker;
   const as = (pem: Pem) => client(mesh.address, { ca: ca.cert, cert: pem.cert, key: pem.key });
   beforeAll(async () => {
@@ -171,6 +176,7 @@ describe("mutual TLS with authentication: the certificate's common name is the c
         PGMESH_TLS_CLIENT_CA: ca.certFile,
         PGMESH_AUTH: "on",
         PGMESH_ADMIN_TOKEN: "an-admin-token-for-the-mtls-test-0123456789",
+        PGMESH_CERT_PRINCIPALS: "orders.internal=orders-service",
       }),
       {
         tls: { ca: ca.cert, cert: goodClient.cert, key: goodClient.key },
@@ -187,8 +193,8 @@ describe("mutual TLS with authentication: the certificate's common name is the c
     );
   });
 
-  it("authorizes the principal named by the certificate", async () => {
-    const orders = as(goodClient);
+  it("authorizes the principal the certificate's common name is mapped to", async () => {
+    const orders = as(mappedClient);
     const [result] = await orders.publish("orders", [{ id: "o-1", source: "orders-service", type: "t" }]);
     expect(result?.duplicate).toBe(false);
     const denied = await rejection(
@@ -196,6 +202,14 @@ describe("mutual TLS with authentication: the certificate's common name is the c
     );
     expect(denied.code).toBe(status.PERMISSION_DENIED);
     expect(denied.details).toBe('permission denied: orders-service may not publish topic "payments"');
+  });
+
+  it("a certificate named like a principal is not that principal unless mapped (CN=admin is no admin)", async () => {
+    for (const pem of [adminNamedClient, goodClient]) {
+      const refused = await rejection(as(pem).listPrincipals());
+      expect(refused.code).toBe(status.UNAUTHENTICATED);
+      expect(refused.details).toMatch(/is not mapped to a principal \(PGMESH_CERT_PRINCIPALS\)$/);
+    }
   });
 
   it("refuses a certificate whose common name is no principal", async () => {

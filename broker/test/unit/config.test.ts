@@ -67,3 +67,22 @@ describe("secure by default", () => {
     });
   });
 });
+
+describe("PGMESH_CERT_PRINCIPALS", () => {
+  it("maps common names to principals, splitting each pair at its last '='", () => {
+    const config = loadConfig([], { PGMESH_CERT_PRINCIPALS: "orders.internal=orders-service, CN=x=ops ,," });
+    expect([...config.certificatePrincipals]).toEqual([
+      ["orders.internal", "orders-service"],
+      ["CN=x", "ops"],
+    ]);
+    expect(loadConfig([], {}).certificatePrincipals.size).toBe(0);
+  });
+
+  it("refuses a pair without both halves, naming the setting", () => {
+    for (const raw of ["orders-service", "=ops", "cn="]) {
+      expect(() => loadConfig([], { PGMESH_CERT_PRINCIPALS: raw })).toThrow(
+        /^PGMESH_CERT_PRINCIPALS must be/,
+      );
+    }
+  });
+});

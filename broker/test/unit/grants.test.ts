@@ -30,8 +30,9 @@ describe("grants", () => {
     }
   });
 
-  it("bind the sources a principal may publish as; none bound means any", () => {
-    expect(mayPublishAs(principal(["publish:*"]), "whatever")).toBe(true);
+  it("bind the sources a principal may publish as; none bound means none, * means any", () => {
+    expect(mayPublishAs(principal(["publish:*"]), "whatever")).toBe(false);
+    expect(mayPublishAs(principal(["publish:*"], ["*"]), "whatever")).toBe(true);
     const bound = principal(["publish:*"], ["orders-service", "batch-*"]);
     expect(mayPublishAs(bound, "orders-service")).toBe(true);
     expect(mayPublishAs(bound, "batch-nightly")).toBe(true);

@@ -1,8 +1,10 @@
 // The one place where calls are authenticated, authorized and audited, in front of every handler:
 // the caller is identified from the call's metadata (a bearer token) or its TLS client
-// certificate, each request message is checked against the RPC's entry in rpc-access.ts, list
-// responses are trimmed to what the caller may read, and admin actions are written to the audit
-// log with their result. With authentication off, calls pass as "anonymous" and are still audited.
+// certificate, each request message is checked against the RPC's entry in rpc-access.ts, what the
+// caller may read is handed to the handlers (caller.ts: lists show no more), and admin actions
+// are written to the audit log with their result. Streams are watched while open and end when
+// their caller's access does. With authentication off, calls pass as "anonymous" and are still
+// audited.
 import {
   Metadata,
   ResponderBuilder,
@@ -13,11 +15,13 @@ import {
   status,
 } from "@grpc/grpc-js";
 import { MeshError } from "../../delivery/errors.ts";
-import type { Authenticator } from "../../security/authenticator.ts";
+import type { Authenticator, Identity } from "../../security/authenticator.ts";
 import { allows, mayPublishAs, type Principal } from "../../security/grants.ts";
+import type { OpenCalls, WatchedCall } from "../../security/open-calls.ts";
 import type { AuditEntry } from "../../security/ports.ts";
 import { type ErrorLogger, toServiceError } from "../status.ts";
 import type { RequestObserver } from "../unary.ts";
+import { setReader } from "./caller.ts";
 import { accessFor, describeNeeds, type Need, type RpcAccess } from "./rpc-access.ts";
 
 type HandlerListener = Parameters<ServerInterceptingCall["start"]>[0];
@@ -26,6 +30,8 @@ type SentStatus = Parameters<ServerInterceptingCallInterface["sendStatus"]>[0];
 export interface AccessInterceptorDeps {
   /** Absent when authentication is off. */
   authenticator: Authenticator | undefined;
+  /** The open streams' watch (with the authenticator): they end when their access does. */
+  openCalls: OpenCalls | undefined;
   audit: (entry: AuditEntry) => Promise<void>;
   log: ErrorLogger;
   /** Told about calls refused here (the handlers report the others). */
@@ -43,21 +49,56 @@ class AccessCall extends ServerInterceptingCall {
   }
 }
 
+/**
+ * Where a call stands with its caller. A message gets through only while the call is admitted:
+ * while its caller is being authenticated, or checked again after a change to principals or
+ * tokens, messages wait for the verdict, and once the call has ended they are dropped (so an ack
+ * sent after a revocation was heard is never settled).
+ */
+type CallState =
+  | { phase: "authenticating" }
+  /** `identity` is undefined when authentication is off. */
+  | { phase: "admitted"; identity: Identity | undefined }
+  | { phase: "rechecking"; identity: Identity; settled: Promise<void> }
+  | { phase: "ended" };
+
 export function accessInterceptor(deps: AccessInterceptorDeps): ServerInterceptor {
   return (method, next: ServerInterceptingCallInterface) => {
     const access = accessFor(method.path) ?? DENY_UNKNOWN;
     if (access.kind === "public") return new ServerInterceptingCall(next);
     const name = method.path.slice(method.path.lastIndexOf("/") + 1);
     const audited = access.kind === "checked" && access.audited;
-    let principal: Principal | undefined;
-    let who = "anonymous";
+    // Streams stay open: they are watched and checked again while they do (security/open-calls.ts).
+    const long = method.requestStream || method.responseStream;
+    let state: CallState = deps.authenticator
+      ? { phase: "authenticating" }
+      : { phase: "admitted", identity: undefined };
+    /** Who the audit log names: the principal once authenticated, "anonymous" with authentication off. */
+    let who: string | undefined;
     let resource = "";
-    let refused = false;
-    let authentication: Promise<void> | undefined;
+    /** Everything this call's messages were allowed so far, checked again when access changes. */
+    const granted: Need[] = [];
+    let watched: WatchedCall | undefined;
+    /** Messages that arrived while no verdict was at hand, in arrival order (see release). */
+    const held: (() => void)[] = [];
+
+    // Lets the held messages go on, in order, once the call is admitted (or drops them once it
+    // has ended); a message that arrives while others are held queues behind them.
+    const release = () => {
+      while (held.length > 0 && (state.phase === "admitted" || state.phase === "ended")) {
+        (held.shift() as () => void)();
+      }
+    };
+
+    const end = () => {
+      state = { phase: "ended" };
+      if (watched) deps.openCalls?.remove(watched);
+      release();
+    };
 
     const refuse = (error: unknown) => {
-      if (refused) return;
-      refused = true;
+      if (state.phase === "ended") return;
+      end();
       const serviceError = toServiceError(error, deps.log, name);
       deps.observe(name, status[serviceError.code ?? status.INTERNAL]);
       call.sendStatus({
@@ -65,33 +106,87 @@ export function accessInterceptor(deps: AccessInterceptorDeps): ServerIntercepto
         details: serviceError.details ?? "",
         metadata: new Metadata(),
       });
+      // The handler's side is cancelled too: a stream's session then releases its leases at once.
       call.handlerListener?.onCancel();
+    };
+
+    const admit = (identity: Identity) => {
+      if (state.phase === "ended") return;
+      state = { phase: "admitted", identity };
+      who = identity.principal.name;
+    };
+
+    // A verdict on a call already admitted: carry on with the principal as it is now, if it may
+    // still do everything the call was allowed; end it otherwise. A refusal ends the call whenever
+    // it comes; a pass admits it only if no later check has begun meanwhile (that one decides).
+    const recheck = (verdict: Promise<Identity>) => {
+      if (state.phase !== "admitted" && state.phase !== "rechecking") return;
+      const identity = state.identity as Identity;
+      const latest = () => state.phase === "rechecking" && state.settled === settled;
+      const settled: Promise<void> = verdict.then(
+        (now) => {
+          if (state.phase === "ended") return;
+          try {
+            authorizeAll(now.principal, granted);
+          } catch (error) {
+            refuse(error);
+            return;
+          }
+          if (latest()) {
+            admit(now);
+            release();
+          }
+        },
+        (error: unknown) => {
+          if (error instanceof MeshError && error.code === "unauthenticated") refuse(error);
+          // The database could not say (an outage): the stream carries on as it was; the next
+          // change or the periodic check decides.
+          else if (latest()) {
+            admit(identity);
+            release();
+          }
+        },
+      );
+      state = { phase: "rechecking", identity, settled };
     };
 
     const listener = new ServerListenerBuilder()
       .withOnReceiveMetadata((metadata, pass) => {
         const certificateName = clientCertificateName(next);
-        if (!deps.authenticator) {
+        const authenticator = deps.authenticator;
+        if (!authenticator) {
           who = certificateName ? `anonymous (certificate ${certificateName})` : "anonymous";
+          setReader(metadata, () => true);
           pass(metadata);
           return;
         }
-        authentication = deps.authenticator
-          .authenticate({ token: bearerToken(metadata), certificateName })
-          .then((p) => {
-            principal = p;
-            who = p.name;
+        authenticator
+          .authenticate({
+            authorization: authorizationHeader(metadata),
+            certificateName,
+            peerAddress: next.getConnectionInfo().remoteAddress,
+          })
+          .then((identity) => {
+            admit(identity);
+            if (state.phase !== "admitted") return; // cancelled meanwhile
+            setReader(metadata, (n) => allows(identity.principal, "read", n));
+            if (long && deps.openCalls) {
+              watched = { credential: identity.credential, recheck };
+              deps.openCalls.add(watched);
+            }
             pass(metadata);
+            release();
           }, refuse);
       })
       .withOnReceiveMessage((message, pass) => {
-        const check = () => {
-          if (refused) return;
+        const decide = () => {
+          if (state.phase !== "admitted") return;
           try {
             if (access.kind === "checked") {
               const needs = access.needs(message as never);
               if (needs.length > 0) resource = describeNeeds(needs);
-              if (principal) authorize(principal, access, needs, message);
+              if (state.identity) authorize(state.identity.principal, access, needs, message);
+              granted.push(...needs);
             }
           } catch (error) {
             refuse(error);
@@ -100,24 +195,21 @@ export function accessInterceptor(deps: AccessInterceptorDeps): ServerIntercepto
           pass(message);
         };
         // grpc-js reads no message before the handler has the metadata, but a message must never
-        // get past without its caller known, whatever the library's order.
-        if (deps.authenticator && !principal) void authentication?.then(check);
-        else check();
+        // get past without its caller known (or re-checked), whatever the library's order.
+        if (state.phase === "admitted" && held.length === 0) decide();
+        else if (state.phase !== "ended") held.push(decide);
       })
+      .withOnCancel(() => end())
       .build();
 
     const responder = new ResponderBuilder()
       .withStart((start) => start(listener))
       .withSendMessage((message, pass) => {
-        const reader = principal;
-        if (access.kind === "checked" && access.filter && reader) {
-          pass(access.filter(message as never, (n) => allows(reader, "read", n)));
-          return;
-        }
-        pass(message);
+        if (state.phase !== "ended") pass(message);
       })
       .withSendStatus((sent: SentStatus, pass) => {
-        if (!audited || (deps.authenticator && !principal)) {
+        if (watched) deps.openCalls?.remove(watched);
+        if (!audited || who === undefined) {
           // A call that failed authentication is nobody's admin action: it is counted in the
           // metrics by code, not written to the audit log (which an anonymous flood could fill).
           pass(sent);
@@ -147,19 +239,23 @@ function authorize(
   needs: Need[],
   message: unknown,
 ) {
-  for (const need of needs) {
-    if (!allows(principal, need.permission, need.name)) {
-      throw new MeshError(
-        "permission_denied",
-        `permission denied: ${principal.name} may not ${need.permission} ${need.kind} ${JSON.stringify(need.name)}`,
-      );
-    }
-  }
+  authorizeAll(principal, needs);
   for (const source of access.sources?.(message as never) ?? []) {
     if (!mayPublishAs(principal, source)) {
       throw new MeshError(
         "permission_denied",
         `permission denied: ${principal.name} may not publish events with source ${JSON.stringify(source)}`,
+      );
+    }
+  }
+}
+
+function authorizeAll(principal: Principal, needs: Need[]) {
+  for (const need of needs) {
+    if (!allows(principal, need.permission, need.name)) {
+      throw new MeshError(
+        "permission_denied",
+        `permission denied: ${principal.name} may not ${need.permission} ${need.kind} ${JSON.stringify(need.name)}`,
       );
     }
   }
@@ -171,12 +267,9 @@ const DENY_UNKNOWN: RpcAccess = {
   audited: false,
 };
 
-function bearerToken(metadata: Metadata): string | undefined {
+function authorizationHeader(metadata: Metadata): string | undefined {
   const value = metadata.get("authorization")[0];
-  if (typeof value !== "string") return undefined;
-  const match = /^Bearer\s+(\S+)\s*$/i.exec(value);
-  // A malformed header is still an attempt: it must fail, not fall back to the certificate.
-  return match ? match[1] : value;
+  return typeof value === "string" ? value : undefined;
 }
 
 function clientCertificateName(call: ServerInterceptingCallInterface): string | undefined {

@@ -1,11 +1,7 @@
 // Every RPC the broker serves and what a caller needs to make it. The interceptor (interceptor.ts)
 // looks each call up here, and the server refuses to start if a method it serves has no entry, so
 // a new RPC cannot be forgotten.
-import {
-  AdminServiceService,
-  type ListSubscriptionsResponse,
-  type ListTopicsResponse,
-} from "@pgmesh/sdk/gen/pgmesh/v1/admin";
+import { AdminServiceService } from "@pgmesh/sdk/gen/pgmesh/v1/admin";
 import type { PublishRequest } from "@pgmesh/sdk/gen/pgmesh/v1/publisher";
 import { PublisherServiceService } from "@pgmesh/sdk/gen/pgmesh/v1/publisher";
 import type { SubscribeRequest } from "@pgmesh/sdk/gen/pgmesh/v1/subscriber";
@@ -30,8 +26,6 @@ export type RpcAccess =
       needs: (request: never) => Need[];
       /** The `source` values a Publish request would publish as. */
       sources?: (request: never) => string[];
-      /** Drops what the caller may not read from a list response (names it cannot see stay secret). */
-      filter?: (response: never, mayRead: (name: string) => boolean) => unknown;
       /** Written to the audit log: the admin actions that change something. */
       audited: boolean;
     };
@@ -75,15 +69,8 @@ export const RPC_ACCESS: Record<string, RpcAccess> = {
 
   [A.createTopic.path]: checked((r: Named) => [topic("manage", r.name)], change),
   [A.getTopic.path]: checked((r: Named) => [topic("read", r.name)], look),
-  [A.listTopics.path]: {
-    kind: "checked",
-    needs: () => [],
-    filter: (response: ListTopicsResponse, mayRead: (name: string) => boolean) => ({
-      ...response,
-      topics: response.topics.filter((t) => mayRead(t.name)),
-    }),
-    audited: false,
-  } as RpcAccess,
+  // Lists show only what the caller may read: the handler filters before paging (auth/caller.ts).
+  [A.listTopics.path]: checked(() => [], look),
   [A.updateTopic.path]: checked((r: Named) => [topic("manage", r.name)], change),
   [A.deleteTopic.path]: checked((r: Named) => [topic("manage", r.name)], change),
   [A.setTopicSchema.path]: checked((r: OnTopic) => [topic("manage", r.topic)], change),
@@ -100,15 +87,8 @@ export const RPC_ACCESS: Record<string, RpcAccess> = {
     change,
   ),
   [A.getSubscriptionStats.path]: checked((r: Named) => [subscription("read", r.name)], look),
-  [A.listSubscriptions.path]: {
-    kind: "checked",
-    needs: () => [],
-    filter: (response: ListSubscriptionsResponse, mayRead: (name: string) => boolean) => ({
-      ...response,
-      subscriptions: response.subscriptions.filter((s) => mayRead(s.name)),
-    }),
-    audited: false,
-  } as RpcAccess,
+  // Lists show only what the caller may read: the handler filters before paging (auth/caller.ts).
+  [A.listSubscriptions.path]: checked(() => [], look),
   [A.deleteSubscription.path]: checked((r: Named) => [subscription("manage", r.name)], change),
   [A.seekSubscription.path]: checked(
     (r: { subscription: string }) => [subscription("manage", r.subscription)],
@@ -138,6 +118,10 @@ export const RPC_ACCESS: Record<string, RpcAccess> = {
     change,
   ),
   [A.listPrincipals.path]: checked(() => [admin("principal", "*")], look),
+  [A.updatePrincipal.path]: checked(
+    (r: { principal?: Named | undefined }) => [admin("principal", r.principal?.name ?? "")],
+    change,
+  ),
   [A.deletePrincipal.path]: checked((r: Named) => [admin("principal", r.name)], change),
   [A.createToken.path]: checked((r: { principal: string }) => [admin("principal", r.principal)], change),
   [A.listTokens.path]: checked((r: { principal: string }) => [admin("principal", r.principal || "*")], look),

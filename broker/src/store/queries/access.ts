@@ -3,6 +3,7 @@ import { type Grant, grantToString, type Principal, parseGrant } from "../../sec
 import type {
   AuditEntry,
   AuditRecord,
+  NewToken,
   PrincipalRecord,
   StoredToken,
   TokenInfo,
@@ -72,6 +73,14 @@ export async function upsertPrincipal(sql: Runner, p: Principal): Promise<void> 
     ON CONFLICT (name) DO UPDATE SET grants = excluded.grants, sources = excluded.sources`;
 }
 
+export async function updatePrincipalRow(sql: Runner, p: Principal): Promise<PrincipalRecord | undefined> {
+  const rows = await sql`
+    UPDATE pgmesh.principals SET grants = ${grantTexts(p.grants)}::text[], sources = ${p.sources}::text[]
+    WHERE name = ${p.name}
+    RETURNING name, grants, sources, created_at`;
+  return rows[0] ? toPrincipal(rows[0]) : undefined;
+}
+
 export async function selectPrincipals(sql: Runner): Promise<PrincipalRecord[]> {
   const rows = await sql`SELECT name, grants, sources, created_at FROM pgmesh.principals ORDER BY name`;
   return rows.map(toPrincipal);
@@ -85,11 +94,11 @@ export async function deletePrincipalRow(sql: Runner, name: string): Promise<boo
 /** undefined when the principal does not exist; created false when a token with this id exists. */
 export async function insertToken(
   sql: Runner,
-  t: Omit<StoredToken, "createdAt" | "revokedAt">,
+  t: NewToken,
 ): Promise<{ info: TokenInfo; created: boolean } | undefined> {
   const rows = await sql`
-    INSERT INTO pgmesh.tokens (id, principal, digest, description, expires_at)
-    SELECT ${t.id}, name, ${t.digest}, ${t.description}, ${t.expiresAt ?? null}
+    INSERT INTO pgmesh.tokens (id, principal, digest, description, expires_at, from_environment)
+    SELECT ${t.id}, name, ${t.digest}, ${t.description}, ${t.expiresAt ?? null}, ${t.fromEnvironment ?? false}
     FROM pgmesh.principals WHERE name = ${t.principal}
     ON CONFLICT (id) DO NOTHING
     RETURNING id, principal, description, created_at, expires_at, revoked_at`;
@@ -113,6 +122,15 @@ export async function revokeTokenRow(sql: Runner, id: string): Promise<TokenInfo
     UPDATE pgmesh.tokens SET revoked_at = coalesce(revoked_at, now()) WHERE id = ${id}
     RETURNING id, principal, description, created_at, expires_at, revoked_at`;
   return rows[0] ? toTokenInfo(rows[0]) : undefined;
+}
+
+/** Revokes the tokens registered from PGMESH_ADMIN_TOKEN except `keepId`; their ids. */
+export async function revokeEnvironmentTokensExcept(sql: Runner, keepId: string): Promise<string[]> {
+  const rows = await sql`
+    UPDATE pgmesh.tokens SET revoked_at = now()
+    WHERE from_environment AND revoked_at IS NULL AND id <> ${keepId}
+    RETURNING id`;
+  return rows.map((row) => row.id as string);
 }
 
 export async function insertAudit(sql: Runner, e: AuditEntry): Promise<void> {

@@ -120,6 +120,11 @@ class AdminServiceStub(object):
                 request_serializer=pgmesh_dot_v1_dot_admin__pb2.ListPrincipalsRequest.SerializeToString,
                 response_deserializer=pgmesh_dot_v1_dot_admin__pb2.ListPrincipalsResponse.FromString,
                 )
+        self.UpdatePrincipal = channel.unary_unary(
+                '/pgmesh.v1.AdminService/UpdatePrincipal',
+                request_serializer=pgmesh_dot_v1_dot_admin__pb2.UpdatePrincipalRequest.SerializeToString,
+                response_deserializer=pgmesh_dot_v1_dot_admin__pb2.UpdatePrincipalResponse.FromString,
+                )
         self.DeletePrincipal = channel.unary_unary(
                 '/pgmesh.v1.AdminService/DeletePrincipal',
                 request_serializer=pgmesh_dot_v1_dot_admin__pb2.DeletePrincipalRequest.SerializeToString,
@@ -285,7 +290,8 @@ class AdminServiceServicer(object):
 
     def CreatePrincipal(self, request, context):
         """Access control (all need the `admin` permission). A principal holds grants; tokens
-        authenticate as a principal, as does a client certificate whose common name is its name.
+        authenticate as a principal, as does a client certificate whose common name the broker's
+        PGMESH_CERT_PRINCIPALS maps to it.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -293,6 +299,15 @@ class AdminServiceServicer(object):
 
     def ListPrincipals(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdatePrincipal(self, request, context):
+        """UpdatePrincipal replaces a principal's grants and sources (empty sources: its own name). Its
+        tokens stay valid; its open streams that the new grants no longer allow end with
+        PERMISSION_DENIED on every broker.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -318,7 +333,7 @@ class AdminServiceServicer(object):
         raise NotImplementedError('Method not implemented!')
 
     def RevokeToken(self, request, context):
-        """RevokeToken: every broker refuses the token within a second.
+        """RevokeToken: every broker refuses the token within a second, and ends the streams open with it.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -438,6 +453,11 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.ListPrincipals,
                     request_deserializer=pgmesh_dot_v1_dot_admin__pb2.ListPrincipalsRequest.FromString,
                     response_serializer=pgmesh_dot_v1_dot_admin__pb2.ListPrincipalsResponse.SerializeToString,
+            ),
+            'UpdatePrincipal': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdatePrincipal,
+                    request_deserializer=pgmesh_dot_v1_dot_admin__pb2.UpdatePrincipalRequest.FromString,
+                    response_serializer=pgmesh_dot_v1_dot_admin__pb2.UpdatePrincipalResponse.SerializeToString,
             ),
             'DeletePrincipal': grpc.unary_unary_rpc_method_handler(
                     servicer.DeletePrincipal,
@@ -829,6 +849,23 @@ class AdminService(object):
         return grpc.experimental.unary_unary(request, target, '/pgmesh.v1.AdminService/ListPrincipals',
             pgmesh_dot_v1_dot_admin__pb2.ListPrincipalsRequest.SerializeToString,
             pgmesh_dot_v1_dot_admin__pb2.ListPrincipalsResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def UpdatePrincipal(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/pgmesh.v1.AdminService/UpdatePrincipal',
+            pgmesh_dot_v1_dot_admin__pb2.UpdatePrincipalRequest.SerializeToString,
+            pgmesh_dot_v1_dot_admin__pb2.UpdatePrincipalResponse.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
 

@@ -437,7 +437,10 @@ export interface Principal {
    * topic or subscription name, a prefix ending in '*' ("orders.*"), or "*"; or "admin".
    */
   grants: string[];
-  /** The `source` values (names or prefixes ending in '*') it may publish events as; empty: any. */
+  /**
+   * The `source` values (names or prefixes ending in '*') it may publish events as. Left empty in
+   * CreatePrincipal: the principal's own name only; '*' (granted explicitly) is any source.
+   */
   sources: string[];
   createTime: Date | undefined;
 }
@@ -455,6 +458,14 @@ export interface ListPrincipalsRequest {
 
 export interface ListPrincipalsResponse {
   principals: Principal[];
+}
+
+export interface UpdatePrincipalRequest {
+  principal: Principal | undefined;
+}
+
+export interface UpdatePrincipalResponse {
+  principal: Principal | undefined;
 }
 
 export interface DeletePrincipalRequest {
@@ -5356,6 +5367,144 @@ export const ListPrincipalsResponse: MessageFns<ListPrincipalsResponse> = {
   },
 };
 
+function createBaseUpdatePrincipalRequest(): UpdatePrincipalRequest {
+  return { principal: undefined };
+}
+
+export const UpdatePrincipalRequest: MessageFns<UpdatePrincipalRequest> = {
+  encode(message: UpdatePrincipalRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.principal !== undefined) {
+      Principal.encode(message.principal, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UpdatePrincipalRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUpdatePrincipalRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.principal = Principal.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UpdatePrincipalRequest {
+    return { principal: isSet(object.principal) ? Principal.fromJSON(object.principal) : undefined };
+  },
+
+  toJSON(message: UpdatePrincipalRequest): unknown {
+    const obj: any = {};
+    if (message.principal !== undefined) {
+      obj.principal = Principal.toJSON(message.principal);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<UpdatePrincipalRequest>, I>>(base?: I): UpdatePrincipalRequest {
+    return UpdatePrincipalRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<UpdatePrincipalRequest>, I>>(object: I): UpdatePrincipalRequest {
+    const message = createBaseUpdatePrincipalRequest();
+    message.principal = (object.principal !== undefined && object.principal !== null)
+      ? Principal.fromPartial(object.principal)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseUpdatePrincipalResponse(): UpdatePrincipalResponse {
+  return { principal: undefined };
+}
+
+export const UpdatePrincipalResponse: MessageFns<UpdatePrincipalResponse> = {
+  encode(message: UpdatePrincipalResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.principal !== undefined) {
+      Principal.encode(message.principal, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UpdatePrincipalResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUpdatePrincipalResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.principal = Principal.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UpdatePrincipalResponse {
+    return { principal: isSet(object.principal) ? Principal.fromJSON(object.principal) : undefined };
+  },
+
+  toJSON(message: UpdatePrincipalResponse): unknown {
+    const obj: any = {};
+    if (message.principal !== undefined) {
+      obj.principal = Principal.toJSON(message.principal);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<UpdatePrincipalResponse>, I>>(base?: I): UpdatePrincipalResponse {
+    return UpdatePrincipalResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<UpdatePrincipalResponse>, I>>(object: I): UpdatePrincipalResponse {
+    const message = createBaseUpdatePrincipalResponse();
+    message.principal = (object.principal !== undefined && object.principal !== null)
+      ? Principal.fromPartial(object.principal)
+      : undefined;
+    return message;
+  },
+};
+
 function createBaseDeletePrincipalRequest(): DeletePrincipalRequest {
   return { name: "" };
 }
@@ -6694,7 +6843,8 @@ export const AdminServiceService = {
   },
   /**
    * Access control (all need the `admin` permission). A principal holds grants; tokens
-   * authenticate as a principal, as does a client certificate whose common name is its name.
+   * authenticate as a principal, as does a client certificate whose common name the broker's
+   * PGMESH_CERT_PRINCIPALS maps to it.
    */
   createPrincipal: {
     path: "/pgmesh.v1.AdminService/CreatePrincipal" as const,
@@ -6717,6 +6867,22 @@ export const AdminServiceService = {
     responseSerialize: (value: ListPrincipalsResponse): Buffer =>
       Buffer.from(ListPrincipalsResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ListPrincipalsResponse => ListPrincipalsResponse.decode(value),
+  },
+  /**
+   * UpdatePrincipal replaces a principal's grants and sources (empty sources: its own name). Its
+   * tokens stay valid; its open streams that the new grants no longer allow end with
+   * PERMISSION_DENIED on every broker.
+   */
+  updatePrincipal: {
+    path: "/pgmesh.v1.AdminService/UpdatePrincipal" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: UpdatePrincipalRequest): Buffer =>
+      Buffer.from(UpdatePrincipalRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): UpdatePrincipalRequest => UpdatePrincipalRequest.decode(value),
+    responseSerialize: (value: UpdatePrincipalResponse): Buffer =>
+      Buffer.from(UpdatePrincipalResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): UpdatePrincipalResponse => UpdatePrincipalResponse.decode(value),
   },
   /** DeletePrincipal also deletes its tokens. */
   deletePrincipal: {
@@ -6749,7 +6915,7 @@ export const AdminServiceService = {
     responseSerialize: (value: ListTokensResponse): Buffer => Buffer.from(ListTokensResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ListTokensResponse => ListTokensResponse.decode(value),
   },
-  /** RevokeToken: every broker refuses the token within a second. */
+  /** RevokeToken: every broker refuses the token within a second, and ends the streams open with it. */
   revokeToken: {
     path: "/pgmesh.v1.AdminService/RevokeToken" as const,
     requestStream: false as const,
@@ -6820,16 +6986,23 @@ export interface AdminServiceServer extends UntypedServiceImplementation {
   releaseParkedKeys: handleUnaryCall<ReleaseParkedKeysRequest, ReleaseParkedKeysResponse>;
   /**
    * Access control (all need the `admin` permission). A principal holds grants; tokens
-   * authenticate as a principal, as does a client certificate whose common name is its name.
+   * authenticate as a principal, as does a client certificate whose common name the broker's
+   * PGMESH_CERT_PRINCIPALS maps to it.
    */
   createPrincipal: handleUnaryCall<CreatePrincipalRequest, CreatePrincipalResponse>;
   listPrincipals: handleUnaryCall<ListPrincipalsRequest, ListPrincipalsResponse>;
+  /**
+   * UpdatePrincipal replaces a principal's grants and sources (empty sources: its own name). Its
+   * tokens stay valid; its open streams that the new grants no longer allow end with
+   * PERMISSION_DENIED on every broker.
+   */
+  updatePrincipal: handleUnaryCall<UpdatePrincipalRequest, UpdatePrincipalResponse>;
   /** DeletePrincipal also deletes its tokens. */
   deletePrincipal: handleUnaryCall<DeletePrincipalRequest, DeletePrincipalResponse>;
   /** CreateToken returns the token once; the broker keeps only its SHA-256 digest. */
   createToken: handleUnaryCall<CreateTokenRequest, CreateTokenResponse>;
   listTokens: handleUnaryCall<ListTokensRequest, ListTokensResponse>;
-  /** RevokeToken: every broker refuses the token within a second. */
+  /** RevokeToken: every broker refuses the token within a second, and ends the streams open with it. */
   revokeToken: handleUnaryCall<RevokeTokenRequest, RevokeTokenResponse>;
   /** ListAuditLog pages through the admin actions, newest first. */
   listAuditLog: handleUnaryCall<ListAuditLogRequest, ListAuditLogResponse>;
@@ -7149,7 +7322,8 @@ export interface AdminServiceClient extends Client {
   ): ClientUnaryCall;
   /**
    * Access control (all need the `admin` permission). A principal holds grants; tokens
-   * authenticate as a principal, as does a client certificate whose common name is its name.
+   * authenticate as a principal, as does a client certificate whose common name the broker's
+   * PGMESH_CERT_PRINCIPALS maps to it.
    */
   createPrincipal(
     request: CreatePrincipalRequest,
@@ -7180,6 +7354,26 @@ export interface AdminServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ListPrincipalsResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * UpdatePrincipal replaces a principal's grants and sources (empty sources: its own name). Its
+   * tokens stay valid; its open streams that the new grants no longer allow end with
+   * PERMISSION_DENIED on every broker.
+   */
+  updatePrincipal(
+    request: UpdatePrincipalRequest,
+    callback: (error: ServiceError | null, response: UpdatePrincipalResponse) => void,
+  ): ClientUnaryCall;
+  updatePrincipal(
+    request: UpdatePrincipalRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: UpdatePrincipalResponse) => void,
+  ): ClientUnaryCall;
+  updatePrincipal(
+    request: UpdatePrincipalRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: UpdatePrincipalResponse) => void,
   ): ClientUnaryCall;
   /** DeletePrincipal also deletes its tokens. */
   deletePrincipal(
@@ -7228,7 +7422,7 @@ export interface AdminServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ListTokensResponse) => void,
   ): ClientUnaryCall;
-  /** RevokeToken: every broker refuses the token within a second. */
+  /** RevokeToken: every broker refuses the token within a second, and ends the streams open with it. */
   revokeToken(
     request: RevokeTokenRequest,
     callback: (error: ServiceError | null, response: RevokeTokenResponse) => void,
