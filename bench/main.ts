@@ -13,9 +13,11 @@ import { ADMIN_URL, admin, dropAllDatabases } from "./postgres-admin.ts";
 import { renderScenario, type ScenarioSummary, summarize } from "./report.ts";
 import { describe, runScenario } from "./run-scenario.ts";
 import { backlog } from "./scenarios/backlog.ts";
+import { brokers } from "./scenarios/brokers.ts";
 import { fanOut } from "./scenarios/fan-out.ts";
 import { manyStreams } from "./scenarios/many-streams.ts";
 import type { Scenario } from "./scenarios/scenario.ts";
+import { seek } from "./scenarios/seek.ts";
 import { singleEvent } from "./scenarios/single-event.ts";
 import { throughput } from "./scenarios/throughput.ts";
 import { NATS_URL, natsSystem } from "./systems/nats.ts";
@@ -25,7 +27,7 @@ import { AMQP_URL, rabbitmqSystem } from "./systems/rabbitmq.ts";
 import { skipLockedSystem } from "./systems/skip-locked.ts";
 import type { System, SystemKey } from "./systems/system.ts";
 
-const ALL_SCENARIOS: Scenario[] = [throughput, singleEvent, fanOut, manyStreams, backlog];
+const ALL_SCENARIOS: Scenario[] = [throughput, singleEvent, fanOut, manyStreams, backlog, brokers, seek];
 const log = (line: string) => process.stderr.write(`${line}\n`);
 const out = (line = "") => process.stdout.write(`${line}\n`);
 
@@ -42,8 +44,10 @@ async function reachable(key: SystemKey): Promise<string | undefined> {
   }
 }
 
-function makeSystem(key: SystemKey): System {
+function makeSystem(key: SystemKey, options: Options): System {
   switch (key) {
+    case "pgmesh-before":
+      return pgmeshSystem("sdk", options.before);
     case "pgmesh":
       return pgmeshSystem("sdk");
     case "pgmesh-grpc":
@@ -73,7 +77,7 @@ async function main(options: Options): Promise<number> {
       out(absent);
     } else keys.push(key);
   }
-  const systems = keys.map(makeSystem);
+  const systems = keys.map((key) => makeSystem(key, options));
   const scenarios: Record<string, unknown> = {};
   const infos: Record<string, Record<string, string>> = {};
   let failed = false;

@@ -3,9 +3,18 @@
 import { parseArgs } from "node:util";
 import type { SystemKey } from "./systems/system.ts";
 
-export const SCENARIOS = ["throughput", "single", "fanout", "streams", "backlog"] as const;
+export const SCENARIOS = ["throughput", "single", "fanout", "streams", "backlog", "brokers", "seek"] as const;
 export type ScenarioKey = (typeof SCENARIOS)[number];
-export const SYSTEMS: SystemKey[] = ["pgmesh", "pgmesh-grpc", "pgboss", "rabbitmq", "nats", "skiplocked"];
+/** "pgmesh-before" (the broker of another checkout, `--before DIR`) runs only when asked for. */
+export const SYSTEMS: SystemKey[] = [
+  "pgmesh",
+  "pgmesh-grpc",
+  "pgmesh-before",
+  "pgboss",
+  "rabbitmq",
+  "nats",
+  "skiplocked",
+];
 
 export interface Options {
   preset: "quick" | "full";
@@ -30,6 +39,15 @@ export interface Options {
   streamDurationSeconds: number;
   /** (e) events in the backlog. */
   backlogEvents: number;
+  /** (f) events per round, broker counts and topic counts compared, producers spread over the brokers. */
+  brokerEvents: number;
+  brokerCounts: number[];
+  brokerTopics: number[];
+  brokerProducers: number;
+  /** (g) events retained before the seeks. */
+  seekEvents: number;
+  /** A pgmesh checkout whose broker runs as the system "pgmesh-before", or none. */
+  before: string | undefined;
   /** A round fails (events lost) when no delivery arrives for this long while some are missing. */
   stallSeconds: number;
   out: string;
@@ -39,7 +57,7 @@ export interface Options {
 
 const PRESETS: Record<
   Options["preset"],
-  Omit<Options, "preset" | "scenarios" | "systems" | "out" | "latencyLog">
+  Omit<Options, "preset" | "scenarios" | "systems" | "out" | "latencyLog" | "before">
 > = {
   full: {
     rounds: 3,
@@ -55,6 +73,11 @@ const PRESETS: Record<
     streamRate: 1_000,
     streamDurationSeconds: 20,
     backlogEvents: 1_000_000,
+    brokerEvents: 60_000,
+    brokerCounts: [1, 2, 3],
+    brokerTopics: [1, 10],
+    brokerProducers: 6,
+    seekEvents: 1_000_000,
     stallSeconds: 60,
   },
   quick: {
@@ -71,6 +94,12 @@ const PRESETS: Record<
     streamRate: 500,
     streamDurationSeconds: 1.5,
     backlogEvents: 3_000,
+    // The smoke run keeps one topic count: each variant starts brokers and creates topics.
+    brokerEvents: 1_500,
+    brokerCounts: [1, 2],
+    brokerTopics: [1],
+    brokerProducers: 6,
+    seekEvents: 5_000,
     stallSeconds: 30,
   },
 };
@@ -78,7 +107,8 @@ const PRESETS: Record<
 export const USAGE = `npm run bench [-- options]
   --quick                    every scenario, small: a smoke run of well under 2 minutes
   --scenarios a,b,...        ${SCENARIOS.join(", ")} (default: all)
-  --systems a,b,...          ${SYSTEMS.join(", ")} (default: all)
+  --systems a,b,...          ${SYSTEMS.join(", ")} (default: all but pgmesh-before)
+  --before DIR               also run the broker of the pgmesh checkout in DIR as "pgmesh-before"
   --rounds N                 interleaved rounds per scenario (full 3, quick 1)
   --events N                 (throughput) events per round (full 100000)
   --batch N, --window N      publish batch size and consumer window (500, 1000)
@@ -87,6 +117,8 @@ export const USAGE = `npm run bench [-- options]
   --fanout-events N          (fanout) events per round (full 20000)
   --streams-duration S       (streams) seconds of load (full 20)
   --backlog-events N         (backlog) events published before the drain (full 1000000)
+  --broker-events N          (brokers) events per round (full 60000)
+  --seek-events N            (seek) events retained before the seeks (full 1000000)
   --out FILE                 JSON results (default bench/results/latest.json)
   --latency-log DIR          one file per round in DIR: each event's publish time and latency (ms)
 Each flag has a BENCH_<NAME> environment variable (BENCH_EVENTS, BENCH_RATES, ...); flags win.`;
@@ -105,6 +137,9 @@ const FLAGS = {
   "fanout-events": { type: "string" },
   "streams-duration": { type: "string" },
   "backlog-events": { type: "string" },
+  "broker-events": { type: "string" },
+  "seek-events": { type: "string" },
+  before: { type: "string" },
   out: { type: "string" },
   "latency-log": { type: "string" },
 } as const;
@@ -131,9 +166,14 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): Options | 
     if (!Number.isInteger(value)) throw new Error(`--${flag} must be a whole number, got ${value}`);
     return value;
   };
-  const list = <T extends string>(flag: keyof typeof FLAGS, envName: string, all: readonly T[]): T[] => {
+  const list = <T extends string>(
+    flag: keyof typeof FLAGS,
+    envName: string,
+    all: readonly T[],
+    byDefault: readonly T[] = all,
+  ): T[] => {
     const raw = pick(flag, envName);
-    if (raw === undefined) return [...all];
+    if (raw === undefined) return [...byDefault];
     const items = raw.split(",").map((s) => s.trim());
     const unknown = items.filter((s) => !all.includes(s as T));
     if (unknown.length > 0)
@@ -143,10 +183,19 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): Options | 
   const rates = (pick("rates", "BENCH_RATES") ?? base.rates.join(",")).split(",").map(Number);
   if (rates.some((r) => !Number.isFinite(r) || r <= 0))
     throw new Error("--rates must be positive numbers, e.g. 1000,5000");
+  const before = pick("before", "BENCH_BEFORE");
+  const systems = list(
+    "systems",
+    "BENCH_SYSTEMS",
+    SYSTEMS,
+    SYSTEMS.filter((s) => s !== "pgmesh-before" || before !== undefined),
+  );
+  if (systems.includes("pgmesh-before") && before === undefined)
+    throw new Error("--systems pgmesh-before needs --before DIR, a checkout of pgmesh to run the broker of");
   return {
     preset,
     scenarios: list("scenarios", "BENCH_SCENARIOS", SCENARIOS),
-    systems: list("systems", "BENCH_SYSTEMS", SYSTEMS),
+    systems,
     rounds: int("rounds", "BENCH_ROUNDS", base.rounds, 1),
     events: int("events", "BENCH_EVENTS", base.events, 1),
     batch: int("batch", "BENCH_BATCH", base.batch, 1),
@@ -160,6 +209,12 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): Options | 
     streamRate: base.streamRate,
     streamDurationSeconds: num("streams-duration", "BENCH_STREAMS_DURATION", base.streamDurationSeconds, 0.1),
     backlogEvents: int("backlog-events", "BENCH_BACKLOG_EVENTS", base.backlogEvents, 10),
+    brokerEvents: int("broker-events", "BENCH_BROKER_EVENTS", base.brokerEvents, 1),
+    brokerCounts: base.brokerCounts,
+    brokerTopics: base.brokerTopics,
+    brokerProducers: base.brokerProducers,
+    seekEvents: int("seek-events", "BENCH_SEEK_EVENTS", base.seekEvents, 10),
+    before,
     stallSeconds: base.stallSeconds,
     out: pick("out", "BENCH_OUT") ?? "bench/results/latest.json",
     latencyLog: pick("latency-log", "BENCH_LATENCY_LOG"),

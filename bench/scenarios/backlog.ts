@@ -15,7 +15,7 @@ export const backlog: Scenario = {
   key: "backlog",
   title: "(e) backlog",
   // The raw gRPC client drains through the same broker path as the SDK; leave it out of the longest run.
-  systems: ["pgmesh", "pgboss", "rabbitmq", "nats", "skiplocked"],
+  systems: ["pgmesh", "pgmesh-before", "pgboss", "rabbitmq", "nats", "skiplocked"],
   describe: (o) =>
     `${o.backlogEvents.toLocaleString("en-US")} events published in batches of ${o.batch} with no consumer, then drained by one consumer stream (window ${o.window}). First/last 10 %: the rate over the first and the last tenth of the events (when a tenth spans at least 4 batches or windows). Bytes per event: growth of the system's tables (with indexes and TOAST) / events, after publishing and after the drain.`,
   variants: (o) => [`${o.backlogEvents} events`],

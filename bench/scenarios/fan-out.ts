@@ -72,7 +72,7 @@ export const fanOut: Scenario = {
     if (!one || !many || one === many) return [];
     const k = fanoutOf(many) / fanoutOf(one);
     const lines = [
-      `cost of ${many} vs ${one}, median over rounds (target for pgmesh: <= 3x per published event):`,
+      `cost of ${many} vs ${one}, median over rounds (target for pgmesh: <= 2x per published event, issue 21):`,
     ];
     for (const [system, samples] of results.get(many) ?? new Map<SystemKey, never[]>()) {
       const base = results.get(one)?.get(system) ?? [];

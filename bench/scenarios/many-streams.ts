@@ -15,7 +15,7 @@ const STREAM_WINDOW = 10;
 export const manyStreams: Scenario = {
   key: "streams",
   title: "(d) many streams",
-  systems: ["pgmesh"],
+  systems: ["pgmesh", "pgmesh-before"],
   describe: (o) =>
     `${(o.streamSubscriptions * o.streamsPerSubscription).toLocaleString("en-US")} concurrent streams over ${o.streamSubscriptions} subscriptions (one topic each, ${o.streamsPerSubscription} SDK streams per subscription, window ${STREAM_WINDOW}), ${o.streamRate.toLocaleString("en-US")} events/s in all for ${o.streamDurationSeconds} s from ${PUBLISHERS} publishers, one publish call per event (sent when due, as in (b)). Broker RSS: the most seen while the streams were open.`,
   variants: (o) => [`${o.streamSubscriptions * o.streamsPerSubscription} streams`],

@@ -1,6 +1,8 @@
 // Starts bench/broker-process.ts as a child process and reads its memory from /proc.
 import { type ChildProcess, fork } from "node:child_process";
 import { readFileSync } from "node:fs";
+import { resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 
 /** What bench/broker-process.ts reports over IPC once it serves. */
 export interface BrokerAddresses {
@@ -16,8 +18,17 @@ export class BrokerChild {
     readonly metricsAddress: string,
   ) {}
 
-  static async start(databaseUrl: string): Promise<BrokerChild> {
-    const child = fork(new URL("../broker-process.ts", import.meta.url), [], {
+  /**
+   * Starts the broker of this checkout, or with `checkout` (a directory) the broker of another
+   * checkout of pgmesh (its bench/broker-process.ts and its own node_modules): the "before" code of
+   * a before/after comparison, driven by the same bench in the same run.
+   */
+  static async start(databaseUrl: string, checkout?: string): Promise<BrokerChild> {
+    const script = checkout
+      ? resolve(checkout, "bench/broker-process.ts")
+      : fileURLToPath(new URL("../broker-process.ts", import.meta.url));
+    const child = fork(script, [], {
+      cwd: checkout ? resolve(checkout) : undefined,
       // BENCH_BROKER_NODE_ARGS adds Node flags to the broker alone, e.g. "--cpu-prof --cpu-prof-dir=prof".
       execArgv: [
         "--import",

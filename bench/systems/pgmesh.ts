@@ -21,7 +21,7 @@ import { type Channel, type Consumer, pollUntil, type System } from "./system.ts
 
 const TYPE_URL = "type.googleapis.com/bench.Payload";
 
-const event = (stamp: Stamp): Event =>
+export const event = (stamp: Stamp): Event =>
   Event.fromPartial({
     id: `${stamp.round}-${stamp.index}`,
     source: "bench",
@@ -29,9 +29,14 @@ const event = (stamp: Stamp): Event =>
     data: { typeUrl: TYPE_URL, value: encodeStamp(stamp) },
   });
 
-export function pgmeshSystem(via: "sdk" | "grpc"): System {
+/**
+ * `before`: the directory of another pgmesh checkout whose broker to run instead of this one's (the
+ * system "pgmesh-before", driven through this checkout's SDK).
+ */
+export function pgmeshSystem(via: "sdk" | "grpc", before?: string): System {
   let db: { name: string; url: string } | undefined;
   let broker: BrokerChild | undefined;
+  const moreBrokers: BrokerChild[] = [];
   let client: PgmeshClient | undefined;
   let publisher: PublisherServiceClient | undefined;
   let subscriber: SubscriberServiceClient | undefined;
@@ -52,17 +57,17 @@ export function pgmeshSystem(via: "sdk" | "grpc"): System {
   const publish = via === "sdk" ? sdkPublish : rawPublish;
 
   return {
-    key: via === "sdk" ? "pgmesh" : "pgmesh-grpc",
-    label: via === "sdk" ? "pgmesh (SDK)" : "pgmesh (raw gRPC)",
+    key: before ? "pgmesh-before" : via === "sdk" ? "pgmesh" : "pgmesh-grpc",
+    label: before ? "pgmesh before (SDK)" : via === "sdk" ? "pgmesh (SDK)" : "pgmesh (raw gRPC)",
     async open() {
-      db = await createDatabase(via === "sdk" ? "pgmesh" : "pgmeshgrpc");
-      broker = await BrokerChild.start(db.url);
+      db = await createDatabase(before ? "pgmeshbefore" : via === "sdk" ? "pgmesh" : "pgmeshgrpc");
+      broker = await BrokerChild.start(db.url, before);
       client = new PgmeshClient(broker.grpcAddress, { source: "bench" });
       publisher = new PublisherServiceClient(broker.grpcAddress, credentials.createInsecure());
       subscriber = new SubscriberServiceClient(broker.grpcAddress, credentials.createInsecure());
     },
     info: () => ({
-      broker: "its own process (bench/broker-process.ts), gRPC over 127.0.0.1",
+      broker: `its own process (${before ? `${before}/` : ""}bench/broker-process.ts), gRPC over 127.0.0.1`,
       pgBoss: packageVersion("pg-boss"),
       client:
         via === "sdk"
@@ -71,6 +76,11 @@ export function pgmeshSystem(via: "sdk" | "grpc"): System {
     }),
     database: () => ({ ...(db as { name: string; url: string }), schemas: ["pgmesh", "pgboss"] }),
     rssBytes: () => broker?.rssBytes(),
+    async brokerAddresses(count) {
+      const url = (db as { url: string }).url;
+      while (moreBrokers.length < count - 1) moreBrokers.push(await BrokerChild.start(url, before));
+      return [broker as BrokerChild, ...moreBrokers.slice(0, count - 1)].map((b) => b.grpcAddress);
+    },
     async channel(name, subscriptions) {
       const c = client as PgmeshClient;
       // Each channel's consumers are a service of their own, on a connection of their own, as
@@ -135,13 +145,13 @@ export function pgmeshSystem(via: "sdk" | "grpc"): System {
       client?.close();
       publisher?.close();
       subscriber?.close();
-      await broker?.stop();
+      await Promise.all([broker, ...moreBrokers.splice(0)].map((b) => b?.stop()));
       broker = undefined;
     },
   };
 }
 
-async function sdkConsumer(
+export async function sdkConsumer(
   client: PgmeshClient,
   subscription: string,
   window: number,

@@ -3,7 +3,14 @@
 import type { FetchTally } from "../fetch-tally.ts";
 import type { Stamp } from "../payload.ts";
 
-export type SystemKey = "pgmesh" | "pgmesh-grpc" | "pgboss" | "rabbitmq" | "nats" | "skiplocked";
+export type SystemKey =
+  | "pgmesh"
+  | "pgmesh-grpc"
+  | "pgmesh-before"
+  | "pgboss"
+  | "rabbitmq"
+  | "nats"
+  | "skiplocked";
 
 export interface System {
   key: SystemKey;
@@ -18,6 +25,11 @@ export interface System {
   database?(): { name: string; url: string; schemas: string[] };
   /** Resident memory of the system's own process (the pgmesh broker), in bytes. */
   rssBytes?(): number | undefined;
+  /**
+   * pgmesh: the gRPC addresses of `count` brokers on the system's one database, its own broker
+   * first; the others are started when first asked for and stopped by close().
+   */
+  brokerAddresses?(count: number): Promise<string[]>;
   close(): Promise<void>;
 }
 

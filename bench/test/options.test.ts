@@ -21,7 +21,24 @@ describe("parseOptions", () => {
       "fanout",
       "streams",
       "backlog",
+      "brokers",
+      "seek",
     ]);
+    expect(options).toMatchObject({ brokerEvents: 60_000, brokerCounts: [1, 2, 3], seekEvents: 1_000_000 });
+    // The broker of another checkout runs only when one is named.
+    expect(options !== "help" && options.systems).not.toContain("pgmesh-before");
+  });
+
+  it("runs the broker of another checkout as pgmesh-before with --before", () => {
+    const options = parseOptions(["--before", "../old"], {});
+    expect(options).toMatchObject({ before: "../old" });
+    expect(options !== "help" && options.systems).toContain("pgmesh-before");
+    expect(parseOptions(["--systems", "pgmesh,pgmesh-before"], { BENCH_BEFORE: "/x" })).toMatchObject({
+      systems: ["pgmesh", "pgmesh-before"],
+    });
+    expect(() => parseOptions(["--systems", "pgmesh-before"], {})).toThrow(
+      "--systems pgmesh-before needs --before DIR",
+    );
   });
 
   it("takes the quick preset, then the environment, then flags", () => {
