@@ -100,6 +100,9 @@ function mapEntryProblem(
       const problem = stringProblem(value, `${path} key`);
       if (problem) return problem;
       key = Buffer.from(value).toString("utf8").slice(0, 64);
+      // A decoder that builds maps as plain objects would make this key the object's prototype and
+      // lose it: the entry would vanish, and the request pass the checks without it.
+      if (key === "__proto__") return `${path} key "__proto__" is not allowed`;
     } else if (number === 2) {
       const at = `${path}[${JSON.stringify(key)}]`;
       if (field.mapKind === "message") {
