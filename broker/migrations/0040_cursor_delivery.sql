@@ -17,10 +17,7 @@ CREATE INDEX events_topic_seq ON pgmesh.events (topic, seq);
 CREATE TABLE pgmesh.cursors (
   queue     text PRIMARY KEY REFERENCES pgmesh.subscriptions (queue) ON DELETE CASCADE,
   topic     text NOT NULL,
-  position  bigint NOT NULL,
-  -- Bumped by every seek; lets a broker tell a seek happened since it read the cursor.
-  epoch     integer NOT NULL DEFAULT 0,
-  moved_at  timestamptz NOT NULL DEFAULT now()
+  position  bigint NOT NULL
 ) WITH (fillfactor = 50);
 -- Rewritten at every lease: HOT updates need free room on the page (fillfactor 50).
 

@@ -89,7 +89,7 @@ export async function advanceCursor(
   }));
   const rows = await sql`
     WITH moved AS (
-      UPDATE pgmesh.cursors SET position = ${to}::bigint, moved_at = now()
+      UPDATE pgmesh.cursors SET position = ${to}::bigint
       WHERE queue = ${queue} AND position = ${from}::bigint
       RETURNING 1
     ), jobs AS (
@@ -189,7 +189,7 @@ export async function selectFirstAtOrAfter(
  * their failure history. Parked keys and dead letters stay. Returns how many were dropped.
  */
 export async function seekCursor(tx: TransactionSql, queue: string, position: string): Promise<number> {
-  await tx`UPDATE pgmesh.cursors SET position = ${position}::bigint, epoch = epoch + 1, moved_at = now()
+  await tx`UPDATE pgmesh.cursors SET position = ${position}::bigint
            WHERE queue = ${queue}`;
   const dropped = await tx`
     DELETE FROM pgboss.job WHERE name = ${queue} AND state IN ('created', 'retry', 'active')
