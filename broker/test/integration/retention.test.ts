@@ -162,7 +162,7 @@ describe("table upkeep", () => {
   it("forgets idempotency keys past the window in one pass, however many (not 10,000 a minute)", async () => {
     // Keys are digests of (topic, source, id); the topic's events name them.
     const ofTopic =
-      "digest IN (SELECT pgmesh.event_key_digest(topic, source, id) FROM pgmesh.events WHERE topic = 'ret.keys')";
+      "digest IN (SELECT pgmesh.event_key_digest('ret.keys', source, id) FROM pgmesh.events WHERE topic_id = pgmesh.topic_id('ret.keys'))";
     const { client } = t.mesh;
     await client.createTopic("ret.keys");
     await publishMany("ret.keys", 25_000, "k");
@@ -198,7 +198,7 @@ describe("table upkeep", () => {
     probe.cancel();
     // "pending" and "later" were never delivered; an hour old, on a topic that keeps a minute.
     await client.updateTopic("ret.events", { retentionSeconds: 60 });
-    await sql`UPDATE pgmesh.events SET published_at = now() - interval '1 hour' WHERE topic = 'ret.events'`;
+    await sql`UPDATE pgmesh.events SET published_at = now() - interval '1 hour' WHERE topic_id = pgmesh.topic_id('ret.events')`;
     // The cancelled stream's leases go back asynchronously; passes until the deletions are done.
     let deleted = 0;
     await until(async () => {
@@ -206,7 +206,8 @@ describe("table upkeep", () => {
       return deleted >= 3;
     }, "retention to delete the three acked events");
     expect(deleted).toBe(3);
-    const left = await sql`SELECT id FROM pgmesh.events WHERE topic = 'ret.events' ORDER BY seq`;
+    const left =
+      await sql`SELECT id FROM pgmesh.events WHERE topic_id = pgmesh.topic_id('ret.events') ORDER BY seq`;
     expect(left.map((r) => r.id)).toEqual(["dead", "pending", "later"]);
     // The pending events are still delivered, and the dead letter still lists its event.
     const again = await StreamProbe.open(client, "ret.events.sub", 10);

@@ -1,6 +1,6 @@
 // Named queries on pgmesh.events.
 import type { EventEnvelope, StoredEvent } from "../../delivery/model.ts";
-import type { Sql } from "../database.ts";
+import type { Sql, TransactionSql } from "../database.ts";
 
 /**
  * An event row's type URL is NULL when it is this prefix and the event's type (migration 0032):
@@ -17,13 +17,19 @@ export const topicEventKey = (topic: string, event: Pick<EventEnvelope, "source"
 
 export async function selectEventsBySeq(sql: Sql, seqs: string[]): Promise<StoredEvent[]> {
   const rows = await sql`
-    SELECT seq, topic, id, source, type, subject, time, attributes, ordering_key,
-           data_type_url, data, published_at, deliver_after
-    FROM pgmesh.events WHERE seq = ANY(${seqs}::bigint[])`;
+    SELECT e.*, ${topicName(sql, "e")}
+    FROM pgmesh.events e WHERE e.seq = ANY(${seqs}::bigint[])`;
   return rows.map(toStoredEvent);
 }
 
-/** Maps a row of pgmesh.events (all columns) to the domain record. */
+/**
+ * The event's topic by name, as a column `topic` for toStoredEvent (events name their topic by id,
+ * migration 0042; a topic deleted since has none).
+ */
+export const topicName = (sql: Sql | TransactionSql, alias: string) =>
+  sql.unsafe(`coalesce((SELECT t.name FROM pgmesh.topics t WHERE t.id = ${alias}.topic_id), '') AS topic`);
+
+/** Maps a row of pgmesh.events (all columns, and `topic` by name) to the domain record. */
 export function toStoredEvent(r: Record<string, unknown>): StoredEvent {
   return {
     seq: String(r.seq),

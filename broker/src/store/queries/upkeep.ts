@@ -46,7 +46,7 @@ export async function selectTopicsPastRetention(sql: Sql): Promise<{ topic: stri
     SELECT t.name, now() - t.retention_seconds * interval '1 second' AS cutoff
     FROM pgmesh.topics t
     WHERE EXISTS (SELECT 1 FROM pgmesh.events e
-                  WHERE e.topic = t.name AND e.published_at < now() - t.retention_seconds * interval '1 second')`;
+                  WHERE e.topic_id = t.id AND e.published_at < now() - t.retention_seconds * interval '1 second')`;
   return rows.map((r) => ({ topic: r.name as string, cutoff: r.cutoff as Date }));
 }
 
@@ -84,7 +84,7 @@ export async function deleteExpiredEvents(
     WITH deleted AS (
       DELETE FROM pgmesh.events WHERE ctid IN (
         SELECT e.ctid FROM pgmesh.events e
-        WHERE e.topic = ${topic} AND e.published_at < ${cutoff}
+        WHERE e.topic_id = pgmesh.topic_id(${topic}) AND e.published_at < ${cutoff}
           AND (${before ?? null}::bigint IS NULL OR e.seq < ${before ?? null}::bigint)
           AND NOT EXISTS (SELECT 1 FROM pgmesh.dead_letters d WHERE d.event_seq = e.seq)
         LIMIT ${limit})
