@@ -39,7 +39,8 @@ export function toStoredEvent(r: Record<string, unknown>): StoredEvent {
     type: r.type as string,
     subject: r.subject as string,
     time: (r.time as Date | null) ?? undefined,
-    attributes: r.attributes as Record<string, string>,
+    // NULL when the event has none (migration 0042).
+    attributes: (r.attributes as Record<string, string> | null) ?? {},
     orderingKey: r.ordering_key as string,
     dataTypeUrl: (r.data_type_url as string | null) ?? IMPLIED_TYPE_URL_PREFIX + (r.type as string),
     data: r.data as Uint8Array,

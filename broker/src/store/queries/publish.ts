@@ -73,7 +73,7 @@ export async function publishStatement(sql: Runner, p: PublishStatement): Promis
       INSERT INTO pgmesh.events
         (topic_id, id, source, type, subject, time, attributes, ordering_key, data_type_url, data, deliver_after,
          published_at)
-      SELECT i.topic_id, i.id, i.source, i.type, i.subject, i.time, i.attributes, i.ordering_key,
+      SELECT i.topic_id, i.id, i.source, i.type, i.subject, i.time, nullif(i.attributes, '{}'), i.ordering_key,
              nullif(i.data_type_url, ${IMPLIED_TYPE_URL_PREFIX}::text || i.type), decode(i.data, 'base64'),
              i.deliver_after, clock_timestamp()
       FROM input i JOIN claimed c ON c.digest = i.key_digest
