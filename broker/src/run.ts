@@ -73,7 +73,9 @@ export async function runBroker(argv: string[]): Promise<void> {
   process.on("SIGTERM", onSignal);
   process.on("SIGINT", onSignal);
   // Started by npm: when npm goes (SIGTERM or SIGKILL to npm, whose shell may not pass the signal
-  // on), the broker must not keep running unsupervised; it drains as if signalled.
+  // on), the broker must not keep running unsupervised; it drains as if signalled. The parent
+  // watched is npm itself only because the start script `exec`s node: through a plain `sh -c` it
+  // would be that shell, which outlives a SIGKILLed npm.
   if (process.env.npm_lifecycle_event) {
     const parent = process.ppid;
     const watch = setInterval(() => {
