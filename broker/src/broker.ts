@@ -1,7 +1,16 @@
 // Composition: config -> store -> delivery -> server. Used by main.ts, the CLI and the tests, so
 // every one of them runs the same broker.
 import { randomUUID } from "node:crypto";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import {
+  accessSync,
+  chmodSync,
+  constants,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  writeFileSync,
+} from "node:fs";
+import { join } from "node:path";
 import { Event } from "@pgmesh/proto/pgmesh/v1/event";
 import { type BrokerConfig, isLoopback } from "./config.ts";
 import { Admin } from "./delivery/admin.ts";
@@ -283,8 +292,10 @@ export async function startBroker(config: Readonly<BrokerConfig>, log: Logger): 
 /**
  * Makes sure an administrator can get in: the token from PGMESH_ADMIN_TOKEN, or the one in
  * PGMESH_ADMIN_TOKEN_FILE (written there, readable by the broker's user only, when the file does
- * not exist yet), or else, on a database without an admin, a new one shown once on stdout. The
- * token itself never goes to the log.
+ * not exist yet), or else, on a database without an admin, a new one: off loopback written to
+ * `admin-token` in the data directory (0600) with its path printed, since a supervisor keeps
+ * stdout with the logs; on loopback (a laptop) shown once on stdout. The token itself never goes
+ * to the log.
  */
 async function bootstrapAdmin(access: AccessAdmin, config: Readonly<BrokerConfig>, log: Logger) {
   let token = config.adminToken;
@@ -295,14 +306,38 @@ async function bootstrapAdmin(access: AccessAdmin, config: Readonly<BrokerConfig
     }
     token = readFileSync(config.adminTokenFile, "utf8").trim();
   }
+  // Checked before a token is created: one nobody can read would lock the administrator out.
+  const firstTokenFile =
+    token === undefined && !isLoopback(config.grpcAddress) ? writableTokenFile(config.dataDir) : undefined;
   const created = await access.bootstrap(token);
   if (!created && token === undefined) {
     log.info("authentication is on; PGMESH_ADMIN_TOKEN adds an admin token if none is at hand");
   }
-  if (created) {
-    log.warn("no admin token was configured: created one for principal admin, shown once on standard output");
-    process.stdout.write(`pgmesh admin token (shown once, keep it): ${created}\n`);
+  if (!created) return;
+  if (firstTokenFile) {
+    writeFileSync(firstTokenFile, `${created}\n`, { mode: 0o600 });
+    chmodSync(firstTokenFile, 0o600); // an existing file keeps its mode through writeFileSync
+    log.warn(`no admin token was configured: created one for principal admin in ${firstTokenFile}`);
+    process.stdout.write(`pgmesh admin token written to ${firstTokenFile} (readable by this user only)\n`);
+    return;
   }
+  log.warn("no admin token was configured: created one for principal admin, shown once on standard output");
+  process.stdout.write(`pgmesh admin token (shown once, keep it): ${created}\n`);
+}
+
+/** `admin-token` in the data directory, which is made (0700) if missing; throws if it cannot be written. */
+function writableTokenFile(dataDir: string): string {
+  const file = join(dataDir, "admin-token");
+  try {
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    accessSync(dataDir, constants.W_OK);
+  } catch (error) {
+    throw new Error(
+      `the first admin token cannot be written to ${file} (${(error as Error).message}); set PGMESH_ADMIN_TOKEN_FILE to a writable path, or PGMESH_ADMIN_TOKEN`,
+      { cause: error },
+    );
+  }
+  return file;
 }
 
 function warnIfExposed(config: Readonly<BrokerConfig>, log: Logger): void {
