@@ -205,13 +205,15 @@ export async function startBroker(config: Readonly<BrokerConfig>, log: Logger): 
     log: (message, error) => log.error(message, error),
     observe: (method, code) => metrics.request(method, code),
   });
-  // Statistics, the idempotency window, topic retention: bounded tables whatever autovacuum does.
+  // Statistics, the idempotency window, topic and audit retention: bounded tables whatever
+  // autovacuum does.
   const upkeep = new TableUpkeep(sql, {
     dedupWindowSeconds: config.dedupWindowSeconds,
+    auditRetentionDays: config.auditRetentionDays,
     onError: (error) => log.error("table upkeep", error),
     onPass: (r, ms) =>
       log.debug(
-        `upkeep: ${ms.toFixed(0)} ms; analyzed ${r.analyzed.join(", ") || "-"}; vacuumed ${r.vacuumed.join(", ") || "-"}; forgot ${r.keysForgotten} keys; deleted ${r.eventsDeleted} events`,
+        `upkeep: ${ms.toFixed(0)} ms; analyzed ${r.analyzed.join(", ") || "-"}; vacuumed ${r.vacuumed.join(", ") || "-"}; forgot ${r.keysForgotten} keys; deleted ${r.eventsDeleted} events, ${r.auditRowsDeleted} audit rows`,
       ),
   });
   // Often enough that a key outlives its window by at most half of it.

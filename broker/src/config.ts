@@ -30,6 +30,8 @@ export interface BrokerConfig {
   dedupWindowSeconds: number;
   /** How often table upkeep runs: statistics, vacuum, idempotency keys, topic retention. */
   upkeepIntervalMs: number;
+  /** Audit log rows older than this many days are deleted by the table upkeep. */
+  auditRetentionDays: number;
   /** How often acked deliveries past their subscription's acked retention are deleted. */
   maintenanceIntervalSeconds: number;
   /** How often the database-backed gauges (backlog, in flight, ...) are refreshed for /metrics. */
@@ -88,6 +90,7 @@ const FLAGS = {
   "tls-client-ca": { type: "string" },
   auth: { type: "string" },
   insecure: { type: "boolean" },
+  "audit-retention-days": { type: "string" },
 } as const;
 
 export function loadConfig(
@@ -129,6 +132,12 @@ export function loadConfig(
       366 * 24 * 60 * 60,
     ),
     upkeepIntervalMs: integer("PGMESH_UPKEEP_MS", env.PGMESH_UPKEEP_MS ?? "5000", 100, 3_600_000),
+    auditRetentionDays: integer(
+      "PGMESH_AUDIT_RETENTION_DAYS",
+      values["audit-retention-days"] ?? env.PGMESH_AUDIT_RETENTION_DAYS ?? "90",
+      1,
+      36_600,
+    ),
     maintenanceIntervalSeconds: integer(
       "PGMESH_MAINTENANCE_SECONDS",
       env.PGMESH_MAINTENANCE_SECONDS ?? "60",

@@ -57,6 +57,17 @@ describe("secure by default", () => {
     ).toBe(false);
   });
 
+  it("keeps the audit log 90 days unless told otherwise, in whole days", () => {
+    expect(loadConfig([], {}).auditRetentionDays).toBe(90);
+    expect(loadConfig([], { PGMESH_AUDIT_RETENTION_DAYS: "400" }).auditRetentionDays).toBe(400);
+    expect(
+      loadConfig(["--audit-retention-days", "7"], { PGMESH_AUDIT_RETENTION_DAYS: "400" }).auditRetentionDays,
+    ).toBe(7);
+    expect(() => loadConfig([], { PGMESH_AUDIT_RETENTION_DAYS: "0" })).toThrow(
+      /PGMESH_AUDIT_RETENTION_DAYS must be a whole number from 1/,
+    );
+  });
+
   it("checks the TLS and admin token settings", () => {
     expect(() => loadConfig([], { PGMESH_TLS_CERT: "a.crt" })).toThrow(/both a certificate .* and its key/);
     expect(() => loadConfig([], { PGMESH_TLS_CLIENT_CA: "ca.crt" })).toThrow(/needs PGMESH_TLS_CERT/);
