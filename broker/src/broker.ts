@@ -12,7 +12,7 @@ import {
 } from "node:fs";
 import { join } from "node:path";
 import { Event } from "@pgmesh/proto/pgmesh/v1/event";
-import { type BrokerConfig, isLoopback } from "./config.ts";
+import { type BrokerConfig, isLoopback, type MetricsAuth } from "./config.ts";
 import { Admin } from "./delivery/admin.ts";
 import { DeliveryService } from "./delivery/delivery-service.ts";
 import { OutboxRelay } from "./delivery/outbox-relay.ts";
@@ -23,6 +23,7 @@ import type { Logger } from "./log.ts";
 import { GaugeRefresher } from "./metrics/gauges.ts";
 import { MetricsServer } from "./metrics/http-server.ts";
 import { BrokerMetrics } from "./metrics/registry.ts";
+import { type ScrapeCredentials, scrapeAuth } from "./metrics/scrape-auth.ts";
 import { AccessAdmin } from "./security/access-admin.ts";
 import { Authenticator } from "./security/authenticator.ts";
 import { FailedAuthentications } from "./security/failed-authentications.ts";
@@ -238,12 +239,16 @@ export async function startBroker(config: Readonly<BrokerConfig>, log: Logger): 
   gauges.start(config.metricsRefreshMs);
 
   let serving = true;
-  const metricsServer = new MetricsServer(metrics.registry, {
-    live: () => serving,
-    // Ready: serving, and the database answers within a second (a probe must not hang on an outage).
-    ready: async () =>
-      serving && gate.isOpen && (await databaseAnswers(sql, Math.min(1_000, config.dbConnectTimeoutMs))),
-  });
+  const metricsServer = new MetricsServer(
+    metrics.registry,
+    {
+      live: () => serving,
+      // Ready: serving, and the database answers within a second (a probe must not hang on an outage).
+      ready: async () =>
+        serving && gate.isOpen && (await databaseAnswers(sql, Math.min(1_000, config.dbConnectTimeoutMs))),
+    },
+    config.metricsAuth && scrapeAuth(scrapeCredentials(config.metricsAuth, log)),
+  );
   const metricsAddress = await metricsServer.listen(config.metricsAddress);
   const grpcAddress = await server.listen(config.grpcAddress);
   log.info(`metrics on http://${metricsAddress}/metrics`);
@@ -342,7 +347,31 @@ function writableTokenFile(dataDir: string): string {
   return file;
 }
 
+/**
+ * The credentials /metrics takes. A token file that does not exist yet gets a new token (0600,
+ * like the admin token file), so an image bound to 0.0.0.0 starts with its metrics protected; the
+ * scraper reads the token from that file.
+ */
+function scrapeCredentials(auth: MetricsAuth, log: Logger): ScrapeCredentials {
+  let token = auth.token;
+  if (token === undefined && auth.tokenFile) {
+    if (!existsSync(auth.tokenFile)) {
+      writeFileSync(auth.tokenFile, `${generateToken()}\n`, { mode: 0o600, flag: "wx" });
+      log.info(`wrote a new metrics token to ${auth.tokenFile}`);
+    }
+    token = readFileSync(auth.tokenFile, "utf8").trim();
+    if (token.length < 16)
+      throw new Error(`the metrics token in ${auth.tokenFile} must be at least 16 characters`);
+  }
+  return { token, basic: auth.basic };
+}
+
 function warnIfExposed(config: Readonly<BrokerConfig>, log: Logger): void {
+  if (!config.metricsAuth && !isLoopback(config.metricsAddress)) {
+    log.warn(
+      `*** INSECURE: serving /metrics on ${config.metricsAddress} WITHOUT AUTHENTICATION (PGMESH_METRICS_INSECURE): anyone who can reach it can read topic and subscription names and traffic; set PGMESH_METRICS_TOKEN ***`,
+    );
+  }
   if (isLoopback(config.grpcAddress)) return;
   if (!config.auth) {
     log.warn(

@@ -134,6 +134,25 @@ describe("secure by default, off loopback", { timeout: 90_000 }, () => {
     second.child.kill("SIGTERM");
     await second.exited;
   });
+
+  it("refuses to serve /metrics off loopback without authentication, and with the metrics insecure flag says so loudly", async () => {
+    const metricsPort = await freePort();
+    const refused = await spawnBroker({ PGMESH_METRICS_ADDRESS: `0.0.0.0:${metricsPort}` });
+    expect(await refused.exited).toBe(2);
+    expect(refused.stderr()).toContain(
+      `the metrics address 0.0.0.0:${metricsPort} is not loopback, so /metrics needs authentication`,
+    );
+    // (After the first-token test: this broker finds the admin that one made.)
+    const open = await spawnBroker({
+      PGMESH_METRICS_ADDRESS: `0.0.0.0:${metricsPort}`,
+      PGMESH_METRICS_INSECURE: "on",
+    });
+    expect(open.stderr()).toContain(
+      `*** INSECURE: serving /metrics on 0.0.0.0:${metricsPort} WITHOUT AUTHENTICATION`,
+    );
+    open.child.kill("SIGTERM");
+    expect(await open.exited).toBe(0);
+  });
 });
 
 describe("TLS certificates rotated with SIGHUP", { timeout: 90_000 }, () => {
