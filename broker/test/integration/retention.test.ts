@@ -168,10 +168,20 @@ describe("table upkeep", () => {
       (await sql`SELECT resource FROM pgmesh.audit_log WHERE principal = 'ret-auditor' ORDER BY at`).map(
         (r) => r.resource as string,
       );
-    const report = await upkeep().runOnce();
-    expect(report.auditRowsDeleted).toBeGreaterThanOrEqual(2);
+    // A pass that finds the upkeep lock taken (an earlier test's last pass) does nothing: the next
+    // one does it.
+    const pass = async (days: number) => {
+      let deleted = 0;
+      await until(async () => {
+        const report = await upkeep(86_400, days).runOnce();
+        deleted += report.auditRowsDeleted;
+        return report.ran;
+      }, "an upkeep pass that holds the lock");
+      return deleted;
+    };
+    expect(await pass(90)).toBeGreaterThanOrEqual(2);
     expect(await kept()).toEqual(["topic ret.audit.89", "topic ret.audit.1"]);
-    await upkeep(86_400, 30).runOnce();
+    await pass(30);
     expect(await kept()).toEqual(["topic ret.audit.1"]);
   });
 
