@@ -26,13 +26,15 @@ import {
 const UPKEEP_LOCK = 7_245_031_002;
 const DELETE_BATCH = 10_000;
 const LOCK_NOT_AVAILABLE = "55P03";
+/** How long the audit log is kept unless configured (PGMESH_AUDIT_RETENTION_DAYS). */
+export const DEFAULT_AUDIT_RETENTION_DAYS = 90;
 /** A pass stops deleting after this long and goes on at the next; statistics come first. */
 const DELETE_BUDGET_MS = 2_000;
 
 export interface UpkeepOptions {
   dedupWindowSeconds: number;
-  /** Audit log rows older than this are deleted. */
-  auditRetentionDays: number;
+  /** Audit log rows older than this are deleted (PGMESH_AUDIT_RETENTION_DAYS; 90 when left out). */
+  auditRetentionDays?: number;
   onError: (error: unknown) => void;
   /** Told what a pass did and how long it took, when it did anything. */
   onPass?: (report: UpkeepReport, ms: number) => void;
@@ -155,7 +157,11 @@ export class TableUpkeep {
 
   private async expireAudit(sql: Sql, report: UpkeepReport, deadline: number): Promise<void> {
     for (;;) {
-      const deleted = await deleteAuditOlderThan(sql, this.options.auditRetentionDays, DELETE_BATCH);
+      const deleted = await deleteAuditOlderThan(
+        sql,
+        this.options.auditRetentionDays ?? DEFAULT_AUDIT_RETENTION_DAYS,
+        DELETE_BATCH,
+      );
       report.auditRowsDeleted += deleted;
       if (deleted < DELETE_BATCH || Date.now() > deadline) return;
     }
