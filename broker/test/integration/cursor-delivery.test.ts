@@ -282,7 +282,11 @@ describe("seek", () => {
     await sql`UPDATE pgmesh.events SET published_at = now() - interval '1 hour' WHERE topic_id = pgmesh.topic_id('seek.r') AND id LIKE 'old-%'`;
     const { TableUpkeep } = await import("../../src/store/upkeep.ts");
     // This pass, or the broker's own upkeep if it ran first, deletes them.
-    await new TableUpkeep(sql, { dedupWindowSeconds: 86_400, onError: () => {} }).runOnce();
+    await new TableUpkeep(sql, {
+      dedupWindowSeconds: 86_400,
+      auditRetentionDays: 90,
+      onError: () => {},
+    }).runOnce();
     await until(
       async () =>
         Number(

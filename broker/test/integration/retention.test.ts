@@ -69,9 +69,10 @@ describe("acked deliveries", () => {
   });
 });
 
-const upkeep = (dedupWindowSeconds = 86_400) =>
+const upkeep = (dedupWindowSeconds = 86_400, auditRetentionDays = 90) =>
   new TableUpkeep(sql, {
     dedupWindowSeconds,
+    auditRetentionDays,
     onError: (error) => {
       throw error;
     },
@@ -157,6 +158,33 @@ describe("table upkeep", () => {
       await sql.unsafe(`ALTER TABLE ${tbl} RESET (autovacuum_enabled)`);
     }
     expect(await sizeOf()).toBe(before);
+  });
+
+  it("deletes audit rows past the audit retention (90 days by default) and keeps the rest", async () => {
+    const ages = [400, 91, 89, 1];
+    await sql`INSERT INTO pgmesh.audit_log (at, principal, credential, method, resource, result)
+      SELECT now() - age * interval '1 day', 'ret-auditor', 'token 0123456789abcdef', 'CreateTopic',
+             'topic ret.audit.' || age, 'OK'
+      FROM unnest(${ages}::int[]) AS age`;
+    const kept = async () =>
+      (await sql`SELECT resource FROM pgmesh.audit_log WHERE principal = 'ret-auditor' ORDER BY at`).map(
+        (r) => r.resource as string,
+      );
+    // A pass that finds the upkeep lock taken (an earlier test's last pass) does nothing: the next
+    // one does it.
+    const pass = async (days: number) => {
+      let deleted = 0;
+      await until(async () => {
+        const report = await upkeep(86_400, days).runOnce();
+        deleted += report.auditRowsDeleted;
+        return report.ran;
+      }, "an upkeep pass that holds the lock");
+      return deleted;
+    };
+    expect(await pass(90)).toBeGreaterThanOrEqual(2);
+    expect(await kept()).toEqual(["topic ret.audit.89", "topic ret.audit.1"]);
+    await pass(30);
+    expect(await kept()).toEqual(["topic ret.audit.1"]);
   });
 
   it("forgets idempotency keys past the window in one pass, however many (not 10,000 a minute)", async () => {

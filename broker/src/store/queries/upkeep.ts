@@ -40,6 +40,15 @@ export async function deleteEventKeysOlderThan(sql: Sql, seconds: number, limit:
   return rows.length;
 }
 
+/** Deletes up to `limit` audit log rows older than `days` (by the `at` index); returns how many. */
+export async function deleteAuditOlderThan(sql: Sql, days: number, limit: number): Promise<number> {
+  const rows = await sql`
+    DELETE FROM pgmesh.audit_log WHERE id IN (
+      SELECT id FROM pgmesh.audit_log WHERE at < now() - ${days} * interval '1 day' LIMIT ${limit})
+    RETURNING 1`;
+  return rows.length;
+}
+
 /** Topics that hold events older than their retention. */
 export async function selectTopicsPastRetention(sql: Sql): Promise<{ topic: string; cutoff: Date }[]> {
   const rows = await sql`
