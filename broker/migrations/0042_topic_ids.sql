@@ -15,8 +15,14 @@ ALTER TABLE pgmesh.events ADD COLUMN topic_id integer;
 -- letters, went first) get 0, which no topic has.
 UPDATE pgmesh.events e SET topic_id = coalesce((SELECT t.id FROM pgmesh.topics t WHERE t.name = e.topic), 0);
 ALTER TABLE pgmesh.events ALTER COLUMN topic_id SET NOT NULL;
+-- One index where there were two: the cursor's (topic_id, seq) becomes the primary key, and the key on
+-- seq alone (22 bytes a pending event) goes. Every read of events by seq knows its topic (a delivery
+-- belongs to a subscription of one topic). The dead letters' foreign key on seq goes with it; retention
+-- keeps every event a dead letter points at by its own check (queries/upkeep.ts), as it did.
+ALTER TABLE pgmesh.dead_letters DROP CONSTRAINT dead_letters_event_seq_fkey;
+ALTER TABLE pgmesh.events DROP CONSTRAINT events_pkey;
 DROP INDEX pgmesh.events_topic_seq;
-CREATE INDEX events_topic_seq ON pgmesh.events (topic_id, seq);
+ALTER TABLE pgmesh.events ADD CONSTRAINT events_pkey PRIMARY KEY (topic_id, seq);
 ALTER TABLE pgmesh.events DROP COLUMN topic;
 
 -- The cursor compares (topic_id, position) with the index; it keeps the topic's name for the events

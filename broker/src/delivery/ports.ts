@@ -70,7 +70,8 @@ export interface EventStore {
    * stores nothing). Subscriptions lease them from their cursors; nothing is routed at publish.
    */
   publish(topic: string, events: EventEnvelope[]): Promise<{ outcomes: PublishOutcome[]; stored: number }>;
-  loadEvents(seqs: string[]): Promise<Map<string, StoredEvent>>;
+  /** The events of a topic by seq; one that is gone is missing from the map. */
+  loadEvents(topic: string, seqs: string[]): Promise<Map<string, StoredEvent>>;
 }
 
 export interface OutboxStore {

@@ -255,7 +255,10 @@ export class SubscriptionDispatcher {
   private async load(leases: Lease[], leasedAt: number): Promise<Ready[]> {
     let events: Awaited<ReturnType<EventStore["loadEvents"]>>;
     try {
-      events = await this.events.loadEvents(leases.map((l) => l.eventSeq));
+      events = await this.events.loadEvents(
+        this.subscription.topic,
+        leases.map((l) => l.eventSeq),
+      );
     } catch (error) {
       // Leased but not handed out: put them back now rather than when their leases lapse.
       await releaseLeases(

@@ -29,7 +29,7 @@ const PUBLISH_GROUP_MAX_EVENTS = 5_000;
 
 export class PostgresEventStore implements EventStore {
   private readonly commits: GroupCommit<PublishRequest, Published>;
-  private readonly loads = new GroupCommit<string[], Map<string, StoredEvent>>(
+  private readonly loads = new GroupCommit<{ topic: string; seqs: string[] }, Map<string, StoredEvent>>(
     (requests) => this.loadGroup(requests),
     {
       maxInFlight: LOADS_IN_FLIGHT,
@@ -114,15 +114,19 @@ export class PostgresEventStore implements EventStore {
    * share the next query (the same batching as commits, for a read): a broker with many busy
    * subscriptions reads their events in a few statements, not one per dispatch.
    */
-  loadEvents(seqs: string[]): Promise<Map<string, StoredEvent>> {
+  loadEvents(topic: string, seqs: string[]): Promise<Map<string, StoredEvent>> {
     if (seqs.length === 0) return Promise.resolve(new Map());
-    return this.loads.submit(seqs, seqs.length);
+    return this.loads.submit({ topic, seqs }, seqs.length);
   }
 
-  private async loadGroup(requests: string[][]): Promise<GroupResult<Map<string, StoredEvent>>[]> {
-    const rows = await events.selectEventsBySeq(this.sql, [...new Set(requests.flat())]);
+  private async loadGroup(
+    requests: { topic: string; seqs: string[] }[],
+  ): Promise<GroupResult<Map<string, StoredEvent>>[]> {
+    const keys = new Map<string, { topic: string; seq: string }>();
+    for (const { topic, seqs } of requests) for (const seq of seqs) keys.set(seq, { topic, seq });
+    const rows = await events.selectEvents(this.sql, [...keys.values()]);
     const bySeq = new Map(rows.map((row) => [row.seq, row]));
-    return requests.map((seqs) => ({
+    return requests.map(({ seqs }) => ({
       ok: true,
       value: new Map(seqs.flatMap((seq) => (bySeq.has(seq) ? [[seq, bySeq.get(seq) as StoredEvent]] : []))),
     }));

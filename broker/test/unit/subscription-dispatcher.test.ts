@@ -87,7 +87,7 @@ function setUp(window: number, subscription: Subscription = testSubscription) {
   const queue = new MemoryQueue();
   const events: EventStore = {
     publish: () => Promise.reject(new Error("not used")),
-    loadEvents: async (seqs) => new Map(seqs.map((seq) => [seq, event(seq)])),
+    loadEvents: async (_topic, seqs) => new Map(seqs.map((seq) => [seq, event(seq)])),
   };
   const observer = {
     delivered: () => {},

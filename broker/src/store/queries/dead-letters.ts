@@ -15,6 +15,15 @@ function matching(sql: Runner, s: DeadLetterSelection) {
     ${s.eventType ? sql`AND e.type = ${s.eventType}` : sql``}`;
 }
 
+/**
+ * The join of a dead letter (`dl`) to its event (`e`) by the events' primary key: the event's seq,
+ * in the topic of the selection's subscription (migration 0042).
+ */
+const eventOf = (sql: Runner, selection: DeadLetterSelection) => sql`
+  e.topic_id = (SELECT t.id FROM pgmesh.subscriptions s JOIN pgmesh.topics t ON t.name = s.topic
+                WHERE s.name = ${selection.subscription})
+  AND e.seq = dl.event_seq`;
+
 export async function selectDeadLetters(
   sql: Runner,
   selection: DeadLetterSelection,
@@ -24,7 +33,7 @@ export async function selectDeadLetters(
   const rows = await sql`
     SELECT dl.id AS dl_id, dl.subscription, dl.attempts, dl.reason, dl.last_error, dl.first_failed_at,
            dl.dead_lettered_at, e.*, ${topicName(sql, "e")}
-    FROM pgmesh.dead_letters dl JOIN pgmesh.events e ON e.seq = dl.event_seq
+    FROM pgmesh.dead_letters dl JOIN pgmesh.events e ON ${eventOf(sql, selection)}
     WHERE ${matching(sql, selection)} AND dl.id > ${afterId}
     ORDER BY dl.id LIMIT ${limit}`;
   return rows.map((r) => ({
@@ -46,7 +55,7 @@ export async function claimForRedrive(
 ): Promise<{ id: string; eventSeq: string; orderingKey: string; parkedJobId: string | null }[]> {
   const rows = await tx`
     UPDATE pgmesh.dead_letters AS target SET redriven_at = now()
-    FROM pgmesh.dead_letters dl JOIN pgmesh.events e ON e.seq = dl.event_seq
+    FROM pgmesh.dead_letters dl JOIN pgmesh.events e ON ${eventOf(tx, selection)}
     WHERE target.id = dl.id AND ${matching(tx, selection)}
       -- Re-checked on the row a concurrent redrive just committed (the join's copy is not), so
       -- of two racing redrives only one claims each dead letter.
@@ -78,7 +87,7 @@ export async function deleteDeadLetters(
 ): Promise<{ count: number; parkedJobIds: string[] }> {
   const rows = await sql`
     DELETE FROM pgmesh.dead_letters AS target
-    USING pgmesh.dead_letters dl JOIN pgmesh.events e ON e.seq = dl.event_seq
+    USING pgmesh.dead_letters dl JOIN pgmesh.events e ON ${eventOf(sql, selection)}
     WHERE target.id = dl.id AND ${matching(sql, selection)}
     RETURNING target.id, target.parked_job_id`;
   return {

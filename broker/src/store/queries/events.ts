@@ -15,10 +15,13 @@ export const eventKey = (source: string, id: string) => `${source}\u0000${id}`;
 export const topicEventKey = (topic: string, event: Pick<EventEnvelope, "source" | "id">) =>
   `${topic}\u0000${eventKey(event.source, event.id)}`;
 
-export async function selectEventsBySeq(sql: Sql, seqs: string[]): Promise<StoredEvent[]> {
+/** Events by topic and seq (the primary key); a pair whose event is gone is left out. */
+export async function selectEvents(sql: Sql, keys: { topic: string; seq: string }[]): Promise<StoredEvent[]> {
   const rows = await sql`
-    SELECT e.*, ${topicName(sql, "e")}
-    FROM pgmesh.events e WHERE e.seq = ANY(${seqs}::bigint[])`;
+    SELECT e.*, x.topic
+    FROM unnest(${keys.map((k) => k.topic)}::text[], ${keys.map((k) => k.seq)}::bigint[]) AS x(topic, seq)
+    JOIN pgmesh.topics t ON t.name = x.topic
+    JOIN pgmesh.events e ON e.topic_id = t.id AND e.seq = x.seq`;
   return rows.map(toStoredEvent);
 }
 
