@@ -268,6 +268,7 @@ describe("the packed packages in a project outside the repository", () => {
         PGMESH_EMBEDDED_POSTGRES_PORT: String(await freePort()),
         PGMESH_GRPC_ADDRESS: grpc,
         PGMESH_METRICS_ADDRESS: "127.0.0.1:0",
+        PGMESH_CONSOLE_ADDRESS: "127.0.0.1:0",
       },
       stdio: ["ignore", "pipe", "pipe"],
     });

@@ -41,3 +41,29 @@ export function toStoredEvent(r: Record<string, unknown>): StoredEvent {
     deliverAfter: (r.deliver_after as Date | null) ?? undefined,
   };
 }
+
+/**
+ * A page of a topic's stored events over the (topic, seq) index: ascending from a seq (inclusive),
+ * or descending before one (exclusive; none: from the newest).
+ */
+export async function selectTopicEvents(
+  sql: Sql,
+  topic: string,
+  from: { direction: "up"; seq: string } | { direction: "down"; before: string | undefined },
+  limit: number,
+): Promise<StoredEvent[]> {
+  const rows =
+    from.direction === "up"
+      ? await sql`
+          SELECT seq, topic, id, source, type, subject, time, attributes, ordering_key,
+                 data_type_url, data, published_at, deliver_after
+          FROM pgmesh.events WHERE topic = ${topic} AND seq >= ${from.seq}::bigint
+          ORDER BY topic, seq LIMIT ${limit}`
+      : await sql`
+          SELECT seq, topic, id, source, type, subject, time, attributes, ordering_key,
+                 data_type_url, data, published_at, deliver_after
+          FROM pgmesh.events
+          WHERE topic = ${topic} AND seq < ${from.before ?? "9223372036854775807"}::bigint
+          ORDER BY topic DESC, seq DESC LIMIT ${limit}`;
+  return rows.map(toStoredEvent);
+}
