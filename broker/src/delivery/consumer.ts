@@ -139,11 +139,13 @@ export class Consumer {
     return { leases, others };
   }
 
-  /** Records that these leases now run out at `expiresAt`. */
-  extended(ackIds: string[], expiresAt: number): void {
-    for (const ackId of ackIds) {
+  /** Records that these leases (by ack id, as the queue now has them) run out at `expiresAt`. */
+  extended(leases: Map<string, Lease>, expiresAt: number): void {
+    for (const [ackId, lease] of leases) {
       const held = this.held.get(ackId);
-      if (held) held.expiresAt = expiresAt;
+      if (!held) continue;
+      held.lease = lease;
+      held.expiresAt = expiresAt;
     }
   }
 

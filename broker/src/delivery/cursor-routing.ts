@@ -3,7 +3,7 @@
 // its own (a delayed event waits for its time; an ordered subscription's events queue behind
 // their key's head, which pg-boss's key_strict_fifo policy keeps to one in flight). Pure: the
 // dispatcher reads, this decides, the store executes (one statement, fenced on the cursor).
-import type { ScheduledDelivery, StoredEvent, Subscription } from "./model.ts";
+import type { LeaseHolding, ScheduledDelivery, StoredEvent, Subscription } from "./model.ts";
 
 /** The ordering key asked for an unkeyed event on an ordered subscription: one of its own, "~<seq>". */
 export const OWN_KEY = "~";
@@ -15,6 +15,11 @@ export interface CursorPlan {
   deliveries: ScheduledDelivery[];
   /** The events leased now, in seq order. */
   leased: StoredEvent[];
+  /**
+   * How they are held: as one batch (a row for all of them, settled slot by slot), unless the
+   * subscription keeps acked deliveries for a while, which pg-boss does job by job.
+   */
+  holding: LeaseHolding;
   /** Scheduled jobs that are due at once (an ordered subscription's): a fetch takes them. */
   dueNow: number;
   /** When the earliest delayed event falls due (ms since epoch), if any was scheduled. */
@@ -33,7 +38,14 @@ export function planCursorLease(
   accepts: (subscription: Subscription, event: StoredEvent) => boolean,
   newId: () => string,
 ): CursorPlan | undefined {
-  const plan: CursorPlan = { to: "", deliveries: [], leased: [], dueNow: 0, earliestDueMs: undefined };
+  const plan: CursorPlan = {
+    to: "",
+    deliveries: [],
+    leased: [],
+    holding: subscription.ackedRetentionSeconds === 0 ? "batch" : "jobs",
+    dueNow: 0,
+    earliestDueMs: undefined,
+  };
   let taken = 0;
   for (const event of events) {
     if (!accepts(subscription, event)) {

@@ -70,6 +70,12 @@ export interface PublishOutcome {
   duplicate: boolean;
 }
 
+/**
+ * How a lease from the cursor holds the events it leases now: one pending set for all of them (a
+ * row per batch), or a pg-boss job each (subscriptions that keep acked deliveries a while).
+ */
+export type LeaseHolding = "batch" | "jobs";
+
 /** A delivery a lease from the cursor writes: leased at once, or a job with a schedule of its own. */
 export interface ScheduledDelivery {
   seq: string;
@@ -83,12 +89,26 @@ export interface ScheduledDelivery {
   key?: string | undefined;
 }
 
+/**
+ * Where a first attempt leased from the cursor is held: a slot of a leased batch (one row for the
+ * batch's events, store/queries/lease-batches.ts) rather than a pg-boss job of its own.
+ */
+export interface LeaseSlot {
+  batch: string;
+  index: number;
+  /** The batch's number of slots. */
+  size: number;
+}
+
 /** One delivery attempt of one event to one subscription, as the queue hands it out. */
 export interface Lease {
+  /** The delivery's id, unique among leases: its pg-boss job's, or its batch slot's. */
   jobId: string;
   /** pg-boss's retryCount: 0 on the first attempt. It fences settles to this attempt. */
   retryCount: number;
   eventSeq: string;
+  /** Set when the lease is a slot of a leased batch (a first attempt from the cursor). */
+  slot?: LeaseSlot;
   /** When the event was published, once known (for the publish-to-ack latency). */
   publishedAt?: Date;
 }

@@ -7,6 +7,7 @@ import type {
   EventEnvelope,
   FailureOutcome,
   Lease,
+  LeaseHolding,
   Page,
   ParkedKey,
   PublishOutcome,
@@ -104,16 +105,18 @@ export interface DeliveryQueue {
    */
   readCursor(queue: string, limit: number): Promise<{ position: string; events: StoredEvent[] } | undefined>;
   /**
-   * Moves the cursor from `from` to `to` and writes the deliveries, in one transaction. Returns the
-   * job ids of those leased, by event seq; undefined (nothing written) when the cursor was no
-   * longer at `from` (another broker leased, or a seek moved it).
+   * Moves the cursor from `from` to `to` and writes the deliveries, in one transaction: those
+   * leased now as one batch (`holding` "batch") or a job each ("jobs"). Returns the leases, by
+   * event seq; undefined (nothing written) when the cursor was no longer at `from` (another broker
+   * leased, or a seek moved it).
    */
   advanceCursor(
     queue: string,
     from: string,
     to: string,
     deliveries: ScheduledDelivery[],
-  ): Promise<Map<string, string> | undefined>;
+    holding: LeaseHolding,
+  ): Promise<Map<string, Lease> | undefined>;
   /**
    * Of these queues, the ones holding a delivery a lease would take now, or whose cursor is behind
    * its topic: one statement for all.
@@ -129,8 +132,11 @@ export interface DeliveryQueue {
    * one transaction. Returns the job ids it settled (others were stale).
    */
   fail(subscription: Subscription, outcomes: FailureOutcome[]): Promise<Set<string>>;
-  /** Makes each lease run out `seconds` from now; returns the job ids extended. */
-  extend(queue: string, leases: Lease[], seconds: number): Promise<Set<string>>;
+  /**
+   * Makes each lease run out `seconds` from now. Returns the leases extended, by the job id they
+   * had: a batch's slot leaves its batch for a job of its own, so its lease is a new one.
+   */
+  extend(queue: string, leases: Lease[], seconds: number): Promise<Map<string, Lease>>;
   /** In-flight deliveries, on any broker, whose lease ran out. */
   findLapsed(limit: number): Promise<{ subscription: string; lease: Lease }[]>;
   /**

@@ -101,22 +101,24 @@ export class Settler {
   async extend(consumer: Consumer, ackIds: string[], seconds: number): Promise<SettleResult[]> {
     checkExtendSeconds(seconds);
     const { leases, others } = consumer.peek(ackIds);
-    const extendedIds =
+    const extended =
       leases.size > 0
         ? await this.whileUnavailable(consumer.subscription, () =>
             this.queue.extend(consumer.subscription.queue, [...leases.values()], seconds),
           )
-        : new Set<string>();
+        : new Map<string, Lease>();
     const expiresAt = Date.now() + seconds * 1000;
+    // An extended lease may come back as another (a batch's slot moved to a job of its own): the
+    // stream holds that one under the same ack id from now on.
+    const now = new Map<string, Lease>();
     const results = ackIds.map((ackId): SettleResult => {
       const lease = leases.get(ackId);
-      if (lease) return { ackId, status: extendedIds.has(lease.jobId) ? "extended" : "stale" };
+      const after = lease && extended.get(lease.jobId);
+      if (after) now.set(ackId, after);
+      if (lease) return { ackId, status: after ? "extended" : "stale" };
       return { ackId, status: others.get(ackId) ?? "unknown" };
     });
-    consumer.extended(
-      results.filter((r) => r.status === "extended").map((r) => r.ackId),
-      expiresAt,
-    );
+    consumer.extended(now, expiresAt);
     return results;
   }
 

@@ -197,20 +197,26 @@ export class SubscriptionDispatcher {
     const plan = planCursorLease(sub, read.events, room, now, this.hooks.accepts, uuidv7);
     if (!plan) return false;
     const leasedAt = Date.now();
-    const jobIds = await this.queue.advanceCursor(sub.queue, read.position, plan.to, plan.deliveries);
+    const leases = await this.queue.advanceCursor(
+      sub.queue,
+      read.position,
+      plan.to,
+      plan.deliveries,
+      plan.holding,
+    );
     this.hooks.observer.fetched(sub.name, (performance.now() - asked) / 1000);
     // Another broker moved the cursor first (or a seek did): read again from where it is now.
-    if (!jobIds) return true;
+    if (!leases) return true;
     if (plan.dueNow > 0) this.announce("queue");
     if (plan.earliestDueMs !== undefined) this.hooks.wakeAt(sub.name, plan.earliestDueMs);
     const ready: Ready[] = [];
     for (const event of plan.leased) {
-      const jobId = jobIds.get(event.seq);
-      // Never missing (the statement inserted a job for each); if it were, the event is not handed
-      // out here, and nothing else holds it.
-      if (!jobId) continue;
+      const lease = leases.get(event.seq);
+      // Never missing (the statement held each in its batch or a job); if it were, the event is
+      // not handed out here, and nothing else holds it.
+      if (!lease) continue;
       ready.push({
-        lease: { jobId, retryCount: 0, eventSeq: event.seq, publishedAt: event.publishedAt },
+        lease: { ...lease, publishedAt: event.publishedAt },
         event,
         bytes: eventBytes(event),
         leasedAt,

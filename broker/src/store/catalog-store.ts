@@ -21,6 +21,7 @@ import * as cursors from "./queries/cursors.ts";
 import { countOpenDeadLetters, deadLetterIdsOfParkedJobs, detachParkedJobs } from "./queries/dead-letters.ts";
 import * as events from "./queries/events.ts";
 import { applyPolicyToQueuedJobs, queueCounts, releaseParked, selectParked } from "./queries/jobs.ts";
+import { batchCounts } from "./queries/lease-batches.ts";
 import * as subscriptions from "./queries/subscriptions.ts";
 import * as topics from "./queries/topics.ts";
 import { deletionSeconds, type JobQueue } from "./queue.ts";
@@ -151,6 +152,7 @@ export class PostgresCatalogStore implements CatalogStore {
 
   async stats(subscription: Subscription): Promise<SubscriptionStats> {
     const counts = await queueCounts(this.sql, subscription.queue);
+    const batches = await batchCounts(this.sql, subscription.queue);
     const deadLetters = await countOpenDeadLetters(this.sql, subscription.name);
     const lag = await cursors.selectCursorLag(this.sql, subscription.queue, LAG_COUNT_CAP);
     return {
@@ -158,8 +160,12 @@ export class PostgresCatalogStore implements CatalogStore {
       cursorLag: lag.events,
       cursorLagAgeSeconds: lag.oldestAgeSeconds,
       cursorPosition: lag.position,
-      inFlight: counts.inFlight,
-      oldestUnackedAgeSeconds: Math.max(counts.oldestAgeSeconds, lag.oldestAgeSeconds),
+      inFlight: counts.inFlight + batches.inFlight,
+      oldestUnackedAgeSeconds: Math.max(
+        counts.oldestAgeSeconds,
+        batches.oldestAgeSeconds,
+        lag.oldestAgeSeconds,
+      ),
       deadLetters,
       parkedKeys: counts.parked,
     };

@@ -3,8 +3,16 @@
 // run on our postgres.js transactions through its `db` option, so that a delivery's state and
 // pgmesh's own rows (failures, dead letters, events) change together or not at all.
 // See docs/architecture.md for the driver measurement.
+
+import { randomUUID } from "node:crypto";
 import { PgBoss, type Db as PgBossDb } from "pg-boss";
-import type { FailureOutcome, Lease, ScheduledDelivery, Subscription } from "../delivery/model.ts";
+import type {
+  FailureOutcome,
+  Lease,
+  LeaseHolding,
+  ScheduledDelivery,
+  Subscription,
+} from "../delivery/model.ts";
 import type { DeliveryQueue } from "../delivery/ports.ts";
 import {
   type DatabaseTimeouts,
@@ -24,6 +32,7 @@ import {
   selectQueuesWithDueJobs,
   setRetryDelays,
 } from "./queries/jobs.ts";
+import { insertSlotJobs, selectLapsedSlots, takeSlots } from "./queries/lease-batches.ts";
 
 export interface JobQueueOptions {
   connectionString: string;
@@ -199,8 +208,9 @@ export class JobQueue implements DeliveryQueue {
     from: string,
     to: string,
     deliveries: ScheduledDelivery[],
-  ): Promise<Map<string, string> | undefined> {
-    return advanceCursor(this.sql, queue, from, to, deliveries);
+    holding: LeaseHolding,
+  ): Promise<Map<string, Lease> | undefined> {
+    return advanceCursor(this.sql, queue, from, to, deliveries, holding);
   }
 
   /** Queues with a job due now or a cursor behind its topic. */
@@ -265,14 +275,33 @@ export class JobQueue implements DeliveryQueue {
 
   private async completeGroup(items: Completion[]): Promise<GroupResult<Set<string>>[]> {
     const byQueue = new Map<string, { deleteOnAck: boolean; leases: Lease[] }>();
+    const slots: Lease[] = [];
     for (const { queue, deleteOnAck, leases } of items) {
       const entry = byQueue.get(queue) ?? { deleteOnAck, leases: [] };
-      entry.leases.push(...leases);
-      byQueue.set(queue, entry);
+      for (const lease of leases) (lease.slot ? slots : entry.leases).push(lease);
+      if (entry.leases.length > 0) byQueue.set(queue, entry);
     }
+    // A batch's slots are acked by clearing their pending bits: one statement for every batch of
+    // the group, beside the jobs' settles.
+    const [slotsTaken, jobsSettled] = await Promise.all([
+      slots.length > 0 ? takeSlots(this.sql, slots) : new Set<string>(),
+      byQueue.size > 0 ? this.completeJobs(items, byQueue) : new Set<string>(),
+    ]);
+    return items.map((item) => ({
+      ok: true,
+      value: new Set(
+        item.leases.filter((l) => slotsTaken.has(l.jobId) || jobsSettled.has(l.jobId)).map((l) => l.jobId),
+      ),
+    }));
+  }
+
+  private async completeJobs(
+    items: Completion[],
+    byQueue: Map<string, { deleteOnAck: boolean; leases: Lease[] }>,
+  ): Promise<Set<string>> {
     // Only a delivery that failed before has a failure history to forget (a failure always
     // counts an attempt), so a first-attempt ack is one statement and needs no transaction.
-    const retried = items.flatMap((i) => i.leases).filter((l) => l.retryCount > 0);
+    const retried = items.flatMap((i) => i.leases).filter((l) => l.retryCount > 0 && !l.slot);
     const completeAll = async (db: PgBossDb) => {
       const settled = new Set<string>();
       // Without acked retention an ack deletes the job: one fenced DELETE, instead of an UPDATE
@@ -287,31 +316,28 @@ export class JobQueue implements DeliveryQueue {
       for (const result of perQueue) for (const id of settledIds(result)) settled.add(id);
       return settled;
     };
-    const settled =
-      byQueue.size === 1 && retried.length === 0
-        ? await completeAll(onTransaction(this.sql, SETTLE))
-        : await transaction(this.sql, async (tx) => {
-            const done = await completeAll(onTransaction(tx, SETTLE));
-            await forgetFailures(
-              tx,
-              retried.filter((l) => done.has(l.jobId)).map((l) => l.jobId),
-            );
-            return done;
-          });
-    return items.map((item) => ({
-      ok: true,
-      value: new Set(item.leases.filter((l) => settled.has(l.jobId)).map((l) => l.jobId)),
-    }));
+    return byQueue.size === 1 && retried.length === 0
+      ? await completeAll(onTransaction(this.sql, SETTLE))
+      : await transaction(this.sql, async (tx) => {
+          const done = await completeAll(onTransaction(tx, SETTLE));
+          await forgetFailures(
+            tx,
+            retried.filter((l) => done.has(l.jobId)).map((l) => l.jobId),
+          );
+          return done;
+        });
   }
 
   async fail(subscription: Subscription, outcomes: FailureOutcome[]): Promise<Set<string>> {
     if (outcomes.length === 0) return new Set();
     const queue = subscription.queue;
-    const retries = outcomes.filter((o) => "retryAfterSeconds" in o);
-    const deadLetters = outcomes.filter((o) => "deadLetter" in o);
+    const fromBatches = outcomes.filter((o) => o.lease.slot);
+    const ofJobs = outcomes.filter((o) => !o.lease.slot);
+    const retries = ofJobs.flatMap((o) => ("retryAfterSeconds" in o ? [o] : []));
+    const deadLetters = ofJobs.flatMap((o) => ("deadLetter" in o ? [o] : []));
     return transaction(this.sql, async (tx) => {
       const db = onTransaction(tx, SETTLE);
-      const settled = new Set<string>();
+      const settled = await this.failSlots(tx, subscription, fromBatches);
       if (retries.length > 0) {
         await setRetryDelays(
           tx,
@@ -365,13 +391,82 @@ export class JobQueue implements DeliveryQueue {
     });
   }
 
-  async extend(queue: string, leases: Lease[], seconds: number): Promise<Set<string>> {
-    if (leases.length === 0) return new Set();
-    return new Set(await extendLeases(this.sql, queue, leases, seconds));
+  /**
+   * Failures of first attempts held in batches: each slot is taken from its batch and becomes a
+   * retry job (its failure recorded on it) or a dead letter, in the caller's transaction. Returns
+   * the job ids of the leases settled.
+   */
+  private async failSlots(
+    tx: TransactionSql,
+    subscription: Subscription,
+    outcomes: FailureOutcome[],
+  ): Promise<Set<string>> {
+    if (outcomes.length === 0) return new Set();
+    const taken = await takeSlots(
+      tx,
+      outcomes.map((o) => o.lease),
+    );
+    const settled = outcomes.filter((o) => taken.has(o.lease.jobId));
+    const retries = settled.flatMap((o) => ("retryAfterSeconds" in o ? [o] : []));
+    const jobIds = await insertSlotJobs(tx, subscription.queue, retries);
+    await recordFailures(
+      tx,
+      subscription.name,
+      retries.map((o) => ({ jobId: jobIds.get(o.lease.jobId) as string, error: o.error })),
+    );
+    await insertDeadLetters(
+      tx,
+      subscription.name,
+      settled.flatMap((o) =>
+        "deadLetter" in o
+          ? [
+              {
+                jobId: randomUUID(),
+                eventSeq: o.lease.eventSeq,
+                attempts: o.lease.retryCount + 1,
+                reason: o.deadLetter,
+                error: o.error,
+              },
+            ]
+          : [],
+      ),
+    );
+    return new Set(settled.map((o) => o.lease.jobId));
   }
 
-  findLapsed(limit: number): Promise<{ subscription: string; lease: Lease }[]> {
-    return selectLapsed(this.sql, limit);
+  async extend(queue: string, leases: Lease[], seconds: number): Promise<Map<string, Lease>> {
+    const extended = new Map<string, Lease>();
+    const jobs = leases.filter((l) => !l.slot);
+    const slots = leases.filter((l) => l.slot);
+    if (jobs.length > 0) {
+      const ids = new Set(await extendLeases(this.sql, queue, jobs, seconds));
+      for (const lease of jobs) if (ids.has(lease.jobId)) extended.set(lease.jobId, lease);
+    }
+    if (slots.length > 0) {
+      // A batch has one deadline for all its slots: an extended slot leaves it for a job of its
+      // own, leased to the same stream until `seconds` from now.
+      const jobIds = await transaction(this.sql, async (tx) => {
+        const taken = await takeSlots(tx, slots);
+        return insertSlotJobs(
+          tx,
+          queue,
+          slots.filter((l) => taken.has(l.jobId)).map((lease) => ({ lease, leaseSeconds: seconds })),
+        );
+      });
+      for (const lease of slots) {
+        const jobId = jobIds.get(lease.jobId);
+        if (!jobId) continue;
+        const { slot: _, ...rest } = lease;
+        extended.set(lease.jobId, { ...rest, jobId, retryCount: 0 });
+      }
+    }
+    return extended;
+  }
+
+  async findLapsed(limit: number): Promise<{ subscription: string; lease: Lease }[]> {
+    const jobs = await selectLapsed(this.sql, limit);
+    if (jobs.length >= limit) return jobs;
+    return [...jobs, ...(await selectLapsedSlots(this.sql, limit - jobs.length))];
   }
 
   exclusively<T>(work: () => Promise<T>): Promise<T | undefined> {

@@ -234,6 +234,9 @@ describe("a database outage", () => {
         CREATE TRIGGER refuse_completion BEFORE UPDATE ON pgboss.job FOR EACH ROW
           WHEN (NEW.state = 'completed') EXECUTE FUNCTION public.refuse_completion();
         CREATE TRIGGER refuse_deletion BEFORE DELETE ON pgboss.job FOR EACH ROW
+          EXECUTE FUNCTION public.refuse_completion();
+        -- An ack of a leased batch's event clears its bit (or deletes the batch) instead.
+        CREATE TRIGGER refuse_batch_settle BEFORE UPDATE OR DELETE ON pgmesh.lease_batches FOR EACH ROW
           EXECUTE FUNCTION public.refuse_completion();`),
       );
       const holder = await StreamProbe.open(mesh.client, "strand.sub");
@@ -242,7 +245,7 @@ describe("a database outage", () => {
       holder.ack([delivery?.ackId ?? ""]);
       await sleep(500);
       await sql.unsafe(
-        "DROP TRIGGER refuse_completion ON pgboss.job; DROP TRIGGER refuse_deletion ON pgboss.job",
+        "DROP TRIGGER refuse_completion ON pgboss.job; DROP TRIGGER refuse_deletion ON pgboss.job; DROP TRIGGER refuse_batch_settle ON pgmesh.lease_batches",
       );
       // Redelivered well before the 600 s ack deadline, to this stream or a new one.
       const other = await StreamProbe.open(mesh.client, "strand.sub");
@@ -255,7 +258,7 @@ describe("a database outage", () => {
       holder.cancel();
     } finally {
       await sql.unsafe(
-        "DROP TRIGGER IF EXISTS refuse_completion ON pgboss.job; DROP TRIGGER IF EXISTS refuse_deletion ON pgboss.job",
+        "DROP TRIGGER IF EXISTS refuse_completion ON pgboss.job; DROP TRIGGER IF EXISTS refuse_deletion ON pgboss.job; DROP TRIGGER IF EXISTS refuse_batch_settle ON pgmesh.lease_batches",
       );
       await sql.end();
     }

@@ -201,7 +201,8 @@ describe("publish and the lease from the cursor", () => {
   it("gives a lease's jobs ids that begin with its time, so they sit together in pg-boss's key", async () => {
     const { client } = t.mesh;
     await client.createTopic("ps.ids");
-    await client.createSubscription("ps.ids.plain", "ps.ids");
+    // Keeping acked deliveries makes a lease a job per event (otherwise it is one batch row).
+    await client.createSubscription("ps.ids.plain", "ps.ids", { ackedRetentionSeconds: 60 });
     await client.publish(
       "ps.ids",
       Array.from({ length: 200 }, (_, i) => ({ id: `i-${i}`, source: "s", type: "t" })),

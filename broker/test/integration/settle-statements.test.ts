@@ -3,7 +3,7 @@
 // running it). That is only bounded because pg-boss gives each of them one text for every queue;
 // this checks it on the pg-boss version in use, through the connection's pg_prepared_statements.
 import { describe, expect, it } from "vitest";
-import type { Subscription } from "../../src/delivery/model.ts";
+import type { Lease, Subscription } from "../../src/delivery/model.ts";
 import { useTestBroker } from "../support/broker.ts";
 import { useJobQueue } from "../support/job-queue.ts";
 
@@ -27,21 +27,19 @@ async function settleOn(topic: string, names: string[], ackedRetentionSeconds: n
   for (const name of names) {
     const [row] = await q.sql`SELECT queue FROM pgmesh.subscriptions WHERE name = ${name}`;
     const subscription = { name, queue: row?.queue as string, ackedRetentionSeconds } as Subscription;
-    // Leased from the cursor, as a dispatcher does: jobs inserted already active.
+    // Leased from the cursor as jobs inserted already active (the holding of a subscription that
+    // keeps acked deliveries, and what pg-boss's settles act on).
     const read = await q.queue.readCursor(subscription.queue, 3);
     const last = read?.events.at(-1)?.seq;
     if (!read || !last) throw new Error(`expected events after the cursor of ${name}`);
-    const jobIds = await q.queue.advanceCursor(
+    const leases = await q.queue.advanceCursor(
       subscription.queue,
       read.position,
       last,
       read.events.map((e) => ({ seq: e.seq, leased: true })),
+      "jobs",
     );
-    const [acked, retried, dead] = read.events.map((e) => ({
-      jobId: jobIds?.get(e.seq) as string,
-      retryCount: 0,
-      eventSeq: e.seq,
-    }));
+    const [acked, retried, dead] = read.events.map((e) => leases?.get(e.seq) as Lease);
     if (!acked || !retried || !dead) throw new Error(`expected 3 leases from ${name}`);
     expect((await q.queue.complete(subscription, [acked])).has(acked.jobId)).toBe(true);
     const failed = await q.queue.fail(subscription, [

@@ -6,6 +6,7 @@
 import type {
   FailureOutcome,
   Lease,
+  LeaseHolding,
   ScheduledDelivery,
   StoredEvent,
   Subscription,
@@ -92,11 +93,18 @@ export class MemoryDeliveryQueue implements DeliveryQueue {
     return { position: cursor.position, events };
   }
 
-  async advanceCursor(queue: string, from: string, to: string, deliveries: ScheduledDelivery[]) {
+  /** Holds every leased delivery as a job of its own, whatever `holding` asks: the port's answers are the same. */
+  async advanceCursor(
+    queue: string,
+    from: string,
+    to: string,
+    deliveries: ScheduledDelivery[],
+    _holding: LeaseHolding,
+  ) {
     const cursor = this.cursors.get(queue);
     if (!cursor || cursor.position !== from) return undefined;
     cursor.position = to;
-    const leased = new Map<string, string>();
+    const leased = new Map<string, Lease>();
     for (const d of deliveries) {
       const job: Job = {
         id: d.id ?? `job-${this.nextJob}`,
@@ -109,7 +117,7 @@ export class MemoryDeliveryQueue implements DeliveryQueue {
         order: this.nextJob++,
       };
       this.jobs.set(job.id, job);
-      if (d.leased) leased.set(d.seq, job.id);
+      if (d.leased) leased.set(d.seq, { jobId: job.id, retryCount: 0, eventSeq: d.seq });
     }
     return leased;
   }
@@ -167,13 +175,13 @@ export class MemoryDeliveryQueue implements DeliveryQueue {
     return settled;
   }
 
-  async extend(queue: string, leases: Lease[], seconds: number): Promise<Set<string>> {
-    const extended = new Set<string>();
+  async extend(queue: string, leases: Lease[], seconds: number): Promise<Map<string, Lease>> {
+    const extended = new Map<string, Lease>();
     for (const lease of leases) {
       const job = this.held(queue, lease);
       if (!job) continue;
       job.expiresAt = this.now + seconds * 1000;
-      extended.add(job.id);
+      extended.set(job.id, lease);
     }
     return extended;
   }

@@ -5,6 +5,7 @@ import { Consumer, type OutboundDelivery } from "../../src/delivery/consumer.ts"
 import type {
   FailureOutcome,
   Lease,
+  LeaseHolding,
   ScheduledDelivery,
   StoredEvent,
   Subscription,
@@ -40,6 +41,8 @@ class MemoryQueue {
   leaseCalls: number[] = [];
   cursorReads: number[] = [];
   written: ScheduledDelivery[] = [];
+  /** How each advance asked the leased events to be held. */
+  holdings: LeaseHolding[] = [];
   failed: FailureOutcome[] = [];
   /** Runs once before the next advance: another broker moving the cursor first. */
   beforeAdvance: (() => void) | undefined;
@@ -52,13 +55,24 @@ class MemoryQueue {
     const events = this.topic.filter((e) => BigInt(e.seq) > BigInt(this.position)).slice(0, limit);
     return { position: this.position, events };
   }
-  async advanceCursor(_queue: string, from: string, to: string, deliveries: ScheduledDelivery[]) {
+  async advanceCursor(
+    _queue: string,
+    from: string,
+    to: string,
+    deliveries: ScheduledDelivery[],
+    holding: LeaseHolding,
+  ) {
     this.beforeAdvance?.();
     this.beforeAdvance = undefined;
     if (this.position !== from) return undefined;
     this.position = to;
     this.written.push(...deliveries);
-    return new Map(deliveries.filter((d) => d.leased).map((d) => [d.seq, `job-${d.seq}`]));
+    this.holdings.push(holding);
+    return new Map(
+      deliveries
+        .filter((d) => d.leased)
+        .map((d): [string, Lease] => [d.seq, { jobId: `job-${d.seq}`, retryCount: 0, eventSeq: d.seq }]),
+    );
   }
   async fail(_sub: Subscription, outcomes: FailureOutcome[]): Promise<Set<string>> {
     this.failed.push(...outcomes);
@@ -204,5 +218,18 @@ describe("SubscriptionDispatcher", () => {
     await dispatcher.idle();
     expect(seqs(delivered)).toEqual(["3"]);
     expect(queue.position).toBe("3");
+  });
+  it("holds what it leases from the cursor as one batch, or as jobs when acked deliveries are kept", async () => {
+    const batched = setUp(10);
+    batched.queue.topic = ["1", "2"].map((s) => event(s));
+    batched.dispatcher.wake("events");
+    await batched.dispatcher.idle();
+    expect(batched.queue.holdings).toEqual(["batch"]);
+    const keeping = setUp(10, { ...testSubscription, ackedRetentionSeconds: 60 });
+    keeping.queue.topic = ["1", "2"].map((s) => event(s));
+    keeping.dispatcher.wake("events");
+    await keeping.dispatcher.idle();
+    expect(keeping.queue.holdings).toEqual(["jobs"]);
+    expect(seqs(keeping.delivered)).toEqual(["1", "2"]);
   });
 });

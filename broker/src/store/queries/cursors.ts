@@ -1,12 +1,15 @@
 // Named queries on pgmesh.cursors (migration 0040): a subscription's backlog not yet leased is the
 // events of its topic after its cursor. A lease reads past the cursor, the broker decides what
-// each event becomes (delivery/cursor-routing.ts), and one statement moves the cursor and inserts
-// the pg-boss jobs, fenced on the position it read: two brokers leasing for one subscription never
+// each event becomes (delivery/cursor-routing.ts), and one statement moves the cursor, holds the
+// events leased now in one batch (lease-batches.ts) and inserts the pg-boss jobs of the others,
+// fenced on the position it read: two brokers leasing for one subscription never
 // lease an event twice, and the one that lost the race reads again.
-import type { StoredEvent } from "../../delivery/model.ts";
+import { randomUUID } from "node:crypto";
+import type { Lease, LeaseHolding, StoredEvent } from "../../delivery/model.ts";
 import type { Sql, TransactionSql } from "../database.ts";
 import { jobIdTimePrefix } from "../job-ids.ts";
 import { toStoredEvent } from "./events.ts";
+import { dropBatches, slotLease } from "./lease-batches.ts";
 
 type Runner = Sql | TransactionSql;
 
@@ -67,10 +70,11 @@ export async function selectAfterCursor(
 }
 
 /**
- * Moves the cursor from `from` to `to` and inserts the jobs, in one statement; nothing happens
- * (undefined) when the cursor is no longer at `from` (another broker leased, or a seek moved it).
- * Returns the ids of the jobs inserted leased, by event seq. The columns are filled as pg-boss
- * 12.38's insert() fills them from the queue's settings, and a leased job as its fetch() leaves it
+ * Moves the cursor from `from` to `to` and writes the deliveries, in one statement: the leased
+ * ones as one batch (or jobs inserted active, as `holding` says), the others as pg-boss jobs.
+ * Nothing happens (undefined) when the cursor is no longer at `from` (another broker leased, or a
+ * seek moved it). Returns the leases, by event seq. Jobs are filled as pg-boss 12.38's insert()
+ * fills them from the queue's settings, and a leased job as its fetch() leaves it
  * (publish-statement.test.ts compares them with pg-boss's own).
  */
 export async function advanceCursor(
@@ -78,8 +82,12 @@ export async function advanceCursor(
   queue: string,
   from: string,
   to: string,
-  jobs: CursorJob[],
-): Promise<Map<string, string> | undefined> {
+  deliveries: CursorJob[],
+  holding: LeaseHolding,
+): Promise<Map<string, Lease> | undefined> {
+  const batched = holding === "batch" ? deliveries.filter((d) => d.leased).map((d) => d.seq) : [];
+  const jobs = holding === "batch" ? deliveries.filter((d) => !d.leased) : deliveries;
+  const batchId = randomUUID();
   const input = jobs.map((j) => ({
     s: j.seq,
     a: j.leased,
@@ -91,6 +99,13 @@ export async function advanceCursor(
     WITH moved AS (
       UPDATE pgmesh.cursors SET position = ${to}::bigint
       WHERE queue = ${queue} AND position = ${from}::bigint
+      RETURNING 1
+    ), batch AS (
+      INSERT INTO pgmesh.lease_batches (id, queue, seqs, pending, leased_at, expires_at)
+      SELECT ${batchId}::uuid, q.name, ${batched}::bigint[], ${"1".repeat(batched.length)}::varbit, now(),
+             now() + q.expire_seconds * interval '1s'
+      FROM pgboss.queue q
+      WHERE q.name = ${queue} AND ${batched.length} > 0 AND EXISTS (SELECT 1 FROM moved)
       RETURNING 1
     ), jobs AS (
       INSERT INTO pgboss.job (id, name, data, priority, start_after, created_on, singleton_key,
@@ -112,11 +127,20 @@ export async function advanceCursor(
       ORDER BY d.s
       RETURNING id, (data ->> 'e') AS seq, state = 'active' AS leased
     )
-    SELECT NULL::uuid AS id, NULL::text AS seq, (SELECT count(*) FROM moved) AS moved
-    UNION ALL SELECT id, seq, NULL FROM jobs WHERE leased`;
+    SELECT NULL::uuid AS id, NULL::text AS seq, (SELECT count(*) FROM moved) AS moved,
+           (SELECT count(*) FROM batch) AS batches
+    UNION ALL SELECT id, seq, NULL, NULL FROM jobs WHERE leased`;
   const [head, ...leased] = rows;
   if (Number(head?.moved ?? 0) === 0) return undefined;
-  return new Map(leased.map((r) => [String(r.seq), String(r.id)]));
+  const leases = new Map<string, Lease>(
+    leased.map((r) => [String(r.seq), { jobId: String(r.id), retryCount: 0, eventSeq: String(r.seq) }]),
+  );
+  if (Number(head?.batches ?? 0) > 0) {
+    batched.forEach((seq, index) => {
+      leases.set(seq, slotLease(batchId, index, batched.length, seq));
+    });
+  }
+  return leases;
 }
 
 /** The queues (of these) whose cursor is behind its topic's newest event: an index probe each. */
@@ -185,8 +209,8 @@ export async function selectFirstAtOrAfter(
 
 /**
  * Moves the cursor to `position` (every event up to it counts as acked) and drops the queue's
- * deliveries that are pending, retrying, delayed or leased (settling one later answers STALE), and
- * their failure history. Parked keys and dead letters stay. Returns how many were dropped.
+ * deliveries that are pending, retrying, delayed or leased, in jobs or in batches (settling one
+ * later answers STALE), and their failure history. Parked keys and dead letters stay. Returns how many were dropped.
  */
 export async function seekCursor(tx: TransactionSql, queue: string, position: string): Promise<number> {
   await tx`UPDATE pgmesh.cursors SET position = ${position}::bigint
@@ -196,5 +220,5 @@ export async function seekCursor(tx: TransactionSql, queue: string, position: st
     RETURNING id`;
   const ids = dropped.map((r) => r.id as string);
   if (ids.length > 0) await tx`DELETE FROM pgmesh.delivery_failures WHERE job_id = ANY(${ids}::uuid[])`;
-  return ids.length;
+  return ids.length + (await dropBatches(tx, queue));
 }

@@ -15,8 +15,8 @@ export async function selectSubscriptionGauges(sql: Sql) {
            (coalesce(j.backlog, 0) + coalesce(c.lag, 0))::bigint AS backlog,
            coalesce(c.lag, 0)::bigint AS cursor_lag,
            coalesce(extract(epoch FROM now() - c.oldest), 0)::float8 AS cursor_lag_age,
-           coalesce(j.in_flight, 0)::bigint AS in_flight,
-           coalesce(extract(epoch FROM now() - least(j.oldest, c.oldest)), 0)::float8 AS oldest,
+           (coalesce(j.in_flight, 0) + coalesce(b.in_flight, 0))::bigint AS in_flight,
+           coalesce(extract(epoch FROM now() - least(j.oldest, b.oldest, c.oldest)), 0)::float8 AS oldest,
            coalesce(d.dead_letters, 0)::bigint AS dead_letters
     FROM pgmesh.subscriptions s
     LEFT JOIN LATERAL (
@@ -36,6 +36,10 @@ export async function selectSubscriptionGauges(sql: Sql) {
       FROM pgboss.job
       WHERE state <= 'active' AND name IN (SELECT queue FROM pgmesh.subscriptions) GROUP BY name
     ) j ON j.name = s.queue
+    LEFT JOIN (
+      SELECT queue, sum(bit_count(pending)) AS in_flight, min(leased_at) AS oldest
+      FROM pgmesh.lease_batches GROUP BY queue
+    ) b ON b.queue = s.queue
     LEFT JOIN (
       SELECT subscription, count(*) AS dead_letters FROM pgmesh.dead_letters
       WHERE redriven_at IS NULL GROUP BY subscription

@@ -109,7 +109,16 @@ export async function selectSubscriptionsAfter(
   return rows.map(toSubscription);
 }
 
+/**
+ * Deletes the subscription (in the caller's transaction). Its cursor and leased batches go first,
+ * in the order a lease and a settle lock them (the cursor, then a batch, then the subscription's key
+ * for a failure row's foreign key): cascading from the subscription row took them the other way
+ * round, and deadlocked with a closing stream's settle (publish-statement.test.ts).
+ */
 export async function deleteSubscriptionRow(sql: Runner, name: string): Promise<SubscriptionRow | undefined> {
+  const queue = sql`SELECT queue FROM pgmesh.subscriptions WHERE name = ${name}`;
+  await sql`DELETE FROM pgmesh.cursors WHERE queue = (${queue})`;
+  await sql`DELETE FROM pgmesh.lease_batches WHERE queue = (${queue})`;
   const rows =
     await sql`DELETE FROM pgmesh.subscriptions WHERE name = ${name} RETURNING ${sql.unsafe(COLUMNS)}`;
   return rows[0] ? toSubscription(rows[0]) : undefined;

@@ -20,7 +20,7 @@ export async function selectTableActivity(sql: Sql): Promise<TableActivity[]> {
            t.n_live_tup::bigint AS live, t.n_dead_tup::bigint AS dead,
            t.n_mod_since_analyze::bigint AS modified
     FROM pg_stat_user_tables t
-    WHERE (t.schemaname = 'pgmesh' AND t.relname IN ('events', 'event_keys', 'dead_letters', 'delivery_failures'))
+    WHERE (t.schemaname = 'pgmesh' AND t.relname IN ('events', 'event_keys', 'dead_letters', 'delivery_failures', 'cursors', 'lease_batches'))
        OR (t.schemaname = 'pgboss' AND t.relname IN (
              SELECT q.table_name FROM pgboss.queue q JOIN pgmesh.subscriptions s ON s.queue = q.name))`;
   return rows.map((r) => ({
@@ -52,8 +52,8 @@ export async function selectTopicsPastRetention(sql: Sql): Promise<{ topic: stri
 
 /**
  * The oldest event of the topic that a subscription still needs: one its cursor has not passed, or
- * one a delivery names (pending, in flight, waiting for a retry, or parked on an ordered
- * subscription). Undefined when none does.
+ * one a delivery names (pending, in flight in a job or a leased batch, waiting for a retry, or
+ * parked on an ordered subscription). Undefined when none does.
  */
 export async function selectOldestNeededEvent(sql: Sql, topic: string): Promise<string | undefined> {
   const [row] = await sql`
@@ -61,6 +61,9 @@ export async function selectOldestNeededEvent(sql: Sql, topic: string): Promise<
       (SELECT min((j.data ->> 'e')::bigint)
        FROM pgmesh.subscriptions s JOIN pgboss.job j ON j.name = s.queue
        WHERE s.topic = ${topic} AND j.state IN ('created', 'retry', 'active', 'failed')),
+      (SELECT min(b.seqs[1])
+       FROM pgmesh.subscriptions s JOIN pgmesh.lease_batches b ON b.queue = s.queue
+       WHERE s.topic = ${topic}),
       (SELECT min(c.position) + 1 FROM pgmesh.cursors c WHERE c.topic = ${topic})) AS seq`;
   return row?.seq == null ? undefined : String(row.seq);
 }
