@@ -15,9 +15,9 @@ if ! diff -r protocol/src/gen "$out/protocol/src/gen" >/dev/null; then
   diff -r protocol/src/gen "$out/protocol/src/gen" | head -20 >&2 || true
   stale=1
 fi
-if ! diff -r broker/src/gen "$out/broker/src/gen" >/dev/null; then
-  echo "broker/src/gen (protobuf-es, the console's) is stale: run 'npm run generate' and commit the result" >&2
-  diff -r broker/src/gen "$out/broker/src/gen" | head -20 >&2 || true
+if ! diff -r broker/console/src/gen "$out/broker/console/src/gen" >/dev/null; then
+  echo "broker/console/src/gen (protobuf-es, the console's) is stale: run 'npm run generate' and commit the result" >&2
+  diff -r broker/console/src/gen "$out/broker/console/src/gen" | head -20 >&2 || true
   stale=1
 fi
 for f in pgmesh.binpb health.binpb; do

@@ -11,6 +11,9 @@ const here = (path) => new URL(path, import.meta.url);
 buildDist(here(".."));
 // Built beside console/dist and moved in file by file, as buildDist does: a broker starting while
 // a test packs the package must never find the console half written.
+// A NODE_ENV other than production (vitest sets "test" or "development" for the packs its tests
+// make) would make Vite build the app for development: bigger and slower.
+process.env.NODE_ENV = "production";
 const consoleRoot = fileURLToPath(here("../console"));
 const fresh = `${consoleRoot}/dist.build-${process.pid}`;
 try {

@@ -1,10 +1,10 @@
 // The console's client: AdminService and PublisherService over Connect, generated from the same
-// proto as every other client (broker/src/gen, by buf), on the console's own origin. The token the
+// proto as every other client (console/src/gen, by buf), on the console's own origin. The token the
 // operator signed in with goes in the `authorization` header, as a gRPC client sends it.
 import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-web";
-import { AdminService } from "../../src/gen/pgmesh/v1/admin_pb.ts";
-import { PublisherService } from "../../src/gen/pgmesh/v1/publisher_pb.ts";
+import { AdminService } from "./gen/pgmesh/v1/admin_pb.ts";
+import { PublisherService } from "./gen/pgmesh/v1/publisher_pb.ts";
 
 const TOKEN_KEY = "pgmesh.token";
 

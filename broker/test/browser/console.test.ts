@@ -1,8 +1,12 @@
 // The web console in a real browser (Debian's chromium, driven by playwright-core): sign in,
 // watch a publish move the overview, see a rejected event's dead letter decoded, redrive it to the
 // subscriber, find a read-only token offered no redrive and its forged request refused, and ride
-// out a broker restart. Writes the README's screenshots into docs/.
-import { existsSync, readdirSync } from "node:fs";
+// out a broker restart. Takes the README's screenshots: into docs/ with PGMESH_SCREENSHOTS=docs
+// (they show times, so writing them on every run would leave the clone changed), else into a
+// temporary folder, checked there.
+import { existsSync, mkdtempSync, readdirSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Topic } from "@pgmesh/proto/pgmesh/v1/admin";
 import { reject } from "@pgmesh/sdk";
@@ -17,7 +21,19 @@ import { until } from "../support/until.ts";
 const CHROMIUM = process.env.PGMESH_CHROMIUM ?? "/usr/bin/chromium";
 const ADMIN_TOKEN = "console-browser-admin-token-0123456789abcdef";
 const SCHEMA = fileURLToPath(new URL("../../descriptors/pgmesh.binpb", import.meta.url));
-const docs = (name: string) => fileURLToPath(new URL(`../../../docs/${name}`, import.meta.url));
+const screenshots =
+  process.env.PGMESH_SCREENSHOTS === "docs"
+    ? fileURLToPath(new URL("../../../docs/", import.meta.url))
+    : mkdtempSync(join(tmpdir(), "pgmesh-console-"));
+const docs = (name: string) => join(screenshots, name);
+
+/** A screenshot that is a real picture: a PNG of the page's width, not an empty file. */
+function expectPicture(path: string, width: number) {
+  const png = readFileSync(path);
+  expect(png.subarray(1, 4).toString()).toBe("PNG");
+  expect(png.readUInt32BE(16)).toBe(width);
+  expect(png.length).toBeGreaterThan(20_000);
+}
 
 let db: TestDatabase;
 let mesh: TestBroker;
@@ -55,7 +71,6 @@ beforeAll(async () => {
   consoleAddress = `127.0.0.1:${await freePort()}`;
   mesh = await startTestBroker(db.url, env(), { token: ADMIN_TOKEN });
   await mesh.client.createTopic("shop.orders");
-  const { readFileSync } = await import("node:fs");
   await mesh.client.setTopicSchema("shop.orders", readFileSync(SCHEMA), ["pgmesh.v1.Topic"]);
   await mesh.client.createSubscription("shop.orders.fulfil", "shop.orders", { maxDeliveryAttempts: 3 });
   await mesh.client.createSubscription("shop.orders.audit", "shop.orders");
@@ -105,6 +120,7 @@ describe("the web console", { timeout: 60_000 }, () => {
     const rate = admin.locator('tr[data-topic="shop.orders"] [data-col="publish-rate"]');
     await expect.poll(() => rate.textContent(), { timeout: 10_000 }).not.toBe("0/s");
     await admin.screenshot({ path: docs("console-overview.png") });
+    expectPicture(docs("console-overview.png"), 1400);
   });
 
   it("shows a rejected event's dead letter decoded, and a redrive reaches the subscriber", async () => {
@@ -135,6 +151,7 @@ describe("the web console", { timeout: 60_000 }, () => {
     );
     expect(await deadLetter.textContent()).toContain("rejected: no address to ship to");
     await admin.screenshot({ path: docs("console-dead-letter.png"), fullPage: true });
+    expectPicture(docs("console-dead-letter.png"), 1400);
 
     await admin.getByRole("button", { name: "Redrive all (1)" }).click();
     await admin.getByText("Redrive all 1 dead letter of shop.orders.fulfil?").waitFor();

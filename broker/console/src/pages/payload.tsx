@@ -1,8 +1,8 @@
 // An event's payload, decoded to JSON through the topic's schema, or its bytes when it cannot be.
 import type { Registry } from "@bufbuild/protobuf";
-import type { Event } from "../../../src/gen/pgmesh/v1/event_pb.ts";
 import { decodePayload } from "../decode.ts";
 import { hexDump, time } from "../format.ts";
+import type { Event } from "../gen/pgmesh/v1/event_pb.ts";
 
 export function EventSummary({ event }: { event: Event | undefined }) {
   if (!event) return <span class="muted">-</span>;

@@ -5,10 +5,10 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { useMemo, useState } from "preact/hooks";
-import type { DeadLetter, StartPositionSchema } from "../../../src/gen/pgmesh/v1/admin_pb.ts";
 import { admin, reason } from "../api.ts";
 import { payloadRegistry } from "../decode.ts";
 import { age, count, durationSeconds, time } from "../format.ts";
+import type { DeadLetter, StartPositionSchema } from "../gen/pgmesh/v1/admin_pb.ts";
 import { Confirm, ErrorBox, link, usePoll } from "../ui.tsx";
 import { EventSummary, Payload } from "./payload.tsx";
 

@@ -3,10 +3,10 @@
 import type { DescField, DescMessage, MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { useMemo, useState } from "preact/hooks";
-import type { StartPositionSchema } from "../../../src/gen/pgmesh/v1/admin_pb.ts";
 import { admin } from "../api.ts";
 import { payloadRegistry } from "../decode.ts";
 import { age, count, durationSeconds, time } from "../format.ts";
+import type { StartPositionSchema } from "../gen/pgmesh/v1/admin_pb.ts";
 import { ErrorBox, link, usePoll } from "../ui.tsx";
 import { EventSummary, Payload } from "./payload.tsx";
 

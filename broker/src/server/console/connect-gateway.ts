@@ -14,15 +14,13 @@ import {
 import { Metadata, type ServiceDefinition, type ServiceError, status } from "@grpc/grpc-js";
 import { AdminServiceService } from "@pgmesh/proto/pgmesh/v1/admin";
 import { PublisherServiceService } from "@pgmesh/proto/pgmesh/v1/publisher";
-import { AdminService } from "../../gen/pgmesh/v1/admin_pb.ts";
-import { PublisherService } from "../../gen/pgmesh/v1/publisher_pb.ts";
 import type { Authenticator, Identity } from "../../security/authenticator.ts";
 import type { AuditEntry } from "../../security/ports.ts";
 import { authorize, DENY_UNKNOWN, readerFor } from "../auth/access-check.ts";
 import { setReader } from "../auth/caller.ts";
 import { accessFor, describeNeeds } from "../auth/rpc-access.ts";
 import type { UnaryHandlers } from "../grpc-server.ts";
-import { checkedRequests } from "../request-check.ts";
+import { checkedRequests, serviceDescriptor } from "../request-check.ts";
 import { type ErrorLogger, toServiceError } from "../status.ts";
 import type { RequestObserver } from "../unary.ts";
 
@@ -50,8 +48,16 @@ type Handler = UnaryHandlers["admin"][string];
 export function consoleRoutes(deps: GatewayDeps): (router: ConnectRouter) => void {
   return (router) => {
     for (const [service, definition, handlers] of [
-      [AdminService, checkedRequests(AdminServiceService), deps.handlers.admin],
-      [PublisherService, checkedRequests(PublisherServiceService), deps.handlers.publisher],
+      [
+        serviceDescriptor("pgmesh.v1.AdminService"),
+        checkedRequests(AdminServiceService),
+        deps.handlers.admin,
+      ],
+      [
+        serviceDescriptor("pgmesh.v1.PublisherService"),
+        checkedRequests(PublisherServiceService),
+        deps.handlers.publisher,
+      ],
     ] as [DescService, ServiceDefinition, Record<string, Handler>][]) {
       for (const method of service.methods) {
         const grpcMethod = definition[method.localName];
