@@ -240,7 +240,7 @@ export function SubscriptionPage({ name }: { name: string }) {
               Previous
             </button>
             <span>
-              page {tokens.length} of {Math.max(1, Math.ceil(total / DEAD_LETTER_PAGE))}
+              page {count(tokens.length)} of {count(Math.max(1, Math.ceil(total / DEAD_LETTER_PAGE)))}
             </span>
             <button
               type="button"
