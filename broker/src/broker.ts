@@ -341,15 +341,18 @@ async function bootstrapAdmin(access: AccessAdmin, config: Readonly<BrokerConfig
 }
 
 function warnIfExposed(config: Readonly<BrokerConfig>, log: Logger): void {
-  if (isLoopback(config.grpcAddress)) return;
-  if (!config.auth) {
-    log.warn(
-      `*** INSECURE: serving ${config.grpcAddress} WITHOUT AUTHENTICATION (PGMESH_INSECURE): anyone who can reach it can read, publish and delete everything ***`,
-    );
-  }
-  if (!config.tls) {
-    log.warn(
-      `*** INSECURE: serving ${config.grpcAddress} WITHOUT TLS: tokens and events cross the network in plaintext; set PGMESH_TLS_CERT and PGMESH_TLS_KEY ***`,
-    );
+  // The console serves the same API (to a browser), so it is exposed the same way.
+  for (const address of [config.grpcAddress, config.consoleAddress]) {
+    if (address === undefined || isLoopback(address)) continue;
+    if (!config.auth) {
+      log.warn(
+        `*** INSECURE: serving ${address} WITHOUT AUTHENTICATION (PGMESH_INSECURE): anyone who can reach it can read, publish and delete everything ***`,
+      );
+    }
+    if (!config.tls) {
+      log.warn(
+        `*** INSECURE: serving ${address} WITHOUT TLS: tokens and events cross the network in plaintext; set PGMESH_TLS_CERT and PGMESH_TLS_KEY ***`,
+      );
+    }
   }
 }
