@@ -195,6 +195,54 @@ describe("the web console", { timeout: 60_000 }, () => {
     await viewer.context().close();
   });
 
+  it("shows a topic's schema and its events, decoded, newest first or from a position", async () => {
+    await admin.goto(`http://${consoleAddress}/#/topics/shop.orders`);
+    const schema = admin.locator("section", { hasText: "Schema" });
+    await schema.getByText("pgmesh.v1.Topic", { exact: true }).waitFor();
+    // The message's fields, with their numbers and types.
+    expect(await schema.textContent()).toMatch(/1name.*string.*2create_time.*google\.protobuf\.Timestamp.*3retention/);
+    const events = admin.locator('[data-testid="events"] tbody tr');
+    await events.first().waitFor();
+    expect(await events.count()).toBe(20);
+    expect(await events.first().locator('[data-payload="json"]').textContent()).toContain('"name": "x"');
+    await admin.getByLabel("browse from").selectOption("position");
+    await admin.getByLabel("from", { exact: true }).fill("1");
+    await admin.getByRole("button", { name: "Show" }).click();
+    await expect
+      .poll(() => events.first().locator('[data-payload="json"]').textContent())
+      .toContain('"name": "order-0"');
+  });
+
+  it("creates a token for an admin, shows it once, and revokes it", async () => {
+    await admin.getByRole("link", { name: "Access" }).click();
+    await admin.getByRole("cell", { name: "viewer", exact: true }).first().waitFor();
+    await admin.getByLabel("principal").selectOption("viewer");
+    await admin.getByLabel("description").fill("made in the console");
+    await admin.getByRole("button", { name: "Create token" }).click();
+    const token = (await admin.getByTestId("new-token").textContent()) ?? "";
+    expect((await mesh.client.listTokens("viewer")).map((t) => t.description)).toContain(
+      "made in the console",
+    );
+    const made = (await mesh.client.listTokens("viewer")).find(
+      (t) => t.description === "made in the console",
+    );
+    expect(token.length).toBeGreaterThan(30);
+    await admin.getByRole("button", { name: "I have copied it" }).click();
+    expect(await admin.getByTestId("new-token").count()).toBe(0);
+    await admin
+      .locator("tr", { hasText: "made in the console" })
+      .getByRole("button", { name: "Revoke" })
+      .click();
+    await admin.getByText(`Revoke token ${made?.id}?`).waitFor();
+    await admin.getByRole("button", { name: "Confirm" }).click();
+    await until(
+      async () =>
+        (await mesh.client.listTokens("viewer")).find((t) => t.id === made?.id)?.revokeTime !== undefined,
+      "the revocation",
+    );
+    await admin.getByRole("cell", { name: "CreateToken" }).first().waitFor();
+  });
+
   it("rides out a broker restart: says it cannot reach it, then carries on", async () => {
     await admin.goto(`http://${consoleAddress}/#/`);
     const row = admin.locator('tr[data-subscription="shop.orders.audit"]');

@@ -283,6 +283,17 @@ describe("the console listener", () => {
     expect((await fetch(`http://${mesh.broker.consoleAddress}/nothing-here`)).status).toBe(404);
   });
 
+  it("takes no request a cross-site page could send without asking (no simple POST, no GET)", async () => {
+    const base = `http://${mesh.broker.consoleAddress}/pgmesh.v1.AdminService/ListTopics`;
+    const simple = await fetch(base, {
+      method: "POST",
+      headers: { "content-type": "text/plain" },
+      body: "{}",
+    });
+    expect(simple.status).toBe(415);
+    expect((await fetch(base)).status).toBe(405);
+  });
+
   it("without authentication, answers only to a local Host (no DNS rebinding)", async () => {
     const open = await startTestBroker(db.url, {});
     try {
