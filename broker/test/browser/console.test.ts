@@ -200,7 +200,9 @@ describe("the web console", { timeout: 60_000 }, () => {
     const schema = admin.locator("section", { hasText: "Schema" });
     await schema.getByText("pgmesh.v1.Topic", { exact: true }).waitFor();
     // The message's fields, with their numbers and types.
-    expect(await schema.textContent()).toMatch(/1name.*string.*2create_time.*google\.protobuf\.Timestamp.*3retention/);
+    expect(await schema.textContent()).toMatch(
+      /1name.*string.*2create_time.*google\.protobuf\.Timestamp.*3retention/,
+    );
     const events = admin.locator('[data-testid="events"] tbody tr');
     await events.first().waitFor();
     expect(await events.count()).toBe(20);
