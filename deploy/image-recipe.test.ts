@@ -60,6 +60,7 @@ withRoot("the Docker image, followed without Docker", () => {
   let brokerOutput = "";
   let brokerExit: number | null | undefined;
   let grpcPort = 0;
+  let metricsPort = 0;
 
   const healthcheck = async () => {
     expect(image.healthcheck, "the image has a HEALTHCHECK").toBeDefined();
@@ -85,7 +86,7 @@ withRoot("the Docker image, followed without Docker", () => {
 
     db = await createTestDatabase();
     grpcPort = await freePort();
-    const metricsPort = await freePort();
+    metricsPort = await freePort();
     // `docker run -e ...`: the database, and the image's own addresses on ports free here.
     env = {
       PATH: image.path,
@@ -155,6 +156,18 @@ withRoot("the Docker image, followed without Docker", () => {
     const stat = statSync(tokenFile);
     expect(stat.uid).toBe(uid);
     expect(stat.mode & 0o077).toBe(0);
+  });
+
+  it("serves /metrics off loopback only with the token it wrote to its volume (Prometheus's `authorization`)", async () => {
+    const tokenFile = env.PGMESH_METRICS_TOKEN_FILE ?? "";
+    expect(image.volumes.some((volume) => tokenFile.startsWith(`${volume}/`))).toBe(true);
+    expect(statSync(tokenFile).mode & 0o077).toBe(0);
+    const token = readFileSync(tokenFile, "utf8").trim();
+    const metrics = `http://127.0.0.1:${metricsPort}/metrics`;
+    expect((await fetch(metrics)).status).toBe(401);
+    const scraped = await fetch(metrics, { headers: { authorization: `Bearer ${token}` } });
+    expect(scraped.status).toBe(200);
+    expect(await scraped.text()).toContain("pgmesh_");
   });
 
   it("publishes and subscribes through the image's broker with the SDK", async () => {

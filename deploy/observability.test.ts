@@ -53,13 +53,17 @@ describe("dashboards as code", () => {
 interface PrometheusConfig {
   global: Record<string, string>;
   rule_files: string[];
-  scrape_configs: { job_name: string; static_configs: { targets: string[] }[] }[];
+  scrape_configs: {
+    job_name: string;
+    static_configs: { targets: string[] }[];
+    authorization?: { credentials_file: string };
+  }[];
 }
 const prometheusConfig = (file: string) =>
   parse(readFileSync(here(`prometheus/${file}`), "utf8")) as PrometheusConfig;
 
 describe("Prometheus and Grafana outside Docker", () => {
-  it("prometheus.local.yml is the compose file's config, scraping the metrics address of `npm start`", () => {
+  it("prometheus.local.yml is the compose file's config, scraping the metrics address of `npm start` (without its token)", () => {
     const local = prometheusConfig("prometheus.local.yml");
     const compose = prometheusConfig("prometheus.yml");
     const targets = (config: PrometheusConfig) => config.scrape_configs.map((job) => job.static_configs);
@@ -67,9 +71,14 @@ describe("Prometheus and Grafana outside Docker", () => {
     expect(targets(local)).toEqual([[{ targets: [loadConfig([], {}).metricsAddress] }]]);
     const withoutTargets = (config: PrometheusConfig) => ({
       ...config,
-      scrape_configs: config.scrape_configs.map(({ static_configs: _, ...job }) => job),
+      scrape_configs: config.scrape_configs.map(({ static_configs: _, authorization: __, ...job }) => job),
     });
     expect(withoutTargets(local)).toEqual(withoutTargets(compose));
+    // The compose file's Prometheus scrapes with the token its entrypoint writes from .env.
+    const tokenFile = compose.scrape_configs[0]?.authorization?.credentials_file ?? "";
+    expect(tokenFile).toBe("/prometheus/metrics-token");
+    const services = parse(readFileSync(join(root, "docker-compose.yml"), "utf8")).services;
+    expect(services.prometheus.entrypoint.join(" ")).toContain(`"$$PGMESH_METRICS_TOKEN" > ${tokenFile}`);
   });
 
   it("every variable Grafana's provisioning reads is set by the compose file and by the README", async () => {
@@ -100,14 +109,49 @@ describe("Prometheus and Grafana outside Docker", () => {
 });
 
 describe("docker compose", () => {
+  // The secrets come from .env (deploy/compose.env.example): the test gives them as the
+  // environment, which Compose reads the same way.
+  const secrets = { POSTGRES_PASSWORD: "0123abcd".repeat(8), PGMESH_METRICS_TOKEN: "4567cdef".repeat(8) };
+
   it("validates with docker-compose config and dclint", async () => {
     if (process.env.CI === "true" || existsSync("/usr/bin/docker-compose")) {
-      await run("docker-compose", ["-f", join(root, "docker-compose.yml"), "config", "-q"], { cwd: root });
+      const config = ["-f", join(root, "docker-compose.yml"), "config"];
+      const resolved = await run("docker-compose", config, {
+        cwd: root,
+        env: { ...process.env, ...secrets },
+      });
+      expect(resolved.stdout).toContain(
+        `postgres://pgmesh:${secrets.POSTGRES_PASSWORD}@postgres:5432/pgmesh`,
+      );
+      // Without them Compose refuses, naming what to set and where.
+      const bare = Object.fromEntries(
+        Object.entries(process.env).filter(([name]) => !(name in secrets) && name !== "PGMESH_ADMIN_TOKEN"),
+      );
+      const refused = await run("docker-compose", [...config, "-q"], { cwd: root, env: bare }).then(
+        () => "",
+        (error: { stderr: string }) => error.stderr,
+      );
+      expect(refused).toMatch(
+        /set (POSTGRES_PASSWORD|PGMESH_METRICS_TOKEN) in \.env \(see deploy\/compose\.env\.example\)/,
+      );
     }
     const lint = await run(join(root, "node_modules/.bin/dclint"), ["docker-compose.yml"], { cwd: root });
     expect(lint.stdout + lint.stderr).not.toMatch(/error|warning/);
   });
+
+  it("keeps no password or token in the file: each is a variable the env example lists", () => {
+    const text = readFileSync(join(root, "docker-compose.yml"), "utf8");
+    const required = new Set([...text.matchAll(/\$\{([A-Z_]+):\?/g)].map((m) => m[1]));
+    expect([...required].sort()).toEqual(["PGMESH_METRICS_TOKEN", "POSTGRES_PASSWORD"]);
+    const example = readFileSync(here("compose.env.example"), "utf8");
+    for (const name of required) expect(example).toMatch(new RegExp(`^${name}=$`, "m"));
+    const services = parse(text).services;
+    expect(services.postgres.environment.POSTGRES_PASSWORD).toMatch(/^\$\{POSTGRES_PASSWORD:\?/);
+    expect(services.broker.environment.DATABASE_URL).toMatch(/^postgres:\/\/pgmesh:\$\{POSTGRES_PASSWORD:\?/);
+  });
 });
+
+const SCRAPE_TOKEN = "scrape-token-for-the-prometheus-test-0123456789";
 
 withPrometheus("Prometheus", () => {
   let db: TestDatabase;
@@ -119,8 +163,11 @@ withPrometheus("Prometheus", () => {
 
   beforeAll(async () => {
     db = await createTestDatabase();
-    mesh = await startTestBroker(db.url);
+    // /metrics behind a token, scraped as the compose file's Prometheus does (its credentials_file).
+    mesh = await startTestBroker(db.url, { PGMESH_METRICS_TOKEN: SCRAPE_TOKEN });
     dataDir = await mkdtemp(join(tmpdir(), "pgmesh-prometheus-"));
+    const tokenFile = join(dataDir, "metrics-token");
+    await writeFile(tokenFile, SCRAPE_TOKEN, { mode: 0o600 });
     const port = await freePort();
     prometheusUrl = `http://127.0.0.1:${port}`;
     // prometheus.local.yml, as the README runs it, but scraping every second and this test's
@@ -135,6 +182,7 @@ withPrometheus("Prometheus", () => {
         rule_files: local.rule_files.map((file) => here(`prometheus/${file}`)),
         scrape_configs: local.scrape_configs.map((job) => ({
           ...job,
+          authorization: { credentials_file: tokenFile },
           static_configs: [{ targets: [mesh.broker.metricsAddress] }],
         })),
       }),
@@ -232,7 +280,24 @@ withPrometheus("Prometheus", () => {
 
   it("promtool accepts the deployed config and rules, and the alert unit tests pass", async () => {
     const tool = promtool ?? "promtool";
-    await run(tool, ["check", "config", here("prometheus/prometheus.yml")]);
+    // promtool checks that the token file exists: the compose file's, with the token file the
+    // container's entrypoint writes put here.
+    const composeConfig = prometheusConfig("prometheus.yml");
+    const tokenFile = join(dataDir, "compose-metrics-token");
+    await writeFile(tokenFile, SCRAPE_TOKEN, { mode: 0o600 });
+    const checked = join(dataDir, "prometheus.compose.yml");
+    await writeFile(
+      checked,
+      stringify({
+        ...composeConfig,
+        rule_files: composeConfig.rule_files.map((file) => here(`prometheus/${file}`)),
+        scrape_configs: composeConfig.scrape_configs.map((job) => ({
+          ...job,
+          authorization: { credentials_file: tokenFile },
+        })),
+      }),
+    );
+    await run(tool, ["check", "config", checked]);
     await run(tool, ["check", "config", here("prometheus/prometheus.local.yml")]);
     await run(tool, ["check", "rules", here("prometheus/alerts.yml")]);
     const tested = await run(tool, ["test", "rules", "alerts.test.yml"], { cwd: here("prometheus") });

@@ -1,9 +1,18 @@
 // Composition: config -> store -> delivery -> server. Used by main.ts, the CLI and the tests, so
 // every one of them runs the same broker.
 import { randomUUID } from "node:crypto";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import {
+  accessSync,
+  chmodSync,
+  constants,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  writeFileSync,
+} from "node:fs";
+import { join } from "node:path";
 import { Event } from "@pgmesh/proto/pgmesh/v1/event";
-import { type BrokerConfig, isLoopback } from "./config.ts";
+import { type BrokerConfig, isLoopback, type MetricsAuth } from "./config.ts";
 import { Admin } from "./delivery/admin.ts";
 import { DeliveryService } from "./delivery/delivery-service.ts";
 import { OutboxRelay } from "./delivery/outbox-relay.ts";
@@ -14,6 +23,7 @@ import type { Logger } from "./log.ts";
 import { GaugeRefresher } from "./metrics/gauges.ts";
 import { MetricsServer } from "./metrics/http-server.ts";
 import { BrokerMetrics } from "./metrics/registry.ts";
+import { type ScrapeCredentials, scrapeAuth } from "./metrics/scrape-auth.ts";
 import { AccessAdmin } from "./security/access-admin.ts";
 import { Authenticator } from "./security/authenticator.ts";
 import { FailedAuthentications } from "./security/failed-authentications.ts";
@@ -217,13 +227,15 @@ export async function startBroker(config: Readonly<BrokerConfig>, log: Logger): 
     log: (message, error) => log.error(message, error),
     observe: (method, code) => metrics.request(method, code),
   });
-  // Statistics, the idempotency window, topic retention: bounded tables whatever autovacuum does.
+  // Statistics, the idempotency window, topic and audit retention: bounded tables whatever
+  // autovacuum does.
   const upkeep = new TableUpkeep(sql, {
     dedupWindowSeconds: config.dedupWindowSeconds,
+    auditRetentionDays: config.auditRetentionDays,
     onError: (error) => log.error("table upkeep", error),
     onPass: (r, ms) =>
       log.debug(
-        `upkeep: ${ms.toFixed(0)} ms; analyzed ${r.analyzed.join(", ") || "-"}; vacuumed ${r.vacuumed.join(", ") || "-"}; forgot ${r.keysForgotten} keys; deleted ${r.eventsDeleted} events`,
+        `upkeep: ${ms.toFixed(0)} ms; analyzed ${r.analyzed.join(", ") || "-"}; vacuumed ${r.vacuumed.join(", ") || "-"}; forgot ${r.keysForgotten} keys; deleted ${r.eventsDeleted} events, ${r.auditRowsDeleted} audit rows`,
       ),
   });
   // Often enough that a key outlives its window by at most half of it.
@@ -243,12 +255,16 @@ export async function startBroker(config: Readonly<BrokerConfig>, log: Logger): 
   gauges.start(config.metricsRefreshMs);
 
   let serving = true;
-  const metricsServer = new MetricsServer(metrics.registry, {
-    live: () => serving,
-    // Ready: serving, and the database answers within a second (a probe must not hang on an outage).
-    ready: async () =>
-      serving && gate.isOpen && (await databaseAnswers(sql, Math.min(1_000, config.dbConnectTimeoutMs))),
-  });
+  const metricsServer = new MetricsServer(
+    metrics.registry,
+    {
+      live: () => serving,
+      // Ready: serving, and the database answers within a second (a probe must not hang on an outage).
+      ready: async () =>
+        serving && gate.isOpen && (await databaseAnswers(sql, Math.min(1_000, config.dbConnectTimeoutMs))),
+    },
+    config.metricsAuth && scrapeAuth(scrapeCredentials(config.metricsAuth, log)),
+  );
   const metricsAddress = await metricsServer.listen(config.metricsAddress);
   const grpcAddress = await server.listen(config.grpcAddress);
   // The web console: the same handlers and access checks as gRPC, over Connect for a browser.
@@ -318,8 +334,10 @@ export async function startBroker(config: Readonly<BrokerConfig>, log: Logger): 
 /**
  * Makes sure an administrator can get in: the token from PGMESH_ADMIN_TOKEN, or the one in
  * PGMESH_ADMIN_TOKEN_FILE (written there, readable by the broker's user only, when the file does
- * not exist yet), or else, on a database without an admin, a new one shown once on stdout. The
- * token itself never goes to the log.
+ * not exist yet), or else, on a database without an admin, a new one: off loopback written to
+ * `admin-token` in the data directory (0600) with its path printed, since a supervisor keeps
+ * stdout with the logs; on loopback (a laptop) shown once on stdout. The token itself never goes
+ * to the log.
  */
 async function bootstrapAdmin(access: AccessAdmin, config: Readonly<BrokerConfig>, log: Logger) {
   let token = config.adminToken;
@@ -330,17 +348,65 @@ async function bootstrapAdmin(access: AccessAdmin, config: Readonly<BrokerConfig
     }
     token = readFileSync(config.adminTokenFile, "utf8").trim();
   }
+  // Checked before a token is created: one nobody can read would lock the administrator out.
+  const firstTokenFile =
+    token === undefined && !isLoopback(config.grpcAddress) ? writableTokenFile(config.dataDir) : undefined;
   const created = await access.bootstrap(token);
   if (!created && token === undefined) {
     log.info("authentication is on; PGMESH_ADMIN_TOKEN adds an admin token if none is at hand");
   }
-  if (created) {
-    log.warn("no admin token was configured: created one for principal admin, shown once on standard output");
-    process.stdout.write(`pgmesh admin token (shown once, keep it): ${created}\n`);
+  if (!created) return;
+  if (firstTokenFile) {
+    writeFileSync(firstTokenFile, `${created}\n`, { mode: 0o600 });
+    chmodSync(firstTokenFile, 0o600); // an existing file keeps its mode through writeFileSync
+    log.warn(`no admin token was configured: created one for principal admin in ${firstTokenFile}`);
+    process.stdout.write(`pgmesh admin token written to ${firstTokenFile} (readable by this user only)\n`);
+    return;
   }
+  log.warn("no admin token was configured: created one for principal admin, shown once on standard output");
+  process.stdout.write(`pgmesh admin token (shown once, keep it): ${created}\n`);
+}
+
+/** `admin-token` in the data directory, which is made (0700) if missing; throws if it cannot be written. */
+function writableTokenFile(dataDir: string): string {
+  const file = join(dataDir, "admin-token");
+  try {
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    accessSync(dataDir, constants.W_OK);
+  } catch (error) {
+    throw new Error(
+      `the first admin token cannot be written to ${file} (${(error as Error).message}); set PGMESH_ADMIN_TOKEN_FILE to a writable path, or PGMESH_ADMIN_TOKEN`,
+      { cause: error },
+    );
+  }
+  return file;
+}
+
+/**
+ * The credentials /metrics takes. A token file that does not exist yet gets a new token (0600,
+ * like the admin token file), so an image bound to 0.0.0.0 starts with its metrics protected; the
+ * scraper reads the token from that file.
+ */
+function scrapeCredentials(auth: MetricsAuth, log: Logger): ScrapeCredentials {
+  let token = auth.token;
+  if (token === undefined && auth.tokenFile) {
+    if (!existsSync(auth.tokenFile)) {
+      writeFileSync(auth.tokenFile, `${generateToken()}\n`, { mode: 0o600, flag: "wx" });
+      log.info(`wrote a new metrics token to ${auth.tokenFile}`);
+    }
+    token = readFileSync(auth.tokenFile, "utf8").trim();
+    if (token.length < 16)
+      throw new Error(`the metrics token in ${auth.tokenFile} must be at least 16 characters`);
+  }
+  return { token, basic: auth.basic };
 }
 
 function warnIfExposed(config: Readonly<BrokerConfig>, log: Logger): void {
+  if (!config.metricsAuth && !isLoopback(config.metricsAddress)) {
+    log.warn(
+      `*** INSECURE: serving /metrics on ${config.metricsAddress} WITHOUT AUTHENTICATION (PGMESH_METRICS_INSECURE): anyone who can reach it can read topic and subscription names and traffic; set PGMESH_METRICS_TOKEN ***`,
+    );
+  }
   // The console serves the same API (to a browser), so it is exposed the same way.
   for (const address of [config.grpcAddress, config.consoleAddress]) {
     if (address === undefined || isLoopback(address)) continue;

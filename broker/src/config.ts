@@ -1,5 +1,6 @@
 // The broker's configuration: environment variables, overridden by command-line flags, checked
 // once and frozen. Every setting has a default that works on a laptop with nothing installed.
+import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import type { Level } from "./log.ts";
@@ -13,6 +14,10 @@ export interface BrokerConfig {
   metricsAddress: string;
   /** host:port of the web console (Connect and its static files); undefined when `off`. */
   consoleAddress: string | undefined;
+  /** Who may scrape /metrics; undefined: anyone who can reach it. */
+  metricsAuth: MetricsAuth | undefined;
+  /** The operator accepts /metrics on a non-loopback address without authentication. */
+  metricsInsecure: boolean;
   /** Where the embedded Postgres keeps its data. */
   dataDir: string;
   embeddedPostgresPort: number;
@@ -32,6 +37,8 @@ export interface BrokerConfig {
   dedupWindowSeconds: number;
   /** How often table upkeep runs: statistics, vacuum, idempotency keys, topic retention. */
   upkeepIntervalMs: number;
+  /** Audit log rows older than this many days are deleted by the table upkeep. */
+  auditRetentionDays: number;
   /** How often acked deliveries past their subscription's acked retention are deleted. */
   maintenanceIntervalSeconds: number;
   /** How often the database-backed gauges (backlog, in flight, ...) are refreshed for /metrics. */
@@ -65,6 +72,15 @@ export interface BrokerConfig {
   authFailureLimit: { failures: number; windowSeconds: number };
 }
 
+export interface MetricsAuth {
+  /** A bearer token (Prometheus's `authorization` scrape setting). */
+  token: string | undefined;
+  /** A bearer token read at start from this file, or written to it (0600) when it does not exist. */
+  tokenFile: string | undefined;
+  /** Basic authentication (Prometheus's `basic_auth`). */
+  basic: { user: string; password: string } | undefined;
+}
+
 export interface TlsFiles {
   certFile: string;
   keyFile: string;
@@ -91,6 +107,8 @@ const FLAGS = {
   "tls-client-ca": { type: "string" },
   auth: { type: "string" },
   insecure: { type: "boolean" },
+  "audit-retention-days": { type: "string" },
+  "metrics-insecure": { type: "boolean" },
 } as const;
 
 export function loadConfig(
@@ -103,6 +121,9 @@ export function loadConfig(
     grpcAddress: values["grpc-address"] ?? env.PGMESH_GRPC_ADDRESS ?? "127.0.0.1:50051",
     metricsAddress: values["metrics-address"] ?? env.PGMESH_METRICS_ADDRESS ?? "127.0.0.1:9464",
     consoleAddress: offOr(values["console-address"] ?? env.PGMESH_CONSOLE_ADDRESS ?? "127.0.0.1:9465"),
+    metricsAuth: metricsAuth(env),
+    metricsInsecure:
+      values["metrics-insecure"] ?? onOff("PGMESH_METRICS_INSECURE", env.PGMESH_METRICS_INSECURE ?? "off"),
     dataDir: resolve(values["data-dir"] ?? env.PGMESH_DATA_DIR ?? ".pgmesh"),
     embeddedPostgresPort: integer(
       "embedded Postgres port",
@@ -133,6 +154,12 @@ export function loadConfig(
       366 * 24 * 60 * 60,
     ),
     upkeepIntervalMs: integer("PGMESH_UPKEEP_MS", env.PGMESH_UPKEEP_MS ?? "5000", 100, 3_600_000),
+    auditRetentionDays: integer(
+      "PGMESH_AUDIT_RETENTION_DAYS",
+      values["audit-retention-days"] ?? env.PGMESH_AUDIT_RETENTION_DAYS ?? "90",
+      1,
+      36_600,
+    ),
     maintenanceIntervalSeconds: integer(
       "PGMESH_MAINTENANCE_SECONDS",
       env.PGMESH_MAINTENANCE_SECONDS ?? "60",
@@ -210,6 +237,15 @@ export function loadConfig(
         "(PGMESH_AUTH=on); to serve it without authentication anyway, set PGMESH_INSECURE=on (--insecure)",
     );
   }
+  // The same rule for /metrics, with its own flag: PGMESH_INSECURE is about the gRPC port.
+  if (!config.metricsAuth && !isLoopback(config.metricsAddress) && !config.metricsInsecure) {
+    throw new Error(
+      `the metrics address ${config.metricsAddress} is not loopback, so /metrics needs authentication ` +
+        "(PGMESH_METRICS_TOKEN or PGMESH_METRICS_TOKEN_FILE, or PGMESH_METRICS_USER with PGMESH_METRICS_PASSWORD " +
+        "or PGMESH_METRICS_PASSWORD_FILE); to serve it without authentication anyway, set PGMESH_METRICS_INSECURE=on " +
+        "(--metrics-insecure)",
+    );
+  }
   if (config.adminToken !== undefined && config.adminToken.length < 32) {
     throw new Error("PGMESH_ADMIN_TOKEN must be at least 32 characters (e.g. `openssl rand -hex 32`)");
   }
@@ -246,6 +282,47 @@ function tlsFiles(
     clientCaFile: clientCaFile ? resolve(clientCaFile) : undefined,
     reloadIntervalMs: integer("PGMESH_TLS_RELOAD_MS", reloadMs ?? "5000", 100, 3_600_000),
   };
+}
+
+/** /metrics authentication from the environment; undefined when none is configured. */
+function metricsAuth(env: NodeJS.ProcessEnv): MetricsAuth | undefined {
+  const token = env.PGMESH_METRICS_TOKEN || undefined;
+  const tokenFile = env.PGMESH_METRICS_TOKEN_FILE ? resolve(env.PGMESH_METRICS_TOKEN_FILE) : undefined;
+  const user = env.PGMESH_METRICS_USER || undefined;
+  const passwordFile = env.PGMESH_METRICS_PASSWORD_FILE || undefined;
+  const password =
+    env.PGMESH_METRICS_PASSWORD ||
+    (passwordFile ? secretFile("PGMESH_METRICS_PASSWORD_FILE", passwordFile) : undefined);
+  if (token !== undefined) atLeast16("PGMESH_METRICS_TOKEN", token);
+  if (password !== undefined) atLeast16("PGMESH_METRICS_PASSWORD", password);
+  if (user !== undefined && password === undefined) {
+    throw new Error("PGMESH_METRICS_USER needs PGMESH_METRICS_PASSWORD or PGMESH_METRICS_PASSWORD_FILE");
+  }
+  if (password !== undefined && user === undefined) {
+    throw new Error("PGMESH_METRICS_PASSWORD needs PGMESH_METRICS_USER");
+  }
+  if (token === undefined && tokenFile === undefined && user === undefined) return undefined;
+  return {
+    token,
+    tokenFile,
+    basic: user !== undefined && password !== undefined ? { user, password } : undefined,
+  };
+}
+
+function atLeast16(name: string, value: string): void {
+  if (value.length < 16)
+    throw new Error(`${name} must be at least 16 characters (e.g. \`openssl rand -hex 32\`)`);
+}
+
+/** A secret kept in a file (trimmed); the error names the setting and the file, never the content. */
+function secretFile(name: string, file: string): string {
+  try {
+    return readFileSync(resolve(file), "utf8").trim();
+  } catch (error) {
+    throw new Error(
+      `${name}: cannot read ${resolve(file)} (${(error as NodeJS.ErrnoException).code ?? "error"})`,
+    );
+  }
 }
 
 /**

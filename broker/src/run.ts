@@ -9,7 +9,7 @@ import { databaseFailure, isDatabaseUnavailable } from "./store/database-errors.
 export const START_USAGE =
   "usage: pgmesh start [--database-url <url>] [--grpc-address <host:port>] [--metrics-address <host:port>] " +
   "[--console-address <host:port>|off] [--data-dir <dir>] [--embedded-postgres-port <port>] [--log-level debug|info|warn|error|silent] " +
-  "[--tls-cert <file> --tls-key <file> [--tls-client-ca <file>]] [--auth on|off] [--insecure]\n" +
+  "[--tls-cert <file> --tls-key <file> [--tls-client-ca <file>]] [--auth on|off] [--insecure] [--metrics-insecure] [--audit-retention-days <days>]\n" +
   "(npm start takes the same flags after --; the environment variables are listed in README.md)";
 
 export async function runBroker(argv: string[]): Promise<void> {
@@ -73,7 +73,9 @@ export async function runBroker(argv: string[]): Promise<void> {
   process.on("SIGTERM", onSignal);
   process.on("SIGINT", onSignal);
   // Started by npm: when npm goes (SIGTERM or SIGKILL to npm, whose shell may not pass the signal
-  // on), the broker must not keep running unsupervised; it drains as if signalled.
+  // on), the broker must not keep running unsupervised; it drains as if signalled. The parent
+  // watched is npm itself only because the start script `exec`s node: through a plain `sh -c` it
+  // would be that shell, which outlives a SIGKILLed npm.
   if (process.env.npm_lifecycle_event) {
     const parent = process.ppid;
     const watch = setInterval(() => {

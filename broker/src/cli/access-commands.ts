@@ -144,7 +144,7 @@ export function addAccessCommands(program: Command, withClient: WithClient): voi
         for (const r of page.records) {
           const detail = r.detail ? `\t${r.detail}` : "";
           console.log(
-            `${r.time?.toISOString() ?? ""}\t${r.principal}\t${r.method}\t${r.resource}\t${r.result}${detail}`,
+            `${r.time?.toISOString() ?? ""}\t${r.principal}\t${r.credential || "-"}\t${r.method}\t${r.resource}\t${r.result}${detail}`,
           );
         }
       }),

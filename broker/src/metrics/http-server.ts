@@ -1,15 +1,29 @@
 // The broker's HTTP side: /metrics for Prometheus, /healthz (live: the process serves) and /readyz
-// (ready: serving and the database answers) for probes.
+// (ready: serving and the database answers) for probes. With scrape authentication configured,
+// /metrics answers 401 without it; the probes stay open (they tell nothing but up or down, and
+// load balancers and orchestrators call them without credentials).
 import { createServer, type Server } from "node:http";
 import type { Registry } from "prom-client";
+import type { ScrapeAuth } from "./scrape-auth.ts";
 
 export class MetricsServer {
   private readonly server: Server;
 
-  constructor(registry: Registry, probes: { live: () => boolean; ready: () => Promise<boolean> }) {
+  constructor(
+    registry: Registry,
+    probes: { live: () => boolean; ready: () => Promise<boolean> },
+    /** Undefined: /metrics is open. */
+    auth?: ScrapeAuth,
+  ) {
     this.server = createServer((request, response) => {
       const path = (request.url ?? "/").split("?")[0];
       if (request.method === "GET" && path === "/metrics") {
+        if (auth && !auth.allows(request.headers.authorization)) {
+          response
+            .writeHead(401, { "content-type": "text/plain", "www-authenticate": auth.challenge })
+            .end("authentication required: set the scrape config's authorization or basic_auth\n");
+          return;
+        }
         registry.metrics().then(
           (body) => {
             response.writeHead(200, { "content-type": registry.contentType });

@@ -24,6 +24,11 @@ export interface PrincipalRecord extends Principal {
 
 export interface AuditEntry {
   principal: string;
+  /**
+   * How the principal proved it: `token <id>` or `certificate sha256:<fingerprint>`; empty when
+   * nothing was presented (authentication off).
+   */
+  credential: string;
   method: string;
   resource: string;
   result: string;

@@ -63,7 +63,7 @@ export function accessHandlers(
     listAuditLog: rpc("ListAuditLog", async (req) => {
       const page = await access.listAudit(req.pageSize, req.pageToken, req.principal || undefined);
       return {
-        records: page.items.map((r) => ({ ...r, time: r.at })),
+        records: page.items.map(({ at, ...r }) => ({ ...r, time: at })),
         nextPageToken: page.nextPageToken,
       };
     }),

@@ -20,11 +20,11 @@ import { type Sql, type TransactionSql, transaction } from "./database.ts";
 import * as cursors from "./queries/cursors.ts";
 import { countOpenDeadLetters, deadLetterIdsOfParkedJobs, detachParkedJobs } from "./queries/dead-letters.ts";
 import * as events from "./queries/events.ts";
-import { applyPolicyToQueuedJobs, queueCounts, releaseParked, selectParked } from "./queries/jobs.ts";
+import { queueCounts, selectParked } from "./queries/jobs.ts";
 import { batchCounts } from "./queries/lease-batches.ts";
 import * as subscriptions from "./queries/subscriptions.ts";
 import * as topics from "./queries/topics.ts";
-import { deletionSeconds, type JobQueue } from "./queue.ts";
+import type { JobQueue } from "./queue.ts";
 import { SUBSCRIPTION_CHANNEL, subscriptionChangePayload } from "./wakeups.ts";
 
 export class PostgresCatalogStore implements CatalogStore {
@@ -106,7 +106,7 @@ export class PostgresCatalogStore implements CatalogStore {
           throw notFound(`topic ${sub.topic} does not exist`);
         const row = await subscriptions.insertSubscription(tx, { ...sub, queue });
         if (row)
-          await cursors.insertCursor(tx, queue, sub.topic, await cursorBefore(tx, sub.topic, sub.start));
+          await this.queue.openCursor(tx, queue, sub.topic, await cursorBefore(tx, sub.topic, sub.start));
         return row;
       });
       if (!row) throw new MeshError("already_exists", `subscription ${sub.name} already exists`);
@@ -125,12 +125,7 @@ export class PostgresCatalogStore implements CatalogStore {
     const updated = await transaction(this.sql, async (tx) => {
       const row = await subscriptions.updateSubscriptionPolicy(tx, name, policy);
       if (row) {
-        await applyPolicyToQueuedJobs(
-          tx,
-          row.queue,
-          policy.ackDeadlineSeconds,
-          deletionSeconds(policy.ackedRetentionSeconds),
-        );
+        await this.queue.applyPolicy(tx, row.queue, policy.ackDeadlineSeconds, policy.ackedRetentionSeconds);
         const change = subscriptionChangePayload({ name: row.name, queue: row.queue, kind: "updated" });
         await tx`SELECT pg_notify(${SUBSCRIPTION_CHANNEL}, ${change})`;
       }
@@ -145,7 +140,7 @@ export class PostgresCatalogStore implements CatalogStore {
   async seekSubscription(subscription: Subscription, to: StartPosition): Promise<SeekResult> {
     return transaction(this.sql, async (tx) => {
       const position = await cursorBefore(tx, subscription.topic, to);
-      const dropped = await cursors.seekCursor(tx, subscription.queue, position);
+      const dropped = await this.queue.seek(tx, subscription.queue, position);
       return { position: (BigInt(position) + 1n).toString(), dropped };
     });
   }
@@ -194,7 +189,7 @@ export class PostgresCatalogStore implements CatalogStore {
 
   async releaseParkedKeys(subscription: Subscription, keys: string[]): Promise<number> {
     return transaction(this.sql, async (tx) => {
-      const released = await releaseParked(tx, subscription.queue, { keys });
+      const released = await this.queue.releaseParked(tx, subscription.queue, { keys });
       // Their dead letters stay listed; a later redrive queues them anew at the back of the key.
       await detachParkedJobs(tx, released);
       return released.length;

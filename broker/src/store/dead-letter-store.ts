@@ -10,8 +10,7 @@ import {
   recordRedriveJobs,
   selectDeadLetters,
 } from "./queries/dead-letters.ts";
-import { releaseParked, unparkAsNew } from "./queries/jobs.ts";
-import { deletionSeconds, type JobQueue } from "./queue.ts";
+import type { JobQueue } from "./queue.ts";
 import { WAKEUP_CHANNEL, wakeupPayload } from "./wakeups.ts";
 
 export class PostgresDeadLetterStore implements DeadLetterStore {
@@ -33,11 +32,11 @@ export class PostgresDeadLetterStore implements DeadLetterStore {
       // A dead letter that still parks its key goes back in place, at the head of the key, so the
       // key's order holds; any other is queued anew.
       const inPlace = new Set(
-        await unparkAsNew(
+        await this.queue.unpark(
           tx,
           subscription.queue,
           claimed.flatMap((c) => (c.parkedJobId ? [c.parkedJobId] : [])),
-          deletionSeconds(subscription.ackedRetentionSeconds),
+          subscription.ackedRetentionSeconds,
         ),
       );
       const jobs = claimed.map((c) => ({
@@ -70,7 +69,8 @@ export class PostgresDeadLetterStore implements DeadLetterStore {
     return transaction(this.sql, async (tx) => {
       const { count, parkedJobIds } = await deleteDeadLetters(tx, selection);
       // A purged event is gone for good: nothing is left for its key to wait for.
-      if (parkedJobIds.length > 0) await releaseParked(tx, subscription.queue, { jobIds: parkedJobIds });
+      if (parkedJobIds.length > 0)
+        await this.queue.releaseParked(tx, subscription.queue, { jobIds: parkedJobIds });
       return count;
     });
   }

@@ -13,6 +13,7 @@ import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { Logger } from "../log.ts";
+import { redactedUrl } from "../redact.ts";
 
 export interface EmbeddedPostgres {
   url: string;
@@ -135,8 +136,11 @@ export async function startEmbeddedPostgres(options: {
   await password.save();
   const url = `postgres://postgres:${password.value}@127.0.0.1:${options.port}/${DATABASE}`;
   options.log.info(`embedded Postgres ready on 127.0.0.1:${options.port} (data ${dataDir})`);
-  // For local tools (psql, the outbox example): the password is random per data directory.
-  options.log.info(`embedded Postgres connection string: ${url}`);
+  // For local tools (psql, the outbox example): the password is random per data directory, and
+  // named by its file rather than written to the log.
+  options.log.info(
+    `embedded Postgres connection string: ${redactedUrl(url)} (the password is in ${password.file})`,
+  );
   return {
     url,
     dataDir,
@@ -179,6 +183,7 @@ async function superuserPassword(brokerDataDir: string) {
   const value = stored || randomBytes(24).toString("hex");
   return {
     value,
+    file,
     current: stored ?? LEGACY_PASSWORD,
     save: async () => {
       await writeFile(file, `${value}\n`, { mode: 0o600 });

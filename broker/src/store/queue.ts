@@ -1,8 +1,36 @@
-// The pg-boss adapter: one pg-boss queue per subscription holds that subscription's deliveries.
-// pg-boss keeps its own pool (node-postgres) for fetch and its maintenance; settles and publishes
-// run on our postgres.js transactions through its `db` option, so that a delivery's state and
-// pgmesh's own rows (failures, dead letters, events) change together or not at all.
-// See docs/architecture.md for the driver measurement.
+// The delivery states of every subscription, and the one module that changes them (issue 21): the
+// cursor, the leased batches and the subscription's pg-boss queue are written here and nowhere
+// else (catalog-store.ts and dead-letter-store.ts call the methods below for a policy update, a
+// seek, a redrive, a release). Each transition is one named statement in queries/cursors.ts,
+// queries/lease-batches.ts or queries/jobs.ts, or a pg-boss call; every settle is fenced to the
+// attempt it names (a job's retry_count, a batch slot's pending bit).
+//
+// A delivery of an event to a subscription is in exactly one state:
+//
+//   state            held as                                   goes, by
+//   backlog          an event after the cursor                 lease (advanceCursor): leased in a batch,
+//                                                              a leased job (acked_retention > 0),
+//                                                              scheduled, or skipped by the filter
+//   leased (batch)   a pending bit of a lease_batches row      ack: done; nack, closed stream, lapse:
+//                                                              retrying; extend: leased (job); reject
+//                                                              or last attempt: dead letter; seek: dropped
+//   scheduled        pg-boss `created` (due later, or queued   fetch once due and its key is free:
+//                    behind its ordering key)                  leased (job); seek: dropped
+//   retrying         pg-boss `retry`, due after the backoff    fetch: leased (job), next attempt; seek: dropped
+//   leased (job)     pg-boss `active`                          ack: done; nack, closed stream, lapse:
+//                                                              retrying; extend: leased (job); reject or
+//                                                              last attempt: dead letter, or parked on
+//                                                              an ordered subscription; seek: dropped
+//   parked           pg-boss `failed`, its key held back       redrive: scheduled at the head of its key;
+//                                                              release or purge: gone (the key flows)
+//   dead letter      a pgmesh.dead_letters row                 redrive (once): scheduled
+//   done             deleted (or `completed` for the
+//                    subscription's acked_retention)
+//
+// pg-boss keeps its own pool (node-postgres) for fetch and its maintenance; settles run on our
+// postgres.js transactions through its `db` option, so that a delivery's state and pgmesh's own rows
+// (failures, dead letters, events) change together or not at all. See docs/architecture.md for the
+// driver measurement.
 
 import { randomUUID } from "node:crypto";
 import { PgBoss, type Db as PgBossDb } from "pg-boss";
@@ -23,14 +51,24 @@ import {
   withSessionLock,
 } from "./database.ts";
 import { GroupCommit, type GroupResult } from "./group-commit.ts";
-import { advanceCursor, type CursorRead, selectAfterCursor, selectQueuesBehind } from "./queries/cursors.ts";
+import {
+  advanceCursor,
+  type CursorRead,
+  insertCursor,
+  seekCursor,
+  selectAfterCursor,
+  selectQueuesBehind,
+} from "./queries/cursors.ts";
 import { forgetFailures, insertDeadLetters, recordFailures } from "./queries/failures.ts";
 import {
+  applyPolicyToQueuedJobs,
   extendLeases,
   parkJobs,
+  releaseParked,
   selectLapsed,
   selectQueuesWithDueJobs,
   setRetryDelays,
+  unparkAsNew,
 } from "./queries/jobs.ts";
 import { insertSlotJobs, selectLapsedSlots, takeSlots } from "./queries/lease-batches.ts";
 
@@ -179,6 +217,34 @@ export class JobQueue implements DeliveryQueue {
 
   async deleteQueue(queue: string): Promise<void> {
     await this.boss.deleteQueue(queue);
+  }
+
+  /** Starts a new subscription's backlog after `position` (in the caller's transaction). */
+  openCursor(tx: TransactionSql, queue: string, topic: string, position: string): Promise<void> {
+    return insertCursor(tx, queue, topic, position);
+  }
+
+  /**
+   * Moves the cursor to `position` and drops every delivery that is pending, retrying, scheduled
+   * or leased (in a job or a batch); returns how many. Parked keys and dead letters stay.
+   */
+  seek(tx: TransactionSql, queue: string, position: string): Promise<number> {
+    return seekCursor(tx, queue, position);
+  }
+
+  /** A changed policy, for deliveries already queued: lease length and acked retention. */
+  applyPolicy(tx: TransactionSql, queue: string, leaseSeconds: number, ackedRetentionSeconds: number) {
+    return applyPolicyToQueuedJobs(tx, queue, leaseSeconds, deletionSeconds(ackedRetentionSeconds));
+  }
+
+  /** Parked deliveries back at the head of their keys as first attempts (a redrive); their ids. */
+  unpark(tx: TransactionSql, queue: string, jobIds: string[], ackedRetentionSeconds: number) {
+    return unparkAsNew(tx, queue, jobIds, deletionSeconds(ackedRetentionSeconds));
+  }
+
+  /** Deletes parked deliveries (by key or job id): their keys' later events flow again. */
+  releaseParked(tx: TransactionSql, queue: string, by: { keys?: string[]; jobIds?: string[] }) {
+    return releaseParked(tx, queue, by);
   }
 
   /**

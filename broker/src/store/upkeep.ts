@@ -6,11 +6,14 @@
 //    Without statistics pg-boss's fetch on a 1,000,000-job backlog sorted every pending row on disk (551 ms a fetch, 11.7 ms after ANALYZE);
 //  - forgets the idempotency keys past the window, in batches until none is left, so the sweep
 //    keeps up with any publish rate;
-//  - deletes the events past their topic's retention that no delivery and no dead letter needs.
+//  - deletes the events past their topic's retention that no delivery and no dead letter needs;
+//  - deletes audit log rows past the audit retention (an audit log kept forever is personal data
+//    kept forever, and a table that only grows).
 // Acked deliveries are pg-boss's to delete (its maintenance interval; see queue.ts).
 import { waitAtMost } from "../delivery/wait-at-most.ts";
 import { type Sql, withSessionLock } from "./database.ts";
 import {
+  deleteAuditOlderThan,
   deleteEventKeysOlderThan,
   deleteExpiredEvents,
   selectOldestNeededEvent,
@@ -23,11 +26,15 @@ import {
 const UPKEEP_LOCK = 7_245_031_002;
 const DELETE_BATCH = 10_000;
 const LOCK_NOT_AVAILABLE = "55P03";
+/** How long the audit log is kept unless configured (PGMESH_AUDIT_RETENTION_DAYS). */
+export const DEFAULT_AUDIT_RETENTION_DAYS = 90;
 /** A pass stops deleting after this long and goes on at the next; statistics come first. */
 const DELETE_BUDGET_MS = 2_000;
 
 export interface UpkeepOptions {
   dedupWindowSeconds: number;
+  /** Audit log rows older than this are deleted (PGMESH_AUDIT_RETENTION_DAYS; 90 when left out). */
+  auditRetentionDays?: number;
   onError: (error: unknown) => void;
   /** Told what a pass did and how long it took, when it did anything. */
   onPass?: (report: UpkeepReport, ms: number) => void;
@@ -40,6 +47,7 @@ export interface UpkeepReport {
   vacuumed: string[];
   keysForgotten: number;
   eventsDeleted: number;
+  auditRowsDeleted: number;
 }
 
 /** autovacuum's rule (threshold + scale factor × live rows), with floors sized for queue tables. */
@@ -74,7 +82,11 @@ export class TableUpkeep {
     this.pass ??= this.lockedPass()
       .then((report) => {
         const busy =
-          report.analyzed.length + report.vacuumed.length + report.keysForgotten + report.eventsDeleted;
+          report.analyzed.length +
+          report.vacuumed.length +
+          report.keysForgotten +
+          report.eventsDeleted +
+          report.auditRowsDeleted;
         if (busy > 0) this.options.onPass?.(report, performance.now() - started);
         return report;
       })
@@ -91,6 +103,7 @@ export class TableUpkeep {
       vacuumed: [],
       keysForgotten: 0,
       eventsDeleted: 0,
+      auditRowsDeleted: 0,
     };
     // A session lock on a connection of our own: VACUUM cannot run inside a transaction.
     await withSessionLock(this.sql, UPKEEP_LOCK, async (session) => {
@@ -99,6 +112,7 @@ export class TableUpkeep {
       const deadline = Date.now() + DELETE_BUDGET_MS;
       await this.forgetKeys(session, report, deadline);
       await this.expireEvents(session, report, deadline);
+      await this.expireAudit(session, report, deadline);
       await this.keepStatistics(session, report);
     });
     // `ran` stays false when another broker held the lock (the work never started).
@@ -137,6 +151,18 @@ export class TableUpkeep {
     for (;;) {
       const deleted = await deleteEventKeysOlderThan(sql, this.options.dedupWindowSeconds, DELETE_BATCH);
       report.keysForgotten += deleted;
+      if (deleted < DELETE_BATCH || Date.now() > deadline) return;
+    }
+  }
+
+  private async expireAudit(sql: Sql, report: UpkeepReport, deadline: number): Promise<void> {
+    for (;;) {
+      const deleted = await deleteAuditOlderThan(
+        sql,
+        this.options.auditRetentionDays ?? DEFAULT_AUDIT_RETENTION_DAYS,
+        DELETE_BATCH,
+      );
+      report.auditRowsDeleted += deleted;
       if (deleted < DELETE_BATCH || Date.now() > deadline) return;
     }
   }

@@ -1,10 +1,13 @@
 // The broker process as an operator runs it off loopback: it refuses to serve without
-// authentication unless told it is insecure, turns authentication on by itself, shows a first
-// admin token once (on stdout, not in the log), and with every kind of token thrown at it at debug
+// authentication unless told it is insecure, turns authentication on by itself, writes a first
+// admin token to a 0600 file (never to stdout or the log), and with every kind of token thrown at it at debug
 // level, neither its log nor its metrics contain one. Each test runs several processes, hence the
 // longer timeouts.
 import { type ChildProcess, execFile, spawn } from "node:child_process";
-import { copyFileSync } from "node:fs";
+import { copyFileSync, readFileSync } from "node:fs";
+import { mkdtemp, rm, stat } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { status } from "@grpc/grpc-js";
@@ -30,11 +33,14 @@ interface BrokerProcess {
 }
 
 let db: TestDatabase;
+/** The brokers' data directory (where a first admin token goes off loopback). */
+let dataDir: string;
 const running: BrokerProcess[] = [];
 const clients: PgmeshClient[] = [];
 
 beforeAll(async () => {
   db = await createTestDatabase();
+  dataDir = await mkdtemp(join(tmpdir(), "pgmesh-secure-"));
 });
 
 afterAll(async () => {
@@ -46,6 +52,7 @@ afterAll(async () => {
     }
   }
   await db?.drop();
+  await rm(dataDir, { recursive: true, force: true });
 });
 
 async function spawnBroker(env: Record<string, string>, waitFor = "serving gRPC on"): Promise<BrokerProcess> {
@@ -60,6 +67,7 @@ async function spawnBroker(env: Record<string, string>, waitFor = "serving gRPC 
       PGMESH_METRICS_ADDRESS: `127.0.0.1:${metricsPort}`,
       PGMESH_CONSOLE_ADDRESS: "127.0.0.1:0",
       PGMESH_LOG_LEVEL: "debug",
+      PGMESH_DATA_DIR: dataDir,
       ...env,
     },
     stdio: ["ignore", "pipe", "pipe"],
@@ -105,10 +113,15 @@ describe("secure by default, off loopback", { timeout: 90_000 }, () => {
     expect(await insecure.exited).toBe(0);
   });
 
-  it("turns authentication on by itself and shows the first admin token once, on stdout only", async () => {
+  it("turns authentication on by itself and writes the first admin token to a 0600 file, never to stdout or the log", async () => {
     const first = await spawnBroker({});
-    const shown = /pgmesh admin token \(shown once, keep it\): (pgm_\S+)/.exec(first.stdout())?.[1];
-    expect(shown, first.stdout() + first.stderr()).toBeDefined();
+    const file = join(dataDir, "admin-token");
+    // stdout names the file; the token is only in it (a supervisor keeps stdout with the logs).
+    expect(first.stdout(), first.stdout() + first.stderr()).toContain(`admin token written to ${file}`);
+    expect((await stat(file)).mode & 0o777).toBe(0o600);
+    const shown = readFileSync(file, "utf8").trim();
+    expect(shown).toMatch(/^pgm_\S+$/);
+    expect(first.stdout()).not.toContain(shown);
     expect(first.stderr()).not.toContain(shown);
     expect((await rejection(client(first).listTopics())).code).toBe(status.UNAUTHENTICATED);
     await client(first, shown).createTopic("first.start");
@@ -117,9 +130,29 @@ describe("secure by default, off loopback", { timeout: 90_000 }, () => {
 
     const second = await spawnBroker({});
     expect(second.stdout()).not.toContain("admin token");
+    expect(readFileSync(file, "utf8").trim()).toBe(shown);
     await client(second, shown).getTopic("first.start");
     second.child.kill("SIGTERM");
     await second.exited;
+  });
+
+  it("refuses to serve /metrics off loopback without authentication, and with the metrics insecure flag says so loudly", async () => {
+    const metricsPort = await freePort();
+    const refused = await spawnBroker({ PGMESH_METRICS_ADDRESS: `0.0.0.0:${metricsPort}` });
+    expect(await refused.exited).toBe(2);
+    expect(refused.stderr()).toContain(
+      `the metrics address 0.0.0.0:${metricsPort} is not loopback, so /metrics needs authentication`,
+    );
+    // (After the first-token test: this broker finds the admin that one made.)
+    const open = await spawnBroker({
+      PGMESH_METRICS_ADDRESS: `0.0.0.0:${metricsPort}`,
+      PGMESH_METRICS_INSECURE: "on",
+    });
+    expect(open.stderr()).toContain(
+      `*** INSECURE: serving /metrics on 0.0.0.0:${metricsPort} WITHOUT AUTHENTICATION`,
+    );
+    open.child.kill("SIGTERM");
+    expect(await open.exited).toBe(0);
   });
 });
 

@@ -11,6 +11,7 @@ import { AdminServiceService } from "@pgmesh/proto/pgmesh/v1/admin";
 import { PgmeshClient } from "@pgmesh/sdk";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Logger } from "../../src/log.ts";
+import { tokenDigest, tokenId } from "../../src/security/tokens.ts";
 import { startTestBroker, type TestBroker } from "../support/broker.ts";
 import { createTestDatabase, type TestDatabase } from "../support/database.ts";
 import { rejection } from "../support/rejection.ts";
@@ -330,32 +331,42 @@ describe("access administration and the audit log", { timeout: 90_000 }, () => {
     );
   });
 
-  it("records who did what, when, with what result; reads are not recorded", async () => {
+  it("records who did what with which credential, when, with what result; reads are not recorded", async () => {
     const before = Date.now();
-    const team = as((await a.client.createToken("orders-team")).token);
+    const issued = await a.client.createToken("orders-team");
+    const team = as(issued.token);
     await team.createTopic("orders.audited");
     await rejection(team.deleteTopic("payments.eu"));
     await team.getTopic("orders.audited");
 
+    // The token's id names the credential: a principal with several tokens (a leaked one among
+    // them) shows which one acted.
+    const teamToken = `token ${issued.info?.id}`;
+    const adminToken = `token ${tokenId(tokenDigest(ADMIN_TOKEN))}`;
     const { records } = await a.client.listAuditLog({ pageSize: 3 });
-    expect(records.map((r) => [r.principal, r.method, r.resource, r.result, r.detail])).toEqual([
+    expect(records.map((r) => [r.principal, r.credential, r.method, r.resource, r.result, r.detail])).toEqual(
       [
-        "orders-team",
-        "DeleteTopic",
-        "topic payments.eu",
-        "PERMISSION_DENIED",
-        'permission denied: orders-team may not manage topic "payments.eu"',
+        [
+          "orders-team",
+          teamToken,
+          "DeleteTopic",
+          "topic payments.eu",
+          "PERMISSION_DENIED",
+          'permission denied: orders-team may not manage topic "payments.eu"',
+        ],
+        ["orders-team", teamToken, "CreateTopic", "topic orders.audited", "OK", ""],
+        ["admin", adminToken, "CreateToken", "principal orders-team", "OK", ""],
       ],
-      ["orders-team", "CreateTopic", "topic orders.audited", "OK", ""],
-      ["admin", "CreateToken", "principal orders-team", "OK", ""],
-    ]);
+    );
     for (const r of records) expect(r.time?.getTime()).toBeGreaterThanOrEqual(before - 1000);
 
     const audit = (await cli("audit", "--principal", "orders-team", "--limit", "2")).stdout
       .trim()
       .split("\n");
     expect(audit).toHaveLength(2);
-    expect(audit[0]).toMatch(/\torders-team\tDeleteTopic\ttopic payments\.eu\tPERMISSION_DENIED\t/);
+    expect(audit[0]).toContain(
+      `\torders-team\t${teamToken}\tDeleteTopic\ttopic payments.eu\tPERMISSION_DENIED\t`,
+    );
     const paged = await a.client.listAuditLog({ pageSize: 1 });
     const next = await a.client.listAuditLog({ pageSize: 1, pageToken: paged.nextPageToken });
     expect(Number(next.records[0]?.id)).toBeLessThan(Number(paged.records[0]?.id));

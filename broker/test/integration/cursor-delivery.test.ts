@@ -133,9 +133,9 @@ describe("the cursor", () => {
       "the outbox to drain",
       20_000,
     );
-    const committed = (await sql`SELECT id FROM pgmesh.events WHERE topic = ${topic}`).map(
-      (r) => r.id as string,
-    );
+    const committed = (
+      await sql`SELECT id FROM pgmesh.events WHERE topic_id = pgmesh.topic_id(${topic})`
+    ).map((r) => r.id as string);
     expect(committed.length).toBeGreaterThan(100);
     for (const id of committed) expect(rolledBack.has(id)).toBe(false);
     const firstLeases = () =>
@@ -184,7 +184,7 @@ describe("the cursor", () => {
       await idle`SELECT pg_current_xact_id()`;
       await long`BEGIN`;
       await long`SELECT name FROM pgmesh.topics WHERE name = 'cur.a' FOR NO KEY UPDATE`;
-      await long`INSERT INTO pgmesh.events (topic, id, source, type) VALUES ('cur.a', 'slow', 's', 't')`;
+      await long`INSERT INTO pgmesh.events (topic_id, id, source, type) VALUES (pgmesh.topic_id('cur.a'), 'slow', 's', 't')`;
       const held = long`SELECT pg_sleep(30)`.execute();
       await sleep(200);
       const during = await latencies(20, "during");
@@ -208,7 +208,10 @@ describe("seek", () => {
       ids.map((id) => ({ id, source: "s", type: "t" })),
     );
   const position = async (topic: string, id: string) =>
-    Number((await sql`SELECT seq FROM pgmesh.events WHERE topic = ${topic} AND id = ${id}`)[0]?.seq);
+    Number(
+      (await sql`SELECT seq FROM pgmesh.events WHERE topic_id = pgmesh.topic_id(${topic}) AND id = ${id}`)[0]
+        ?.seq,
+    );
 
   it("moves a subscription to a position or a time, counting what is before it as acked, while a stream is open", async () => {
     const { client } = t.mesh;
@@ -276,15 +279,19 @@ describe("seek", () => {
 
     // Retention deletes the two old events (every subscription has passed them).
     await ids("seek.r.keep", 4);
-    await sql`UPDATE pgmesh.events SET published_at = now() - interval '1 hour' WHERE topic = 'seek.r' AND id LIKE 'old-%'`;
+    await sql`UPDATE pgmesh.events SET published_at = now() - interval '1 hour' WHERE topic_id = pgmesh.topic_id('seek.r') AND id LIKE 'old-%'`;
     const { TableUpkeep } = await import("../../src/store/upkeep.ts");
     // This pass, or the broker's own upkeep if it ran first, deletes them.
-    await new TableUpkeep(sql, { dedupWindowSeconds: 86_400, onError: () => {} }).runOnce();
+    await new TableUpkeep(sql, {
+      dedupWindowSeconds: 86_400,
+      auditRetentionDays: 90,
+      onError: () => {},
+    }).runOnce();
     await until(
       async () =>
         Number(
           (
-            await sql`SELECT count(*)::int AS n FROM pgmesh.events WHERE topic = 'seek.r' AND id LIKE 'old-%'`
+            await sql`SELECT count(*)::int AS n FROM pgmesh.events WHERE topic_id = pgmesh.topic_id('seek.r') AND id LIKE 'old-%'`
           )[0]?.n,
         ) === 0,
       "retention to delete the old events",

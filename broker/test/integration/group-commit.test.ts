@@ -24,7 +24,7 @@ describe("group commit of publishes", () => {
     const sql = postgres(t.db.url, { max: 1, onnotice: () => {} });
     try {
       const [row] = await sql`SELECT count(*)::int AS events, count(DISTINCT xmin::text)::int AS transactions
-        FROM pgmesh.events WHERE topic = 'gc.many'`;
+        FROM pgmesh.events WHERE topic_id = pgmesh.topic_id('gc.many')`;
       expect(row?.events).toBe(300);
       expect(row?.transactions).toBeLessThan(150);
     } finally {

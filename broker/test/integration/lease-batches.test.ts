@@ -135,7 +135,7 @@ describe("leased batches", () => {
     const probe = await StreamProbe.open(client, "lb.keep.sub", 3);
     const held = await probe.waitForDeliveries(3);
     await client.updateTopic("lb.keep", { retentionSeconds: 60 });
-    await sql`UPDATE pgmesh.events SET published_at = now() - interval '1 hour' WHERE topic = 'lb.keep'`;
+    await sql`UPDATE pgmesh.events SET published_at = now() - interval '1 hour' WHERE topic_id = pgmesh.topic_id('lb.keep')`;
     const upkeep = new TableUpkeep(sql, {
       dedupWindowSeconds: 86_400,
       onError: (error) => {

@@ -65,7 +65,7 @@ describe("publish and the lease from the cursor", () => {
       "the cancelled stream's lease to be put back",
     );
     const [{ seq: laterSeq } = { seq: "" }] =
-      await sql`SELECT seq::text FROM pgmesh.events WHERE topic = 'ps.contract' AND id = 'later'`;
+      await sql`SELECT seq::text FROM pgmesh.events WHERE topic_id = pgmesh.topic_id('ps.contract') AND id = 'later'`;
 
     // The delayed job (both subscriptions) through pg-boss's insert, on the same queues.
     await withPgBoss(t.db.url, async (boss) => {
@@ -138,7 +138,7 @@ describe("publish and the lease from the cursor", () => {
     const [row] = await sql`
       SELECT (SELECT count(*) FROM pgboss.job j JOIN pgmesh.subscriptions s ON s.queue = j.name
                WHERE s.topic = 'ps.fan')::int AS jobs,
-             (SELECT count(*) FROM pgmesh.events WHERE topic = 'ps.fan')::int AS events`;
+             (SELECT count(*) FROM pgmesh.events WHERE topic_id = pgmesh.topic_id('ps.fan'))::int AS events`;
     expect(row).toEqual({ jobs: 0, events: 50 });
     for (const i of [0, 9]) {
       const probe = await StreamProbe.open(client, `ps.fan.${i}`, 100);
@@ -181,7 +181,7 @@ describe("publish and the lease from the cursor", () => {
       { id: "no-data", source: "s", type: "shop.v1.Ping" },
     ]);
     const stored = await sql`
-      SELECT id, data_type_url FROM pgmesh.events WHERE topic = 'ps.urls' ORDER BY seq`;
+      SELECT id, data_type_url FROM pgmesh.events WHERE topic_id = pgmesh.topic_id('ps.urls') ORDER BY seq`;
     expect(stored).toEqual([
       { id: "standard", data_type_url: null },
       { id: "implied-type", data_type_url: null },

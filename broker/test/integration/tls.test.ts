@@ -3,6 +3,7 @@
 // the caller's identity when PGMESH_CERT_PRINCIPALS maps it (and only then), and certificates
 // replaced while the broker runs.
 import { execFile } from "node:child_process";
+import { X509Certificate } from "node:crypto";
 import { copyFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
@@ -202,6 +203,18 @@ describe("mutual TLS with authentication: the certificate's common name, as mapp
     );
     expect(denied.code).toBe(status.PERMISSION_DENIED);
     expect(denied.details).toBe('permission denied: orders-service may not publish topic "payments"');
+  });
+
+  it("the audit log names the certificate by its SHA-256 fingerprint", async () => {
+    await rejection(as(mappedClient).deleteTopic("payments"));
+    const [record] = (await mesh.client.listAuditLog({ pageSize: 1 })).records;
+    const fingerprint = new X509Certificate(mappedClient.cert).fingerprint256;
+    expect(record).toMatchObject({
+      principal: "orders-service",
+      credential: `certificate sha256:${fingerprint}`,
+      method: "DeleteTopic",
+      result: "PERMISSION_DENIED",
+    });
   });
 
   it("a certificate named like a principal is not that principal unless mapped (CN=admin is no admin)", async () => {

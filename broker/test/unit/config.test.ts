@@ -57,6 +57,47 @@ describe("secure by default", () => {
     ).toBe(false);
   });
 
+  it("refuses /metrics off loopback without authentication unless told it is insecure, like gRPC", () => {
+    const open = ["--metrics-address", "0.0.0.0:9464"];
+    expect(() => loadConfig(open, {})).toThrow(
+      "the metrics address 0.0.0.0:9464 is not loopback, so /metrics needs authentication (PGMESH_METRICS_TOKEN or PGMESH_METRICS_TOKEN_FILE, or PGMESH_METRICS_USER with PGMESH_METRICS_PASSWORD or PGMESH_METRICS_PASSWORD_FILE); to serve it without authentication anyway, set PGMESH_METRICS_INSECURE=on (--metrics-insecure)",
+    );
+    expect(loadConfig([...open, "--metrics-insecure"], {}).metricsAuth).toBeUndefined();
+    expect(loadConfig(open, { PGMESH_METRICS_INSECURE: "on" }).metricsInsecure).toBe(true);
+    // PGMESH_INSECURE is about the gRPC port: it does not open /metrics too.
+    expect(() => loadConfig(open, { PGMESH_INSECURE: "on" })).toThrow(/PGMESH_METRICS_INSECURE/);
+    const token = "a-metrics-token-of-32-characters!";
+    expect(loadConfig(open, { PGMESH_METRICS_TOKEN: token }).metricsAuth).toEqual({
+      token,
+      tokenFile: undefined,
+      basic: undefined,
+    });
+    expect(
+      loadConfig(open, { PGMESH_METRICS_USER: "prometheus", PGMESH_METRICS_PASSWORD: "sixteen-chars-ok" })
+        .metricsAuth?.basic,
+    ).toEqual({ user: "prometheus", password: "sixteen-chars-ok" });
+    expect(() => loadConfig([], { PGMESH_METRICS_TOKEN: "short" })).toThrow(
+      "PGMESH_METRICS_TOKEN must be at least 16 characters (e.g. `openssl rand -hex 32`)",
+    );
+    expect(() => loadConfig([], { PGMESH_METRICS_USER: "prometheus" })).toThrow(
+      "PGMESH_METRICS_USER needs PGMESH_METRICS_PASSWORD or PGMESH_METRICS_PASSWORD_FILE",
+    );
+    expect(() => loadConfig([], { PGMESH_METRICS_PASSWORD: "sixteen-chars-ok" })).toThrow(
+      "PGMESH_METRICS_PASSWORD needs PGMESH_METRICS_USER",
+    );
+  });
+
+  it("keeps the audit log 90 days unless told otherwise, in whole days", () => {
+    expect(loadConfig([], {}).auditRetentionDays).toBe(90);
+    expect(loadConfig([], { PGMESH_AUDIT_RETENTION_DAYS: "400" }).auditRetentionDays).toBe(400);
+    expect(
+      loadConfig(["--audit-retention-days", "7"], { PGMESH_AUDIT_RETENTION_DAYS: "400" }).auditRetentionDays,
+    ).toBe(7);
+    expect(() => loadConfig([], { PGMESH_AUDIT_RETENTION_DAYS: "0" })).toThrow(
+      /PGMESH_AUDIT_RETENTION_DAYS must be a whole number from 1/,
+    );
+  });
+
   it("checks the TLS and admin token settings", () => {
     expect(() => loadConfig([], { PGMESH_TLS_CERT: "a.crt" })).toThrow(/both a certificate .* and its key/);
     expect(() => loadConfig([], { PGMESH_TLS_CLIENT_CA: "ca.crt" })).toThrow(/needs PGMESH_TLS_CERT/);

@@ -21,6 +21,7 @@ import type { AuditEntry } from "../../security/ports.ts";
 import { type ErrorLogger, toServiceError } from "../status.ts";
 import type { RequestObserver } from "../unary.ts";
 import { authorize, authorizeAll, DENY_UNKNOWN, readerFor } from "./access-check.ts";
+import { auditCredential, type ClientCertificate } from "./audit-credential.ts";
 import { setReader } from "./caller.ts";
 import { accessFor, describeNeeds, type Need } from "./rpc-access.ts";
 
@@ -75,6 +76,8 @@ export function accessInterceptor(deps: AccessInterceptorDeps): ServerIntercepto
       : { phase: "admitted", identity: undefined };
     /** Who the audit log names: the principal once authenticated, "anonymous" with authentication off. */
     let who: string | undefined;
+    /** The credential the audit log names (audit-credential.ts). */
+    let credential = "";
     let resource = "";
     /** Everything this call's messages were allowed so far, checked again when access changes. */
     const granted: Need[] = [];
@@ -114,6 +117,7 @@ export function accessInterceptor(deps: AccessInterceptorDeps): ServerIntercepto
       if (state.phase === "ended") return;
       state = { phase: "admitted", identity };
       who = identity.principal.name;
+      credential = auditCredential(identity.credential, clientCertificate(next));
     };
 
     // A verdict on a call already admitted: carry on with the principal as it is now, if it may
@@ -152,10 +156,12 @@ export function accessInterceptor(deps: AccessInterceptorDeps): ServerIntercepto
 
     const listener = new ServerListenerBuilder()
       .withOnReceiveMetadata((metadata, pass) => {
-        const certificateName = clientCertificateName(next);
+        const certificate = clientCertificate(next);
+        const certificateName = certificate?.commonName;
         const authenticator = deps.authenticator;
         if (!authenticator) {
           who = certificateName ? `anonymous (certificate ${certificateName})` : "anonymous";
+          credential = auditCredential(undefined, certificate);
           setReader(metadata, readerFor(undefined));
           pass(metadata);
           return;
@@ -218,6 +224,7 @@ export function accessInterceptor(deps: AccessInterceptorDeps): ServerIntercepto
         deps
           .audit({
             principal: who,
+            credential,
             method: name,
             resource,
             result: status[sent.code],
@@ -238,8 +245,13 @@ function authorizationHeader(metadata: Metadata): string | undefined {
   return typeof value === "string" ? value : undefined;
 }
 
-function clientCertificateName(call: ServerInterceptingCallInterface): string | undefined {
+/** The verified client certificate of the call's connection, if any. */
+function clientCertificate(call: ServerInterceptingCallInterface): ClientCertificate | undefined {
   const certificate = call.getAuthContext().sslPeerCertificate;
-  const commonName = certificate?.subject?.CN;
-  return typeof commonName === "string" && commonName ? commonName : undefined;
+  if (!certificate?.fingerprint256) return undefined;
+  const commonName = certificate.subject?.CN;
+  return {
+    commonName: typeof commonName === "string" && commonName ? commonName : undefined,
+    fingerprint256: certificate.fingerprint256,
+  };
 }

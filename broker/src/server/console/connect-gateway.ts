@@ -17,6 +17,7 @@ import { PublisherServiceService } from "@pgmesh/proto/pgmesh/v1/publisher";
 import type { Authenticator, Identity } from "../../security/authenticator.ts";
 import type { AuditEntry } from "../../security/ports.ts";
 import { authorize, DENY_UNKNOWN, readerFor } from "../auth/access-check.ts";
+import { auditCredential, type ClientCertificate } from "../auth/audit-credential.ts";
 import { setReader } from "../auth/caller.ts";
 import { accessFor, describeNeeds } from "../auth/rpc-access.ts";
 import type { UnaryHandlers } from "../grpc-server.ts";
@@ -27,11 +28,11 @@ import type { RequestObserver } from "../unary.ts";
 /** Who is at the other end of the HTTP connection, as the console server saw it. */
 export interface Peer {
   address: string | undefined;
-  /** The common name of a client certificate the TLS handshake verified. */
-  certificateName: string | undefined;
+  /** The client certificate the TLS handshake verified. */
+  certificate: ClientCertificate | undefined;
 }
 
-export const PEER = createContextKey<Peer>({ address: undefined, certificateName: undefined });
+export const PEER = createContextKey<Peer>({ address: undefined, certificate: undefined });
 
 export interface GatewayDeps {
   handlers: UnaryHandlers;
@@ -87,6 +88,8 @@ async function call(
   const peer = context.values.get(PEER);
   /** Who the audit log names; unset until authenticated (a failed authentication is not audited). */
   let who: string | undefined;
+  /** The credential the audit log names (audit-credential.ts). */
+  let credential = "";
   let resource = "";
   let refused = true;
   let outcome: Partial<ServiceError> = { code: status.OK };
@@ -95,12 +98,15 @@ async function call(
     if (deps.authenticator) {
       identity = await deps.authenticator.authenticate({
         authorization: context.requestHeader.get("authorization") ?? undefined,
-        certificateName: peer.certificateName,
+        certificateName: peer.certificate?.commonName,
         peerAddress: peer.address,
       });
       who = identity.principal.name;
+      credential = auditCredential(identity.credential, peer.certificate);
     } else {
-      who = peer.certificateName ? `anonymous (certificate ${peer.certificateName})` : "anonymous";
+      const name = peer.certificate?.commonName;
+      who = name ? `anonymous (certificate ${name})` : "anonymous";
+      credential = auditCredential(undefined, peer.certificate);
     }
     const message: unknown = grpcMethod.requestDeserialize(Buffer.from(requestBytes));
     if (access.kind === "checked") {
@@ -127,6 +133,7 @@ async function call(
       await deps
         .audit({
           principal: who,
+          credential,
           method: name,
           resource,
           result: status[outcome.code ?? status.INTERNAL],

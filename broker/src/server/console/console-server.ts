@@ -14,6 +14,7 @@ import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
 import { createContextValues } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
+import type { ClientCertificate } from "../auth/audit-credential.ts";
 import { MAX_REQUEST_BYTES } from "../grpc-server.ts";
 import { consoleRoutes, type GatewayDeps, PEER } from "./connect-gateway.ts";
 
@@ -73,7 +74,7 @@ export class ConsoleServer {
       contextValues: (req) =>
         createContextValues().set(PEER, {
           address: req.socket.remoteAddress,
-          certificateName: certificateName(req.socket as TLSSocket),
+          certificate: clientCertificate(req.socket as TLSSocket),
         }),
     });
     const handle = (req: IncomingMessage, res: ServerResponse) => {
@@ -181,10 +182,16 @@ function loadFiles(root: string): Map<string, StaticFile> {
   return files;
 }
 
-function certificateName(socket: TLSSocket): string | undefined {
+/** The client certificate the handshake verified (under mutual TLS), as the audit log names it. */
+function clientCertificate(socket: TLSSocket): ClientCertificate | undefined {
   if (typeof socket.getPeerCertificate !== "function" || !socket.authorized) return undefined;
-  const commonName = socket.getPeerCertificate()?.subject?.CN;
-  return typeof commonName === "string" && commonName ? commonName : undefined;
+  const certificate = socket.getPeerCertificate();
+  if (!certificate?.fingerprint256) return undefined;
+  const commonName = certificate.subject?.CN;
+  return {
+    commonName: typeof commonName === "string" && commonName ? commonName : undefined,
+    fingerprint256: certificate.fingerprint256,
+  };
 }
 
 /** A Host header naming this machine or an IP address, never a DNS name that could be rebound. */

@@ -135,8 +135,8 @@ export async function revokeEnvironmentTokensExcept(sql: Runner, keepId: string)
 
 export async function insertAudit(sql: Runner, e: AuditEntry): Promise<void> {
   await sql`
-    INSERT INTO pgmesh.audit_log (principal, method, resource, result, detail)
-    VALUES (${e.principal}, ${e.method}, ${e.resource}, ${e.result}, ${e.detail})`;
+    INSERT INTO pgmesh.audit_log (principal, credential, method, resource, result, detail)
+    VALUES (${e.principal}, ${e.credential}, ${e.method}, ${e.resource}, ${e.result}, ${e.detail})`;
 }
 
 /** Newest first; `beforeId` pages backwards. */
@@ -147,7 +147,7 @@ export async function selectAudit(
   principal: string | undefined,
 ): Promise<AuditRecord[]> {
   const rows = await sql`
-    SELECT id::text, at, principal, method, resource, result, detail FROM pgmesh.audit_log
+    SELECT id::text, at, principal, credential, method, resource, result, detail FROM pgmesh.audit_log
     WHERE (${beforeId ?? null}::bigint IS NULL OR audit_log.id < ${beforeId ?? null}::bigint)
       AND (${principal ?? null}::text IS NULL OR principal = ${principal ?? null})
     ORDER BY audit_log.id DESC LIMIT ${limit}`;
@@ -155,6 +155,7 @@ export async function selectAudit(
     id: row.id as string,
     at: row.at as Date,
     principal: row.principal as string,
+    credential: row.credential as string,
     method: row.method as string,
     resource: row.resource as string,
     result: row.result as string,

@@ -39,7 +39,8 @@ export async function insertCursor(
   topic: string,
   position: string,
 ): Promise<void> {
-  await sql`INSERT INTO pgmesh.cursors (queue, topic, position) VALUES (${queue}, ${topic}, ${position})`;
+  await sql`INSERT INTO pgmesh.cursors (queue, topic, topic_id, position)
+            VALUES (${queue}, ${topic}, pgmesh.topic_id(${topic}), ${position})`;
 }
 
 /** The cursor of a subscription and up to `limit` events after it; undefined when it has none. */
@@ -52,12 +53,12 @@ export async function selectAfterCursor(
     -- The row comparison makes Postgres walk the (topic, seq) index from the cursor: written as
     -- topic = x AND seq > y it read the primary key and filtered by topic, 1.6 s behind a million
     -- events of another topic (bench (e) profile) instead of 0.3 ms.
-    SELECT c.position AS cursor_position, e.*
+    SELECT c.position AS cursor_position, c.topic, e.*
     FROM pgmesh.cursors c
     LEFT JOIN LATERAL (
       SELECT * FROM pgmesh.events e
-      WHERE (e.topic, e.seq) > (c.topic, c.position) AND e.topic <= c.topic
-      ORDER BY e.topic, e.seq LIMIT ${limit}
+      WHERE (e.topic_id, e.seq) > (c.topic_id, c.position) AND e.topic_id <= c.topic_id
+      ORDER BY e.topic_id, e.seq LIMIT ${limit}
     ) e ON true
     WHERE c.queue = ${queue}
     ORDER BY e.seq`;
@@ -149,7 +150,7 @@ export async function selectQueuesBehind(sql: Runner, queues: string[]): Promise
     SELECT c.queue FROM pgmesh.cursors c
     WHERE c.queue = ANY(${queues}::text[])
       AND EXISTS (SELECT 1 FROM pgmesh.events e
-                  WHERE (e.topic, e.seq) > (c.topic, c.position) AND e.topic <= c.topic)`;
+                  WHERE (e.topic_id, e.seq) > (c.topic_id, c.position) AND e.topic_id <= c.topic_id)`;
   return rows.map((r) => r.queue as string);
 }
 
@@ -162,11 +163,11 @@ export async function selectCursorLag(
   const [row] = await sql`
     SELECT c.position,
            (SELECT count(*) FROM (SELECT 1 FROM pgmesh.events e
-                                  WHERE (e.topic, e.seq) > (c.topic, c.position) AND e.topic <= c.topic
+                                  WHERE (e.topic_id, e.seq) > (c.topic_id, c.position) AND e.topic_id <= c.topic_id
                                   LIMIT ${cap}) x) AS lag,
            coalesce(extract(epoch FROM now() - (SELECT e.published_at FROM pgmesh.events e
-                              WHERE (e.topic, e.seq) > (c.topic, c.position) AND e.topic <= c.topic
-                              ORDER BY e.topic, e.seq LIMIT 1)), 0)::float8 AS age
+                              WHERE (e.topic_id, e.seq) > (c.topic_id, c.position) AND e.topic_id <= c.topic_id
+                              ORDER BY e.topic_id, e.seq LIMIT 1)), 0)::float8 AS age
     FROM pgmesh.cursors c WHERE c.queue = ${queue}`;
   return {
     events: Number(row?.lag ?? 0),
@@ -178,7 +179,8 @@ export async function selectCursorLag(
 /** The newest seq of a topic (0 when it has none). */
 export async function selectTopicHead(sql: Runner, topic: string): Promise<string> {
   const [row] = await sql`
-    SELECT coalesce((SELECT seq FROM pgmesh.events WHERE topic = ${topic} ORDER BY seq DESC LIMIT 1), 0) AS seq`;
+    SELECT coalesce((SELECT seq FROM pgmesh.events WHERE topic_id = pgmesh.topic_id(${topic})
+                     ORDER BY seq DESC LIMIT 1), 0) AS seq`;
   return String(row?.seq ?? "0");
 }
 
@@ -188,7 +190,7 @@ export async function selectTopicTail(
   topic: string,
 ): Promise<{ seq: string; publishedAt: Date } | undefined> {
   const [row] = await sql`
-    SELECT seq, published_at FROM pgmesh.events WHERE topic = ${topic} ORDER BY seq LIMIT 1`;
+    SELECT seq, published_at FROM pgmesh.events WHERE topic_id = pgmesh.topic_id(${topic}) ORDER BY seq LIMIT 1`;
   return row ? { seq: String(row.seq), publishedAt: row.published_at as Date } : undefined;
 }
 

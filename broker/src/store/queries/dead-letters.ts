@@ -1,7 +1,7 @@
 // Named queries on pgmesh.dead_letters' read and operator side (list, redrive, purge).
 import type { DeadLetter, DeadLetterReason, DeadLetterSelection } from "../../delivery/model.ts";
 import type { Sql, TransactionSql } from "../database.ts";
-import { toStoredEvent } from "./events.ts";
+import { topicName, toStoredEvent } from "./events.ts";
 
 type Runner = Sql | TransactionSql;
 
@@ -23,7 +23,7 @@ export async function selectDeadLetters(
 ): Promise<DeadLetter[]> {
   const rows = await sql`
     SELECT dl.id AS dl_id, dl.subscription, dl.attempts, dl.reason, dl.last_error, dl.first_failed_at,
-           dl.dead_lettered_at, e.*
+           dl.dead_lettered_at, e.*, ${topicName(sql, "e")}
     FROM pgmesh.dead_letters dl JOIN pgmesh.events e ON e.seq = dl.event_seq
     WHERE ${matching(sql, selection)} AND dl.id > ${afterId}
     ORDER BY dl.id LIMIT ${limit}`;

@@ -1,6 +1,6 @@
 // Named queries on pgmesh.events.
 import type { EventEnvelope, StoredEvent } from "../../delivery/model.ts";
-import type { Sql } from "../database.ts";
+import type { Sql, TransactionSql } from "../database.ts";
 
 /**
  * An event row's type URL is NULL when it is this prefix and the event's type (migration 0032):
@@ -17,13 +17,19 @@ export const topicEventKey = (topic: string, event: Pick<EventEnvelope, "source"
 
 export async function selectEventsBySeq(sql: Sql, seqs: string[]): Promise<StoredEvent[]> {
   const rows = await sql`
-    SELECT seq, topic, id, source, type, subject, time, attributes, ordering_key,
-           data_type_url, data, published_at, deliver_after
-    FROM pgmesh.events WHERE seq = ANY(${seqs}::bigint[])`;
+    SELECT e.*, ${topicName(sql, "e")}
+    FROM pgmesh.events e WHERE e.seq = ANY(${seqs}::bigint[])`;
   return rows.map(toStoredEvent);
 }
 
-/** Maps a row of pgmesh.events (all columns) to the domain record. */
+/**
+ * The event's topic by name, as a column `topic` for toStoredEvent (events name their topic by id,
+ * migration 0042; a topic deleted since has none).
+ */
+export const topicName = (sql: Sql | TransactionSql, alias: string) =>
+  sql.unsafe(`coalesce((SELECT t.name FROM pgmesh.topics t WHERE t.id = ${alias}.topic_id), '') AS topic`);
+
+/** Maps a row of pgmesh.events (all columns, and `topic` by name) to the domain record. */
 export function toStoredEvent(r: Record<string, unknown>): StoredEvent {
   return {
     seq: String(r.seq),
@@ -33,7 +39,8 @@ export function toStoredEvent(r: Record<string, unknown>): StoredEvent {
     type: r.type as string,
     subject: r.subject as string,
     time: (r.time as Date | null) ?? undefined,
-    attributes: r.attributes as Record<string, string>,
+    // NULL when the event has none (migration 0042).
+    attributes: (r.attributes as Record<string, string> | null) ?? {},
     orderingKey: r.ordering_key as string,
     dataTypeUrl: (r.data_type_url as string | null) ?? IMPLIED_TYPE_URL_PREFIX + (r.type as string),
     data: r.data as Uint8Array,
@@ -43,8 +50,8 @@ export function toStoredEvent(r: Record<string, unknown>): StoredEvent {
 }
 
 /**
- * A page of a topic's stored events over the (topic, seq) index: ascending from a seq (inclusive),
- * or descending before one (exclusive; none: from the newest).
+ * A page of a topic's stored events over the (topic_id, seq) index: ascending from a seq
+ * (inclusive), or descending before one (exclusive; none: from the newest).
  */
 export async function selectTopicEvents(
   sql: Sql,
@@ -55,15 +62,13 @@ export async function selectTopicEvents(
   const rows =
     from.direction === "up"
       ? await sql`
-          SELECT seq, topic, id, source, type, subject, time, attributes, ordering_key,
-                 data_type_url, data, published_at, deliver_after
-          FROM pgmesh.events WHERE topic = ${topic} AND seq >= ${from.seq}::bigint
-          ORDER BY topic, seq LIMIT ${limit}`
+          SELECT e.*, ${topic}::text AS topic FROM pgmesh.events e
+          WHERE e.topic_id = pgmesh.topic_id(${topic}) AND e.seq >= ${from.seq}::bigint
+          ORDER BY e.topic_id, e.seq LIMIT ${limit}`
       : await sql`
-          SELECT seq, topic, id, source, type, subject, time, attributes, ordering_key,
-                 data_type_url, data, published_at, deliver_after
-          FROM pgmesh.events
-          WHERE topic = ${topic} AND seq < ${from.before ?? "9223372036854775807"}::bigint
-          ORDER BY topic DESC, seq DESC LIMIT ${limit}`;
+          SELECT e.*, ${topic}::text AS topic FROM pgmesh.events e
+          WHERE e.topic_id = pgmesh.topic_id(${topic})
+            AND e.seq < ${from.before ?? "9223372036854775807"}::bigint
+          ORDER BY e.topic_id DESC, e.seq DESC LIMIT ${limit}`;
   return rows.map(toStoredEvent);
 }

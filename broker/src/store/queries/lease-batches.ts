@@ -44,7 +44,7 @@ export async function takeSlots(sql: Runner, leases: Lease[]): Promise<Set<strin
   return taken;
 }
 
-/** Slots of batches whose lease ran out, on any broker: about `limit` of them. */
+/** Up to `limit` slots of batches whose lease ran out, on any broker, oldest batches first. */
 export async function selectLapsedSlots(
   sql: Runner,
   limit: number,
@@ -54,7 +54,7 @@ export async function selectLapsedSlots(
     FROM pgmesh.lease_batches b JOIN pgmesh.subscriptions s ON s.queue = b.queue
     WHERE b.expires_at < now()
     ORDER BY b.expires_at
-    LIMIT ${Math.max(1, Math.ceil(limit / 100))}`;
+    LIMIT ${limit}`;
   const lapsed: { subscription: string; lease: Lease }[] = [];
   for (const row of rows) {
     const pending = row.pending as string;

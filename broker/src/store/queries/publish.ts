@@ -54,15 +54,16 @@ export async function publishStatement(sql: Runner, p: PublishStatement): Promis
   // rises with seq within a topic (a seek to a time searches by it).
   const rows = await sql`
     WITH locked_topics AS (
-      SELECT name FROM pgmesh.topics WHERE name = ANY(${p.topics}::text[]) ORDER BY name FOR NO KEY UPDATE
+      SELECT name, id FROM pgmesh.topics WHERE name = ANY(${p.topics}::text[]) ORDER BY name FOR NO KEY UPDATE
     ), locked AS (
-      SELECT coalesce(array_agg(name), '{}') AS names FROM locked_topics
+      SELECT coalesce(array_agg(name), '{}') AS names, coalesce(array_agg(id), '{}') AS ids FROM locked_topics
     ), input AS (
-      SELECT x.*
+      SELECT x.*, l.ids[array_position(l.names, x.topic)] AS topic_id
       FROM jsonb_to_recordset(${sql.json(events)}::jsonb) AS x(
         ord int, topic text, key_digest uuid, id text, source text, type text, subject text, time timestamptz,
         attributes jsonb, ordering_key text, data_type_url text, data text, deliver_after timestamptz)
-      WHERE x.topic = ANY((SELECT names FROM locked)::text[])
+      CROSS JOIN (SELECT names, ids FROM locked) l
+      WHERE x.topic = ANY(l.names)
     ), claimed AS (
       INSERT INTO pgmesh.event_keys (digest)
       SELECT key_digest FROM input ORDER BY ord
@@ -70,17 +71,17 @@ export async function publishStatement(sql: Runner, p: PublishStatement): Promis
       RETURNING digest
     ), inserted AS (
       INSERT INTO pgmesh.events
-        (topic, id, source, type, subject, time, attributes, ordering_key, data_type_url, data, deliver_after,
+        (topic_id, id, source, type, subject, time, attributes, ordering_key, data_type_url, data, deliver_after,
          published_at)
-      SELECT i.topic, i.id, i.source, i.type, i.subject, i.time, i.attributes, i.ordering_key,
+      SELECT i.topic_id, i.id, i.source, i.type, i.subject, i.time, nullif(i.attributes, '{}'), i.ordering_key,
              nullif(i.data_type_url, ${IMPLIED_TYPE_URL_PREFIX}::text || i.type), decode(i.data, 'base64'),
              i.deliver_after, clock_timestamp()
       FROM input i JOIN claimed c ON c.digest = i.key_digest
       ORDER BY i.ord
-      RETURNING seq, topic, source, id, published_at
+      RETURNING seq, topic_id, source, id, published_at
     ), stored AS (
       SELECT s.seq, s.published_at, i.ord
-      FROM inserted s JOIN input i ON i.topic = s.topic AND i.source = s.source AND i.id = s.id
+      FROM inserted s JOIN input i ON i.topic_id = s.topic_id AND i.source = s.source AND i.id = s.id
     ), notified AS (
       SELECT pg_notify(${p.notify?.channel ?? ""}, ${p.notify?.payload ?? ""})
       WHERE ${p.notify !== undefined} AND EXISTS (SELECT 1 FROM inserted)

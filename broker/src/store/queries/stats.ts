@@ -21,11 +21,11 @@ export async function selectSubscriptionGauges(sql: Sql) {
     FROM pgmesh.subscriptions s
     LEFT JOIN LATERAL (
       SELECT (SELECT count(*) FROM (SELECT 1 FROM pgmesh.events e
-                                    WHERE (e.topic, e.seq) > (cu.topic, cu.position) AND e.topic <= cu.topic
+                                    WHERE (e.topic_id, e.seq) > (cu.topic_id, cu.position) AND e.topic_id <= cu.topic_id
                                     LIMIT ${GAUGE_LAG_CAP}) x) AS lag,
              (SELECT e.published_at FROM pgmesh.events e
-              WHERE (e.topic, e.seq) > (cu.topic, cu.position) AND e.topic <= cu.topic
-              ORDER BY e.topic, e.seq LIMIT 1) AS oldest
+              WHERE (e.topic_id, e.seq) > (cu.topic_id, cu.position) AND e.topic_id <= cu.topic_id
+              ORDER BY e.topic_id, e.seq LIMIT 1) AS oldest
       FROM pgmesh.cursors cu WHERE cu.queue = s.queue
     ) c ON true
     LEFT JOIN (

@@ -40,13 +40,22 @@ export async function deleteEventKeysOlderThan(sql: Sql, seconds: number, limit:
   return rows.length;
 }
 
+/** Deletes up to `limit` audit log rows older than `days` (by the `at` index); returns how many. */
+export async function deleteAuditOlderThan(sql: Sql, days: number, limit: number): Promise<number> {
+  const rows = await sql`
+    DELETE FROM pgmesh.audit_log WHERE id IN (
+      SELECT id FROM pgmesh.audit_log WHERE at < now() - ${days} * interval '1 day' LIMIT ${limit})
+    RETURNING 1`;
+  return rows.length;
+}
+
 /** Topics that hold events older than their retention. */
 export async function selectTopicsPastRetention(sql: Sql): Promise<{ topic: string; cutoff: Date }[]> {
   const rows = await sql`
     SELECT t.name, now() - t.retention_seconds * interval '1 second' AS cutoff
     FROM pgmesh.topics t
     WHERE EXISTS (SELECT 1 FROM pgmesh.events e
-                  WHERE e.topic = t.name AND e.published_at < now() - t.retention_seconds * interval '1 second')`;
+                  WHERE e.topic_id = t.id AND e.published_at < now() - t.retention_seconds * interval '1 second')`;
   return rows.map((r) => ({ topic: r.name as string, cutoff: r.cutoff as Date }));
 }
 
@@ -84,7 +93,7 @@ export async function deleteExpiredEvents(
     WITH deleted AS (
       DELETE FROM pgmesh.events WHERE ctid IN (
         SELECT e.ctid FROM pgmesh.events e
-        WHERE e.topic = ${topic} AND e.published_at < ${cutoff}
+        WHERE e.topic_id = pgmesh.topic_id(${topic}) AND e.published_at < ${cutoff}
           AND (${before ?? null}::bigint IS NULL OR e.seq < ${before ?? null}::bigint)
           AND NOT EXISTS (SELECT 1 FROM pgmesh.dead_letters d WHERE d.event_seq = e.seq)
         LIMIT ${limit})

@@ -15,7 +15,8 @@ DEAD_LETTER_REASON_UNSPECIFIED: DeadLetterReason
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class AuditRecord(_message.Message):
-    __slots__ = ["detail", "id", "method", "principal", "resource", "result", "time"]
+    __slots__ = ["credential", "detail", "id", "method", "principal", "resource", "result", "time"]
+    CREDENTIAL_FIELD_NUMBER: _ClassVar[int]
     DETAIL_FIELD_NUMBER: _ClassVar[int]
     ID_FIELD_NUMBER: _ClassVar[int]
     METHOD_FIELD_NUMBER: _ClassVar[int]
@@ -23,6 +24,7 @@ class AuditRecord(_message.Message):
     RESOURCE_FIELD_NUMBER: _ClassVar[int]
     RESULT_FIELD_NUMBER: _ClassVar[int]
     TIME_FIELD_NUMBER: _ClassVar[int]
+    credential: str
     detail: str
     id: str
     method: str
@@ -30,7 +32,7 @@ class AuditRecord(_message.Message):
     resource: str
     result: str
     time: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[str] = ..., time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., principal: _Optional[str] = ..., method: _Optional[str] = ..., resource: _Optional[str] = ..., result: _Optional[str] = ..., detail: _Optional[str] = ...) -> None: ...
+    def __init__(self, id: _Optional[str] = ..., time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., principal: _Optional[str] = ..., method: _Optional[str] = ..., resource: _Optional[str] = ..., result: _Optional[str] = ..., detail: _Optional[str] = ..., credential: _Optional[str] = ...) -> None: ...
 
 class ConsumerInfo(_message.Message):
     __slots__ = ["connect_time", "in_flight", "max_outstanding_messages", "name"]

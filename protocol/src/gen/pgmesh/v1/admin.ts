@@ -643,6 +643,14 @@ export interface AuditRecord {
   /** The result: a gRPC status code name (OK, PERMISSION_DENIED, ...) and its message. */
   result: string;
   detail: string;
+  /**
+   * How the principal proved who it was: "token <id>" (the token's public id, as `pgmesh tokens
+   * list` shows it) or "certificate sha256:<fingerprint>" (the client certificate's SHA-256
+   * fingerprint, colon-separated hex as `openssl x509 -fingerprint -sha256` prints it). Empty with
+   * authentication off (unless a client certificate was presented) and on records written before
+   * the broker recorded it.
+   */
+  credential: string;
 }
 
 export interface ListAuditLogRequest {
@@ -7758,7 +7766,7 @@ export const RevokeTokenResponse: MessageFns<RevokeTokenResponse> = {
 };
 
 function createBaseAuditRecord(): AuditRecord {
-  return { id: "", time: undefined, principal: "", method: "", resource: "", result: "", detail: "" };
+  return { id: "", time: undefined, principal: "", method: "", resource: "", result: "", detail: "", credential: "" };
 }
 
 export const AuditRecord: MessageFns<AuditRecord> = {
@@ -7783,6 +7791,9 @@ export const AuditRecord: MessageFns<AuditRecord> = {
     }
     if (message.detail !== "") {
       writer.uint32(58).string(message.detail);
+    }
+    if (message.credential !== "") {
+      writer.uint32(66).string(message.credential);
     }
     return writer;
   },
@@ -7856,6 +7867,14 @@ export const AuditRecord: MessageFns<AuditRecord> = {
             message.detail = reader.string();
             continue;
           }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.credential = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -7877,6 +7896,7 @@ export const AuditRecord: MessageFns<AuditRecord> = {
       resource: isSet(object.resource) ? globalThis.String(object.resource) : "",
       result: isSet(object.result) ? globalThis.String(object.result) : "",
       detail: isSet(object.detail) ? globalThis.String(object.detail) : "",
+      credential: isSet(object.credential) ? globalThis.String(object.credential) : "",
     };
   },
 
@@ -7903,6 +7923,9 @@ export const AuditRecord: MessageFns<AuditRecord> = {
     if (message.detail !== "") {
       obj.detail = message.detail;
     }
+    if (message.credential !== "") {
+      obj.credential = message.credential;
+    }
     return obj;
   },
 
@@ -7918,6 +7941,7 @@ export const AuditRecord: MessageFns<AuditRecord> = {
     message.resource = object.resource ?? "";
     message.result = object.result ?? "";
     message.detail = object.detail ?? "";
+    message.credential = object.credential ?? "";
     return message;
   },
 };
