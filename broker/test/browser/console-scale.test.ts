@@ -83,7 +83,7 @@ it("pages through 100,000 dead letters", async () => {
     await sql`
       INSERT INTO pgmesh.dead_letters (subscription, event_seq, attempts, reason, last_error, first_failed_at)
       SELECT ${`${name(0)}.sub`}, e.seq, 5, 'max_attempts', 'failure ' || g, now()
-      FROM generate_series(1, 100000) g, (SELECT seq FROM pgmesh.events WHERE topic = ${name(0)}) e`;
+      FROM generate_series(1, 100000) g, (SELECT seq FROM pgmesh.events WHERE topic_id = pgmesh.topic_id(${name(0)})) e`;
   } finally {
     await sql.end();
   }

@@ -153,6 +153,8 @@ describe("the Connect API has the gRPC API's access rules", () => {
     expect(records).toContainEqual(
       expect.objectContaining({
         principal: "admin",
+        // The token that acted, named as the gRPC interceptor names it.
+        credential: expect.stringMatching(/^token [0-9a-f]{16}$/),
         method: "CreateTopic",
         resource: "topic console.made",
         result: "OK",
