@@ -26,10 +26,10 @@ const execFileAsync = promisify(execFile);
  * What a packed tarball may weigh at most (npm pack's `size`), so that growth is a decision. The
  * broker's grew from under 160,000 to 163,000 with delivery core v2 (cursors, seek, its migration) and
  * to 173,000 with the security rework (revocation of open streams, rate limits, migration 0034).
- * The web console weighs 57,000 of it (its app in console/dist 52,400, its listener and RPCs 4,400),
- * so the budget rose by that: 240,300 with it.
+ * The web console weighs 62,700 (measured against main's 183,500): its app in console/dist 52,400,
+ * its listener, Connect gateway, new RPCs and their descriptors 10,300; the budget rose by that.
  */
-const MAX_PACKED_BYTES = { "@pgmesh/proto": 100_000, "@pgmesh/sdk": 60_000, "@pgmesh/broker": 242_000 };
+const MAX_PACKED_BYTES = { "@pgmesh/proto": 100_000, "@pgmesh/sdk": 60_000, "@pgmesh/broker": 248_000 };
 
 interface Packed {
   name: string;

@@ -36,12 +36,18 @@ export function usePoll<T>(load: () => Promise<T>, everyMs: number, deps: unknow
   return { data, error, reload: () => setTick((t) => t + 1) };
 }
 
+/**
+ * A failure, in the broker's words. A permission the token lacks is a fact to state, not an alarm;
+ * the broker being unreachable or refusing otherwise is.
+ */
 export function ErrorBox({ error }: { error: string | undefined }) {
-  return error ? (
+  if (!error) return null;
+  if (error.startsWith("permission denied")) return <div class="notice">{error}</div>;
+  return (
     <div class="error" role="alert">
       {error}
     </div>
-  ) : null;
+  );
 }
 
 export function Sparkline({ values, label }: { values: number[]; label: string }) {

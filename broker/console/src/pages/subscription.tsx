@@ -164,11 +164,7 @@ export function SubscriptionPage({ name }: { name: string }) {
       {pending && (
         <Confirm question={pending.question} onConfirm={confirm} onCancel={() => setPending(undefined)} />
       )}
-      {deadLetters.error && (
-        <div class={deadLetters.error.startsWith("permission denied") ? "notice" : "error"} role="alert">
-          {deadLetters.error}
-        </div>
-      )}
+      <ErrorBox error={deadLetters.error} />
       {mayManage && (
         <div class="bar">
           <button
