@@ -119,6 +119,19 @@ describe("the web console", { timeout: 60_000 }, () => {
       .toBe("20");
     const rate = admin.locator('tr[data-topic="shop.orders"] [data-col="publish-rate"]');
     await expect.poll(() => rate.textContent(), { timeout: 10_000 }).not.toBe("0/s");
+    // A second publish a poll later, so that the screenshot's charts have a line to draw.
+    await mesh.client.publish(
+      "shop.orders",
+      Array.from({ length: 10 }, (_, i) => ({
+        id: `o-${20 + i}`,
+        source: "shop",
+        type: "pgmesh.v1.Topic",
+        data: orderPayload(`order-${20 + i}`),
+      })),
+    );
+    await expect
+      .poll(() => row.locator('[data-col="backlog"]').textContent(), { timeout: 10_000 })
+      .toBe("30");
     await admin.screenshot({ path: docs("console-overview.png") });
     expectPicture(docs("console-overview.png"), 1400);
   });
