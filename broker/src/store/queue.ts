@@ -56,7 +56,7 @@ import {
   type CursorRead,
   insertCursor,
   seekCursor,
-  selectAfterCursor,
+  selectAfterCursors,
   selectQueuesBehind,
 } from "./queries/cursors.ts";
 import { forgetFailures, insertDeadLetters, recordFailures } from "./queries/failures.ts";
@@ -151,6 +151,17 @@ const ACK_GROUP_MAX_LEASES = 10_000;
 /** Likewise for the fetches of the subscriptions' dispatchers. */
 const FETCH_GROUPS_IN_FLIGHT = 2;
 const FETCH_GROUP_MAX_LEASES = 10_000;
+/** Likewise for their cursor reads (one statement a group) and advances (one transaction a group). */
+const CURSOR_GROUPS_IN_FLIGHT = 2;
+const CURSOR_GROUP_MAX_EVENTS = 10_000;
+
+interface CursorAdvance {
+  queue: string;
+  from: string;
+  to: string;
+  deliveries: ScheduledDelivery[];
+  holding: LeaseHolding;
+}
 
 export class JobQueue implements DeliveryQueue {
   private readonly completions = new GroupCommit<Completion, Set<string>>(
@@ -161,6 +172,19 @@ export class JobQueue implements DeliveryQueue {
   private readonly fetches = new GroupCommit<{ queue: string; limit: number }, Lease[]>(
     (items) => this.fetchGroup(items),
     { maxInFlight: FETCH_GROUPS_IN_FLIGHT, maxWeight: FETCH_GROUP_MAX_LEASES },
+  );
+
+  private readonly cursorReads = new GroupCommit<{ queue: string; limit: number }, CursorRead | undefined>(
+    async (items) => {
+      const reads = await selectAfterCursors(this.sql, items);
+      return items.map((item) => ({ ok: true, value: reads.get(item.queue) }));
+    },
+    { maxInFlight: CURSOR_GROUPS_IN_FLIGHT, maxWeight: CURSOR_GROUP_MAX_EVENTS },
+  );
+
+  private readonly cursorAdvances = new GroupCommit<CursorAdvance, Map<string, Lease> | undefined>(
+    (items) => this.advanceGroup(items),
+    { maxInFlight: CURSOR_GROUPS_IN_FLIGHT, maxWeight: CURSOR_GROUP_MAX_EVENTS },
   );
 
   private constructor(
@@ -265,10 +289,19 @@ export class JobQueue implements DeliveryQueue {
     return this.fetches.submit({ queue, limit }, limit);
   }
 
+  /**
+   * Reads a subscription's cursor and the events after it. The reads of every dispatcher on this
+   * broker are grouped like fetches: those that arrive while others run share the next statement.
+   */
   readCursor(queue: string, limit: number): Promise<CursorRead | undefined> {
-    return selectAfterCursor(this.sql, queue, limit);
+    return this.cursorReads.submit({ queue, limit }, limit);
   }
 
+  /**
+   * Moves a cursor and writes its deliveries. Grouped too: the advances that arrive while others
+   * commit share the next transaction, so a broker with many subscriptions each leasing a few
+   * events (bench (d): 100 subscriptions at 10 events/s) pays a commit per round, not per lease.
+   */
   advanceCursor(
     queue: string,
     from: string,
@@ -276,7 +309,24 @@ export class JobQueue implements DeliveryQueue {
     deliveries: ScheduledDelivery[],
     holding: LeaseHolding,
   ): Promise<Map<string, Lease> | undefined> {
-    return advanceCursor(this.sql, queue, from, to, deliveries, holding);
+    return this.cursorAdvances.submit(
+      { queue, from, to, deliveries, holding },
+      Math.max(1, deliveries.length),
+    );
+  }
+
+  private async advanceGroup(items: CursorAdvance[]): Promise<GroupResult<Map<string, Lease> | undefined>[]> {
+    const advance = (sql: Sql | TransactionSql, a: CursorAdvance) =>
+      advanceCursor(sql, a.queue, a.from, a.to, a.deliveries, a.holding);
+    if (items.length === 1) return [{ ok: true, value: await advance(this.sql, items[0] as CursorAdvance) }];
+    // In queue order: two brokers' groups lock the cursors they share in the same order, so they
+    // wait for each other instead of deadlocking. Sent at once (postgres.js pipelines them).
+    const order = items.map((_, i) => i).sort((a, b) => compare(items[a]?.queue, items[b]?.queue));
+    const values = await transaction(this.sql, (tx) =>
+      Promise.all(order.map((i) => advance(tx, items[i] as CursorAdvance))),
+    );
+    const byItem = new Map(order.map((i, k) => [i, values[k]]));
+    return items.map((_, i) => ({ ok: true, value: byItem.get(i) }));
   }
 
   /** Queues with a job due now or a cursor behind its topic. */
@@ -541,6 +591,8 @@ export class JobQueue implements DeliveryQueue {
 }
 
 const toAttempt = (lease: Lease) => ({ id: lease.jobId, retryCount: lease.retryCount });
+
+const compare = (a = "", b = "") => (a < b ? -1 : a > b ? 1 : 0);
 
 /** pg-boss reads deleteAfterSeconds 0 as "keep for ever"; our 0 means "delete promptly". */
 export const deletionSeconds = (ackedRetentionSeconds: number) => Math.max(1, ackedRetentionSeconds);

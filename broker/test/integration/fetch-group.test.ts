@@ -1,6 +1,7 @@
 // A round of fetches from many subscriptions' queues (dispatchers woken together, as when a
 // thousand streams reconnect) asks once which queues have a delivery due, and runs pg-boss's
-// fetch only on those: an empty queue costs no fetch statement.
+// fetch only on those: an empty queue costs no fetch statement. Cursor reads and advances of many
+// subscriptions are grouped the same way, one statement and one transaction a round.
 import { describe, expect, it, vi } from "vitest";
 import { useTestBroker } from "../support/broker.ts";
 import { useJobQueue } from "../support/job-queue.ts";
@@ -35,5 +36,41 @@ describe("a round of fetches", () => {
     } finally {
       fetch.mockRestore();
     }
+  });
+  it("groups many subscriptions' cursor reads and advances, each still fenced on its own position", async () => {
+    const { client } = t.mesh;
+    await client.createTopic("round.cursor");
+    const names = Array.from({ length: 20 }, (_, i) => `round.cursor.s${i}`);
+    for (const name of names) await client.createSubscription(name, "round.cursor");
+    await client.publish(
+      "round.cursor",
+      ["a", "b", "c"].map((id) => ({ id, source: "test", type: "t.v1.E" })),
+    );
+    const queues = await Promise.all(
+      names.map(
+        async (name) =>
+          (await q.sql`SELECT queue FROM pgmesh.subscriptions WHERE name = ${name}`)[0]?.queue as string,
+      ),
+    );
+    const reads = await Promise.all(queues.map((queue) => q.queue.readCursor(queue, 10)));
+    expect(reads.map((r) => r?.events.map((e) => e.id))).toEqual(queues.map(() => ["a", "b", "c"]));
+    const advance = (i: number) => {
+      const read = reads[i];
+      if (!read) throw new Error("expected a read");
+      return q.queue.advanceCursor(
+        queues[i] as string,
+        read.position,
+        read.events.at(-1)?.seq as string,
+        read.events.map((e) => ({ seq: e.seq, leased: true })),
+        "batch",
+      );
+    };
+    // Every subscription at once, and the first one twice from the same position: one of its two
+    // advances wins, the other finds the cursor moved.
+    const [again, ...advanced] = await Promise.all([advance(0), ...queues.map((_, i) => advance(i))]);
+    expect(advanced.slice(1).map((leases) => leases?.size)).toEqual(queues.slice(1).map(() => 3));
+    expect([again?.size, advanced[0]?.size].sort()).toEqual([3, undefined]);
+    const after = await Promise.all(queues.map((queue) => q.queue.readCursor(queue, 10)));
+    expect(after.map((r) => r?.events.length)).toEqual(queues.map(() => 0));
   });
 });

@@ -249,4 +249,28 @@ describe("publish and the lease from the cursor", () => {
     expect(ids).toEqual(["four", "one", "three", "two"]);
     first.cancel();
   });
+  it("stores an event's topic as its id and no attributes as NULL, and reads both back as sent", async () => {
+    const { client } = t.mesh;
+    await client.createTopic("ps.compact");
+    await client.createSubscription("ps.compact.sub", "ps.compact");
+    await client.publish("ps.compact", [
+      { id: "bare", source: "s", type: "t" },
+      { id: "tagged", source: "s", type: "t", attributes: { kind: "x" } },
+    ]);
+    const rows = await sql`
+      SELECT e.id, e.attributes, e.topic_id = t.id AS own_topic
+      FROM pgmesh.events e JOIN pgmesh.topics t ON t.name = 'ps.compact'
+      WHERE e.topic_id = pgmesh.topic_id('ps.compact') ORDER BY e.seq`;
+    expect(rows.map((r) => [r.id, r.attributes, r.own_topic])).toEqual([
+      ["bare", null, true],
+      ["tagged", { kind: "x" }, true],
+    ]);
+    const probe = await StreamProbe.open(client, "ps.compact.sub", 10);
+    const delivered = await probe.waitForDeliveries(2);
+    expect(delivered.map((d) => [d.event?.id, d.event?.topic, d.event?.attributes])).toEqual([
+      ["bare", "ps.compact", {}],
+      ["tagged", "ps.compact", { kind: "x" }],
+    ]);
+    probe.cancel();
+  });
 });
