@@ -13,6 +13,7 @@ const config = loadConfig([], {
   DATABASE_URL: process.env.BENCH_BROKER_DATABASE_URL,
   PGMESH_GRPC_ADDRESS: "127.0.0.1:0",
   PGMESH_METRICS_ADDRESS: "127.0.0.1:0",
+  PGMESH_CONSOLE_ADDRESS: "127.0.0.1:0",
 });
 const broker = await startBroker(
   config,

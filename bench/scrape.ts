@@ -26,6 +26,7 @@ try {
     DATABASE_URL: url.toString(),
     PGMESH_GRPC_ADDRESS: "127.0.0.1:0",
     PGMESH_METRICS_ADDRESS: "127.0.0.1:0",
+    PGMESH_CONSOLE_ADDRESS: "127.0.0.1:0",
     PGMESH_METRICS_REFRESH_MS: "1000",
   });
   const broker = await startBroker(config, createLogger("warn"));

@@ -96,6 +96,7 @@ withRoot("the Docker image, followed without Docker", () => {
       DATABASE_URL: db.url,
       PGMESH_GRPC_ADDRESS: (image.env.PGMESH_GRPC_ADDRESS ?? "").replace(/:\d+$/, `:${grpcPort}`),
       PGMESH_METRICS_ADDRESS: (image.env.PGMESH_METRICS_ADDRESS ?? "").replace(/:\d+$/, `:${metricsPort}`),
+      PGMESH_CONSOLE_ADDRESS: (image.env.PGMESH_CONSOLE_ADDRESS ?? "").replace(/:\d+$/, ":0"),
     };
     broker = spawn("setpriv", [...(await setprivArgs(image.user ?? "root")), ...image.cmd], {
       cwd: image.workdir,
@@ -207,6 +208,7 @@ withRoot("the Docker image, followed without Docker", () => {
     const { DATABASE_URL: _, ...withoutDatabase } = env;
     withoutDatabase.PGMESH_GRPC_ADDRESS = `127.0.0.1:${await freePort()}`;
     withoutDatabase.PGMESH_METRICS_ADDRESS = `127.0.0.1:${await freePort()}`;
+    withoutDatabase.PGMESH_CONSOLE_ADDRESS = "127.0.0.1:0";
     const result = await asImageUser(image, withoutDatabase, image.cmd);
     expect(result.code).not.toBe(0);
     expect(result.output).toContain("no DATABASE_URL is set");

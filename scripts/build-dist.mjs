@@ -28,18 +28,30 @@ export function buildDist(packageDir) {
       renameSync(fresh, dist);
       return;
     }
-    const built = new Set(filesUnder(fresh).map((file) => relative(fresh, file)));
-    for (const file of built) {
-      mkdirSync(dirname(join(dist, file)), { recursive: true });
-      renameSync(join(fresh, file), join(dist, file));
-    }
-    for (const file of filesUnder(dist)) {
-      if (!built.has(relative(dist, file))) rmSync(file, { force: true });
-    }
-    removeEmptyDirectories(dist);
+    moveInto(fresh, dist);
   } finally {
     rmSync(fresh, { recursive: true, force: true });
   }
+}
+
+/**
+ * Moves every file of `fresh` into `dist` by a rename each, the deepest first (a web app's assets
+ * before the index.html that names them), then removes what `dist` held that `fresh` did not.
+ */
+export function moveInto(fresh, dist) {
+  const depth = (file) => file.split(/[\\/]/).length;
+  const built = filesUnder(fresh)
+    .map((file) => relative(fresh, file))
+    .sort((a, b) => depth(b) - depth(a));
+  for (const file of built) {
+    mkdirSync(dirname(join(dist, file)), { recursive: true });
+    renameSync(join(fresh, file), join(dist, file));
+  }
+  const kept = new Set(built);
+  for (const file of filesUnder(dist)) {
+    if (!kept.has(relative(dist, file))) rmSync(file, { force: true });
+  }
+  removeEmptyDirectories(dist);
 }
 
 /** Every file below `root`, as paths. */

@@ -15,6 +15,11 @@ if ! diff -r protocol/src/gen "$out/protocol/src/gen" >/dev/null; then
   diff -r protocol/src/gen "$out/protocol/src/gen" | head -20 >&2 || true
   stale=1
 fi
+if ! diff -r broker/console/src/gen "$out/broker/console/src/gen" >/dev/null; then
+  echo "broker/console/src/gen (protobuf-es, the console's) is stale: run 'npm run generate' and commit the result" >&2
+  diff -r broker/console/src/gen "$out/broker/console/src/gen" | head -20 >&2 || true
+  stale=1
+fi
 for f in pgmesh.binpb health.binpb; do
   if ! cmp -s "broker/descriptors/$f" "$out/$f"; then
     echo "broker/descriptors/$f is stale: run 'npm run generate' and commit the result" >&2

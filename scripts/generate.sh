@@ -2,7 +2,7 @@
 # `npm run generate`: every generated file that is committed, from proto/ (see scripts/check-generated.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# ts-proto into protocol/src/gen (@pgmesh/proto).
+# ts-proto into protocol/src/gen (@pgmesh/proto); protobuf-es into broker/console/src/gen (the web console's).
 buf generate
 # The Python package's stubs, from Debian's protoc and grpc_python_plugin (python/buf.gen.yaml).
 if command -v protoc >/dev/null && command -v grpc_python_plugin >/dev/null; then

@@ -29,6 +29,7 @@ import { Authenticator } from "./security/authenticator.ts";
 import { FailedAuthentications } from "./security/failed-authentications.ts";
 import { OpenCalls } from "./security/open-calls.ts";
 import { generateToken } from "./security/tokens.ts";
+import { ConsoleServer } from "./server/console/console-server.ts";
 import { envelopeFromWire } from "./server/convert.ts";
 import { GrpcServer } from "./server/grpc-server.ts";
 import { ReloadingServerCredentials } from "./server/tls-credentials.ts";
@@ -41,7 +42,7 @@ import { type EmbeddedPostgres, startEmbeddedPostgres } from "./store/embedded-p
 import { PostgresEventStore } from "./store/event-store.ts";
 import { migrate } from "./store/migrate.ts";
 import { PostgresOutboxStore } from "./store/outbox-store.ts";
-import { selectConnections, selectSubscriptionGauges } from "./store/queries/stats.ts";
+import { selectConnections, selectSubscriptionGauges, selectTopicNames } from "./store/queries/stats.ts";
 import { JobQueue } from "./store/queue.ts";
 import { TableUpkeep } from "./store/upkeep.ts";
 import { PostgresWakeupBus } from "./store/wakeups.ts";
@@ -51,6 +52,8 @@ export interface RunningBroker {
   grpcAddress: string;
   /** host:port of /metrics and /healthz. */
   metricsAddress: string;
+  /** host:port of the web console; undefined when it is off. */
+  consoleAddress: string | undefined;
   databaseUrl: string;
   /** Graceful: stop taking streams, let consumers settle, release the rest, close everything. */
   stop(): Promise<void>;
@@ -187,11 +190,29 @@ export async function startBroker(config: Readonly<BrokerConfig>, log: Logger): 
     : undefined;
   warnIfExposed(config, log);
 
+  const gauges = new GaugeRefresher(
+    metrics,
+    {
+      subscriptionGauges: () => selectSubscriptionGauges(sql),
+      connections: () => selectConnections(sql),
+      topics: () => selectTopicNames(sql),
+    },
+    (error) => log.error("refreshing the metrics gauges", error),
+  );
   server = new GrpcServer({
     access,
     security: { authenticator, openCalls, audit: (entry) => accessStore.audit(entry) },
     credentials,
     admin,
+    console: {
+      overview: () => gauges.snapshot,
+      traffic: {
+        published: (topic) => metrics.traffic.published.get(topic) ?? 0,
+        delivered: (subscription) => metrics.traffic.delivered.get(subscription) ?? 0,
+        acked: (subscription) => metrics.traffic.acked.get(subscription) ?? 0,
+      },
+      consumers: (subscription) => deliveries.consumersOf(subscription),
+    },
     publisher,
     deliveries,
     subscriber: {
@@ -231,11 +252,6 @@ export async function startBroker(config: Readonly<BrokerConfig>, log: Logger): 
   );
   await relay.start(config.pollIntervalMs);
 
-  const gauges = new GaugeRefresher(
-    metrics,
-    { subscriptionGauges: () => selectSubscriptionGauges(sql), connections: () => selectConnections(sql) },
-    (error) => log.error("refreshing the metrics gauges", error),
-  );
   gauges.start(config.metricsRefreshMs);
 
   let serving = true;
@@ -251,6 +267,23 @@ export async function startBroker(config: Readonly<BrokerConfig>, log: Logger): 
   );
   const metricsAddress = await metricsServer.listen(config.metricsAddress);
   const grpcAddress = await server.listen(config.grpcAddress);
+  // The web console: the same handlers and access checks as gRPC, over Connect for a browser.
+  const consoleServer =
+    config.consoleAddress === undefined
+      ? undefined
+      : new ConsoleServer({
+          handlers: server.handlers,
+          authenticator,
+          audit: (entry) => accessStore.audit(entry),
+          authRequired: config.auth,
+          tls: credentials,
+          log: (message, error) => log.error(message, error),
+          observe: (method, code) => metrics.request(method, code),
+        });
+  const consoleAddress = await consoleServer?.listen(config.consoleAddress as string);
+  if (consoleAddress) {
+    log.info(`web console on ${config.tls ? "https" : "http"}://${consoleAddress}/`);
+  }
   log.info(`metrics on http://${metricsAddress}/metrics`);
   log.info(
     `pgmesh broker ${brokerId} serving gRPC on ${grpcAddress} (${config.tls ? (config.tls.clientCaFile ? "mutual TLS" : "TLS") : "plaintext"}, authentication ${config.auth ? "on" : "off"})`,
@@ -261,6 +294,7 @@ export async function startBroker(config: Readonly<BrokerConfig>, log: Logger): 
   return {
     grpcAddress,
     metricsAddress,
+    consoleAddress,
     databaseUrl,
     stop: () => {
       stopping ??= (async () => {
@@ -281,6 +315,7 @@ export async function startBroker(config: Readonly<BrokerConfig>, log: Logger): 
         await closeWithin(7_000, gauges.stop(), "the metrics gauges", log);
         await upkeep.stop();
         await closeWithin(7_000, metricsServer.close(), "the metrics server", log);
+        if (consoleServer) await closeWithin(7_000, consoleServer.close(), "the web console", log);
         await closeWithin(7_000, queue.stop(), "pg-boss", log);
         // Both pools can wait for ever on a connection that died in a server crash (postgres.js's
         // end() past its own timeout, node-postgres's end() for a checked-out client): the broker
@@ -372,15 +407,18 @@ function warnIfExposed(config: Readonly<BrokerConfig>, log: Logger): void {
       `*** INSECURE: serving /metrics on ${config.metricsAddress} WITHOUT AUTHENTICATION (PGMESH_METRICS_INSECURE): anyone who can reach it can read topic and subscription names and traffic; set PGMESH_METRICS_TOKEN ***`,
     );
   }
-  if (isLoopback(config.grpcAddress)) return;
-  if (!config.auth) {
-    log.warn(
-      `*** INSECURE: serving ${config.grpcAddress} WITHOUT AUTHENTICATION (PGMESH_INSECURE): anyone who can reach it can read, publish and delete everything ***`,
-    );
-  }
-  if (!config.tls) {
-    log.warn(
-      `*** INSECURE: serving ${config.grpcAddress} WITHOUT TLS: tokens and events cross the network in plaintext; set PGMESH_TLS_CERT and PGMESH_TLS_KEY ***`,
-    );
+  // The console serves the same API (to a browser), so it is exposed the same way.
+  for (const address of [config.grpcAddress, config.consoleAddress]) {
+    if (address === undefined || isLoopback(address)) continue;
+    if (!config.auth) {
+      log.warn(
+        `*** INSECURE: serving ${address} WITHOUT AUTHENTICATION (PGMESH_INSECURE): anyone who can reach it can read, publish and delete everything ***`,
+      );
+    }
+    if (!config.tls) {
+      log.warn(
+        `*** INSECURE: serving ${address} WITHOUT TLS: tokens and events cross the network in plaintext; set PGMESH_TLS_CERT and PGMESH_TLS_KEY ***`,
+      );
+    }
   }
 }

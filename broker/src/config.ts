@@ -12,6 +12,8 @@ export interface BrokerConfig {
   grpcAddress: string;
   /** host:port for /metrics and health checks over HTTP. */
   metricsAddress: string;
+  /** host:port of the web console (Connect and its static files); undefined when `off`. */
+  consoleAddress: string | undefined;
   /** Who may scrape /metrics; undefined: anyone who can reach it. */
   metricsAuth: MetricsAuth | undefined;
   /** The operator accepts /metrics on a non-loopback address without authentication. */
@@ -96,6 +98,7 @@ const FLAGS = {
   "database-url": { type: "string" },
   "grpc-address": { type: "string" },
   "metrics-address": { type: "string" },
+  "console-address": { type: "string" },
   "data-dir": { type: "string" },
   "embedded-postgres-port": { type: "string" },
   "log-level": { type: "string" },
@@ -117,6 +120,7 @@ export function loadConfig(
     databaseUrl: postgresUrl(values["database-url"] ?? (env.DATABASE_URL || undefined)),
     grpcAddress: values["grpc-address"] ?? env.PGMESH_GRPC_ADDRESS ?? "127.0.0.1:50051",
     metricsAddress: values["metrics-address"] ?? env.PGMESH_METRICS_ADDRESS ?? "127.0.0.1:9464",
+    consoleAddress: offOr(values["console-address"] ?? env.PGMESH_CONSOLE_ADDRESS ?? "127.0.0.1:9465"),
     metricsAuth: metricsAuth(env),
     metricsInsecure:
       values["metrics-insecure"] ?? onOff("PGMESH_METRICS_INSECURE", env.PGMESH_METRICS_INSECURE ?? "off"),
@@ -217,14 +221,19 @@ export function loadConfig(
   };
   address("gRPC address", config.grpcAddress);
   address("metrics address", config.metricsAddress);
+  if (config.consoleAddress) address("console address", config.consoleAddress);
   // Secure by default: off the loopback interface, callers must authenticate unless the operator
-  // says otherwise in so many words.
-  const loopback = isLoopback(config.grpcAddress);
+  // says otherwise in so many words. The console serves the same API, so it follows the same rule.
+  const exposed = [
+    ["gRPC address", config.grpcAddress],
+    ["console address", config.consoleAddress],
+  ].filter((listener): listener is [string, string] => !!listener[1] && !isLoopback(listener[1]));
   const auth = values.auth ?? env.PGMESH_AUTH;
-  config.auth = auth === undefined ? !loopback : onOff("PGMESH_AUTH", auth);
-  if (!config.auth && !loopback && !config.insecure) {
+  config.auth = auth === undefined ? exposed.length > 0 : onOff("PGMESH_AUTH", auth);
+  const [what, where] = exposed[0] ?? [];
+  if (!config.auth && where && !config.insecure) {
     throw new Error(
-      `the gRPC address ${config.grpcAddress} is not loopback, so authentication must be on ` +
+      `the ${what} ${where} is not loopback, so authentication must be on ` +
         "(PGMESH_AUTH=on); to serve it without authentication anyway, set PGMESH_INSECURE=on (--insecure)",
     );
   }
@@ -241,6 +250,11 @@ export function loadConfig(
     throw new Error("PGMESH_ADMIN_TOKEN must be at least 32 characters (e.g. `openssl rand -hex 32`)");
   }
   return Object.freeze(config);
+}
+
+/** `off` (any case) disables a listener. */
+function offOr(address: string): string | undefined {
+  return address.toLowerCase() === "off" ? undefined : address;
 }
 
 /** Whether a host:port only accepts connections from this machine. */

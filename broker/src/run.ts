@@ -8,7 +8,7 @@ import { databaseFailure, isDatabaseUnavailable } from "./store/database-errors.
 
 export const START_USAGE =
   "usage: pgmesh start [--database-url <url>] [--grpc-address <host:port>] [--metrics-address <host:port>] " +
-  "[--data-dir <dir>] [--embedded-postgres-port <port>] [--log-level debug|info|warn|error|silent] " +
+  "[--console-address <host:port>|off] [--data-dir <dir>] [--embedded-postgres-port <port>] [--log-level debug|info|warn|error|silent] " +
   "[--tls-cert <file> --tls-key <file> [--tls-client-ca <file>]] [--auth on|off] [--insecure] [--metrics-insecure] [--audit-retention-days <days>]\n" +
   "(npm start takes the same flags after --; the environment variables are listed in README.md)";
 

@@ -285,6 +285,42 @@ export class PgmeshClient {
       .redriven;
   }
 
+  /**
+   * A page of the topic's stored events: from a position or a time (ascending), or the newest
+   * first when `from` is left out. Needs consume on the topic.
+   */
+  listTopicEvents(topic: string, options: { from?: SeekTarget; pageSize?: number; pageToken?: string } = {}) {
+    return this.call(this.admin, this.admin.listTopicEvents, {
+      topic,
+      start: options.from === undefined ? undefined : startPosition(options.from),
+      pageSize: options.pageSize ?? 0,
+      pageToken: options.pageToken ?? "",
+    });
+  }
+
+  /** Topics the caller may read, with their numbers as of the broker's last gauge refresh. */
+  listTopicSummaries(options: { search?: string; pageSize?: number; pageToken?: string } = {}) {
+    return this.call(this.admin, this.admin.listTopicSummaries, {
+      search: options.search ?? "",
+      pageSize: options.pageSize ?? 0,
+      pageToken: options.pageToken ?? "",
+    });
+  }
+
+  /** Subscriptions the caller may read, with their numbers as of the broker's last gauge refresh. */
+  listSubscriptionSummaries(options: { search?: string; pageSize?: number; pageToken?: string } = {}) {
+    return this.call(this.admin, this.admin.listSubscriptionSummaries, {
+      search: options.search ?? "",
+      pageSize: options.pageSize ?? 0,
+      pageToken: options.pageToken ?? "",
+    });
+  }
+
+  /** The streams open on the subscription at the broker this client talks to. */
+  async listConsumers(subscription: string) {
+    return (await this.call(this.admin, this.admin.listConsumers, { subscription })).consumers;
+  }
+
   async listParkedKeys(subscription: string) {
     return (await this.call(this.admin, this.admin.listParkedKeys, { subscription })).parkedKeys;
   }

@@ -46,7 +46,10 @@ program
   .description("run the broker in the foreground (embedded Postgres unless DATABASE_URL is set)")
   .allowUnknownOption()
   .helpOption(false)
-  .argument("[flags...]", "--database-url, --grpc-address, --metrics-address, --data-dir, --log-level")
+  .argument(
+    "[flags...]",
+    "--database-url, --grpc-address, --metrics-address, --console-address, --data-dir, --log-level",
+  )
   // Loaded only here: the broker (pg-boss, Postgres, metrics) is most of the CLI's start-up time.
   .action(async (flags: string[]) => (await import("../run.ts")).runBroker(flags));
 

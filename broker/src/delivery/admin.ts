@@ -11,13 +11,14 @@ import type {
   RetryPolicy,
   SeekResult,
   StartPosition,
+  StoredEvent,
   Subscription,
   SubscriptionStats,
   Topic,
   TopicSchema,
 } from "./model.ts";
 import { assertName } from "./names.ts";
-import type { CatalogStore, DeadLetterStore } from "./ports.ts";
+import type { CatalogStore, DeadLetterStore, TopicEventsFrom } from "./ports.ts";
 import {
   checkMaxDeliveryAttempts,
   checkRetryPolicy,
@@ -32,6 +33,9 @@ export const MAX_ACK_DEADLINE_SECONDS = 3600;
 /** A schema is sent back whole (GetTopicSchema): it must fit a default client's 4 MiB with room. */
 export const MAX_SCHEMA_BYTES = 2 * 1024 * 1024;
 const DEFAULT_PAGE_SIZE = 100;
+// Events carry payloads of up to 1 MiB: a page of them stays far below a response's limit.
+const DEFAULT_EVENTS_PAGE_SIZE = 20;
+const MAX_EVENTS_PAGE_SIZE = 100;
 const MAX_PAGE_SIZE = 1000;
 
 /** A policy as a request gives it: anything left out keeps its current (or default) value. */
@@ -120,6 +124,60 @@ export class Admin {
       (limit, after) => this.catalog.listTopics(limit, after),
       (t) => t.name,
     );
+  }
+
+  /**
+   * A page of the topic's stored events: ascending from a position or a time (`earliest`: the
+   * oldest retained), or the newest first (no start, or `now`). The page token says where the
+   * next page starts and in which direction.
+   */
+  async listTopicEvents(
+    topic: string,
+    start: StartPosition | undefined,
+    pageSize: number,
+    pageToken: string,
+  ): Promise<Page<StoredEvent>> {
+    await this.getTopic(topic);
+    if (pageSize > MAX_EVENTS_PAGE_SIZE)
+      throw invalidArgument(`page_size is at most ${MAX_EVENTS_PAGE_SIZE}, got ${pageSize}`);
+    const size = pageSize || DEFAULT_EVENTS_PAGE_SIZE;
+    const from = await this.eventsFrom(topic, start && checkStart("start", start), pageToken);
+    if (!from) return { items: [], nextPageToken: "" };
+    const rows = await this.catalog.listTopicEvents(topic, from, size + 1);
+    const items = rows.slice(0, size);
+    const last = items.at(-1);
+    let nextPageToken = "";
+    if (rows.length > size && last) {
+      nextPageToken = from.direction === "up" ? `u${BigInt(last.seq) + 1n}` : `d${last.seq}`;
+    }
+    return { items, nextPageToken };
+  }
+
+  private async eventsFrom(
+    topic: string,
+    start: StartPosition | undefined,
+    pageToken: string,
+  ): Promise<TopicEventsFrom | undefined> {
+    if (pageToken) {
+      const token = /^([ud])([0-9]{1,19})$/.exec(pageToken);
+      if (!token) throw invalidArgument("page_token is not one this server returned");
+      return token[1] === "u"
+        ? { direction: "up", seq: token[2] as string }
+        : { direction: "down", before: token[2] as string };
+    }
+    switch (start?.kind) {
+      case undefined:
+      case "now":
+        return { direction: "down", before: undefined };
+      case "earliest":
+        return { direction: "up", seq: "0" };
+      case "position":
+        return { direction: "up", seq: start.position };
+      case "time": {
+        const seq = await this.catalog.firstEventAtOrAfter(topic, start.time);
+        return seq === undefined ? undefined : { direction: "up", seq };
+      }
+    }
   }
 
   async setTopicSchema(

@@ -66,6 +66,7 @@ export class Consumer {
   private closed = false;
   /** Settles claimed from this stream and not yet answered by the queue; a drain waits for them. */
   settling = 0;
+  readonly openedAt = new Date();
 
   constructor(
     subscription: Subscription,
@@ -96,6 +97,10 @@ export class Consumer {
 
   get isClosed(): boolean {
     return this.closed;
+  }
+
+  get maxOutstandingMessages(): number {
+    return this.window.messages;
   }
 
   get maxOutstandingBytes(): number {

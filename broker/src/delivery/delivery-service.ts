@@ -103,6 +103,11 @@ export class DeliveryService {
     return consumer;
   }
 
+  /** This broker's open streams on the subscription (each broker knows only its own). */
+  consumersOf(subscription: string): Consumer[] {
+    return [...(this.registry.dispatcher(subscription)?.consumers ?? [])];
+  }
+
   /** Takes a changed policy into use for this broker's streams on the subscription. */
   refresh(subscription: Subscription): void {
     const dispatcher = this.registry.dispatcherOf(subscription);

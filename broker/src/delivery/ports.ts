@@ -55,7 +55,16 @@ export interface CatalogStore {
   stats(subscription: Subscription): Promise<SubscriptionStats>;
   listParkedKeys(subscription: Subscription): Promise<ParkedKey[]>;
   releaseParkedKeys(subscription: Subscription, keys: string[]): Promise<number>;
+  /** Up to `limit` of the topic's stored events, from a position up or before one down. */
+  listTopicEvents(topic: string, from: TopicEventsFrom, limit: number): Promise<StoredEvent[]>;
+  /** The position of the first event published at or after `time`; undefined when none is. */
+  firstEventAtOrAfter(topic: string, time: Date): Promise<string | undefined>;
 }
+
+/** Where a page of a topic's events starts: ascending from a seq, or descending before one. */
+export type TopicEventsFrom =
+  | { direction: "up"; seq: string }
+  | { direction: "down"; before: string | undefined };
 
 export interface DeadLetterStore {
   list(selection: DeadLetterSelection, pageSize: number, after: string): Promise<Page<DeadLetter>>;

@@ -1,12 +1,14 @@
 // Refreshes the database-backed gauges on a timer instead of per scrape: one grouped query over
 // the live deliveries, one over open dead letters and one over pg_stat_activity, whatever the
 // number of subscriptions or scrapers. Subscriptions that disappear drop out of the series.
+import { EMPTY_SNAPSHOT, type OverviewSnapshot } from "../delivery/overview.ts";
 import type { BrokerMetrics } from "./registry.ts";
 
 export interface GaugeSource {
   subscriptionGauges(): Promise<
     {
       subscription: string;
+      topic: string;
       backlog: number;
       cursorLag: number;
       cursorLagAgeSeconds: number;
@@ -16,11 +18,15 @@ export interface GaugeSource {
     }[]
   >;
   connections(): Promise<{ application: string; state: string; count: number }[]>;
+  /** The topics, for the console's overview. */
+  topics(): Promise<{ name: string; retentionSeconds: number }[]>;
 }
 
 export class GaugeRefresher {
   private timer: NodeJS.Timeout | undefined;
   private refreshing: Promise<void> | undefined;
+  /** What the last refresh read, for the console's overview (delivery/overview.ts). */
+  snapshot: OverviewSnapshot = EMPTY_SNAPSHOT;
 
   constructor(
     private readonly metrics: BrokerMetrics,
@@ -49,10 +55,12 @@ export class GaugeRefresher {
   private async load(): Promise<void> {
     const started = performance.now();
     try {
-      const [rows, connections] = await Promise.all([
+      const [rows, connections, topics] = await Promise.all([
         this.source.subscriptionGauges(),
         this.source.connections(),
+        this.source.topics(),
       ]);
+      this.snapshot = { refreshedAt: new Date(), topics, subscriptions: rows };
       const m = this.metrics;
       for (const gauge of [
         m.backlog,

@@ -143,13 +143,22 @@ export class BrokerMetrics implements DeliveryObserver {
     });
   }
 
+  /** This broker's traffic since it started, by name, for the console's rates (delivery/overview.ts). */
+  readonly traffic = {
+    published: new Map<string, number>(),
+    delivered: new Map<string, number>(),
+    acked: new Map<string, number>(),
+  };
+
   published(topic: string, events: number, seconds: number): void {
+    add(this.traffic.published, topic, events);
     this.publishedTotal.inc({ topic }, events);
     this.publishSeconds.observe({ topic }, seconds);
   }
 
   delivered(subscription: string, attempt: number): void {
     this.deliveriesTotal.inc({ subscription });
+    add(this.traffic.delivered, subscription, 1);
     if (attempt > 1) this.redeliveriesTotal.inc({ subscription });
   }
 
@@ -159,6 +168,7 @@ export class BrokerMetrics implements DeliveryObserver {
 
   settled(subscription: string, result: SettleStatus, count: number): void {
     this.settlesTotal.inc({ subscription, result }, count);
+    if (result === "acked") add(this.traffic.acked, subscription, count);
   }
 
   acked(subscription: string, secondsSincePublish: number[]): void {
@@ -177,4 +187,8 @@ export class BrokerMetrics implements DeliveryObserver {
   request(method: string, code: string): void {
     this.grpcRequests.inc({ method, code });
   }
+}
+
+function add(counts: Map<string, number>, name: string, n: number): void {
+  counts.set(name, (counts.get(name) ?? 0) + n);
 }

@@ -5,6 +5,7 @@ import type { Admin, PolicyInput } from "../delivery/admin.ts";
 import { invalidArgument } from "../delivery/errors.ts";
 import type { AccessMethod } from "./access-handler.ts";
 import { readableBy } from "./auth/caller.ts";
+import type { ConsoleMethod } from "./console-handlers.ts";
 import {
   deadLetterToWire,
   policyFromWire,
@@ -42,7 +43,7 @@ export function adminHandlers(
   observe: RequestObserver,
   /** The largest response to send (dead-letter pages are cut under it). */
   maxMessageBytes: number,
-): Omit<AdminServiceServer, AccessMethod> {
+): Omit<AdminServiceServer, AccessMethod | ConsoleMethod> {
   const rpc = <Req, Res>(
     method: string,
     handle: (request: Req, call: ServerUnaryCall<Req, Res>) => Promise<Res>,

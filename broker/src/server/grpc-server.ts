@@ -1,7 +1,7 @@
 // Assembles the gRPC server: our three services, the standard health service and reflection.
 // This folder is the only code that imports @grpc/grpc-js.
 import { createServer, type Server as NetServer } from "node:net";
-import { Server, ServerCredentials, type ServiceDefinition } from "@grpc/grpc-js";
+import { type handleUnaryCall, Server, ServerCredentials, type ServiceDefinition } from "@grpc/grpc-js";
 import { AdminServiceService } from "@pgmesh/proto/pgmesh/v1/admin";
 import { PublisherServiceService } from "@pgmesh/proto/pgmesh/v1/publisher";
 import { SubscriberServiceService } from "@pgmesh/proto/pgmesh/v1/subscriber";
@@ -14,6 +14,7 @@ import { type AccessHandlers, accessHandlers } from "./access-handler.ts";
 import { adminHandlers } from "./admin-handler.ts";
 import { type AccessInterceptorDeps, accessInterceptor } from "./auth/interceptor.ts";
 import { accessFor } from "./auth/rpc-access.ts";
+import { type ConsoleSources, consoleHandlers } from "./console-handlers.ts";
 import { publisherHandlers } from "./publisher-handler.ts";
 import { addReflection } from "./reflection.ts";
 import { checkedRequests } from "./request-check.ts";
@@ -32,8 +33,19 @@ const SERVICES = ["pgmesh.v1.PublisherService", "pgmesh.v1.SubscriberService", "
  */
 export const MAX_REQUEST_BYTES = 4 * 1024 * 1024;
 
+/**
+ * The unary handlers of the pgmesh services by method name (camelCase), which the console's
+ * Connect gateway calls too.
+ */
+export interface UnaryHandlers {
+  publisher: Record<string, handleUnaryCall<unknown, unknown>>;
+  admin: Record<string, handleUnaryCall<unknown, unknown>>;
+}
+
 export interface GrpcServerDeps {
   admin: Admin;
+  /** What the console's RPCs read: the overview's snapshot, counters, this broker's streams. */
+  console: ConsoleSources;
   publisher: Publisher;
   deliveries: DeliveryService;
   subscriber: SubscriberOptions;
@@ -54,6 +66,7 @@ export class GrpcServer {
   private readonly credentials: ServerCredentials;
   private readonly idleTimeoutMs: number;
   private listener: NetServer | undefined;
+  readonly handlers: UnaryHandlers;
 
   constructor(deps: GrpcServerDeps) {
     this.credentials = deps.credentials ?? ServerCredentials.createInsecure();
@@ -78,16 +91,18 @@ export class GrpcServer {
       deps.log,
       deps.observe,
     );
-    this.add(
-      checkedRequests(PublisherServiceService),
-      publisherHandlers(deps.publisher, deps.log, deps.observe),
-    );
-    this.add(checkedRequests(SubscriberServiceService, false), this.streams.handlers());
     const access: AccessHandlers = accessHandlers(deps.access, deps.log, deps.observe);
-    this.add(checkedRequests(AdminServiceService), {
-      ...adminHandlers(deps.admin, deps.log, deps.observe, deps.subscriber.maxMessageBytes),
-      ...access,
-    });
+    this.handlers = {
+      publisher: publisherHandlers(deps.publisher, deps.log, deps.observe) as UnaryHandlers["publisher"],
+      admin: {
+        ...adminHandlers(deps.admin, deps.log, deps.observe, deps.subscriber.maxMessageBytes),
+        ...consoleHandlers(deps.admin, deps.console, deps.log, deps.observe),
+        ...access,
+      } as UnaryHandlers["admin"],
+    };
+    this.add(checkedRequests(PublisherServiceService), this.handlers.publisher);
+    this.add(checkedRequests(SubscriberServiceService, false), this.streams.handlers());
+    this.add(checkedRequests(AdminServiceService), this.handlers.admin);
     this.health = new HealthImplementation(
       Object.fromEntries(["", ...SERVICES].map((s) => [s, "NOT_SERVING"])),
     );

@@ -8,6 +8,7 @@ import {
   createFileRegistry,
   type DescField,
   type DescMessage,
+  type DescService,
   fromBinary,
   ScalarType,
 } from "@bufbuild/protobuf";
@@ -25,6 +26,13 @@ const registry = createFileRegistry(
 const TIMESTAMP_SECONDS = { min: -62_135_596_800, max: 253_402_300_799 }; // 0001-01-01 .. 9999-12-31
 const DURATION_SECONDS = 315_576_000_000; // 10,000 years
 const MAX_NANOS = 999_999_999;
+
+/** A service of the API as buf described it (the console's Connect gateway serves from these). */
+export function serviceDescriptor(typeName: string): DescService {
+  const service = registry.getService(typeName);
+  if (!service) throw new Error(`no descriptor for ${typeName}`);
+  return service;
+}
 
 /** The request message type of a method, by its gRPC path ("/pgmesh.v1.PublisherService/Publish"). */
 export function requestTypeOf(path: string): DescMessage {

@@ -15,6 +15,10 @@ export interface CertificateEvents {
 export class ReloadingServerCredentials extends ServerCredentials {
   private readonly timer: NodeJS.Timeout;
   private fingerprint: string;
+  private readonly listeners: ((options: SecureContextOptions) => void)[] = [];
+  /** The certificates as last loaded (the console's HTTPS server uses them too). */
+  options: SecureContextOptions;
+  readonly mutual: boolean;
 
   constructor(
     private readonly files: TlsFiles,
@@ -26,6 +30,8 @@ export class ReloadingServerCredentials extends ServerCredentials {
     // Under mutual TLS a connection without a certificate signed by the client CA is refused in
     // the handshake (node's rejectUnauthorized defaults to true once requestCert is set).
     super({ requestCert: mutual, rejectUnauthorized: mutual }, initial);
+    this.options = initial;
+    this.mutual = mutual;
     this.fingerprint = this.stamp();
     this.timer = setInterval(() => this.reloadIfChanged(), files.reloadIntervalMs);
     this.timer.unref();
@@ -37,10 +43,17 @@ export class ReloadingServerCredentials extends ServerCredentials {
       const options = ReloadingServerCredentials.read(this.files);
       this.fingerprint = this.stamp();
       this.updateSecureContextOptions(options);
+      this.options = options;
+      for (const listener of this.listeners) listener(options);
       this.events.loaded(this.paths());
     } catch (error) {
       this.events.failed(error);
     }
+  }
+
+  /** Told about every successful reload. */
+  onReload(listener: (options: SecureContextOptions) => void): void {
+    this.listeners.push(listener);
   }
 
   close(): void {

@@ -9,15 +9,17 @@ import type {
   ParkedKey,
   SeekResult,
   StartPosition,
+  StoredEvent,
   Subscription,
   SubscriptionStats,
   Topic,
   TopicSchema,
 } from "../delivery/model.ts";
-import type { CatalogStore } from "../delivery/ports.ts";
+import type { CatalogStore, TopicEventsFrom } from "../delivery/ports.ts";
 import { type Sql, type TransactionSql, transaction } from "./database.ts";
 import * as cursors from "./queries/cursors.ts";
 import { countOpenDeadLetters, deadLetterIdsOfParkedJobs, detachParkedJobs } from "./queries/dead-letters.ts";
+import * as events from "./queries/events.ts";
 import { queueCounts, selectParked } from "./queries/jobs.ts";
 import { batchCounts } from "./queries/lease-batches.ts";
 import * as subscriptions from "./queries/subscriptions.ts";
@@ -162,6 +164,14 @@ export class PostgresCatalogStore implements CatalogStore {
       deadLetters,
       parkedKeys: counts.parked,
     };
+  }
+
+  listTopicEvents(topic: string, from: TopicEventsFrom, limit: number): Promise<StoredEvent[]> {
+    return events.selectTopicEvents(this.sql, topic, from, limit);
+  }
+
+  firstEventAtOrAfter(topic: string, time: Date): Promise<string | undefined> {
+    return cursors.selectFirstAtOrAfter(this.sql, topic, time);
   }
 
   async listParkedKeys(subscription: Subscription): Promise<ParkedKey[]> {

@@ -18,6 +18,7 @@ async function start(databaseUrl: string): Promise<{ code: number; output: strin
       DATABASE_URL: databaseUrl,
       PGMESH_GRPC_ADDRESS: "127.0.0.1:0",
       PGMESH_METRICS_ADDRESS: "127.0.0.1:0",
+      PGMESH_CONSOLE_ADDRESS: "127.0.0.1:0",
       PGMESH_DB_CONNECT_TIMEOUT_MS: "2000",
     },
     timeout: 30_000,

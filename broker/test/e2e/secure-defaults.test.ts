@@ -65,6 +65,7 @@ async function spawnBroker(env: Record<string, string>, waitFor = "serving gRPC 
       DATABASE_URL: db.url,
       PGMESH_GRPC_ADDRESS: `0.0.0.0:${port}`,
       PGMESH_METRICS_ADDRESS: `127.0.0.1:${metricsPort}`,
+      PGMESH_CONSOLE_ADDRESS: "127.0.0.1:0",
       PGMESH_LOG_LEVEL: "debug",
       PGMESH_DATA_DIR: dataDir,
       ...env,

@@ -39,6 +39,7 @@ export async function startBrokerProcess(options: BrokerProcessOptions): Promise
       ...(options.postgresPort ? { PGMESH_EMBEDDED_POSTGRES_PORT: String(options.postgresPort) } : {}),
       PGMESH_GRPC_ADDRESS: "127.0.0.1:0",
       PGMESH_METRICS_ADDRESS: "127.0.0.1:0",
+      PGMESH_CONSOLE_ADDRESS: "127.0.0.1:0",
       ...options.env,
     },
     stdio: ["ignore", "pipe", "pipe"],

@@ -23,6 +23,7 @@ export async function startTestBroker(
     DATABASE_URL: databaseUrl,
     PGMESH_GRPC_ADDRESS: "127.0.0.1:0",
     PGMESH_METRICS_ADDRESS: "127.0.0.1:0",
+    PGMESH_CONSOLE_ADDRESS: "127.0.0.1:0",
     PGMESH_POLL_MS: "200",
     PGMESH_SUPERVISE_SECONDS: "1",
     PGMESH_DRAIN_MS: "1000",

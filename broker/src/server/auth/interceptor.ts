@@ -16,14 +16,14 @@ import {
 } from "@grpc/grpc-js";
 import { MeshError } from "../../delivery/errors.ts";
 import type { Authenticator, Identity } from "../../security/authenticator.ts";
-import { allows, mayPublishAs, type Principal } from "../../security/grants.ts";
 import type { OpenCalls, WatchedCall } from "../../security/open-calls.ts";
 import type { AuditEntry } from "../../security/ports.ts";
 import { type ErrorLogger, toServiceError } from "../status.ts";
 import type { RequestObserver } from "../unary.ts";
+import { authorize, authorizeAll, DENY_UNKNOWN, readerFor } from "./access-check.ts";
 import { auditCredential, type ClientCertificate } from "./audit-credential.ts";
 import { setReader } from "./caller.ts";
-import { accessFor, describeNeeds, type Need, type RpcAccess } from "./rpc-access.ts";
+import { accessFor, describeNeeds, type Need } from "./rpc-access.ts";
 
 type HandlerListener = Parameters<ServerInterceptingCall["start"]>[0];
 type SentStatus = Parameters<ServerInterceptingCallInterface["sendStatus"]>[0];
@@ -162,7 +162,7 @@ export function accessInterceptor(deps: AccessInterceptorDeps): ServerIntercepto
         if (!authenticator) {
           who = certificateName ? `anonymous (certificate ${certificateName})` : "anonymous";
           credential = auditCredential(undefined, certificate);
-          setReader(metadata, () => true);
+          setReader(metadata, readerFor(undefined));
           pass(metadata);
           return;
         }
@@ -175,7 +175,7 @@ export function accessInterceptor(deps: AccessInterceptorDeps): ServerIntercepto
           .then((identity) => {
             admit(identity);
             if (state.phase !== "admitted") return; // cancelled meanwhile
-            setReader(metadata, (n) => allows(identity.principal, "read", n));
+            setReader(metadata, readerFor(identity));
             if (long && deps.openCalls) {
               watched = { credential: identity.credential, recheck };
               deps.openCalls.add(watched);
@@ -239,40 +239,6 @@ export function accessInterceptor(deps: AccessInterceptorDeps): ServerIntercepto
     return call;
   };
 }
-
-function authorize(
-  principal: Principal,
-  access: RpcAccess & { kind: "checked" },
-  needs: Need[],
-  message: unknown,
-) {
-  authorizeAll(principal, needs);
-  for (const source of access.sources?.(message as never) ?? []) {
-    if (!mayPublishAs(principal, source)) {
-      throw new MeshError(
-        "permission_denied",
-        `permission denied: ${principal.name} may not publish events with source ${JSON.stringify(source)}`,
-      );
-    }
-  }
-}
-
-function authorizeAll(principal: Principal, needs: Need[]) {
-  for (const need of needs) {
-    if (!allows(principal, need.permission, need.name)) {
-      throw new MeshError(
-        "permission_denied",
-        `permission denied: ${principal.name} may not ${need.permission} ${need.kind} ${JSON.stringify(need.name)}`,
-      );
-    }
-  }
-}
-
-const DENY_UNKNOWN: RpcAccess = {
-  kind: "checked",
-  needs: () => [{ permission: "admin", kind: "principal", name: "*" }],
-  audited: false,
-};
 
 function authorizationHeader(metadata: Metadata): string | undefined {
   const value = metadata.get("authorization")[0];

@@ -112,6 +112,12 @@ export const RPC_ACCESS: Record<string, RpcAccess> = {
     (r: OnSubscription) => [subscription("manage", r.subscription)],
     change,
   ),
+  // Event payloads, like a subscription's: consume on the topic (which may attach one anyway).
+  [A.listTopicEvents.path]: checked((r: OnTopic) => [topic("consume", r.topic)], look),
+  // Summaries show only what the caller may read: the handler filters before paging.
+  [A.listTopicSummaries.path]: checked(() => [], look),
+  [A.listSubscriptionSummaries.path]: checked(() => [], look),
+  [A.listConsumers.path]: checked((r: OnSubscription) => [subscription("read", r.subscription)], look),
 
   [A.createPrincipal.path]: checked(
     (r: { principal?: Named | undefined }) => [admin("principal", r.principal?.name ?? "")],

@@ -51,3 +51,27 @@ export function toStoredEvent(r: Record<string, unknown>): StoredEvent {
     deliverAfter: (r.deliver_after as Date | null) ?? undefined,
   };
 }
+
+/**
+ * A page of a topic's stored events over the (topic_id, seq) index: ascending from a seq
+ * (inclusive), or descending before one (exclusive; none: from the newest).
+ */
+export async function selectTopicEvents(
+  sql: Sql,
+  topic: string,
+  from: { direction: "up"; seq: string } | { direction: "down"; before: string | undefined },
+  limit: number,
+): Promise<StoredEvent[]> {
+  const rows =
+    from.direction === "up"
+      ? await sql`
+          SELECT e.*, ${topic}::text AS topic FROM pgmesh.events e
+          WHERE e.topic_id = pgmesh.topic_id(${topic}) AND e.seq >= ${from.seq}::bigint
+          ORDER BY e.topic_id, e.seq LIMIT ${limit}`
+      : await sql`
+          SELECT e.*, ${topic}::text AS topic FROM pgmesh.events e
+          WHERE e.topic_id = pgmesh.topic_id(${topic})
+            AND e.seq < ${from.before ?? "9223372036854775807"}::bigint
+          ORDER BY e.topic_id DESC, e.seq DESC LIMIT ${limit}`;
+  return rows.map(toStoredEvent);
+}

@@ -11,7 +11,7 @@ export const GAUGE_LAG_CAP = 10_000;
 
 export async function selectSubscriptionGauges(sql: Sql) {
   const rows = await sql`
-    SELECT s.name AS subscription,
+    SELECT s.name AS subscription, s.topic,
            (coalesce(j.backlog, 0) + coalesce(c.lag, 0))::bigint AS backlog,
            coalesce(c.lag, 0)::bigint AS cursor_lag,
            coalesce(extract(epoch FROM now() - c.oldest), 0)::float8 AS cursor_lag_age,
@@ -46,6 +46,7 @@ export async function selectSubscriptionGauges(sql: Sql) {
     ) d ON d.subscription = s.name`;
   return rows.map((r) => ({
     subscription: r.subscription as string,
+    topic: r.topic as string,
     backlog: Number(r.backlog),
     cursorLag: Number(r.cursor_lag),
     cursorLagAgeSeconds: Math.max(0, Number(r.cursor_lag_age)),
@@ -66,4 +67,10 @@ export async function selectConnections(sql: Sql) {
     state: r.state as string,
     count: r.n as number,
   }));
+}
+
+/** Every topic, for the console's overview (refreshed with the gauges). */
+export async function selectTopicNames(sql: Sql) {
+  const rows = await sql`SELECT name, retention_seconds FROM pgmesh.topics`;
+  return rows.map((r) => ({ name: r.name as string, retentionSeconds: Number(r.retention_seconds) }));
 }

@@ -34,6 +34,18 @@ class AuditRecord(_message.Message):
     time: _timestamp_pb2.Timestamp
     def __init__(self, id: _Optional[str] = ..., time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., principal: _Optional[str] = ..., method: _Optional[str] = ..., resource: _Optional[str] = ..., result: _Optional[str] = ..., detail: _Optional[str] = ..., credential: _Optional[str] = ...) -> None: ...
 
+class ConsumerInfo(_message.Message):
+    __slots__ = ["connect_time", "in_flight", "max_outstanding_messages", "name"]
+    CONNECT_TIME_FIELD_NUMBER: _ClassVar[int]
+    IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
+    MAX_OUTSTANDING_MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    connect_time: _timestamp_pb2.Timestamp
+    in_flight: int
+    max_outstanding_messages: int
+    name: str
+    def __init__(self, name: _Optional[str] = ..., connect_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., in_flight: _Optional[int] = ..., max_outstanding_messages: _Optional[int] = ...) -> None: ...
+
 class CreatePrincipalRequest(_message.Message):
     __slots__ = ["principal"]
     PRINCIPAL_FIELD_NUMBER: _ClassVar[int]
@@ -252,6 +264,18 @@ class ListAuditLogResponse(_message.Message):
     records: _containers.RepeatedCompositeFieldContainer[AuditRecord]
     def __init__(self, records: _Optional[_Iterable[_Union[AuditRecord, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
+class ListConsumersRequest(_message.Message):
+    __slots__ = ["subscription"]
+    SUBSCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    subscription: str
+    def __init__(self, subscription: _Optional[str] = ...) -> None: ...
+
+class ListConsumersResponse(_message.Message):
+    __slots__ = ["consumers"]
+    CONSUMERS_FIELD_NUMBER: _ClassVar[int]
+    consumers: _containers.RepeatedCompositeFieldContainer[ConsumerInfo]
+    def __init__(self, consumers: _Optional[_Iterable[_Union[ConsumerInfo, _Mapping]]] = ...) -> None: ...
+
 class ListDeadLettersRequest(_message.Message):
     __slots__ = ["filter", "page_size", "page_token"]
     FILTER_FIELD_NUMBER: _ClassVar[int]
@@ -292,6 +316,28 @@ class ListPrincipalsResponse(_message.Message):
     principals: _containers.RepeatedCompositeFieldContainer[Principal]
     def __init__(self, principals: _Optional[_Iterable[_Union[Principal, _Mapping]]] = ...) -> None: ...
 
+class ListSubscriptionSummariesRequest(_message.Message):
+    __slots__ = ["page_size", "page_token", "search"]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    SEARCH_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    search: str
+    def __init__(self, search: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListSubscriptionSummariesResponse(_message.Message):
+    __slots__ = ["next_page_token", "refresh_time", "subscriptions", "total_size"]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    REFRESH_TIME_FIELD_NUMBER: _ClassVar[int]
+    SUBSCRIPTIONS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_SIZE_FIELD_NUMBER: _ClassVar[int]
+    next_page_token: str
+    refresh_time: _timestamp_pb2.Timestamp
+    subscriptions: _containers.RepeatedCompositeFieldContainer[SubscriptionSummary]
+    total_size: int
+    def __init__(self, subscriptions: _Optional[_Iterable[_Union[SubscriptionSummary, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., total_size: _Optional[int] = ..., refresh_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
 class ListSubscriptionsRequest(_message.Message):
     __slots__ = ["page_size", "page_token", "topic"]
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
@@ -321,6 +367,48 @@ class ListTokensResponse(_message.Message):
     TOKENS_FIELD_NUMBER: _ClassVar[int]
     tokens: _containers.RepeatedCompositeFieldContainer[TokenInfo]
     def __init__(self, tokens: _Optional[_Iterable[_Union[TokenInfo, _Mapping]]] = ...) -> None: ...
+
+class ListTopicEventsRequest(_message.Message):
+    __slots__ = ["page_size", "page_token", "start", "topic"]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    START_FIELD_NUMBER: _ClassVar[int]
+    TOPIC_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    start: StartPosition
+    topic: str
+    def __init__(self, topic: _Optional[str] = ..., start: _Optional[_Union[StartPosition, _Mapping]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListTopicEventsResponse(_message.Message):
+    __slots__ = ["events", "next_page_token"]
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    events: _containers.RepeatedCompositeFieldContainer[TopicEvent]
+    next_page_token: str
+    def __init__(self, events: _Optional[_Iterable[_Union[TopicEvent, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class ListTopicSummariesRequest(_message.Message):
+    __slots__ = ["page_size", "page_token", "search"]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    SEARCH_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    search: str
+    def __init__(self, search: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListTopicSummariesResponse(_message.Message):
+    __slots__ = ["next_page_token", "refresh_time", "topics", "total_size"]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    REFRESH_TIME_FIELD_NUMBER: _ClassVar[int]
+    TOPICS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_SIZE_FIELD_NUMBER: _ClassVar[int]
+    next_page_token: str
+    refresh_time: _timestamp_pb2.Timestamp
+    topics: _containers.RepeatedCompositeFieldContainer[TopicSummary]
+    total_size: int
+    def __init__(self, topics: _Optional[_Iterable[_Union[TopicSummary, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., total_size: _Optional[int] = ..., refresh_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ListTopicsRequest(_message.Message):
     __slots__ = ["page_size", "page_token"]
@@ -492,6 +580,28 @@ class Subscription(_message.Message):
     topic: str
     def __init__(self, name: _Optional[str] = ..., topic: _Optional[str] = ..., ack_deadline: _Optional[_Union[_duration_pb2.Duration, _Mapping]] = ..., create_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., max_delivery_attempts: _Optional[int] = ..., retry_policy: _Optional[_Union[RetryPolicy, _Mapping]] = ..., dead_lettering: bool = ..., ordering: bool = ..., filter: _Optional[str] = ..., acked_retention: _Optional[_Union[_duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
+class SubscriptionSummary(_message.Message):
+    __slots__ = ["acked", "backlog", "cursor_lag", "dead_letters", "delivered", "in_flight", "name", "oldest_unacked_age", "topic"]
+    ACKED_FIELD_NUMBER: _ClassVar[int]
+    BACKLOG_FIELD_NUMBER: _ClassVar[int]
+    CURSOR_LAG_FIELD_NUMBER: _ClassVar[int]
+    DEAD_LETTERS_FIELD_NUMBER: _ClassVar[int]
+    DELIVERED_FIELD_NUMBER: _ClassVar[int]
+    IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    OLDEST_UNACKED_AGE_FIELD_NUMBER: _ClassVar[int]
+    TOPIC_FIELD_NUMBER: _ClassVar[int]
+    acked: int
+    backlog: int
+    cursor_lag: int
+    dead_letters: int
+    delivered: int
+    in_flight: int
+    name: str
+    oldest_unacked_age: _duration_pb2.Duration
+    topic: str
+    def __init__(self, name: _Optional[str] = ..., topic: _Optional[str] = ..., backlog: _Optional[int] = ..., in_flight: _Optional[int] = ..., oldest_unacked_age: _Optional[_Union[_duration_pb2.Duration, _Mapping]] = ..., dead_letters: _Optional[int] = ..., cursor_lag: _Optional[int] = ..., delivered: _Optional[int] = ..., acked: _Optional[int] = ...) -> None: ...
+
 class TokenInfo(_message.Message):
     __slots__ = ["create_time", "description", "expire_time", "id", "principal", "revoke_time"]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
@@ -518,6 +628,14 @@ class Topic(_message.Message):
     retention: _duration_pb2.Duration
     def __init__(self, name: _Optional[str] = ..., create_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., retention: _Optional[_Union[_duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
+class TopicEvent(_message.Message):
+    __slots__ = ["event", "position"]
+    EVENT_FIELD_NUMBER: _ClassVar[int]
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    event: _event_pb2.Event
+    position: int
+    def __init__(self, position: _Optional[int] = ..., event: _Optional[_Union[_event_pb2.Event, _Mapping]] = ...) -> None: ...
+
 class TopicSchema(_message.Message):
     __slots__ = ["file_descriptor_set", "message_types", "update_time"]
     FILE_DESCRIPTOR_SET_FIELD_NUMBER: _ClassVar[int]
@@ -527,6 +645,18 @@ class TopicSchema(_message.Message):
     message_types: _containers.RepeatedScalarFieldContainer[str]
     update_time: _timestamp_pb2.Timestamp
     def __init__(self, file_descriptor_set: _Optional[bytes] = ..., message_types: _Optional[_Iterable[str]] = ..., update_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class TopicSummary(_message.Message):
+    __slots__ = ["name", "published", "retention", "subscriptions"]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    PUBLISHED_FIELD_NUMBER: _ClassVar[int]
+    RETENTION_FIELD_NUMBER: _ClassVar[int]
+    SUBSCRIPTIONS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    published: int
+    retention: _duration_pb2.Duration
+    subscriptions: int
+    def __init__(self, name: _Optional[str] = ..., retention: _Optional[_Union[_duration_pb2.Duration, _Mapping]] = ..., subscriptions: _Optional[int] = ..., published: _Optional[int] = ...) -> None: ...
 
 class UpdatePrincipalRequest(_message.Message):
     __slots__ = ["principal"]

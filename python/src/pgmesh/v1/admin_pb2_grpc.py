@@ -110,6 +110,26 @@ class AdminServiceStub(object):
                 request_serializer=pgmesh_dot_v1_dot_admin__pb2.ReleaseParkedKeysRequest.SerializeToString,
                 response_deserializer=pgmesh_dot_v1_dot_admin__pb2.ReleaseParkedKeysResponse.FromString,
                 )
+        self.ListTopicEvents = channel.unary_unary(
+                '/pgmesh.v1.AdminService/ListTopicEvents',
+                request_serializer=pgmesh_dot_v1_dot_admin__pb2.ListTopicEventsRequest.SerializeToString,
+                response_deserializer=pgmesh_dot_v1_dot_admin__pb2.ListTopicEventsResponse.FromString,
+                )
+        self.ListTopicSummaries = channel.unary_unary(
+                '/pgmesh.v1.AdminService/ListTopicSummaries',
+                request_serializer=pgmesh_dot_v1_dot_admin__pb2.ListTopicSummariesRequest.SerializeToString,
+                response_deserializer=pgmesh_dot_v1_dot_admin__pb2.ListTopicSummariesResponse.FromString,
+                )
+        self.ListSubscriptionSummaries = channel.unary_unary(
+                '/pgmesh.v1.AdminService/ListSubscriptionSummaries',
+                request_serializer=pgmesh_dot_v1_dot_admin__pb2.ListSubscriptionSummariesRequest.SerializeToString,
+                response_deserializer=pgmesh_dot_v1_dot_admin__pb2.ListSubscriptionSummariesResponse.FromString,
+                )
+        self.ListConsumers = channel.unary_unary(
+                '/pgmesh.v1.AdminService/ListConsumers',
+                request_serializer=pgmesh_dot_v1_dot_admin__pb2.ListConsumersRequest.SerializeToString,
+                response_deserializer=pgmesh_dot_v1_dot_admin__pb2.ListConsumersResponse.FromString,
+                )
         self.CreatePrincipal = channel.unary_unary(
                 '/pgmesh.v1.AdminService/CreatePrincipal',
                 request_serializer=pgmesh_dot_v1_dot_admin__pb2.CreatePrincipalRequest.SerializeToString,
@@ -288,6 +308,38 @@ class AdminServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListTopicEvents(self, request, context):
+        """ListTopicEvents pages through the events a topic still retains, from a position or a time
+        (ascending), or the newest first when no start is given. It returns payloads, so it needs
+        consume on the topic (as attaching a subscription does).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListTopicSummaries(self, request, context):
+        """The web console's overview: the topics and subscriptions the caller may read, searchable and
+        paged, with the numbers of the broker's last gauge refresh (PGMESH_METRICS_REFRESH_MS). They
+        are read from memory, so polling them costs the database nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSubscriptionSummaries(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListConsumers(self, request, context):
+        """ListConsumers: the streams open on a subscription at the broker that answers (each broker
+        knows only its own).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def CreatePrincipal(self, request, context):
         """Access control (all need the `admin` permission). A principal holds grants; tokens
         authenticate as a principal, as does a client certificate whose common name the broker's
@@ -443,6 +495,26 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.ReleaseParkedKeys,
                     request_deserializer=pgmesh_dot_v1_dot_admin__pb2.ReleaseParkedKeysRequest.FromString,
                     response_serializer=pgmesh_dot_v1_dot_admin__pb2.ReleaseParkedKeysResponse.SerializeToString,
+            ),
+            'ListTopicEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTopicEvents,
+                    request_deserializer=pgmesh_dot_v1_dot_admin__pb2.ListTopicEventsRequest.FromString,
+                    response_serializer=pgmesh_dot_v1_dot_admin__pb2.ListTopicEventsResponse.SerializeToString,
+            ),
+            'ListTopicSummaries': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTopicSummaries,
+                    request_deserializer=pgmesh_dot_v1_dot_admin__pb2.ListTopicSummariesRequest.FromString,
+                    response_serializer=pgmesh_dot_v1_dot_admin__pb2.ListTopicSummariesResponse.SerializeToString,
+            ),
+            'ListSubscriptionSummaries': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSubscriptionSummaries,
+                    request_deserializer=pgmesh_dot_v1_dot_admin__pb2.ListSubscriptionSummariesRequest.FromString,
+                    response_serializer=pgmesh_dot_v1_dot_admin__pb2.ListSubscriptionSummariesResponse.SerializeToString,
+            ),
+            'ListConsumers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListConsumers,
+                    request_deserializer=pgmesh_dot_v1_dot_admin__pb2.ListConsumersRequest.FromString,
+                    response_serializer=pgmesh_dot_v1_dot_admin__pb2.ListConsumersResponse.SerializeToString,
             ),
             'CreatePrincipal': grpc.unary_unary_rpc_method_handler(
                     servicer.CreatePrincipal,
@@ -815,6 +887,74 @@ class AdminService(object):
         return grpc.experimental.unary_unary(request, target, '/pgmesh.v1.AdminService/ReleaseParkedKeys',
             pgmesh_dot_v1_dot_admin__pb2.ReleaseParkedKeysRequest.SerializeToString,
             pgmesh_dot_v1_dot_admin__pb2.ReleaseParkedKeysResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def ListTopicEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/pgmesh.v1.AdminService/ListTopicEvents',
+            pgmesh_dot_v1_dot_admin__pb2.ListTopicEventsRequest.SerializeToString,
+            pgmesh_dot_v1_dot_admin__pb2.ListTopicEventsResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def ListTopicSummaries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/pgmesh.v1.AdminService/ListTopicSummaries',
+            pgmesh_dot_v1_dot_admin__pb2.ListTopicSummariesRequest.SerializeToString,
+            pgmesh_dot_v1_dot_admin__pb2.ListTopicSummariesResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def ListSubscriptionSummaries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/pgmesh.v1.AdminService/ListSubscriptionSummaries',
+            pgmesh_dot_v1_dot_admin__pb2.ListSubscriptionSummariesRequest.SerializeToString,
+            pgmesh_dot_v1_dot_admin__pb2.ListSubscriptionSummariesResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def ListConsumers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/pgmesh.v1.AdminService/ListConsumers',
+            pgmesh_dot_v1_dot_admin__pb2.ListConsumersRequest.SerializeToString,
+            pgmesh_dot_v1_dot_admin__pb2.ListConsumersResponse.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
 

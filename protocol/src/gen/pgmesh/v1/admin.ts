@@ -406,6 +406,110 @@ export interface ReleaseParkedKeysResponse {
   released: number;
 }
 
+export interface ListTopicEventsRequest {
+  topic: string;
+  /**
+   * Where to begin: a position or a time (`earliest` for the oldest retained event); unset or
+   * `now`: the newest events, newest first.
+   */
+  start:
+    | StartPosition
+    | undefined;
+  /** 1..100, default 20. */
+  pageSize: number;
+  pageToken: string;
+}
+
+export interface TopicEvent {
+  /** The event's position in its topic (the seq the broker assigned). */
+  position: number;
+  event: Event | undefined;
+}
+
+export interface ListTopicEventsResponse {
+  events: TopicEvent[];
+  nextPageToken: string;
+}
+
+export interface ListTopicSummariesRequest {
+  /** Only names that contain this text. */
+  search: string;
+  /** 1..1000, default 100. */
+  pageSize: number;
+  pageToken: string;
+}
+
+export interface TopicSummary {
+  name: string;
+  retention: Duration | undefined;
+  subscriptions: number;
+  /**
+   * Events published to the topic through this broker since it started (a counter: its rate is
+   * the publish rate here).
+   */
+  published: number;
+}
+
+export interface ListTopicSummariesResponse {
+  topics: TopicSummary[];
+  nextPageToken: string;
+  /** How many match the search (that the caller may read). */
+  totalSize: number;
+  /** When the numbers were read. */
+  refreshTime: Date | undefined;
+}
+
+export interface ListSubscriptionSummariesRequest {
+  /** Only names (of the subscription or its topic) that contain this text. */
+  search: string;
+  /** 1..1000, default 100. */
+  pageSize: number;
+  pageToken: string;
+}
+
+export interface SubscriptionSummary {
+  name: string;
+  topic: string;
+  /** As GetSubscriptionStats, at the last refresh. */
+  backlog: number;
+  inFlight: number;
+  oldestUnackedAge: Duration | undefined;
+  deadLetters: number;
+  cursorLag: number;
+  /**
+   * Deliveries made and acks taken by this broker since it started (counters: their rates are
+   * the delivery and ack rates here).
+   */
+  delivered: number;
+  acked: number;
+}
+
+export interface ListSubscriptionSummariesResponse {
+  subscriptions: SubscriptionSummary[];
+  nextPageToken: string;
+  totalSize: number;
+  refreshTime: Date | undefined;
+}
+
+export interface ListConsumersRequest {
+  subscription: string;
+}
+
+export interface ConsumerInfo {
+  /** The name the consumer gave when it opened the stream. */
+  name: string;
+  connectTime:
+    | Date
+    | undefined;
+  /** Deliveries it holds unsettled, and its window. */
+  inFlight: number;
+  maxOutstandingMessages: number;
+}
+
+export interface ListConsumersResponse {
+  consumers: ConsumerInfo[];
+}
+
 export interface TopicSchema {
   /**
    * The descriptors, as `buf build -o file.binpb` writes them (a FileDescriptorSet, imports
@@ -4593,6 +4697,1404 @@ export const ReleaseParkedKeysResponse: MessageFns<ReleaseParkedKeysResponse> = 
   },
 };
 
+function createBaseListTopicEventsRequest(): ListTopicEventsRequest {
+  return { topic: "", start: undefined, pageSize: 0, pageToken: "" };
+}
+
+export const ListTopicEventsRequest: MessageFns<ListTopicEventsRequest> = {
+  encode(message: ListTopicEventsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.topic !== "") {
+      writer.uint32(10).string(message.topic);
+    }
+    if (message.start !== undefined) {
+      StartPosition.encode(message.start, writer.uint32(18).fork()).join();
+    }
+    if (message.pageSize !== 0) {
+      writer.uint32(24).uint32(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      writer.uint32(34).string(message.pageToken);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListTopicEventsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListTopicEventsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.topic = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.start = StartPosition.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.pageSize = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.pageToken = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListTopicEventsRequest {
+    return {
+      topic: isSet(object.topic) ? globalThis.String(object.topic) : "",
+      start: isSet(object.start) ? StartPosition.fromJSON(object.start) : undefined,
+      pageSize: isSet(object.pageSize)
+        ? globalThis.Number(object.pageSize)
+        : isSet(object.page_size)
+        ? globalThis.Number(object.page_size)
+        : 0,
+      pageToken: isSet(object.pageToken)
+        ? globalThis.String(object.pageToken)
+        : isSet(object.page_token)
+        ? globalThis.String(object.page_token)
+        : "",
+    };
+  },
+
+  toJSON(message: ListTopicEventsRequest): unknown {
+    const obj: any = {};
+    if (message.topic !== "") {
+      obj.topic = message.topic;
+    }
+    if (message.start !== undefined) {
+      obj.start = StartPosition.toJSON(message.start);
+    }
+    if (message.pageSize !== 0) {
+      obj.pageSize = Math.round(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      obj.pageToken = message.pageToken;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListTopicEventsRequest>, I>>(base?: I): ListTopicEventsRequest {
+    return ListTopicEventsRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListTopicEventsRequest>, I>>(object: I): ListTopicEventsRequest {
+    const message = createBaseListTopicEventsRequest();
+    message.topic = object.topic ?? "";
+    message.start = (object.start !== undefined && object.start !== null)
+      ? StartPosition.fromPartial(object.start)
+      : undefined;
+    message.pageSize = object.pageSize ?? 0;
+    message.pageToken = object.pageToken ?? "";
+    return message;
+  },
+};
+
+function createBaseTopicEvent(): TopicEvent {
+  return { position: 0, event: undefined };
+}
+
+export const TopicEvent: MessageFns<TopicEvent> = {
+  encode(message: TopicEvent, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.position !== 0) {
+      writer.uint32(8).uint64(message.position);
+    }
+    if (message.event !== undefined) {
+      Event.encode(message.event, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TopicEvent {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTopicEvent();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.position = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.event = Event.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TopicEvent {
+    return {
+      position: isSet(object.position) ? globalThis.Number(object.position) : 0,
+      event: isSet(object.event) ? Event.fromJSON(object.event) : undefined,
+    };
+  },
+
+  toJSON(message: TopicEvent): unknown {
+    const obj: any = {};
+    if (message.position !== 0) {
+      obj.position = Math.round(message.position);
+    }
+    if (message.event !== undefined) {
+      obj.event = Event.toJSON(message.event);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<TopicEvent>, I>>(base?: I): TopicEvent {
+    return TopicEvent.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<TopicEvent>, I>>(object: I): TopicEvent {
+    const message = createBaseTopicEvent();
+    message.position = object.position ?? 0;
+    message.event = (object.event !== undefined && object.event !== null) ? Event.fromPartial(object.event) : undefined;
+    return message;
+  },
+};
+
+function createBaseListTopicEventsResponse(): ListTopicEventsResponse {
+  return { events: [], nextPageToken: "" };
+}
+
+export const ListTopicEventsResponse: MessageFns<ListTopicEventsResponse> = {
+  encode(message: ListTopicEventsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.events) {
+      TopicEvent.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.nextPageToken !== "") {
+      writer.uint32(18).string(message.nextPageToken);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListTopicEventsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListTopicEventsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.events.push(TopicEvent.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.nextPageToken = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListTopicEventsResponse {
+    return {
+      events: globalThis.Array.isArray(object?.events) ? object.events.map((e: any) => TopicEvent.fromJSON(e)) : [],
+      nextPageToken: isSet(object.nextPageToken)
+        ? globalThis.String(object.nextPageToken)
+        : isSet(object.next_page_token)
+        ? globalThis.String(object.next_page_token)
+        : "",
+    };
+  },
+
+  toJSON(message: ListTopicEventsResponse): unknown {
+    const obj: any = {};
+    if (message.events?.length) {
+      obj.events = message.events.map((e) => TopicEvent.toJSON(e));
+    }
+    if (message.nextPageToken !== "") {
+      obj.nextPageToken = message.nextPageToken;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListTopicEventsResponse>, I>>(base?: I): ListTopicEventsResponse {
+    return ListTopicEventsResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListTopicEventsResponse>, I>>(object: I): ListTopicEventsResponse {
+    const message = createBaseListTopicEventsResponse();
+    message.events = object.events?.map((e) => TopicEvent.fromPartial(e)) || [];
+    message.nextPageToken = object.nextPageToken ?? "";
+    return message;
+  },
+};
+
+function createBaseListTopicSummariesRequest(): ListTopicSummariesRequest {
+  return { search: "", pageSize: 0, pageToken: "" };
+}
+
+export const ListTopicSummariesRequest: MessageFns<ListTopicSummariesRequest> = {
+  encode(message: ListTopicSummariesRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.search !== "") {
+      writer.uint32(10).string(message.search);
+    }
+    if (message.pageSize !== 0) {
+      writer.uint32(16).uint32(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      writer.uint32(26).string(message.pageToken);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListTopicSummariesRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListTopicSummariesRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.search = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.pageSize = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.pageToken = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListTopicSummariesRequest {
+    return {
+      search: isSet(object.search) ? globalThis.String(object.search) : "",
+      pageSize: isSet(object.pageSize)
+        ? globalThis.Number(object.pageSize)
+        : isSet(object.page_size)
+        ? globalThis.Number(object.page_size)
+        : 0,
+      pageToken: isSet(object.pageToken)
+        ? globalThis.String(object.pageToken)
+        : isSet(object.page_token)
+        ? globalThis.String(object.page_token)
+        : "",
+    };
+  },
+
+  toJSON(message: ListTopicSummariesRequest): unknown {
+    const obj: any = {};
+    if (message.search !== "") {
+      obj.search = message.search;
+    }
+    if (message.pageSize !== 0) {
+      obj.pageSize = Math.round(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      obj.pageToken = message.pageToken;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListTopicSummariesRequest>, I>>(base?: I): ListTopicSummariesRequest {
+    return ListTopicSummariesRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListTopicSummariesRequest>, I>>(object: I): ListTopicSummariesRequest {
+    const message = createBaseListTopicSummariesRequest();
+    message.search = object.search ?? "";
+    message.pageSize = object.pageSize ?? 0;
+    message.pageToken = object.pageToken ?? "";
+    return message;
+  },
+};
+
+function createBaseTopicSummary(): TopicSummary {
+  return { name: "", retention: undefined, subscriptions: 0, published: 0 };
+}
+
+export const TopicSummary: MessageFns<TopicSummary> = {
+  encode(message: TopicSummary, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.retention !== undefined) {
+      Duration.encode(message.retention, writer.uint32(18).fork()).join();
+    }
+    if (message.subscriptions !== 0) {
+      writer.uint32(24).uint32(message.subscriptions);
+    }
+    if (message.published !== 0) {
+      writer.uint32(32).uint64(message.published);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TopicSummary {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTopicSummary();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.retention = Duration.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.subscriptions = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.published = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TopicSummary {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      retention: isSet(object.retention) ? Duration.fromJSON(object.retention) : undefined,
+      subscriptions: isSet(object.subscriptions) ? globalThis.Number(object.subscriptions) : 0,
+      published: isSet(object.published) ? globalThis.Number(object.published) : 0,
+    };
+  },
+
+  toJSON(message: TopicSummary): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.retention !== undefined) {
+      obj.retention = Duration.toJSON(message.retention);
+    }
+    if (message.subscriptions !== 0) {
+      obj.subscriptions = Math.round(message.subscriptions);
+    }
+    if (message.published !== 0) {
+      obj.published = Math.round(message.published);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<TopicSummary>, I>>(base?: I): TopicSummary {
+    return TopicSummary.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<TopicSummary>, I>>(object: I): TopicSummary {
+    const message = createBaseTopicSummary();
+    message.name = object.name ?? "";
+    message.retention = (object.retention !== undefined && object.retention !== null)
+      ? Duration.fromPartial(object.retention)
+      : undefined;
+    message.subscriptions = object.subscriptions ?? 0;
+    message.published = object.published ?? 0;
+    return message;
+  },
+};
+
+function createBaseListTopicSummariesResponse(): ListTopicSummariesResponse {
+  return { topics: [], nextPageToken: "", totalSize: 0, refreshTime: undefined };
+}
+
+export const ListTopicSummariesResponse: MessageFns<ListTopicSummariesResponse> = {
+  encode(message: ListTopicSummariesResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.topics) {
+      TopicSummary.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.nextPageToken !== "") {
+      writer.uint32(18).string(message.nextPageToken);
+    }
+    if (message.totalSize !== 0) {
+      writer.uint32(24).uint32(message.totalSize);
+    }
+    if (message.refreshTime !== undefined) {
+      Timestamp.encode(toTimestamp(message.refreshTime), writer.uint32(34).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListTopicSummariesResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListTopicSummariesResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.topics.push(TopicSummary.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.nextPageToken = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.totalSize = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.refreshTime = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListTopicSummariesResponse {
+    return {
+      topics: globalThis.Array.isArray(object?.topics) ? object.topics.map((e: any) => TopicSummary.fromJSON(e)) : [],
+      nextPageToken: isSet(object.nextPageToken)
+        ? globalThis.String(object.nextPageToken)
+        : isSet(object.next_page_token)
+        ? globalThis.String(object.next_page_token)
+        : "",
+      totalSize: isSet(object.totalSize)
+        ? globalThis.Number(object.totalSize)
+        : isSet(object.total_size)
+        ? globalThis.Number(object.total_size)
+        : 0,
+      refreshTime: isSet(object.refreshTime)
+        ? fromJsonTimestamp(object.refreshTime)
+        : isSet(object.refresh_time)
+        ? fromJsonTimestamp(object.refresh_time)
+        : undefined,
+    };
+  },
+
+  toJSON(message: ListTopicSummariesResponse): unknown {
+    const obj: any = {};
+    if (message.topics?.length) {
+      obj.topics = message.topics.map((e) => TopicSummary.toJSON(e));
+    }
+    if (message.nextPageToken !== "") {
+      obj.nextPageToken = message.nextPageToken;
+    }
+    if (message.totalSize !== 0) {
+      obj.totalSize = Math.round(message.totalSize);
+    }
+    if (message.refreshTime !== undefined) {
+      obj.refreshTime = message.refreshTime.toISOString();
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListTopicSummariesResponse>, I>>(base?: I): ListTopicSummariesResponse {
+    return ListTopicSummariesResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListTopicSummariesResponse>, I>>(object: I): ListTopicSummariesResponse {
+    const message = createBaseListTopicSummariesResponse();
+    message.topics = object.topics?.map((e) => TopicSummary.fromPartial(e)) || [];
+    message.nextPageToken = object.nextPageToken ?? "";
+    message.totalSize = object.totalSize ?? 0;
+    message.refreshTime = object.refreshTime ?? undefined;
+    return message;
+  },
+};
+
+function createBaseListSubscriptionSummariesRequest(): ListSubscriptionSummariesRequest {
+  return { search: "", pageSize: 0, pageToken: "" };
+}
+
+export const ListSubscriptionSummariesRequest: MessageFns<ListSubscriptionSummariesRequest> = {
+  encode(message: ListSubscriptionSummariesRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.search !== "") {
+      writer.uint32(10).string(message.search);
+    }
+    if (message.pageSize !== 0) {
+      writer.uint32(16).uint32(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      writer.uint32(26).string(message.pageToken);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListSubscriptionSummariesRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListSubscriptionSummariesRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.search = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.pageSize = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.pageToken = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListSubscriptionSummariesRequest {
+    return {
+      search: isSet(object.search) ? globalThis.String(object.search) : "",
+      pageSize: isSet(object.pageSize)
+        ? globalThis.Number(object.pageSize)
+        : isSet(object.page_size)
+        ? globalThis.Number(object.page_size)
+        : 0,
+      pageToken: isSet(object.pageToken)
+        ? globalThis.String(object.pageToken)
+        : isSet(object.page_token)
+        ? globalThis.String(object.page_token)
+        : "",
+    };
+  },
+
+  toJSON(message: ListSubscriptionSummariesRequest): unknown {
+    const obj: any = {};
+    if (message.search !== "") {
+      obj.search = message.search;
+    }
+    if (message.pageSize !== 0) {
+      obj.pageSize = Math.round(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      obj.pageToken = message.pageToken;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListSubscriptionSummariesRequest>, I>>(
+    base?: I,
+  ): ListSubscriptionSummariesRequest {
+    return ListSubscriptionSummariesRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListSubscriptionSummariesRequest>, I>>(
+    object: I,
+  ): ListSubscriptionSummariesRequest {
+    const message = createBaseListSubscriptionSummariesRequest();
+    message.search = object.search ?? "";
+    message.pageSize = object.pageSize ?? 0;
+    message.pageToken = object.pageToken ?? "";
+    return message;
+  },
+};
+
+function createBaseSubscriptionSummary(): SubscriptionSummary {
+  return {
+    name: "",
+    topic: "",
+    backlog: 0,
+    inFlight: 0,
+    oldestUnackedAge: undefined,
+    deadLetters: 0,
+    cursorLag: 0,
+    delivered: 0,
+    acked: 0,
+  };
+}
+
+export const SubscriptionSummary: MessageFns<SubscriptionSummary> = {
+  encode(message: SubscriptionSummary, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.topic !== "") {
+      writer.uint32(18).string(message.topic);
+    }
+    if (message.backlog !== 0) {
+      writer.uint32(24).uint64(message.backlog);
+    }
+    if (message.inFlight !== 0) {
+      writer.uint32(32).uint64(message.inFlight);
+    }
+    if (message.oldestUnackedAge !== undefined) {
+      Duration.encode(message.oldestUnackedAge, writer.uint32(42).fork()).join();
+    }
+    if (message.deadLetters !== 0) {
+      writer.uint32(48).uint64(message.deadLetters);
+    }
+    if (message.cursorLag !== 0) {
+      writer.uint32(56).uint64(message.cursorLag);
+    }
+    if (message.delivered !== 0) {
+      writer.uint32(64).uint64(message.delivered);
+    }
+    if (message.acked !== 0) {
+      writer.uint32(72).uint64(message.acked);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SubscriptionSummary {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSubscriptionSummary();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.topic = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.backlog = longToNumber(reader.uint64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.inFlight = longToNumber(reader.uint64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.oldestUnackedAge = Duration.decode(reader, reader.uint32());
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.deadLetters = longToNumber(reader.uint64());
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.cursorLag = longToNumber(reader.uint64());
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.delivered = longToNumber(reader.uint64());
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.acked = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SubscriptionSummary {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      topic: isSet(object.topic) ? globalThis.String(object.topic) : "",
+      backlog: isSet(object.backlog) ? globalThis.Number(object.backlog) : 0,
+      inFlight: isSet(object.inFlight)
+        ? globalThis.Number(object.inFlight)
+        : isSet(object.in_flight)
+        ? globalThis.Number(object.in_flight)
+        : 0,
+      oldestUnackedAge: isSet(object.oldestUnackedAge)
+        ? Duration.fromJSON(object.oldestUnackedAge)
+        : isSet(object.oldest_unacked_age)
+        ? Duration.fromJSON(object.oldest_unacked_age)
+        : undefined,
+      deadLetters: isSet(object.deadLetters)
+        ? globalThis.Number(object.deadLetters)
+        : isSet(object.dead_letters)
+        ? globalThis.Number(object.dead_letters)
+        : 0,
+      cursorLag: isSet(object.cursorLag)
+        ? globalThis.Number(object.cursorLag)
+        : isSet(object.cursor_lag)
+        ? globalThis.Number(object.cursor_lag)
+        : 0,
+      delivered: isSet(object.delivered) ? globalThis.Number(object.delivered) : 0,
+      acked: isSet(object.acked) ? globalThis.Number(object.acked) : 0,
+    };
+  },
+
+  toJSON(message: SubscriptionSummary): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.topic !== "") {
+      obj.topic = message.topic;
+    }
+    if (message.backlog !== 0) {
+      obj.backlog = Math.round(message.backlog);
+    }
+    if (message.inFlight !== 0) {
+      obj.inFlight = Math.round(message.inFlight);
+    }
+    if (message.oldestUnackedAge !== undefined) {
+      obj.oldestUnackedAge = Duration.toJSON(message.oldestUnackedAge);
+    }
+    if (message.deadLetters !== 0) {
+      obj.deadLetters = Math.round(message.deadLetters);
+    }
+    if (message.cursorLag !== 0) {
+      obj.cursorLag = Math.round(message.cursorLag);
+    }
+    if (message.delivered !== 0) {
+      obj.delivered = Math.round(message.delivered);
+    }
+    if (message.acked !== 0) {
+      obj.acked = Math.round(message.acked);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SubscriptionSummary>, I>>(base?: I): SubscriptionSummary {
+    return SubscriptionSummary.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SubscriptionSummary>, I>>(object: I): SubscriptionSummary {
+    const message = createBaseSubscriptionSummary();
+    message.name = object.name ?? "";
+    message.topic = object.topic ?? "";
+    message.backlog = object.backlog ?? 0;
+    message.inFlight = object.inFlight ?? 0;
+    message.oldestUnackedAge = (object.oldestUnackedAge !== undefined && object.oldestUnackedAge !== null)
+      ? Duration.fromPartial(object.oldestUnackedAge)
+      : undefined;
+    message.deadLetters = object.deadLetters ?? 0;
+    message.cursorLag = object.cursorLag ?? 0;
+    message.delivered = object.delivered ?? 0;
+    message.acked = object.acked ?? 0;
+    return message;
+  },
+};
+
+function createBaseListSubscriptionSummariesResponse(): ListSubscriptionSummariesResponse {
+  return { subscriptions: [], nextPageToken: "", totalSize: 0, refreshTime: undefined };
+}
+
+export const ListSubscriptionSummariesResponse: MessageFns<ListSubscriptionSummariesResponse> = {
+  encode(message: ListSubscriptionSummariesResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.subscriptions) {
+      SubscriptionSummary.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.nextPageToken !== "") {
+      writer.uint32(18).string(message.nextPageToken);
+    }
+    if (message.totalSize !== 0) {
+      writer.uint32(24).uint32(message.totalSize);
+    }
+    if (message.refreshTime !== undefined) {
+      Timestamp.encode(toTimestamp(message.refreshTime), writer.uint32(34).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListSubscriptionSummariesResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListSubscriptionSummariesResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.subscriptions.push(SubscriptionSummary.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.nextPageToken = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.totalSize = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.refreshTime = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListSubscriptionSummariesResponse {
+    return {
+      subscriptions: globalThis.Array.isArray(object?.subscriptions)
+        ? object.subscriptions.map((e: any) => SubscriptionSummary.fromJSON(e))
+        : [],
+      nextPageToken: isSet(object.nextPageToken)
+        ? globalThis.String(object.nextPageToken)
+        : isSet(object.next_page_token)
+        ? globalThis.String(object.next_page_token)
+        : "",
+      totalSize: isSet(object.totalSize)
+        ? globalThis.Number(object.totalSize)
+        : isSet(object.total_size)
+        ? globalThis.Number(object.total_size)
+        : 0,
+      refreshTime: isSet(object.refreshTime)
+        ? fromJsonTimestamp(object.refreshTime)
+        : isSet(object.refresh_time)
+        ? fromJsonTimestamp(object.refresh_time)
+        : undefined,
+    };
+  },
+
+  toJSON(message: ListSubscriptionSummariesResponse): unknown {
+    const obj: any = {};
+    if (message.subscriptions?.length) {
+      obj.subscriptions = message.subscriptions.map((e) => SubscriptionSummary.toJSON(e));
+    }
+    if (message.nextPageToken !== "") {
+      obj.nextPageToken = message.nextPageToken;
+    }
+    if (message.totalSize !== 0) {
+      obj.totalSize = Math.round(message.totalSize);
+    }
+    if (message.refreshTime !== undefined) {
+      obj.refreshTime = message.refreshTime.toISOString();
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListSubscriptionSummariesResponse>, I>>(
+    base?: I,
+  ): ListSubscriptionSummariesResponse {
+    return ListSubscriptionSummariesResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListSubscriptionSummariesResponse>, I>>(
+    object: I,
+  ): ListSubscriptionSummariesResponse {
+    const message = createBaseListSubscriptionSummariesResponse();
+    message.subscriptions = object.subscriptions?.map((e) => SubscriptionSummary.fromPartial(e)) || [];
+    message.nextPageToken = object.nextPageToken ?? "";
+    message.totalSize = object.totalSize ?? 0;
+    message.refreshTime = object.refreshTime ?? undefined;
+    return message;
+  },
+};
+
+function createBaseListConsumersRequest(): ListConsumersRequest {
+  return { subscription: "" };
+}
+
+export const ListConsumersRequest: MessageFns<ListConsumersRequest> = {
+  encode(message: ListConsumersRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.subscription !== "") {
+      writer.uint32(10).string(message.subscription);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListConsumersRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListConsumersRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.subscription = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListConsumersRequest {
+    return { subscription: isSet(object.subscription) ? globalThis.String(object.subscription) : "" };
+  },
+
+  toJSON(message: ListConsumersRequest): unknown {
+    const obj: any = {};
+    if (message.subscription !== "") {
+      obj.subscription = message.subscription;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListConsumersRequest>, I>>(base?: I): ListConsumersRequest {
+    return ListConsumersRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListConsumersRequest>, I>>(object: I): ListConsumersRequest {
+    const message = createBaseListConsumersRequest();
+    message.subscription = object.subscription ?? "";
+    return message;
+  },
+};
+
+function createBaseConsumerInfo(): ConsumerInfo {
+  return { name: "", connectTime: undefined, inFlight: 0, maxOutstandingMessages: 0 };
+}
+
+export const ConsumerInfo: MessageFns<ConsumerInfo> = {
+  encode(message: ConsumerInfo, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.connectTime !== undefined) {
+      Timestamp.encode(toTimestamp(message.connectTime), writer.uint32(18).fork()).join();
+    }
+    if (message.inFlight !== 0) {
+      writer.uint32(24).uint32(message.inFlight);
+    }
+    if (message.maxOutstandingMessages !== 0) {
+      writer.uint32(32).uint32(message.maxOutstandingMessages);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ConsumerInfo {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseConsumerInfo();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.connectTime = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.inFlight = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.maxOutstandingMessages = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ConsumerInfo {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      connectTime: isSet(object.connectTime)
+        ? fromJsonTimestamp(object.connectTime)
+        : isSet(object.connect_time)
+        ? fromJsonTimestamp(object.connect_time)
+        : undefined,
+      inFlight: isSet(object.inFlight)
+        ? globalThis.Number(object.inFlight)
+        : isSet(object.in_flight)
+        ? globalThis.Number(object.in_flight)
+        : 0,
+      maxOutstandingMessages: isSet(object.maxOutstandingMessages)
+        ? globalThis.Number(object.maxOutstandingMessages)
+        : isSet(object.max_outstanding_messages)
+        ? globalThis.Number(object.max_outstanding_messages)
+        : 0,
+    };
+  },
+
+  toJSON(message: ConsumerInfo): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.connectTime !== undefined) {
+      obj.connectTime = message.connectTime.toISOString();
+    }
+    if (message.inFlight !== 0) {
+      obj.inFlight = Math.round(message.inFlight);
+    }
+    if (message.maxOutstandingMessages !== 0) {
+      obj.maxOutstandingMessages = Math.round(message.maxOutstandingMessages);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ConsumerInfo>, I>>(base?: I): ConsumerInfo {
+    return ConsumerInfo.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ConsumerInfo>, I>>(object: I): ConsumerInfo {
+    const message = createBaseConsumerInfo();
+    message.name = object.name ?? "";
+    message.connectTime = object.connectTime ?? undefined;
+    message.inFlight = object.inFlight ?? 0;
+    message.maxOutstandingMessages = object.maxOutstandingMessages ?? 0;
+    return message;
+  },
+};
+
+function createBaseListConsumersResponse(): ListConsumersResponse {
+  return { consumers: [] };
+}
+
+export const ListConsumersResponse: MessageFns<ListConsumersResponse> = {
+  encode(message: ListConsumersResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.consumers) {
+      ConsumerInfo.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListConsumersResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListConsumersResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.consumers.push(ConsumerInfo.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListConsumersResponse {
+    return {
+      consumers: globalThis.Array.isArray(object?.consumers)
+        ? object.consumers.map((e: any) => ConsumerInfo.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: ListConsumersResponse): unknown {
+    const obj: any = {};
+    if (message.consumers?.length) {
+      obj.consumers = message.consumers.map((e) => ConsumerInfo.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListConsumersResponse>, I>>(base?: I): ListConsumersResponse {
+    return ListConsumersResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListConsumersResponse>, I>>(object: I): ListConsumersResponse {
+    const message = createBaseListConsumersResponse();
+    message.consumers = object.consumers?.map((e) => ConsumerInfo.fromPartial(e)) || [];
+    return message;
+  },
+};
+
 function createBaseTopicSchema(): TopicSchema {
   return { fileDescriptorSet: Buffer.alloc(0), messageTypes: [], updateTime: undefined };
 }
@@ -6871,6 +8373,65 @@ export const AdminServiceService = {
     responseDeserialize: (value: Buffer): ReleaseParkedKeysResponse => ReleaseParkedKeysResponse.decode(value),
   },
   /**
+   * ListTopicEvents pages through the events a topic still retains, from a position or a time
+   * (ascending), or the newest first when no start is given. It returns payloads, so it needs
+   * consume on the topic (as attaching a subscription does).
+   */
+  listTopicEvents: {
+    path: "/pgmesh.v1.AdminService/ListTopicEvents" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListTopicEventsRequest): Buffer =>
+      Buffer.from(ListTopicEventsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListTopicEventsRequest => ListTopicEventsRequest.decode(value),
+    responseSerialize: (value: ListTopicEventsResponse): Buffer =>
+      Buffer.from(ListTopicEventsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListTopicEventsResponse => ListTopicEventsResponse.decode(value),
+  },
+  /**
+   * The web console's overview: the topics and subscriptions the caller may read, searchable and
+   * paged, with the numbers of the broker's last gauge refresh (PGMESH_METRICS_REFRESH_MS). They
+   * are read from memory, so polling them costs the database nothing.
+   */
+  listTopicSummaries: {
+    path: "/pgmesh.v1.AdminService/ListTopicSummaries" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListTopicSummariesRequest): Buffer =>
+      Buffer.from(ListTopicSummariesRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListTopicSummariesRequest => ListTopicSummariesRequest.decode(value),
+    responseSerialize: (value: ListTopicSummariesResponse): Buffer =>
+      Buffer.from(ListTopicSummariesResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListTopicSummariesResponse => ListTopicSummariesResponse.decode(value),
+  },
+  listSubscriptionSummaries: {
+    path: "/pgmesh.v1.AdminService/ListSubscriptionSummaries" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListSubscriptionSummariesRequest): Buffer =>
+      Buffer.from(ListSubscriptionSummariesRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListSubscriptionSummariesRequest =>
+      ListSubscriptionSummariesRequest.decode(value),
+    responseSerialize: (value: ListSubscriptionSummariesResponse): Buffer =>
+      Buffer.from(ListSubscriptionSummariesResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListSubscriptionSummariesResponse =>
+      ListSubscriptionSummariesResponse.decode(value),
+  },
+  /**
+   * ListConsumers: the streams open on a subscription at the broker that answers (each broker
+   * knows only its own).
+   */
+  listConsumers: {
+    path: "/pgmesh.v1.AdminService/ListConsumers" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListConsumersRequest): Buffer => Buffer.from(ListConsumersRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListConsumersRequest => ListConsumersRequest.decode(value),
+    responseSerialize: (value: ListConsumersResponse): Buffer =>
+      Buffer.from(ListConsumersResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListConsumersResponse => ListConsumersResponse.decode(value),
+  },
+  /**
    * Access control (all need the `admin` permission). A principal holds grants; tokens
    * authenticate as a principal, as does a client certificate whose common name the broker's
    * PGMESH_CERT_PRINCIPALS maps to it.
@@ -7013,6 +8574,24 @@ export interface AdminServiceServer extends UntypedServiceImplementation {
   listParkedKeys: handleUnaryCall<ListParkedKeysRequest, ListParkedKeysResponse>;
   /** ReleaseParkedKeys lets the events queued behind these keys' dead letters flow again. */
   releaseParkedKeys: handleUnaryCall<ReleaseParkedKeysRequest, ReleaseParkedKeysResponse>;
+  /**
+   * ListTopicEvents pages through the events a topic still retains, from a position or a time
+   * (ascending), or the newest first when no start is given. It returns payloads, so it needs
+   * consume on the topic (as attaching a subscription does).
+   */
+  listTopicEvents: handleUnaryCall<ListTopicEventsRequest, ListTopicEventsResponse>;
+  /**
+   * The web console's overview: the topics and subscriptions the caller may read, searchable and
+   * paged, with the numbers of the broker's last gauge refresh (PGMESH_METRICS_REFRESH_MS). They
+   * are read from memory, so polling them costs the database nothing.
+   */
+  listTopicSummaries: handleUnaryCall<ListTopicSummariesRequest, ListTopicSummariesResponse>;
+  listSubscriptionSummaries: handleUnaryCall<ListSubscriptionSummariesRequest, ListSubscriptionSummariesResponse>;
+  /**
+   * ListConsumers: the streams open on a subscription at the broker that answers (each broker
+   * knows only its own).
+   */
+  listConsumers: handleUnaryCall<ListConsumersRequest, ListConsumersResponse>;
   /**
    * Access control (all need the `admin` permission). A principal holds grants; tokens
    * authenticate as a principal, as does a client certificate whose common name the broker's
@@ -7348,6 +8927,80 @@ export interface AdminServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ReleaseParkedKeysResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * ListTopicEvents pages through the events a topic still retains, from a position or a time
+   * (ascending), or the newest first when no start is given. It returns payloads, so it needs
+   * consume on the topic (as attaching a subscription does).
+   */
+  listTopicEvents(
+    request: ListTopicEventsRequest,
+    callback: (error: ServiceError | null, response: ListTopicEventsResponse) => void,
+  ): ClientUnaryCall;
+  listTopicEvents(
+    request: ListTopicEventsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListTopicEventsResponse) => void,
+  ): ClientUnaryCall;
+  listTopicEvents(
+    request: ListTopicEventsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListTopicEventsResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * The web console's overview: the topics and subscriptions the caller may read, searchable and
+   * paged, with the numbers of the broker's last gauge refresh (PGMESH_METRICS_REFRESH_MS). They
+   * are read from memory, so polling them costs the database nothing.
+   */
+  listTopicSummaries(
+    request: ListTopicSummariesRequest,
+    callback: (error: ServiceError | null, response: ListTopicSummariesResponse) => void,
+  ): ClientUnaryCall;
+  listTopicSummaries(
+    request: ListTopicSummariesRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListTopicSummariesResponse) => void,
+  ): ClientUnaryCall;
+  listTopicSummaries(
+    request: ListTopicSummariesRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListTopicSummariesResponse) => void,
+  ): ClientUnaryCall;
+  listSubscriptionSummaries(
+    request: ListSubscriptionSummariesRequest,
+    callback: (error: ServiceError | null, response: ListSubscriptionSummariesResponse) => void,
+  ): ClientUnaryCall;
+  listSubscriptionSummaries(
+    request: ListSubscriptionSummariesRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListSubscriptionSummariesResponse) => void,
+  ): ClientUnaryCall;
+  listSubscriptionSummaries(
+    request: ListSubscriptionSummariesRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListSubscriptionSummariesResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * ListConsumers: the streams open on a subscription at the broker that answers (each broker
+   * knows only its own).
+   */
+  listConsumers(
+    request: ListConsumersRequest,
+    callback: (error: ServiceError | null, response: ListConsumersResponse) => void,
+  ): ClientUnaryCall;
+  listConsumers(
+    request: ListConsumersRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListConsumersResponse) => void,
+  ): ClientUnaryCall;
+  listConsumers(
+    request: ListConsumersRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListConsumersResponse) => void,
   ): ClientUnaryCall;
   /**
    * Access control (all need the `admin` permission). A principal holds grants; tokens
