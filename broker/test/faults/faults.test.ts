@@ -3,6 +3,7 @@
 // is killed with kill -9 while another serves the same database. Every event whose publish was
 // acknowledged must be delivered and acked; duplicates are counted and bounded by what consumers
 // held when the faults struck.
+import { AckStatus } from "@pgmesh/proto/pgmesh/v1/subscriber";
 import { PgmeshClient } from "@pgmesh/sdk";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -10,7 +11,7 @@ import { AccountedLoad, type Accounting } from "../support/accounted-load.ts";
 import { startTestBroker } from "../support/broker.ts";
 import { type BrokerProcess, startBrokerProcess } from "../support/broker-process.ts";
 import { PrivatePostgres } from "../support/private-postgres.ts";
-import { sleep } from "../support/stream-probe.ts";
+import { StreamProbe, sleep } from "../support/stream-probe.ts";
 
 const CONCURRENCY = 20;
 const BROKER_ENV = {
@@ -149,4 +150,51 @@ describe("broker faults under load", () => {
       for (const broker of brokers) broker.child.kill("SIGKILL");
     }
   }, 180_000);
+  it("a broker killed with kill -9 holding leased batches: exactly its unacked events come back, its acked ones never", async () => {
+    const url = await database("batches");
+    const env = { ...BROKER_ENV, DATABASE_URL: url };
+    const brokers = await Promise.all([startBrokerProcess({ env }), startBrokerProcess({ env })]);
+    const [doomed, survivor] = brokers as [BrokerProcess, BrokerProcess];
+    const doomedClient = new PgmeshClient(doomed.address);
+    const survivorClient = new PgmeshClient(survivor.address);
+    try {
+      await survivorClient.createTopic("batches");
+      await survivorClient.createSubscription("batches.sub", "batches", {
+        ackDeadlineSeconds: 2,
+        retryPolicy: { initialBackoffSeconds: 0, maxBackoffSeconds: 0, jitter: 0 },
+      });
+      const ids = Array.from({ length: 600 }, (_, i) => `e-${i}`);
+      await survivorClient.publish(
+        "batches",
+        ids.map((id) => ({ id, source: "test", type: "t.v1.E" })),
+      );
+      // The doomed broker leases all 600 (two batches of up to 500) to one stream; 250 are acked.
+      const holder = await StreamProbe.open(doomedClient, "batches.sub", 600);
+      const held = await holder.waitForDeliveries(600, 20_000);
+      const acked = held.slice(0, 250);
+      const results = await holder.ackAndWait(acked.map((d) => d.ackId));
+      expect(results.every((r) => r.status === AckStatus.ACK_STATUS_ACKED)).toBe(true);
+      doomed.child.kill("SIGKILL");
+      await doomed.exited;
+      // The survivor's sweep finds the dead broker's batches lapsed and hands back what was unacked.
+      const next = await StreamProbe.open(survivorClient, "batches.sub", 600);
+      const back = await next.waitForDeliveries(350, 30_000);
+      expect(back.map((d) => d.event?.id).sort()).toEqual(
+        held
+          .slice(250)
+          .map((d) => d.event?.id)
+          .sort(),
+      );
+      expect(back.every((d) => d.deliveryAttempt === 2)).toBe(true);
+      await next.ackAndWait(back.map((d) => d.ackId));
+      // Nothing more: no acked event, and no unacked one twice.
+      await sleep(4_000);
+      expect(next.deliveries).toHaveLength(350);
+      next.cancel();
+    } finally {
+      doomedClient.close();
+      survivorClient.close();
+      for (const broker of brokers) broker.child.kill("SIGKILL");
+    }
+  }, 120_000);
 });
