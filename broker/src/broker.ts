@@ -206,11 +206,7 @@ export async function startBroker(config: Readonly<BrokerConfig>, log: Logger): 
     admin,
     console: {
       overview: () => gauges.snapshot,
-      traffic: {
-        published: (topic) => metrics.traffic.published.get(topic) ?? 0,
-        delivered: (subscription) => metrics.traffic.delivered.get(subscription) ?? 0,
-        acked: (subscription) => metrics.traffic.acked.get(subscription) ?? 0,
-      },
+      traffic: () => metrics.traffic(),
       consumers: (subscription) => deliveries.consumersOf(subscription),
     },
     publisher,

@@ -20,11 +20,14 @@ export interface OverviewSnapshot {
   subscriptions: SubscriptionNumbers[];
 }
 
-/** Counters of this broker since it started (the metrics' own), for rates. */
+/** Counters of this broker since it started (read from its Prometheus counters), for rates. */
 export interface TrafficCounters {
-  published(topic: string): number;
-  delivered(subscription: string): number;
-  acked(subscription: string): number;
+  /** Events published, by topic. */
+  published: Map<string, number>;
+  /** Deliveries sent, by subscription. */
+  delivered: Map<string, number>;
+  /** Deliveries acked, by subscription. */
+  acked: Map<string, number>;
 }
 
 export interface SummaryPage<T> {

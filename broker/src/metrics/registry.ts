@@ -6,6 +6,7 @@ import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom
 import type { SettleStatus } from "../delivery/consumer.ts";
 import type { DeadLetterReason } from "../delivery/model.ts";
 import type { DeliveryObserver } from "../delivery/observer.ts";
+import type { TrafficCounters } from "../delivery/overview.ts";
 
 export class BrokerMetrics implements DeliveryObserver {
   readonly registry = new Registry();
@@ -143,22 +144,26 @@ export class BrokerMetrics implements DeliveryObserver {
     });
   }
 
-  /** This broker's traffic since it started, by name, for the console's rates (delivery/overview.ts). */
-  readonly traffic = {
-    published: new Map<string, number>(),
-    delivered: new Map<string, number>(),
-    acked: new Map<string, number>(),
-  };
+  /**
+   * This broker's traffic since it started, by name, for the console's rates (delivery/overview.ts):
+   * read from the Prometheus counters that count it, when a console asks.
+   */
+  async traffic(): Promise<TrafficCounters> {
+    const [published, delivered, acked] = await Promise.all([
+      byLabel(this.publishedTotal, "topic"),
+      byLabel(this.deliveriesTotal, "subscription"),
+      byLabel(this.settlesTotal, "subscription", (labels) => labels.result === "acked"),
+    ]);
+    return { published, delivered, acked };
+  }
 
   published(topic: string, events: number, seconds: number): void {
-    add(this.traffic.published, topic, events);
     this.publishedTotal.inc({ topic }, events);
     this.publishSeconds.observe({ topic }, seconds);
   }
 
   delivered(subscription: string, attempt: number): void {
     this.deliveriesTotal.inc({ subscription });
-    add(this.traffic.delivered, subscription, 1);
     if (attempt > 1) this.redeliveriesTotal.inc({ subscription });
   }
 
@@ -168,7 +173,6 @@ export class BrokerMetrics implements DeliveryObserver {
 
   settled(subscription: string, result: SettleStatus, count: number): void {
     this.settlesTotal.inc({ subscription, result }, count);
-    if (result === "acked") add(this.traffic.acked, subscription, count);
   }
 
   acked(subscription: string, secondsSincePublish: number[]): void {
@@ -189,6 +193,17 @@ export class BrokerMetrics implements DeliveryObserver {
   }
 }
 
-function add(counts: Map<string, number>, name: string, n: number): void {
-  counts.set(name, (counts.get(name) ?? 0) + n);
+/** The values of a counter by one of its labels (summed over the others, filtered by `where`). */
+async function byLabel<L extends string>(
+  counter: Counter<L>,
+  label: NoInfer<L>,
+  where: (labels: Partial<Record<NoInfer<L>, string | number>>) => boolean = () => true,
+): Promise<Map<string, number>> {
+  const counts = new Map<string, number>();
+  for (const { labels, value } of (await counter.get()).values) {
+    const name = labels[label];
+    if (name === undefined || !where(labels)) continue;
+    counts.set(String(name), (counts.get(String(name)) ?? 0) + value);
+  }
+  return counts;
 }

@@ -21,7 +21,7 @@ export type ConsoleMethod =
 export interface ConsoleSources {
   /** The last gauge refresh (metrics/gauges.ts). */
   overview(): OverviewSnapshot;
-  traffic: TrafficCounters;
+  traffic(): Promise<TrafficCounters>;
   /** This broker's open streams on a subscription. */
   consumers(subscription: string): Consumer[];
 }
@@ -51,6 +51,7 @@ export function consoleHandlers(
     }),
     listTopicSummaries: rpc("ListTopicSummaries", async (req, call) => {
       const snapshot = sources.overview();
+      const traffic = await sources.traffic();
       const subscriptions = new Map<string, number>();
       for (const s of snapshot.subscriptions)
         subscriptions.set(s.topic, (subscriptions.get(s.topic) ?? 0) + 1);
@@ -66,7 +67,7 @@ export function consoleHandlers(
           name: t.name,
           retention: seconds(t.retentionSeconds),
           subscriptions: subscriptions.get(t.name) ?? 0,
-          published: sources.traffic.published(t.name),
+          published: traffic.published.get(t.name) ?? 0,
         })),
         nextPageToken: page.nextPageToken,
         totalSize: page.totalSize,
@@ -75,6 +76,7 @@ export function consoleHandlers(
     }),
     listSubscriptionSummaries: rpc("ListSubscriptionSummaries", async (req, call) => {
       const snapshot = sources.overview();
+      const traffic = await sources.traffic();
       const page = summaryPage(
         snapshot.subscriptions,
         (s) => [s.subscription, s.topic],
@@ -91,8 +93,8 @@ export function consoleHandlers(
           oldestUnackedAge: seconds(s.oldestAgeSeconds),
           deadLetters: s.deadLetters,
           cursorLag: s.cursorLag,
-          delivered: sources.traffic.delivered(s.subscription),
-          acked: sources.traffic.acked(s.subscription),
+          delivered: traffic.delivered.get(s.subscription) ?? 0,
+          acked: traffic.acked.get(s.subscription) ?? 0,
         })),
         nextPageToken: page.nextPageToken,
         totalSize: page.totalSize,

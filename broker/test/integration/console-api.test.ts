@@ -13,6 +13,7 @@ import { PublisherService } from "../../console/src/gen/pgmesh/v1/publisher_pb.t
 import { startTestBroker, type TestBroker } from "../support/broker.ts";
 import { createTestDatabase, type TestDatabase } from "../support/database.ts";
 import { rejection } from "../support/rejection.ts";
+import { StreamProbe } from "../support/stream-probe.ts";
 import { until } from "../support/until.ts";
 
 const ADMIN_TOKEN = "console-admin-token-0123456789abcdef012345";
@@ -262,6 +263,13 @@ describe("the console's RPCs over gRPC", () => {
       ["console.made", "events.browse", "orders.eu", "payments.eu"].slice(0, first.totalSize).sort(),
     );
     expect((await mesh.client.listTopicSummaries({ search: "payments" })).topics[0]?.published).toBe(1);
+    // Delivered and acked by this broker, from its Prometheus counters.
+    const probe = await StreamProbe.open(mesh.client, "payments.eu.audit", 10);
+    const [delivery] = await probe.waitForDeliveries(1);
+    await probe.ackAndWait([delivery?.ackId as string]);
+    probe.cancel();
+    const [summary] = (await mesh.client.listSubscriptionSummaries({ search: "payments" })).subscriptions;
+    expect([summary?.delivered, summary?.acked]).toEqual([1, 1]);
     expect((await rejection(mesh.client.listTopicSummaries({ pageToken: "abc" }))).code).toBe(
       status.INVALID_ARGUMENT,
     );
