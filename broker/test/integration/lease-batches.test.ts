@@ -7,6 +7,7 @@ import { TableUpkeep } from "../../src/store/upkeep.ts";
 import { useTestBroker } from "../support/broker.ts";
 import { StreamProbe } from "../support/stream-probe.ts";
 import { until } from "../support/until.ts";
+import { heldUpkeepPass } from "../support/upkeep-pass.ts";
 
 // The test runs upkeep passes itself; the broker's own would race it for the lock.
 const t = useTestBroker({ PGMESH_UPKEEP_MS: "3600000" });
@@ -142,8 +143,15 @@ describe("leased batches", () => {
         throw error;
       },
     });
-    // The cursor passed all three, but a batch holds them in flight.
-    expect((await upkeep.runOnce()).eventsDeleted).toBe(0);
+    // The cursor passed all three, but a batch holds them in flight: a pass that runs keeps them.
+    await heldUpkeepPass(sql);
+    expect(
+      Number(
+        (
+          await sql`SELECT count(*)::int AS n FROM pgmesh.events WHERE topic_id = pgmesh.topic_id('lb.keep')`
+        )[0]?.n,
+      ),
+    ).toBe(3);
     await client.seekSubscription("lb.keep.sub", "now");
     expect(await rowsOf("lb.keep.sub")).toEqual({ jobs: 0, batches: 0, pending: 0 });
     const late = await probe.ackAndWait(held.map((d) => d.ackId));
