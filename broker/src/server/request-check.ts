@@ -42,59 +42,114 @@ export function requestTypeOf(path: string): DescMessage {
   return desc.input;
 }
 
+/**
+ * A refusal found deep in a message. The place is built while the walk unwinds, segment by segment,
+ * so the walk over an acceptable request (every publish) builds no path strings at all.
+ */
+interface Problem {
+  /** Where, from the level that found it down: "events[3].time." before the last dot is trimmed. */
+  where: string;
+  say(where: string): string;
+}
+
+const problemAt = (where: string, say: (where: string) => string): Problem => ({ where, say });
+
+/** What the walk needs of a message type, computed once per type. */
+interface MessagePlan {
+  fields: Map<number, DescField>;
+  /** Set for the well-known types whose ranges are checked. */
+  wellKnown: "timestamp" | "duration" | undefined;
+}
+
+const plans = new WeakMap<DescMessage, MessagePlan>();
+
+function planOf(type: DescMessage): MessagePlan {
+  let plan = plans.get(type);
+  if (!plan) {
+    plan = {
+      fields: new Map(type.fields.map((f) => [f.number, f])),
+      wellKnown:
+        type.typeName === "google.protobuf.Timestamp"
+          ? "timestamp"
+          : type.typeName === "google.protobuf.Duration"
+            ? "duration"
+            : undefined,
+    };
+    plans.set(type, plan);
+  }
+  return plan;
+}
+
 /** Why the bytes are not an acceptable `type` message (naming the field), or undefined when they are. */
 export function requestProblem(type: DescMessage, bytes: Uint8Array): string | undefined {
   try {
-    return messageProblem(type, bytes, "");
+    const problem = messageProblem(type, bytes);
+    return problem?.say(problem.where.replace(/\.$/, ""));
   } catch (error) {
     return `the request is not a valid ${type.name} message: ${(error as Error).message}`;
   }
 }
 
-function messageProblem(type: DescMessage, bytes: Uint8Array, path: string): string | undefined {
+function messageProblem(type: DescMessage, bytes: Uint8Array): Problem | undefined {
+  const plan = planOf(type);
   const reader = new BinaryReader(bytes);
-  const counts = new Map<number, number>();
-  const numbers = new Map<number, bigint | string>();
+  // Both only when needed: list indexes for a repeated field's path, varints for a range check.
+  let counts: Map<number, number> | undefined;
+  let seconds: bigint | string | undefined;
+  let nanos: bigint | string | undefined;
   while (reader.pos < reader.len) {
     const [number, wireType] = reader.tag();
-    const field = type.fields.find((f) => f.number === number);
+    const field = plan.fields.get(number);
     if (field && wireType === WireType.Varint) {
-      numbers.set(number, reader.int64());
+      const value = reader.int64();
+      if (number === 1) seconds = value;
+      else if (number === 2) nanos = value;
       continue;
     }
     if (!field || wireType !== WireType.LengthDelimited) {
       reader.skip(wireType, number);
       continue;
     }
-    const index = counts.get(number) ?? 0;
-    counts.set(number, index + 1);
-    const problem = fieldProblem(field, reader.bytes(), `${path}${field.name}`, index);
+    let index = 0;
+    if (field.fieldKind === "list") {
+      counts ??= new Map();
+      index = counts.get(number) ?? 0;
+      counts.set(number, index + 1);
+    }
+    const problem = fieldProblem(field, reader.bytes(), index);
     if (problem) return problem;
   }
-  return wellKnownProblem(type, numbers, path.replace(/\.$/, ""));
+  return plan.wellKnown && wellKnownProblem(plan.wellKnown, BigInt(seconds ?? 0n), BigInt(nanos ?? 0n));
 }
 
-function fieldProblem(field: DescField, bytes: Uint8Array, path: string, index: number): string | undefined {
+function fieldProblem(field: DescField, bytes: Uint8Array, index: number): Problem | undefined {
+  let problem: Problem | undefined;
   switch (field.fieldKind) {
     case "scalar":
-      return field.scalar === ScalarType.STRING ? stringProblem(bytes, path) : undefined;
+      problem = field.scalar === ScalarType.STRING ? stringProblem(bytes) : undefined;
+      if (problem) problem.where = field.name;
+      return problem;
     case "message":
-      return messageProblem(field.message, bytes, `${path}.`);
+      problem = messageProblem(field.message, bytes);
+      if (problem) problem.where = `${field.name}.${problem.where}`;
+      return problem;
     case "list":
-      if (field.listKind === "message") return messageProblem(field.message, bytes, `${path}[${index}].`);
-      return field.scalar === ScalarType.STRING ? stringProblem(bytes, `${path}[${index}]`) : undefined;
+      if (field.listKind === "message") {
+        problem = messageProblem(field.message, bytes);
+        if (problem) problem.where = `${field.name}[${index}].${problem.where}`;
+        return problem;
+      }
+      problem = field.scalar === ScalarType.STRING ? stringProblem(bytes) : undefined;
+      if (problem) problem.where = `${field.name}[${index}]`;
+      return problem;
     case "map":
-      return mapEntryProblem(field, bytes, path);
+      return mapEntryProblem(field, bytes);
     default:
       return undefined;
   }
 }
 
-function mapEntryProblem(
-  field: DescField & { fieldKind: "map" },
-  bytes: Uint8Array,
-  path: string,
-): string | undefined {
+function mapEntryProblem(field: DescField & { fieldKind: "map" }, bytes: Uint8Array): Problem | undefined {
   const reader = new BinaryReader(bytes);
   let key = "";
   while (reader.pos < reader.len) {
@@ -105,59 +160,66 @@ function mapEntryProblem(
     }
     const value = reader.bytes();
     if (number === 1 && field.mapKey === ScalarType.STRING) {
-      const problem = stringProblem(value, `${path} key`);
-      if (problem) return problem;
+      const problem = stringProblem(value);
+      if (problem) return problemAt(`${field.name} key`, problem.say);
       key = Buffer.from(value).toString("utf8").slice(0, 64);
       // A decoder that builds maps as plain objects would make this key the object's prototype and
       // lose it: the entry would vanish, and the request pass the checks without it.
-      if (key === "__proto__") return `${path} key "__proto__" is not allowed`;
+      if (key === "__proto__") return problemAt(field.name, (at) => `${at} key "__proto__" is not allowed`);
     } else if (number === 2) {
-      const at = `${path}[${JSON.stringify(key)}]`;
+      const at = `${field.name}[${JSON.stringify(key)}]`;
       if (field.mapKind === "message") {
-        const problem = messageProblem(field.message, value, `${at}.`);
-        if (problem) return problem;
+        const problem = messageProblem(field.message, value);
+        if (problem) return problemAt(`${at}.${problem.where}`, problem.say);
       } else if (field.scalar === ScalarType.STRING) {
-        const problem = stringProblem(value, at);
-        if (problem) return problem;
+        const problem = stringProblem(value);
+        if (problem) return problemAt(at, problem.say);
       }
     }
   }
   return undefined;
 }
 
-function stringProblem(bytes: Uint8Array, path: string): string | undefined {
-  if (!isUtf8(bytes)) return `${path} is not valid UTF-8`;
-  if (bytes.includes(0)) return `${path} contains a NUL character, which is not allowed`;
+function stringProblem(bytes: Uint8Array): Problem | undefined {
+  if (!isUtf8(bytes)) return problemAt("", (at) => `${at} is not valid UTF-8`);
+  if (bytes.includes(0)) return problemAt("", (at) => `${at} contains a NUL character, which is not allowed`);
   return undefined;
 }
 
 function wellKnownProblem(
-  type: DescMessage,
-  numbers: Map<number, bigint | string>,
-  path: string,
-): string | undefined {
-  if (type.typeName !== "google.protobuf.Timestamp" && type.typeName !== "google.protobuf.Duration") {
-    return undefined;
-  }
-  const seconds = BigInt(numbers.get(1) ?? 0n);
+  kind: "timestamp" | "duration",
+  seconds: bigint,
+  rawNanos: bigint,
+): Problem | undefined {
   // nanos is an int32: the low 32 bits of the varint, as a signed number.
-  const nanos = Number(BigInt.asIntN(32, BigInt(numbers.get(2) ?? 0n)));
-  if (type.typeName === "google.protobuf.Timestamp") {
+  const nanos = Number(BigInt.asIntN(32, rawNanos));
+  if (kind === "timestamp") {
     if (seconds < TIMESTAMP_SECONDS.min || seconds > TIMESTAMP_SECONDS.max) {
-      return `${path} is out of range: a timestamp must lie between 0001-01-01 and 9999-12-31`;
+      return problemAt(
+        "",
+        (at) => `${at} is out of range: a timestamp must lie between 0001-01-01 and 9999-12-31`,
+      );
     }
-    if (nanos < 0 || nanos > MAX_NANOS) return `${path}.nanos must be 0..${MAX_NANOS}, got ${nanos}`;
+    if (nanos < 0 || nanos > MAX_NANOS) {
+      return problemAt("", (at) => `${at}.nanos must be 0..${MAX_NANOS}, got ${nanos}`);
+    }
     return undefined;
   }
   if (seconds < -DURATION_SECONDS || seconds > DURATION_SECONDS) {
-    return `${path} is out of range: a duration is at most ${DURATION_SECONDS} seconds either way`;
+    return problemAt(
+      "",
+      (at) => `${at} is out of range: a duration is at most ${DURATION_SECONDS} seconds either way`,
+    );
   }
   if (
     nanos < -MAX_NANOS ||
     nanos > MAX_NANOS ||
     (seconds !== 0n && nanos !== 0 && seconds < 0n !== nanos < 0)
   ) {
-    return `${path}.nanos must be -${MAX_NANOS}..${MAX_NANOS} with the sign of seconds, got ${nanos}`;
+    return problemAt(
+      "",
+      (at) => `${at}.nanos must be -${MAX_NANOS}..${MAX_NANOS} with the sign of seconds, got ${nanos}`,
+    );
   }
   return undefined;
 }

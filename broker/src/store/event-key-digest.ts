@@ -4,7 +4,7 @@
 // process of a publish-heavy run; Node's SHA-256 costs the broker about a microsecond an event.
 // The SQL function stays the definition (the migration and any SQL that looks a key up use it);
 // event-key-digests.test.ts checks that both give the same digest, non-ASCII text included.
-import { createHash } from "node:crypto";
+import { hash } from "node:crypto";
 
 /**
  * SHA-256 of `len(topic) ':' topic len(source) ':' source id` in UTF-8, its first 16 bytes as a
@@ -13,11 +13,16 @@ import { createHash } from "node:crypto";
  */
 export function eventKeyDigest(topic: string, source: string, id: string): string {
   const text = `${codePoints(topic)}:${topic}${codePoints(source)}:${source}${id}`;
-  const hex = createHash("sha256").update(text, "utf8").digest("hex");
+  // The one-shot hash: no Hash object per event (half the cost of createHash().update().digest()).
+  const hex = hash("sha256", text, "hex");
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20, 32)}`;
 }
 
+const SURROGATE = /[\uD800-\uDFFF]/;
+
 function codePoints(text: string): number {
+  // UTF-16 units are code points unless a pair encodes one beyond the BMP (rare in names and ids).
+  if (!SURROGATE.test(text)) return text.length;
   let count = 0;
   for (const _ of text) count++;
   return count;

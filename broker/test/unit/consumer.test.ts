@@ -72,6 +72,32 @@ describe("Consumer", () => {
     expect(c.peek([id]).others.get(id)).toBe("stale");
   });
 
+  it("answers every id it handed out and no longer holds stale, and anything else unknown", () => {
+    const c = consumer(10);
+    const settle = (n: number) => {
+      const id = c.hold(lease(n), 1, 0);
+      c.claim([id]);
+      return id;
+    };
+    const ids = Array.from({ length: 25_000 }, (_, n) => settle(n));
+    expect(new Set(c.claim(ids).map((r) => ("status" in r ? r.status : "held")))).toEqual(new Set(["stale"]));
+    // Another stream's ids (one before a reconnect, say), and look-alikes of this stream's.
+    const other = consumer(10).hold(lease(1), 1, 0);
+    const prefix = (ids[0] as string).slice(0, -1);
+    const lookAlikes = [
+      other,
+      `${prefix}01`,
+      `${prefix}1e0`,
+      `${prefix}25001`,
+      `${prefix}-1`,
+      `${prefix}`,
+      "1",
+    ];
+    expect(c.claim(lookAlikes).map((r) => ("status" in r ? r.status : "held"))).toEqual(
+      lookAlikes.map(() => "unknown"),
+    );
+  });
+
   it("hands back everything it holds when closed, and takes nothing more", () => {
     const c = consumer(10);
     c.hold(lease(1), 10, 0);
