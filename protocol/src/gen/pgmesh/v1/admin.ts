@@ -274,7 +274,10 @@ export interface GetSubscriptionStatsRequest {
 }
 
 export interface GetSubscriptionStatsResponse {
-  /** Waiting to be delivered (including retries waiting out their backoff and delayed events). */
+  /**
+   * Waiting to be delivered (including retries waiting out their backoff and delayed events).
+   * Includes cursor_lag, so it is a lower bound when cursor_lag is.
+   */
   backlog: number;
   /** Delivered and not yet settled. */
   inFlight: number;
@@ -286,7 +289,11 @@ export interface GetSubscriptionStatsResponse {
   deadLetters: number;
   /** Ordering keys held back behind a dead letter. */
   parkedKeys: number;
-  /** Events of the topic the subscription's cursor has not passed yet (its filter not applied). */
+  /**
+   * Events of the topic the subscription's cursor has not passed yet (its filter not applied),
+   * counted up to 100,000: a lag of 100,000 means at least that many (cursor_lag_age still tells
+   * how far behind the cursor is).
+   */
   cursorLag: number;
   /** Age of the oldest event the cursor has not passed; zero when it is at the topic's head. */
   cursorLagAge:
@@ -470,7 +477,7 @@ export interface ListSubscriptionSummariesRequest {
 export interface SubscriptionSummary {
   name: string;
   topic: string;
-  /** As GetSubscriptionStats, at the last refresh. */
+  /** As GetSubscriptionStats, at the last refresh (which counts a cursor's lag up to 10,000 only). */
   backlog: number;
   inFlight: number;
   oldestUnackedAge: Duration | undefined;

@@ -649,6 +649,7 @@ export const GetSubscriptionStatsRequestSchema: GenMessage<GetSubscriptionStatsR
 export type GetSubscriptionStatsResponse = Message<"pgmesh.v1.GetSubscriptionStatsResponse"> & {
   /**
    * Waiting to be delivered (including retries waiting out their backoff and delayed events).
+   * Includes cursor_lag, so it is a lower bound when cursor_lag is.
    *
    * @generated from field: uint64 backlog = 1;
    */
@@ -683,7 +684,9 @@ export type GetSubscriptionStatsResponse = Message<"pgmesh.v1.GetSubscriptionSta
   parkedKeys: bigint;
 
   /**
-   * Events of the topic the subscription's cursor has not passed yet (its filter not applied).
+   * Events of the topic the subscription's cursor has not passed yet (its filter not applied),
+   * counted up to 100,000: a lag of 100,000 means at least that many (cursor_lag_age still tells
+   * how far behind the cursor is).
    *
    * @generated from field: uint64 cursor_lag = 6;
    */
@@ -1362,7 +1365,7 @@ export type SubscriptionSummary = Message<"pgmesh.v1.SubscriptionSummary"> & {
   topic: string;
 
   /**
-   * As GetSubscriptionStats, at the last refresh.
+   * As GetSubscriptionStats, at the last refresh (which counts a cursor's lag up to 10,000 only).
    *
    * @generated from field: uint64 backlog = 3;
    */
