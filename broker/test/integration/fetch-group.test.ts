@@ -3,6 +3,7 @@
 // fetch only on those: an empty queue costs no fetch statement. Cursor reads and advances of many
 // subscriptions are grouped the same way, one statement and one transaction a round.
 import { describe, expect, it, vi } from "vitest";
+import { selectAfterCursors } from "../../src/store/queries/cursors.ts";
 import { useTestBroker } from "../support/broker.ts";
 import { useJobQueue } from "../support/job-queue.ts";
 
@@ -72,5 +73,55 @@ describe("a round of fetches", () => {
     expect([again?.size, advanced[0]?.size].sort()).toEqual([3, undefined]);
     const after = await Promise.all(queues.map((queue) => q.queue.readCursor(queue, 10)));
     expect(after.map((r) => r?.events.length)).toEqual(queues.map(() => 0));
+  });
+
+  it("reads an event once for the cursors of a round that share it, each from its own position and limit", async () => {
+    const { client } = t.mesh;
+    await client.createTopic("round.shared");
+    await client.createTopic("round.other");
+    const subs = ["round.shared.a", "round.shared.b", "round.shared.c"];
+    for (const name of subs) await client.createSubscription(name, "round.shared");
+    await client.createSubscription("round.other.a", "round.other");
+    await client.publish(
+      "round.shared",
+      ["e1", "e2", "e3", "e4"].map((id) => ({ id, source: "test", type: "t.v1.E" })),
+    );
+    await client.publish("round.other", [{ id: "o1", source: "test", type: "t.v1.E" }]);
+    const queueOf = async (name: string) =>
+      (await q.sql`SELECT queue FROM pgmesh.subscriptions WHERE name = ${name}`)[0]?.queue as string;
+    const [a, b, c, other] = await Promise.all([...subs, "round.other.a"].map(queueOf));
+    const seqs = (
+      await q.sql`SELECT seq::text AS seq FROM pgmesh.events
+      WHERE topic_id = pgmesh.topic_id('round.shared') ORDER BY seq`
+    ).map((r) => r.seq as string);
+    // b has passed the first event; c's cursor is moved by hand past the first two.
+    await q.sql`UPDATE pgmesh.cursors SET position = ${seqs[0] as string}::bigint WHERE queue = ${b as string}`;
+    await q.sql`UPDATE pgmesh.cursors SET position = ${seqs[1] as string}::bigint WHERE queue = ${c as string}`;
+    const reads = await selectAfterCursors(q.sql, [
+      { queue: a as string, limit: 3 },
+      { queue: b as string, limit: 10 },
+      { queue: c as string, limit: 1 },
+      { queue: other as string, limit: 10 },
+      { queue: "no.such.queue", limit: 10 },
+    ]);
+    const ids = (queue: string | undefined) => reads.get(queue as string)?.events.map((e) => e.id);
+    expect(ids(a)).toEqual(["e1", "e2", "e3"]);
+    expect(ids(b)).toEqual(["e2", "e3", "e4"]);
+    expect(ids(c)).toEqual(["e3"]);
+    expect(ids(other)).toEqual(["o1"]);
+    expect(reads.has("no.such.queue")).toBe(false);
+    expect(reads.get(c as string)?.position).toBe(seqs[1]);
+    // One object per event, whole, whichever cursor's row carried its columns.
+    const e3 = [a, b, c].map((queue) => reads.get(queue as string)?.events.find((e) => e.id === "e3"));
+    expect(e3[0]).toBe(e3[1]);
+    expect(e3[1]).toBe(e3[2]);
+    expect(e3[0]).toMatchObject({
+      id: "e3",
+      source: "test",
+      type: "t.v1.E",
+      topic: "round.shared",
+      seq: seqs[2],
+    });
+    expect(e3[0]?.publishedAt).toBeInstanceOf(Date);
   });
 });
