@@ -102,6 +102,13 @@ const DEFAULT_CHANNEL_OPTIONS: ChannelOptions = {
   // monitor reopens would go out on it again. The broker allows a ping every 5 s.
   "grpc.keepalive_time_ms": 30_000,
   "grpc.keepalive_timeout_ms": 10_000,
+  // HTTP/2 flow control: how much the broker may send before this client acknowledges it, for the
+  // connection and for each stream. grpc-js leaves both at HTTP/2's 65,535 bytes, so a Deliveries
+  // message of 1,000 events (about 350 kB) crossed in six round trips of WINDOW_UPDATE, and the
+  // subscriptions sharing a connection shared those 64 kB: in bench (c) the ten streams' windows sat
+  // full of deliveries still on the way. The consumer's own window (max outstanding messages and
+  // bytes) is what bounds a stream; this only stops HTTP/2 from bounding it lower.
+  "grpc-node.flow_control_window": 8 * 1024 * 1024,
 };
 
 /** A subscription's delivery policy, in seconds; anything left out keeps its default (or current) value. */
