@@ -319,13 +319,16 @@ export class SubscriptionDispatcher {
     let next = 0;
     for (const consumer of ordered) {
       const batch: OutboundDelivery[] = [];
+      let redeliveries = 0;
       while (next < ready.length && consumer.free > 0) {
         const { lease, event, bytes, leasedAt } = ready[next++] as Ready;
         const attempt = lease.retryCount + 1;
+        if (attempt > 1) redeliveries++;
         batch.push({ ackId: consumer.hold(lease, bytes, leasedAt), attempt, event });
-        this.hooks.observer.delivered(this.subscription.name, attempt);
       }
-      if (batch.length > 0) consumer.sink.deliver(batch);
+      if (batch.length === 0) continue;
+      this.hooks.observer.delivered(this.subscription.name, batch.length, redeliveries);
+      consumer.sink.deliver(batch);
     }
     const left = ready.slice(next);
     if (ordered.some((c) => !c.isClosed)) {

@@ -162,9 +162,9 @@ export class BrokerMetrics implements DeliveryObserver {
     this.publishSeconds.observe({ topic }, seconds);
   }
 
-  delivered(subscription: string, attempt: number): void {
-    this.deliveriesTotal.inc({ subscription });
-    if (attempt > 1) this.redeliveriesTotal.inc({ subscription });
+  delivered(subscription: string, deliveries: number, redeliveries: number): void {
+    this.deliveriesTotal.inc({ subscription }, deliveries);
+    if (redeliveries > 0) this.redeliveriesTotal.inc({ subscription }, redeliveries);
   }
 
   fetched(subscription: string, seconds: number): void {
@@ -176,7 +176,9 @@ export class BrokerMetrics implements DeliveryObserver {
   }
 
   acked(subscription: string, secondsSincePublish: number[]): void {
-    for (const seconds of secondsSincePublish) this.publishToAckSeconds.observe({ subscription }, seconds);
+    // The labelled child once per settle, not a label lookup per acked event.
+    const histogram = this.publishToAckSeconds.labels({ subscription });
+    for (const seconds of secondsSincePublish) histogram.observe(seconds);
   }
 
   deadLettered(subscription: string, reason: DeadLetterReason, count: number): void {
