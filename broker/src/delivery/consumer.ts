@@ -155,10 +155,9 @@ export class Consumer {
     const leases = new Map<string, Lease>();
     const others = new Map<string, SettleStatus>();
     for (const ackId of ackIds) {
-      const n = this.ackIds.parse(ackId);
-      const held = n === undefined ? undefined : this.held.get(n);
-      if (held) leases.set(ackId, held.lease);
-      else others.set(ackId, n === undefined ? "unknown" : "stale");
+      const found = this.find(ackId);
+      if ("held" in found) leases.set(ackId, found.held.lease);
+      else others.set(ackId, found.status);
     }
     return { leases, others };
   }
@@ -166,11 +165,10 @@ export class Consumer {
   /** Records that these leases (by ack id, as the queue now has them) run out at `expiresAt`. */
   extended(leases: Map<string, Lease>, expiresAt: number): void {
     for (const [ackId, lease] of leases) {
-      const n = this.ackIds.parse(ackId);
-      const held = n === undefined ? undefined : this.held.get(n);
-      if (!held) continue;
-      held.lease = lease;
-      held.expiresAt = expiresAt;
+      const found = this.find(ackId);
+      if (!("held" in found)) continue;
+      found.held.lease = lease;
+      found.held.expiresAt = expiresAt;
     }
   }
 
@@ -180,12 +178,10 @@ export class Consumer {
    */
   claim(ackIds: string[]): Claim[] {
     return ackIds.map((ackId): Claim => {
-      const n = this.ackIds.parse(ackId);
-      if (n === undefined) return { ackId, status: "unknown" };
-      const held = this.held.get(n);
-      if (!held) return { ackId, status: "stale" };
-      this.release(n, held);
-      return { ackId, lease: held.lease };
+      const found = this.find(ackId);
+      if (!("held" in found)) return { ackId, status: found.status };
+      this.release(found.n, found.held);
+      return { ackId, lease: found.held.lease };
     });
   }
 
@@ -210,6 +206,14 @@ export class Consumer {
     this.held.clear();
     this.heldBytes = 0;
     return leases;
+  }
+
+  /** The lease an ack id names, if this stream holds it; otherwise the answer to a settle of it. */
+  private find(ackId: string): { n: number; held: HeldLease } | { status: "unknown" | "stale" } {
+    const n = this.ackIds.parse(ackId);
+    if (n === undefined) return { status: "unknown" };
+    const held = this.held.get(n);
+    return held ? { n, held } : { status: "stale" };
   }
 
   private release(n: number, held: HeldLease): void {

@@ -48,11 +48,15 @@ export function requestTypeOf(path: string): DescMessage {
  */
 interface Problem {
   /** Where, from the level that found it down: "events[3].time." before the last dot is trimmed. */
-  where: string;
+  readonly where: string;
   say(where: string): string;
 }
 
 const problemAt = (where: string, say: (where: string) => string): Problem => ({ where, say });
+
+/** The problem, placed under `prefix` (the field, or the list item, it was found in). */
+const under = (prefix: string, problem: Problem | undefined): Problem | undefined =>
+  problem && problemAt(prefix + problem.where, problem.say);
 
 /** What the walk needs of a message type, computed once per type. */
 interface MessagePlan {
@@ -123,25 +127,18 @@ function messageProblem(type: DescMessage, bytes: Uint8Array): Problem | undefin
 }
 
 function fieldProblem(field: DescField, bytes: Uint8Array, index: number): Problem | undefined {
-  let problem: Problem | undefined;
   switch (field.fieldKind) {
     case "scalar":
-      problem = field.scalar === ScalarType.STRING ? stringProblem(bytes) : undefined;
-      if (problem) problem.where = field.name;
-      return problem;
+      return field.scalar === ScalarType.STRING ? under(field.name, stringProblem(bytes)) : undefined;
     case "message":
-      problem = messageProblem(field.message, bytes);
-      if (problem) problem.where = `${field.name}.${problem.where}`;
-      return problem;
+      return under(`${field.name}.`, messageProblem(field.message, bytes));
     case "list":
       if (field.listKind === "message") {
-        problem = messageProblem(field.message, bytes);
-        if (problem) problem.where = `${field.name}[${index}].${problem.where}`;
-        return problem;
+        return under(`${field.name}[${index}].`, messageProblem(field.message, bytes));
       }
-      problem = field.scalar === ScalarType.STRING ? stringProblem(bytes) : undefined;
-      if (problem) problem.where = `${field.name}[${index}]`;
-      return problem;
+      return field.scalar === ScalarType.STRING
+        ? under(`${field.name}[${index}]`, stringProblem(bytes))
+        : undefined;
     case "map":
       return mapEntryProblem(field, bytes);
     default:
@@ -160,21 +157,21 @@ function mapEntryProblem(field: DescField & { fieldKind: "map" }, bytes: Uint8Ar
     }
     const value = reader.bytes();
     if (number === 1 && field.mapKey === ScalarType.STRING) {
-      const problem = stringProblem(value);
-      if (problem) return problemAt(`${field.name} key`, problem.say);
+      const problem = under(`${field.name} key`, stringProblem(value));
+      if (problem) return problem;
       key = Buffer.from(value).toString("utf8").slice(0, 64);
       // A decoder that builds maps as plain objects would make this key the object's prototype and
       // lose it: the entry would vanish, and the request pass the checks without it.
       if (key === "__proto__") return problemAt(field.name, (at) => `${at} key "__proto__" is not allowed`);
     } else if (number === 2) {
       const at = `${field.name}[${JSON.stringify(key)}]`;
-      if (field.mapKind === "message") {
-        const problem = messageProblem(field.message, value);
-        if (problem) return problemAt(`${at}.${problem.where}`, problem.say);
-      } else if (field.scalar === ScalarType.STRING) {
-        const problem = stringProblem(value);
-        if (problem) return problemAt(at, problem.say);
-      }
+      const problem =
+        field.mapKind === "message"
+          ? under(`${at}.`, messageProblem(field.message, value))
+          : field.scalar === ScalarType.STRING
+            ? under(at, stringProblem(value))
+            : undefined;
+      if (problem) return problem;
     }
   }
   return undefined;

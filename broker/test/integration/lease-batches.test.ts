@@ -3,11 +3,10 @@
 import { AckStatus } from "@pgmesh/proto/pgmesh/v1/subscriber";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { TableUpkeep } from "../../src/store/upkeep.ts";
 import { useTestBroker } from "../support/broker.ts";
 import { StreamProbe } from "../support/stream-probe.ts";
 import { until } from "../support/until.ts";
-import { heldUpkeepPass } from "../support/upkeep-pass.ts";
+import { heldUpkeepPass, testUpkeep } from "../support/upkeep-pass.ts";
 
 // The test runs upkeep passes itself; the broker's own would race it for the lock.
 const t = useTestBroker({ PGMESH_UPKEEP_MS: "3600000" });
@@ -137,12 +136,7 @@ describe("leased batches", () => {
     const held = await probe.waitForDeliveries(3);
     await client.updateTopic("lb.keep", { retentionSeconds: 60 });
     await sql`UPDATE pgmesh.events SET published_at = now() - interval '1 hour' WHERE topic_id = pgmesh.topic_id('lb.keep')`;
-    const upkeep = new TableUpkeep(sql, {
-      dedupWindowSeconds: 86_400,
-      onError: (error) => {
-        throw error;
-      },
-    });
+    const upkeep = testUpkeep(sql);
     // The cursor passed all three, but a batch holds them in flight: a pass that runs keeps them.
     await heldUpkeepPass(sql);
     expect(

@@ -3,12 +3,11 @@ import { status } from "@grpc/grpc-js";
 import { AckStatus } from "@pgmesh/proto/pgmesh/v1/subscriber";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { TableUpkeep } from "../../src/store/upkeep.ts";
 import { useTestBroker } from "../support/broker.ts";
 import { rejection } from "../support/rejection.ts";
 import { StreamProbe } from "../support/stream-probe.ts";
 import { until } from "../support/until.ts";
-import { heldUpkeepPass } from "../support/upkeep-pass.ts";
+import { heldUpkeepPass, testUpkeep } from "../support/upkeep-pass.ts";
 
 // The tests run upkeep passes themselves; the broker's own would race them for the lock.
 const t = useTestBroker({ PGMESH_UPKEEP_MS: "3600000" });
@@ -70,14 +69,7 @@ describe("acked deliveries", () => {
   });
 });
 
-const upkeep = (dedupWindowSeconds = 86_400, auditRetentionDays = 90) =>
-  new TableUpkeep(sql, {
-    dedupWindowSeconds,
-    auditRetentionDays,
-    onError: (error) => {
-      throw error;
-    },
-  });
+const upkeep = () => testUpkeep(sql);
 /** Runs upkeep passes until one has analyzed (or vacuumed) `table`: the statistics collector learns of changes late. */
 async function untilUpkeep(did: "analyzed" | "vacuumed", table: string): Promise<void> {
   const done: string[] = [];
