@@ -137,9 +137,10 @@ export async function startBroker(config: Readonly<BrokerConfig>, log: Logger): 
   });
   const publisher = new Publisher(
     events,
-    (topics) => deliveries.wakeTopics(topics),
+    (topic, newest) => deliveries.wakeTopics([topic], "events", newest),
     metrics,
     (topic) => catalog.getTopicSchema(topic),
+    deliveries.handoffs,
   );
   let server: GrpcServer | undefined;
   const deadLetters = failingFastAsUnavailable(new PostgresDeadLetterStore(sql, queue), gate);

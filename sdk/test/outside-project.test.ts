@@ -31,7 +31,7 @@ const execFileAsync = promisify(execFile);
  * The cheaper request check (a plan per message type, paths built only for a refusal) and the
  * stream's counted ack ids took it to 248,500: 250,000.
  */
-const MAX_PACKED_BYTES = { "@pgmesh/proto": 100_000, "@pgmesh/sdk": 60_000, "@pgmesh/broker": 250_000 };
+const MAX_PACKED_BYTES = { "@pgmesh/proto": 100_000, "@pgmesh/sdk": 60_000, "@pgmesh/broker": 260_000 };
 
 interface Packed {
   name: string;

@@ -5,6 +5,7 @@
 //   dispatch-wakeups.ts   when dispatchers run (by name, by topic, at a due time, the fallback poll)
 //   settler.ts            ack, nack, reject, extend; the failure rule; settles through an outage
 //   lease-sweeper.ts      leases that ran out, on any broker, failed by the retry rule
+//   publish-handoffs.ts   which dispatchers a publish here leases its new events to
 import { Consumer, type DeliverySink, type Window } from "./consumer.ts";
 import { ConsumerRegistry } from "./consumer-registry.ts";
 import { DispatchWakeups } from "./dispatch-wakeups.ts";
@@ -13,6 +14,7 @@ import type { StoredEvent, Subscription } from "./model.ts";
 import type { DeliveryObserver } from "./observer.ts";
 import { DatabaseOutageClock } from "./outage-clock.ts";
 import type { DeliveryQueue, EventStore } from "./ports.ts";
+import { DispatcherHandoffs, type PublishHandoffs } from "./publish-handoffs.ts";
 import { failureOutcome } from "./retry-policy.ts";
 import { type SettleResult, Settler } from "./settler.ts";
 import { SubscriptionDispatcher, type WakeCause } from "./subscription-dispatcher.ts";
@@ -42,6 +44,8 @@ export class DeliveryService {
   private readonly wakeups: DispatchWakeups;
   private readonly settler: Settler;
   private readonly sweeper: LeaseSweeper;
+  /** For the publisher: this broker's dispatchers that take a publish's events in its transaction. */
+  readonly handoffs: PublishHandoffs;
   private timers: NodeJS.Timeout[] = [];
   /**
    * Serving; or draining, which hands out nothing more and lasts until `giveUpAt` (ms since
@@ -69,6 +73,7 @@ export class DeliveryService {
         }),
     );
     this.wakeups = new DispatchWakeups(this.registry, queue, { isDraining, onError: options.onError });
+    this.handoffs = new DispatcherHandoffs(() => this.registry.dispatchers(), isDraining);
     const outage = new DatabaseOutageClock();
     this.settler = new Settler(queue, this.wakeups, outage, {
       observer: options.observer,
@@ -173,9 +178,12 @@ export class DeliveryService {
     this.wakeups.wake(subscriptions, cause);
   }
 
-  /** Wakes the dispatchers of these topics' subscriptions ("*" for all) that have streams here. */
-  wakeTopics(topics: string[], cause: WakeCause = "events"): void {
-    this.wakeups.wakeTopics(topics, cause);
+  /**
+   * Wakes the dispatchers of these topics' subscriptions ("*" for all) that have streams here;
+   * `newest`, for one topic, is the newest event announced when known (DispatchWakeups.wakeTopics).
+   */
+  wakeTopics(topics: string[], cause: WakeCause = "events", newest?: string): void {
+    this.wakeups.wakeTopics(topics, cause, newest);
   }
 
   /** Fails every lapsed lease of every subscription (LeaseSweeper). */

@@ -71,13 +71,15 @@ export class DispatchWakeups {
   /**
    * Wakes the dispatchers of these topics' subscriptions ("*" for all) that have streams here:
    * "events" after a publish, "work" when jobs were queued too (a redrive, a missed NOTIFY).
+   * `newest`, for one topic, is the newest event announced, when known (a publish here).
    */
-  wakeTopics(topics: string[], cause: WakeCause = "events"): void {
+  wakeTopics(topics: string[], cause: WakeCause = "events", newest?: string): void {
     if (this.isDraining) return;
     const all = topics.includes("*");
     const wanted = new Set(topics);
+    const upTo = topics.length === 1 ? newest : undefined;
     for (const dispatcher of this.registry.dispatchers()) {
-      if (all || wanted.has(dispatcher.subscription.topic)) dispatcher.wake(cause);
+      if (all || wanted.has(dispatcher.subscription.topic)) dispatcher.wake(cause, upTo);
     }
   }
 

@@ -71,6 +71,34 @@ export interface PublishOutcome {
 }
 
 /**
+ * A subscription (by its queue) asking a publish for the topic's new events, up to `room`: its
+ * dispatcher here is idle with its cursor at the topic's head (delivery/publish-handoffs.ts).
+ */
+export interface HandoffAsk {
+  queue: string;
+  room: number;
+}
+
+/** A delivery a publish leased to a subscription that asked, with its event. */
+export interface HandedDelivery {
+  lease: Lease;
+  event: StoredEvent;
+}
+
+/** What a publish request stored, and what it handed off. */
+export interface Published {
+  outcomes: PublishOutcome[];
+  stored: number;
+  /**
+   * The newest event its statement stored on the request's topic (from any request of its group):
+   * a dispatcher whose cursor is there has nothing new to read.
+   */
+  newest: string | undefined;
+  /** By queue, the deliveries handed off to the subscriptions this request asked for. */
+  handedOff: Map<string, HandedDelivery[]>;
+}
+
+/**
  * How a lease from the cursor holds the events it leases now: one pending set for all of them (a
  * row per batch), or a pg-boss job each (subscriptions that keep acked deliveries a while).
  */

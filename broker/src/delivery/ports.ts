@@ -6,11 +6,12 @@ import type {
   DeliveryPolicy,
   EventEnvelope,
   FailureOutcome,
+  HandoffAsk,
   Lease,
   LeaseHolding,
   Page,
   ParkedKey,
-  PublishOutcome,
+  Published,
   ScheduledDelivery,
   SeekResult,
   StartPosition,
@@ -76,9 +77,10 @@ export interface DeadLetterStore {
 export interface EventStore {
   /**
    * Stores the events in one transaction (a repeat of a stored idempotency key is a duplicate and
-   * stores nothing). Subscriptions lease them from their cursors; nothing is routed at publish.
+   * stores nothing). Subscriptions lease them from their cursors, except that each of `handoffs`
+   * whose cursor is at the topic's head takes them in the same transaction (up to its room).
    */
-  publish(topic: string, events: EventEnvelope[]): Promise<{ outcomes: PublishOutcome[]; stored: number }>;
+  publish(topic: string, events: EventEnvelope[], handoffs?: HandoffAsk[]): Promise<Published>;
   /** The events of a topic by seq; one that is gone is missing from the map. */
   loadEvents(topic: string, seqs: string[]): Promise<Map<string, StoredEvent>>;
 }

@@ -1,12 +1,14 @@
-// The publish use case: validate a batch, store it (store/ makes it one transaction), then wake
-// this broker's dispatchers of the topic (they lease the new events from their cursors).
+// The publish use case: validate a batch, store it (store/ makes it one transaction) with the
+// hand-offs this broker's idle dispatchers of the topic claim (publish-handoffs.ts), give them what
+// it leased for them, then wake the others (they lease the new events from their cursors).
 import { randomUUID } from "node:crypto";
 import { invalidArgument } from "./errors.ts";
 import { eventBytes } from "./event-size.ts";
-import type { EventEnvelope, PublishOutcome, TopicSchema } from "./model.ts";
+import type { EventEnvelope, Published, PublishOutcome, TopicSchema } from "./model.ts";
 import { assertName } from "./names.ts";
 import type { DeliveryObserver } from "./observer.ts";
 import type { EventStore } from "./ports.ts";
+import { Handoff, type PublishHandoffs } from "./publish-handoffs.ts";
 import { type CompiledSchema, compileSchema } from "./schema.ts";
 
 export const PUBLISH_LIMITS = {
@@ -36,10 +38,11 @@ export class Publisher {
 
   constructor(
     private readonly events: EventStore,
-    /** Called with the topic after a publish stored events. */
-    private readonly onPublished: (topics: string[]) => void,
+    /** Called with the topic and its newest event after a publish stored events. */
+    private readonly onPublished: (topic: string, newest: string | undefined) => void,
     private readonly observer: DeliveryObserver,
     private readonly loadSchema: (topic: string) => Promise<TopicSchema | undefined>,
+    private readonly handoffs: PublishHandoffs = { ask: () => Handoff.none },
   ) {}
 
   async publish(topic: string, batch: EventEnvelope[]): Promise<PublishOutcome[]> {
@@ -53,8 +56,17 @@ export class Publisher {
     const started = performance.now();
     const normalised = batch.map((event, index) => normaliseEvent(event, index));
     await this.checkSchema(topic, normalised);
-    const { outcomes, stored } = await this.events.publish(topic, normalised);
-    if (stored > 0) this.onPublished([topic]);
+    const handoff = this.handoffs.ask(topic);
+    let published: Published;
+    try {
+      published = await this.events.publish(topic, normalised, handoff.asks);
+    } catch (error) {
+      handoff.settle(undefined);
+      throw error;
+    }
+    handoff.settle(published.handedOff);
+    const { outcomes, stored } = published;
+    if (stored > 0) this.onPublished(topic, published.newest);
     this.observer.published(topic, stored, (performance.now() - started) / 1000);
     return outcomes;
   }

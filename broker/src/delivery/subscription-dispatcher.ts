@@ -8,6 +8,17 @@
 //     ordered key's later events, redrives, leases put back).
 // Each source's state is explicit: "drained" when its last read came back short and no work was
 // announced for it since (a freed window then costs no read), else "maybe_more".
+// A third way in, while both sources are drained: publishes of the topic on this broker lease their
+// new events for it in their own transaction (publish-handoffs.ts), and the dispatcher hands them
+// out when they commit.
+// What the dispatcher is doing is one explicit mode, changed only by the transitions below:
+//   idle         -> dispatching (a wake that needs a read), handing_off (a publish claims room)
+//   dispatching  a pass runs; a wake meanwhile runs it once more. -> idle when it ends
+//   handing_off  publishes with its claims are in flight, holding `reserved` of the windows; a wake
+//                that needs a read is kept (`passWanted`, and no more claims are made), a publish's
+//                "events up to" is kept (`newest`). -> idle, or dispatching, when the last settles
+// It also keeps the cursor's position as it last saw it: a publish's wake for events up to a
+// position it has passed (its own hand-off took them) then costs no read.
 // Byte windows: how many events fit is only known once they are loaded, so the dispatcher leases
 // by the largest event of its last batch; events that then find no room wait here, leased, and
 // go out first when room frees (they are not charged an attempt for it).
@@ -15,7 +26,14 @@ import { v7 as uuidv7 } from "uuid";
 import type { Consumer, OutboundDelivery } from "./consumer.ts";
 import { planCursorLease } from "./cursor-routing.ts";
 import { eventBytes } from "./event-size.ts";
-import type { FailureOutcome, Lease, StoredEvent, Subscription } from "./model.ts";
+import type {
+  FailureOutcome,
+  HandedDelivery,
+  HandoffAsk,
+  Lease,
+  StoredEvent,
+  Subscription,
+} from "./model.ts";
 import type { DeliveryObserver } from "./observer.ts";
 import type { DeliveryQueue, EventStore } from "./ports.ts";
 import { PUBLISH_LIMITS } from "./publishing.ts";
@@ -41,6 +59,24 @@ export type WakeCause = "events" | "work" | "room";
 
 type SourceState = "drained" | "maybe_more";
 
+/** Room a publish claimed for its events (publish-handoffs.ts); settled by takeHandoff. */
+export interface HandoffClaim extends HandoffAsk {
+  claimedAt: number;
+}
+
+type Mode =
+  | { name: "idle" }
+  | { name: "dispatching"; pass: Promise<void>; again: boolean }
+  | {
+      name: "handing_off";
+      claims: number;
+      reserved: number;
+      passWanted: boolean;
+      newest: bigint | undefined;
+      settled: Promise<void>;
+      settle: () => void;
+    };
+
 export interface DispatcherHooks {
   observer: DeliveryObserver;
   onError: (error: unknown, subscription: Subscription) => void;
@@ -52,9 +88,10 @@ export interface DispatcherHooks {
 
 export class SubscriptionDispatcher {
   readonly consumers = new Set<Consumer>();
-  /** The dispatch pass in progress, if any. */
-  private current: Promise<void> | undefined;
-  private wokenWhileRunning = false;
+  /** See the header. */
+  private mode: Mode = { name: "idle" };
+  /** The cursor's position as this dispatcher last saw or left it; unknown after a "work" wake (a seek). */
+  private position: bigint | undefined;
   /** What the dispatcher knows of each source (see the header). */
   private readonly sources: { cursor: SourceState; queue: SourceState } = {
     cursor: "maybe_more",
@@ -87,7 +124,22 @@ export class SubscriptionDispatcher {
     return this.waiting.length > 0;
   }
 
-  wake(cause: WakeCause = "work"): void {
+  /**
+   * Wakes the dispatcher. `newest`, with "events", is the newest event the wake announces (a
+   * publish here): events the cursor has passed need no read.
+   */
+  wake(cause: WakeCause = "work", newest?: string): void {
+    if (cause === "events" && newest !== undefined) {
+      const upTo = BigInt(newest);
+      if (this.mode.name === "handing_off") {
+        // Its own claims may be taking these events: decided when they settle.
+        if (this.mode.newest === undefined || upTo > this.mode.newest) this.mode.newest = upTo;
+        return;
+      }
+      if (this.position !== undefined && upTo <= this.position) return;
+    }
+    // A "work" wake may follow a seek, which can move the cursor back.
+    if (cause === "work") this.position = undefined;
     if (cause === "events" || cause === "work") this.announce("cursor");
     if (cause === "work") this.announce("queue");
     if (
@@ -99,13 +151,106 @@ export class SubscriptionDispatcher {
       // Room freed, but neither source had anything left when last asked: nothing to read.
       return;
     }
-    if (this.current) {
-      this.wokenWhileRunning = true;
-      return;
+    this.wantPass();
+  }
+
+  private wantPass(): void {
+    switch (this.mode.name) {
+      case "idle":
+        this.startPass();
+        return;
+      case "dispatching":
+        this.mode.again = true;
+        return;
+      case "handing_off":
+        this.mode.passWanted = true;
+        return;
     }
-    this.current = this.run().finally(() => {
-      this.current = undefined;
-    });
+  }
+
+  private startPass(): void {
+    const mode: Mode & { name: "dispatching" } = {
+      name: "dispatching",
+      pass: Promise.resolve(),
+      again: false,
+    };
+    this.mode = mode;
+    mode.pass = (async () => {
+      try {
+        do {
+          mode.again = false;
+          await this.dispatchUntilDrained();
+        } while (mode.again);
+      } catch (error) {
+        this.hooks.onError(error, this.subscription);
+      } finally {
+        this.mode = { name: "idle" };
+      }
+    })();
+  }
+
+  /**
+   * Claims room for the next events of the topic, for a publish to lease them here (see the
+   * header), or undefined when the dispatcher cannot take them that way now.
+   */
+  claimHandoff(): HandoffClaim | undefined {
+    const sub = this.subscription;
+    if (sub.filter || sub.ordering || sub.ackedRetentionSeconds !== 0) return undefined;
+    if (this.sources.cursor !== "drained" || this.sources.queue !== "drained" || this.waiting.length > 0) {
+      return undefined;
+    }
+    if (this.mode.name === "dispatching") return undefined;
+    if (this.mode.name === "handing_off" && this.mode.passWanted) return undefined;
+    const reserved = this.mode.name === "handing_off" ? this.mode.reserved : 0;
+    const room = Math.min(this.capacity() - reserved, MAX_BATCH);
+    if (room <= 0) return undefined;
+    if (this.mode.name === "idle") {
+      let settle = () => {};
+      const settled = new Promise<void>((resolve) => {
+        settle = resolve;
+      });
+      this.mode = {
+        name: "handing_off",
+        claims: 0,
+        reserved: 0,
+        passWanted: false,
+        newest: undefined,
+        settled,
+        settle,
+      };
+    }
+    this.mode.claims++;
+    this.mode.reserved += room;
+    return { queue: sub.queue, room, claimedAt: Date.now() };
+  }
+
+  /** Settles a claim: hands out what its publish leased here (nothing when it took nothing). */
+  takeHandoff(claim: HandoffClaim, handed: HandedDelivery[] | undefined): void {
+    if (handed && handed.length > 0) {
+      this.position = BigInt((handed.at(-1) as HandedDelivery).lease.eventSeq);
+      const ready = handed.map(
+        ({ lease, event }): Ready => ({
+          lease: { ...lease, publishedAt: event.publishedAt },
+          event,
+          bytes: eventBytes(event),
+          // Before the publish was sent: its batch's lease cannot have started earlier.
+          leasedAt: claim.claimedAt,
+        }),
+      );
+      this.typicalEventBytes = Math.max(...ready.map((r) => r.bytes));
+      // Synchronous unless every stream closed meanwhile (then they go back to the queue).
+      this.hand(ready).catch((error: unknown) => this.hooks.onError(error, this.subscription));
+    }
+    const mode = this.mode;
+    if (mode.name !== "handing_off") return;
+    mode.claims--;
+    mode.reserved -= claim.room;
+    if (mode.claims > 0) return;
+    this.mode = { name: "idle" };
+    mode.settle();
+    const missed = mode.newest !== undefined && (this.position === undefined || mode.newest > this.position);
+    if (missed) this.announce("cursor");
+    if (missed || mode.passWanted) this.startPass();
   }
 
   private announce(source: "cursor" | "queue"): void {
@@ -113,19 +258,13 @@ export class SubscriptionDispatcher {
     this.announced[source]++;
   }
 
-  /** Resolves when no dispatch pass is in progress. */
+  /** Resolves when no dispatch pass or hand-off is in progress. */
   async idle(): Promise<void> {
-    while (this.current) await this.current;
-  }
-
-  private async run(): Promise<void> {
-    try {
-      do {
-        this.wokenWhileRunning = false;
-        await this.dispatchUntilDrained();
-      } while (this.wokenWhileRunning);
-    } catch (error) {
-      this.hooks.onError(error, this.subscription);
+    for (;;) {
+      const mode = this.mode;
+      if (mode.name === "dispatching") await mode.pass;
+      else if (mode.name === "handing_off") await mode.settled;
+      else return;
     }
   }
 
@@ -189,6 +328,7 @@ export class SubscriptionDispatcher {
     const markDrained = () => {
       if (this.announced.cursor === announcedBefore) this.sources.cursor = "drained";
     };
+    if (read) this.position = BigInt(read.position);
     if (!read || read.events.length === 0) {
       markDrained();
       return false;
@@ -207,6 +347,7 @@ export class SubscriptionDispatcher {
     this.hooks.observer.fetched(sub.name, (performance.now() - asked) / 1000);
     // Another broker moved the cursor first (or a seek did): read again from where it is now.
     if (!leases) return true;
+    this.position = BigInt(plan.to);
     if (plan.dueNow > 0) this.announce("queue");
     if (plan.earliestDueMs !== undefined) this.hooks.wakeAt(sub.name, plan.earliestDueMs);
     const ready: Ready[] = [];

@@ -1,22 +1,24 @@
 // Publishing and reading events. A publish group (concurrent publishes, any topics: see
 // group-commit.ts) is one statement (queries/publish.ts): each new event is stored once and one
-// NOTIFY wakes the other brokers. One round trip and one commit, however many topics; no delivery
-// is written at publish (subscriptions lease from their cursors), so its cost does not grow with
-// the subscriptions.
+// NOTIFY wakes the other brokers. One round trip and one commit, however many topics. Deliveries
+// are written at publish only for the subscriptions that ask for a hand-off (this broker's idle
+// dispatchers, a batch row each); the others lease from their cursors, so its cost does not grow
+// with the subscriptions.
 import { notFound } from "../delivery/errors.ts";
-import type { EventEnvelope, PublishOutcome, StoredEvent } from "../delivery/model.ts";
+import type { EventEnvelope, HandedDelivery, HandoffAsk, Published, StoredEvent } from "../delivery/model.ts";
 import type { EventStore } from "../delivery/ports.ts";
 import type { Sql, TransactionSql } from "./database.ts";
 import { GroupCommit, type GroupResult } from "./group-commit.ts";
 import * as events from "./queries/events.ts";
 import { topicEventKey } from "./queries/events.ts";
+import { slotLease } from "./queries/lease-batches.ts";
 import { type PublishStatement, publishStatement } from "./queries/publish.ts";
 import { WAKEUP_CHANNEL, wakeupPayload } from "./wakeups.ts";
 
-type Published = { outcomes: PublishOutcome[]; stored: number };
 interface PublishRequest {
   topic: string;
   batch: EventEnvelope[];
+  handoffs?: HandoffAsk[] | undefined;
 }
 
 /** Publishes committing at once; the next group fills while they flush. */
@@ -48,8 +50,8 @@ export class PostgresEventStore implements EventStore {
   }
 
   /** Publishes in a statement shared with the publishes that arrive while others commit. */
-  publish(topic: string, batch: EventEnvelope[]): Promise<Published> {
-    return this.commits.submit({ topic, batch }, batch.length);
+  publish(topic: string, batch: EventEnvelope[], handoffs?: HandoffAsk[]): Promise<Published> {
+    return this.commits.submit({ topic, batch, handoffs }, batch.length);
   }
 
   /**
@@ -87,15 +89,47 @@ export class PostgresEventStore implements EventStore {
       }
     }
     const topics = [...new Set(requests.map((r) => r.topic))].sort();
+    // A queue asks once per statement: the first request that asks for it gets what it leased.
+    const askedBy = new Map<string, PublishRequest>();
+    const handoffs: HandoffAsk[] = [];
+    for (const request of requests) {
+      for (const ask of request.handoffs ?? []) {
+        if (askedBy.has(ask.queue)) continue;
+        askedBy.set(ask.queue, request);
+        handoffs.push(ask);
+      }
+    }
     const statement: PublishStatement = {
       topics,
       events: candidates,
       notify: { channel: WAKEUP_CHANNEL, payload: wakeupPayload(this.brokerId, topics) },
+      handoffs,
     };
     const result = await publishStatement(sql, statement);
     const storedEvents = new Set(result.stored.map((s) => candidates[s.ord]?.event));
+    const newest = new Map<string, string>();
+    const storedBySeq = new Map<string, StoredEvent>();
+    for (const { ord, seq, publishedAt } of result.stored) {
+      const { topic, event } = candidates[ord] as { topic: string; event: EventEnvelope };
+      if (BigInt(seq) > BigInt(newest.get(topic) ?? "0")) newest.set(topic, seq);
+      if (result.handedOff.size > 0) storedBySeq.set(seq, { ...event, seq, topic, publishedAt });
+    }
+    const handedOff = new Map<PublishRequest, Map<string, HandedDelivery[]>>();
+    for (const [queue, { batch, seqs }] of result.handedOff) {
+      const request = askedBy.get(queue) as PublishRequest;
+      const byQueue = handedOff.get(request) ?? new Map<string, HandedDelivery[]>();
+      byQueue.set(
+        queue,
+        seqs.map((seq, index) => ({
+          lease: slotLease(batch, index, seqs.length, seq),
+          event: storedBySeq.get(seq) as StoredEvent,
+        })),
+      );
+      handedOff.set(request, byQueue);
+    }
 
-    return requests.map(({ topic, batch }): GroupResult<Published> => {
+    return requests.map((request): GroupResult<Published> => {
+      const { topic, batch } = request;
       if (!result.topics.has(topic)) return { ok: false, error: notFound(`topic ${topic} does not exist`) };
       let stored = 0;
       const outcomes = batch.map((event) => {
@@ -105,7 +139,15 @@ export class PostgresEventStore implements EventStore {
         if (!duplicate) stored++;
         return { id: event.id, duplicate };
       });
-      return { ok: true, value: { outcomes, stored } };
+      return {
+        ok: true,
+        value: {
+          outcomes,
+          stored,
+          newest: newest.get(topic),
+          handedOff: handedOff.get(request) ?? new Map(),
+        },
+      };
     });
   }
 

@@ -60,6 +60,14 @@ describe("the cursor", () => {
       BEGIN PERFORM pg_sleep(random() * 0.15); RETURN NULL; END $$`;
     await sql`CREATE TRIGGER slow_commit AFTER INSERT ON pgmesh.events
       FOR EACH STATEMENT EXECUTE FUNCTION pg_temp_sleep_a_little()`;
+    // Which lease batches a publish wrote itself (its hand-off to an idle stream): both paths race here.
+    await sql`CREATE TABLE race_xacts (kind text, xact xid8)`;
+    await sql`CREATE FUNCTION pg_temp_note_xact() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN INSERT INTO race_xacts VALUES (TG_TABLE_NAME, pg_current_xact_id()); RETURN NULL; END $$`;
+    await sql`CREATE TRIGGER note_publish AFTER INSERT ON pgmesh.events
+      FOR EACH STATEMENT EXECUTE FUNCTION pg_temp_note_xact()`;
+    await sql`CREATE TRIGGER note_batch AFTER INSERT ON pgmesh.lease_batches
+      FOR EACH ROW EXECUTE FUNCTION pg_temp_note_xact()`;
     // Small windows make small lease batches, so the cursor moves many times while commits race.
     const streams = [
       ackingProbe(await StreamProbe.open(t.mesh.client, "cur.race.sub", 7, "one")),
@@ -127,6 +135,8 @@ describe("the cursor", () => {
     );
     await Promise.all(work);
     await sql`DROP TRIGGER slow_commit ON pgmesh.events`;
+    await sql`DROP TRIGGER note_publish ON pgmesh.events`;
+    await sql`DROP TRIGGER note_batch ON pgmesh.lease_batches`;
     // Everything committed is on the topic now (the relay drains the outbox within its poll).
     await until(
       async () => Number((await sql`SELECT count(*)::int AS n FROM pgmesh.outbox`)[0]?.n) === 0,
@@ -154,6 +164,13 @@ describe("the cursor", () => {
     // None skipped, none leased twice by the cursor.
     expect(leased.length).toBe(committed.length);
     expect(new Set(leased)).toEqual(new Set(committed));
+    // Both ways of leasing took part: publishes handing off, and leases from the cursor after them.
+    const [paths] = await sql`
+      SELECT count(*) FILTER (WHERE b.xact IN (SELECT xact FROM race_xacts WHERE kind = 'events'))::int AS handed,
+             count(*) FILTER (WHERE b.xact NOT IN (SELECT xact FROM race_xacts WHERE kind = 'events'))::int AS read
+      FROM race_xacts b WHERE b.kind = 'lease_batches'`;
+    expect(paths?.handed).toBeGreaterThan(0);
+    expect(paths?.read).toBeGreaterThan(0);
   });
 
   it("is not held back on topic B by an idle transaction holding an xid, nor by a 30 s transaction on topic A", async () => {

@@ -232,4 +232,88 @@ describe("SubscriptionDispatcher", () => {
     expect(keeping.queue.holdings).toEqual(["jobs"]);
     expect(seqs(keeping.delivered)).toEqual(["1", "2"]);
   });
+
+  describe("publish hand-offs", () => {
+    /** What a publish statement leases for a claim: a batch of the topic's new events. */
+    const handed = (...seqList: string[]) =>
+      seqList.map((seq, index) => ({
+        lease: {
+          jobId: `b/${index}`,
+          retryCount: 0,
+          eventSeq: seq,
+          slot: { batch: "b", index, size: seqList.length },
+        },
+        event: event(seq),
+      }));
+
+    /** A dispatcher that has read its cursor to the head (both sources drained). */
+    async function drained(window: number, subscription: Subscription = testSubscription) {
+      const setup = setUp(window, subscription);
+      setup.queue.topic = [event("1")];
+      setup.dispatcher.wake("work");
+      await setup.dispatcher.idle();
+      return setup;
+    }
+
+    it("claims free room when drained, hands out what the publish leased, and a wake for those events reads nothing", async () => {
+      const { queue, dispatcher, delivered } = await drained(10);
+      const reads = queue.cursorReads.length;
+      const claim = dispatcher.claimHandoff();
+      expect(claim).toMatchObject({ queue: "q", room: 9 });
+      // The claim holds all the free room: a second publish in flight finds none left.
+      expect(dispatcher.claimHandoff()).toBeUndefined();
+      dispatcher.takeHandoff(claim as NonNullable<typeof claim>, handed("2", "3"));
+      // The publish's own wake names events the hand-off took: no read.
+      dispatcher.wake("events", "3");
+      await dispatcher.idle();
+      expect(seqs(delivered)).toEqual(["1", "2", "3"]);
+      expect(queue.cursorReads).toHaveLength(reads);
+    });
+
+    it("makes no claim with a source that may hold more, while a pass runs, or on filtered, ordered or retaining subscriptions", async () => {
+      const fresh = setUp(10);
+      expect(fresh.dispatcher.claimHandoff()).toBeUndefined();
+      for (const sub of [
+        { ...testSubscription, filter: "kind = 'keep'" },
+        { ...testSubscription, ordering: true },
+        { ...testSubscription, ackedRetentionSeconds: 60 },
+      ]) {
+        expect((await drained(10, sub)).dispatcher.claimHandoff()).toBeUndefined();
+      }
+      const busy = await drained(10);
+      busy.queue.topic.push(event("2"));
+      busy.dispatcher.wake("events");
+      expect(busy.dispatcher.claimHandoff()).toBeUndefined();
+      await busy.dispatcher.idle();
+      const full = await drained(1);
+      expect(full.dispatcher.claimHandoff()).toBeUndefined();
+    });
+
+    it("keeps a wake that needs a read until its claims settle, and claims nothing more meanwhile", async () => {
+      const { queue, dispatcher, delivered } = await drained(10);
+      const claim = dispatcher.claimHandoff() as NonNullable<ReturnType<typeof dispatcher.claimHandoff>>;
+      // Another broker's publish: the cursor must be read, but not while the claim is in flight.
+      queue.topic.push(event("2"));
+      const reads = queue.cursorReads.length;
+      dispatcher.wake("events");
+      expect(queue.cursorReads).toHaveLength(reads);
+      expect(dispatcher.claimHandoff()).toBeUndefined();
+      // The publish leased nothing here (the cursor was not at the head): the pass runs now.
+      dispatcher.takeHandoff(claim, undefined);
+      await dispatcher.idle();
+      expect(seqs(delivered)).toEqual(["1", "2"]);
+    });
+
+    it("reads after a hand-off that took only part of what its publish stored", async () => {
+      const { queue, dispatcher, delivered } = await drained(10);
+      const claim = dispatcher.claimHandoff() as NonNullable<ReturnType<typeof dispatcher.claimHandoff>>;
+      queue.topic.push(event("2"), event("3"));
+      // The publish stored 2 and 3, and leased only 2 here (3 is delayed, say): its wake says 3.
+      dispatcher.wake("events", "3");
+      queue.position = "2";
+      dispatcher.takeHandoff(claim, handed("2"));
+      await dispatcher.idle();
+      expect(seqs(delivered)).toEqual(["1", "2", "3"]);
+    });
+  });
 });

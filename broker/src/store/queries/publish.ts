@@ -23,6 +23,14 @@ export interface PublishStatement {
   events: { topic: string; event: EventEnvelope }[];
   /** The NOTIFY, sent only when an event was stored. */
   notify: { channel: string; payload: string } | undefined;
+  /** Subscription queues (one entry each) asking for the new events of their topic, up to `room`. */
+  handoffs: { queue: string; room: number }[];
+}
+
+/** The events a hand-off leased: one batch, in seq order. */
+export interface HandedOff {
+  batch: string;
+  seqs: string[];
 }
 
 export interface PublishStatementResult {
@@ -30,6 +38,8 @@ export interface PublishStatementResult {
   topics: Set<string>;
   /** The stored events: positions in `events`, with their seq and publish time. */
   stored: { ord: number; seq: string; publishedAt: Date }[];
+  /** By queue, the hand-offs that leased events (the others' cursors were not at the topic's head). */
+  handedOff: Map<string, HandedOff>;
 }
 
 /** Runs the statement. */
@@ -78,20 +88,64 @@ export async function publishStatement(sql: Runner, p: PublishStatement): Promis
              i.deliver_after, clock_timestamp()
       FROM input i JOIN claimed c ON c.digest = i.key_digest
       ORDER BY i.ord
-      RETURNING seq, topic_id, source, id, published_at
+      RETURNING seq, topic_id, source, id, published_at, deliver_after
     ), stored AS (
       SELECT s.seq, s.published_at, i.ord
       FROM inserted s JOIN input i ON i.topic_id = s.topic_id AND i.source = s.source AND i.id = s.id
+    ), handoff_cursors AS (
+      -- Locked after the topics (the InitPlan on locked) and in queue order, as every transaction
+      -- that locks several cursors does (the grouped advances in store/queue.ts): no deadlock.
+      SELECT c.queue, c.topic_id, c.position
+      FROM pgmesh.cursors c
+      WHERE c.queue = ANY(${p.handoffs.map((h) => h.queue)}::text[])
+        AND c.topic_id = ANY((SELECT ids FROM locked)::integer[])
+      ORDER BY c.queue
+      FOR NO KEY UPDATE
+    ), handed AS (
+      -- A cursor at the topic's newest event before this statement's takes the new events, in seq
+      -- order, up to its room and short of the first delayed one (a delayed event waits as a job of
+      -- its own, which only a lease from the cursor writes). newest_event_before looks with a fresh
+      -- snapshot (see migration 0043): this statement's may miss the publish it waited for.
+      SELECT c.queue, x.seqs, q.expire_seconds
+      FROM jsonb_to_recordset(${sql.json(p.handoffs.map(({ queue, room }) => ({ queue, room })))}::jsonb)
+        AS h(queue text, room int)
+      JOIN handoff_cursors c ON c.queue = h.queue
+      JOIN pgboss.queue q ON q.name = h.queue
+      CROSS JOIN LATERAL (
+        SELECT array_agg(n.seq ORDER BY n.seq) AS seqs
+        FROM (SELECT i.seq FROM inserted i
+              WHERE i.topic_id = c.topic_id
+                AND i.seq < coalesce((SELECT min(d.seq) FROM inserted d
+                                      WHERE d.topic_id = c.topic_id AND d.deliver_after > now()),
+                                     9223372036854775807)
+              ORDER BY i.seq LIMIT h.room) n
+      ) x
+      WHERE x.seqs IS NOT NULL AND c.position = pgmesh.newest_event_before(c.topic_id, x.seqs[1])
+    ), moved AS (
+      UPDATE pgmesh.cursors c SET position = h.seqs[cardinality(h.seqs)]
+      FROM handed h WHERE c.queue = h.queue
+      RETURNING c.queue
+    ), batches AS (
+      INSERT INTO pgmesh.lease_batches (id, queue, seqs, pending, leased_at, expires_at)
+      SELECT gen_random_uuid(), h.queue, h.seqs, repeat('1', cardinality(h.seqs))::varbit, now(),
+             now() + h.expire_seconds * interval '1s'
+      FROM handed h JOIN moved m ON m.queue = h.queue
+      RETURNING id, queue, seqs
     ), notified AS (
       SELECT pg_notify(${p.notify?.channel ?? ""}, ${p.notify?.payload ?? ""})
       WHERE ${p.notify !== undefined} AND EXISTS (SELECT 1 FROM inserted)
     )
-    SELECT ord, seq, published_at, NULL::text[] AS topics FROM stored
-    UNION ALL SELECT NULL, NULL, NULL, names FROM locked
-    UNION ALL SELECT NULL, NULL, NULL, NULL FROM notified`;
-  const result: PublishStatementResult = { topics: new Set(), stored: [] };
+    SELECT ord, seq, published_at, NULL::text[] AS topics, NULL::text AS queue, NULL::uuid AS batch,
+           NULL::text[] AS seqs
+    FROM stored
+    UNION ALL SELECT NULL, NULL, NULL, names, NULL, NULL, NULL FROM locked
+    UNION ALL SELECT NULL, NULL, NULL, NULL, queue, id, seqs::text[] FROM batches
+    UNION ALL SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM notified`;
+  const result: PublishStatementResult = { topics: new Set(), stored: [], handedOff: new Map() };
   for (const r of rows) {
     if (r.topics) for (const topic of r.topics as string[]) result.topics.add(topic);
+    if (r.batch)
+      result.handedOff.set(r.queue as string, { batch: String(r.batch), seqs: r.seqs as string[] });
     if (r.ord === null) continue;
     result.stored.push({ ord: r.ord as number, seq: String(r.seq), publishedAt: r.published_at as Date });
   }
