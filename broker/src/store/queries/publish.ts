@@ -59,6 +59,55 @@ export async function publishStatement(sql: Runner, p: PublishStatement): Promis
     data: Buffer.from(e.data.buffer, e.data.byteOffset, e.data.byteLength).toString("base64"),
     deliver_after: e.deliverAfter?.toISOString() ?? null,
   }));
+  // The hand-off's part of the statement, left out when no subscription asked (a publish with
+  // busy or no dispatchers here), so that such a publish plans and runs what it did before.
+  const handoffs =
+    p.handoffs.length === 0
+      ? sql``
+      : sql`, handoff_cursors AS (
+          -- Locked after the topics (the InitPlan on locked) and in queue order, as every transaction
+          -- that locks several cursors does (the grouped advances in store/queue.ts): no deadlock.
+          SELECT c.queue, c.topic_id, c.position
+          FROM pgmesh.cursors c
+          WHERE c.queue = ANY(${p.handoffs.map((h) => h.queue)}::text[])
+            AND c.topic_id = ANY((SELECT ids FROM locked)::integer[])
+          ORDER BY c.queue
+          FOR NO KEY UPDATE
+        ), handed AS (
+          -- A cursor at the topic's newest event before this statement's takes the new events, in seq
+          -- order, up to its room and short of the first delayed one (a delayed event waits as a job of
+          -- its own, which only a lease from the cursor writes). newest_event_before looks with a fresh
+          -- snapshot (see migration 0043): this statement's may miss the publish it waited for.
+          SELECT c.queue, x.seqs, q.expire_seconds
+          FROM jsonb_to_recordset(${sql.json(p.handoffs.map(({ queue, room }) => ({ queue, room })))}::jsonb)
+            AS h(queue text, room int)
+          JOIN handoff_cursors c ON c.queue = h.queue
+          JOIN pgboss.queue q ON q.name = h.queue
+          CROSS JOIN LATERAL (
+            SELECT array_agg(n.seq ORDER BY n.seq) AS seqs
+            FROM (SELECT i.seq FROM inserted i
+                  WHERE i.topic_id = c.topic_id
+                    AND i.seq < coalesce((SELECT min(d.seq) FROM inserted d
+                                          WHERE d.topic_id = c.topic_id AND d.deliver_after > now()),
+                                         9223372036854775807)
+                  ORDER BY i.seq LIMIT h.room) n
+          ) x
+          WHERE x.seqs IS NOT NULL AND c.position = pgmesh.newest_event_before(c.topic_id, x.seqs[1])
+        ), moved AS (
+          UPDATE pgmesh.cursors c SET position = h.seqs[cardinality(h.seqs)]
+          FROM handed h WHERE c.queue = h.queue
+          RETURNING c.queue
+        ), batches AS (
+          INSERT INTO pgmesh.lease_batches (id, queue, seqs, pending, leased_at, expires_at)
+          SELECT gen_random_uuid(), h.queue, h.seqs, repeat('1', cardinality(h.seqs))::varbit, now(),
+                 now() + h.expire_seconds * interval '1s'
+          FROM handed h JOIN moved m ON m.queue = h.queue
+          RETURNING id, queue, seqs
+        )`;
+  const handedRows =
+    p.handoffs.length === 0
+      ? sql``
+      : sql`UNION ALL SELECT NULL, NULL, NULL, NULL, queue, id, seqs::text[] FROM batches`;
   // `locked` is a scalar subquery, so an InitPlan: every topic is locked before the first event
   // row is read, hence before any seq is taken. published_at is the clock after the lock, so it
   // rises with seq within a topic (a seek to a time searches by it).
@@ -92,46 +141,7 @@ export async function publishStatement(sql: Runner, p: PublishStatement): Promis
     ), stored AS (
       SELECT s.seq, s.published_at, i.ord
       FROM inserted s JOIN input i ON i.topic_id = s.topic_id AND i.source = s.source AND i.id = s.id
-    ), handoff_cursors AS (
-      -- Locked after the topics (the InitPlan on locked) and in queue order, as every transaction
-      -- that locks several cursors does (the grouped advances in store/queue.ts): no deadlock.
-      SELECT c.queue, c.topic_id, c.position
-      FROM pgmesh.cursors c
-      WHERE c.queue = ANY(${p.handoffs.map((h) => h.queue)}::text[])
-        AND c.topic_id = ANY((SELECT ids FROM locked)::integer[])
-      ORDER BY c.queue
-      FOR NO KEY UPDATE
-    ), handed AS (
-      -- A cursor at the topic's newest event before this statement's takes the new events, in seq
-      -- order, up to its room and short of the first delayed one (a delayed event waits as a job of
-      -- its own, which only a lease from the cursor writes). newest_event_before looks with a fresh
-      -- snapshot (see migration 0043): this statement's may miss the publish it waited for.
-      SELECT c.queue, x.seqs, q.expire_seconds
-      FROM jsonb_to_recordset(${sql.json(p.handoffs.map(({ queue, room }) => ({ queue, room })))}::jsonb)
-        AS h(queue text, room int)
-      JOIN handoff_cursors c ON c.queue = h.queue
-      JOIN pgboss.queue q ON q.name = h.queue
-      CROSS JOIN LATERAL (
-        SELECT array_agg(n.seq ORDER BY n.seq) AS seqs
-        FROM (SELECT i.seq FROM inserted i
-              WHERE i.topic_id = c.topic_id
-                AND i.seq < coalesce((SELECT min(d.seq) FROM inserted d
-                                      WHERE d.topic_id = c.topic_id AND d.deliver_after > now()),
-                                     9223372036854775807)
-              ORDER BY i.seq LIMIT h.room) n
-      ) x
-      WHERE x.seqs IS NOT NULL AND c.position = pgmesh.newest_event_before(c.topic_id, x.seqs[1])
-    ), moved AS (
-      UPDATE pgmesh.cursors c SET position = h.seqs[cardinality(h.seqs)]
-      FROM handed h WHERE c.queue = h.queue
-      RETURNING c.queue
-    ), batches AS (
-      INSERT INTO pgmesh.lease_batches (id, queue, seqs, pending, leased_at, expires_at)
-      SELECT gen_random_uuid(), h.queue, h.seqs, repeat('1', cardinality(h.seqs))::varbit, now(),
-             now() + h.expire_seconds * interval '1s'
-      FROM handed h JOIN moved m ON m.queue = h.queue
-      RETURNING id, queue, seqs
-    ), notified AS (
+    )${handoffs}, notified AS (
       SELECT pg_notify(${p.notify?.channel ?? ""}, ${p.notify?.payload ?? ""})
       WHERE ${p.notify !== undefined} AND EXISTS (SELECT 1 FROM inserted)
     )
@@ -139,7 +149,7 @@ export async function publishStatement(sql: Runner, p: PublishStatement): Promis
            NULL::text[] AS seqs
     FROM stored
     UNION ALL SELECT NULL, NULL, NULL, names, NULL, NULL, NULL FROM locked
-    UNION ALL SELECT NULL, NULL, NULL, NULL, queue, id, seqs::text[] FROM batches
+    ${handedRows}
     UNION ALL SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM notified`;
   const result: PublishStatementResult = { topics: new Set(), stored: [], handedOff: new Map() };
   for (const r of rows) {
