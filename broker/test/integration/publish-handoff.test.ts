@@ -42,9 +42,14 @@ async function batchesOf(subscription: string) {
   return rows.map((r) => ({ ids: r.ids as string[], withPublish: r.with_publish as boolean }));
 }
 
-/** Opens a stream and lets its dispatcher read the (empty) cursor, so that it is idle and drained. */
-async function idleStream(subscription: string, window: number): Promise<StreamProbe> {
-  const probe = await StreamProbe.open(t.mesh.client, subscription, window);
+/**
+ * Creates `topic` and its subscription `topic`.sub, and opens a stream on it; waits for its
+ * dispatcher to read the (empty) cursor, so that it is idle and drained.
+ */
+async function idleStream(topic: string, window: number): Promise<StreamProbe> {
+  await t.mesh.client.createTopic(topic);
+  await t.mesh.client.createSubscription(`${topic}.sub`, topic);
+  const probe = await StreamProbe.open(t.mesh.client, `${topic}.sub`, window);
   await sleep(200);
   return probe;
 }
@@ -53,10 +58,7 @@ const ids = (deliveries: Delivery[]) => deliveries.map((d) => d.event?.id);
 
 describe("the publish hand-off", () => {
   it("leases a publish's events to an idle stream in the publish's own transaction", async () => {
-    const { client } = t.mesh;
-    await client.createTopic("ho.idle");
-    await client.createSubscription("ho.idle.sub", "ho.idle");
-    const probe = await idleStream("ho.idle.sub", 100);
+    const probe = await idleStream("ho.idle", 100);
     await publish("ho.idle", ["a", "b", "c"]);
     const delivered = await probe.waitForDeliveries(3);
     expect(ids(delivered)).toEqual(["a", "b", "c"]);
@@ -78,10 +80,7 @@ describe("the publish hand-off", () => {
   });
 
   it("takes no more than the streams' free window; the rest is leased from the cursor once room frees", async () => {
-    const { client } = t.mesh;
-    await client.createTopic("ho.room");
-    await client.createSubscription("ho.room.sub", "ho.room");
-    const probe = await idleStream("ho.room.sub", 2);
+    const probe = await idleStream("ho.room", 2);
     await publish("ho.room", ["a", "b", "c", "d", "e"]);
     const first = await probe.waitForDeliveries(2);
     expect(ids(first)).toEqual(["a", "b"]);
@@ -96,10 +95,7 @@ describe("the publish hand-off", () => {
   });
 
   it("stops short of a delayed event, which waits for its time as a job", async () => {
-    const { client } = t.mesh;
-    await client.createTopic("ho.delay");
-    await client.createSubscription("ho.delay.sub", "ho.delay");
-    const probe = await idleStream("ho.delay.sub", 10);
+    const probe = await idleStream("ho.delay", 10);
     const due = new Date(Date.now() + 1_500);
     await publish("ho.delay", ["a", "later", "c"], { later: due });
     const early = await probe.waitForDeliveries(2);
@@ -117,10 +113,7 @@ describe("the publish hand-off", () => {
   });
 
   it("sees the publish it waited for on the topic's lock, and then leaves both to the cursor", async () => {
-    const { client } = t.mesh;
-    await client.createTopic("ho.wait");
-    await client.createSubscription("ho.wait.sub", "ho.wait");
-    const probe = await idleStream("ho.wait.sub", 10);
+    const probe = await idleStream("ho.wait", 10);
     // Another publish holds the topic's lock with its event stored, as a publish of another broker
     // does until it commits. The broker's publish (with this broker's idle stream asking for a
     // hand-off) waits for that lock; its snapshot is older than the other's commit.
