@@ -129,11 +129,13 @@ export const dashboards: DashboardSpec[] = [
     panels: [
       {
         title: "Deliveries and redeliveries / s",
-        answers: "How much is delivered, and how much of it is a retry?",
+        answers:
+          "How much is delivered, how much of it is a retry, and how much a publish handed straight to an idle stream?",
         unit: "ops",
         targets: [
           { expr: `sum(rate(pgmesh_deliveries_total{${S}}[${R}]))`, legend: "deliveries" },
           { expr: `sum(rate(pgmesh_redeliveries_total{${S}}[${R}]))`, legend: "redeliveries" },
+          { expr: `sum(rate(pgmesh_handed_off_total{${S}}[${R}]))`, legend: "handed off at publish" },
         ],
       },
       {

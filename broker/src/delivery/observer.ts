@@ -7,6 +7,8 @@ export interface DeliveryObserver {
   published(topic: string, events: number, seconds: number): void;
   /** Deliveries handed to streams in one go, and how many of them were redeliveries. */
   delivered(subscription: string, deliveries: number, redeliveries: number): void;
+  /** Deliveries leased by the publish that stored their events (publish-handoffs.ts). */
+  handedOff(subscription: string, deliveries: number): void;
   /**
    * One fetch of deliveries from the subscription's queue, from asking to having the leases
    * (waiting to share a transaction with other fetches included): what slows when the queue's

@@ -238,6 +238,7 @@ export class SubscriptionDispatcher {
         }),
       );
       this.typicalEventBytes = Math.max(...ready.map((r) => r.bytes));
+      this.hooks.observer.handedOff(this.subscription.name, ready.length);
       // Synchronous unless every stream closed meanwhile (then they go back to the queue).
       this.hand(ready).catch((error: unknown) => this.hooks.onError(error, this.subscription));
     }

@@ -15,6 +15,7 @@ export class BrokerMetrics implements DeliveryObserver {
   private readonly fetchSeconds: Histogram<"subscription">;
   private readonly deliveriesTotal: Counter<"subscription">;
   private readonly redeliveriesTotal: Counter<"subscription">;
+  private readonly handedOffTotal: Counter<"subscription">;
   private readonly settlesTotal: Counter<"subscription" | "result">;
   private readonly deadLetteredTotal: Counter<"subscription" | "reason">;
   private readonly publishToAckSeconds: Histogram<"subscription">;
@@ -55,6 +56,12 @@ export class BrokerMetrics implements DeliveryObserver {
     this.deliveriesTotal = new Counter({
       name: "pgmesh_deliveries_total",
       help: "Deliveries sent to consumer streams, first attempts and redeliveries.",
+      labelNames: ["subscription"],
+      registers,
+    });
+    this.handedOffTotal = new Counter({
+      name: "pgmesh_handed_off_total",
+      help: "Deliveries leased by the publish that stored their events (the publish hand-off to an idle, caught-up stream on the publishing broker); the rest of pgmesh_deliveries_total was leased from the cursor or the queue.",
       labelNames: ["subscription"],
       registers,
     });
@@ -165,6 +172,10 @@ export class BrokerMetrics implements DeliveryObserver {
   delivered(subscription: string, deliveries: number, redeliveries: number): void {
     this.deliveriesTotal.inc({ subscription }, deliveries);
     if (redeliveries > 0) this.redeliveriesTotal.inc({ subscription }, redeliveries);
+  }
+
+  handedOff(subscription: string, deliveries: number): void {
+    this.handedOffTotal.inc({ subscription }, deliveries);
   }
 
   fetched(subscription: string, seconds: number): void {

@@ -63,6 +63,9 @@ describe("the publish hand-off", () => {
     const delivered = await probe.waitForDeliveries(3);
     expect(ids(delivered)).toEqual(["a", "b", "c"]);
     expect(await batchesOf("ho.idle.sub")).toEqual([{ ids: ["a", "b", "c"], withPublish: true }]);
+    // Counted as handed off, apart from the deliveries leased from the cursor.
+    const metrics = await (await fetch(`http://${t.mesh.broker.metricsAddress}/metrics`)).text();
+    expect(metrics).toContain('pgmesh_handed_off_total{subscription="ho.idle.sub"} 3');
     // The cursor moved with them: nothing is left to lease, and acks clear the batch.
     const results = await probe.ackAndWait(delivered.map((d) => d.ackId));
     expect(results.every((r) => r.status === AckStatus.ACK_STATUS_ACKED)).toBe(true);

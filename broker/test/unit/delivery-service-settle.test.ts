@@ -51,6 +51,7 @@ function setUp(
   const observer: DeliveryObserver = {
     published: () => {},
     delivered: () => {},
+    handedOff: () => {},
     fetched: () => {},
     settled: (_s, status, count) => statuses.push(...Array<SettleStatus>(count).fill(status)),
     acked: () => {},

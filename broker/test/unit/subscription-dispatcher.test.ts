@@ -91,6 +91,7 @@ function setUp(window: number, subscription: Subscription = testSubscription) {
   };
   const observer = {
     delivered: () => {},
+    handedOff: () => {},
     fetched: () => {},
     deadLettered: () => {},
   } as unknown as DeliveryObserver;
