@@ -134,15 +134,28 @@ describe("the cursor", () => {
       })(),
     );
     await Promise.all(work);
-    await sql`DROP TRIGGER slow_commit ON pgmesh.events`;
-    await sql`DROP TRIGGER note_publish ON pgmesh.events`;
-    await sql`DROP TRIGGER note_batch ON pgmesh.lease_batches`;
     // Everything committed is on the topic now (the relay drains the outbox within its poll).
     await until(
       async () => Number((await sql`SELECT count(*)::int AS n FROM pgmesh.outbox`)[0]?.n) === 0,
       "the outbox to drain",
       20_000,
     );
+    // Under the race the streams are rarely idle, so a publish rarely finds a dispatcher to hand off
+    // to. Then both brokers publish one event at a time with pauses, their commits still slowed and
+    // racing each other's: the idle streams take hand-offs, fenced against the other broker's leases.
+    await Promise.all(
+      [t.mesh, second].map(async (broker) => {
+        for (let i = 0; i < 8; i++) {
+          await sleep(120 + Math.random() * 60);
+          const id = nextId();
+          attempted.push(id);
+          await broker.client.publish(topic, [{ id, source: "race", type: "t" }]);
+        }
+      }),
+    );
+    await sql`DROP TRIGGER slow_commit ON pgmesh.events`;
+    await sql`DROP TRIGGER note_publish ON pgmesh.events`;
+    await sql`DROP TRIGGER note_batch ON pgmesh.lease_batches`;
     const committed = (
       await sql`SELECT id FROM pgmesh.events WHERE topic_id = pgmesh.topic_id(${topic})`
     ).map((r) => r.id as string);
