@@ -16,6 +16,11 @@ export class Handoff {
 
   constructor(private readonly claims: { dispatcher: SubscriptionDispatcher; claim: HandoffClaim }[]) {}
 
+  /** Whether any dispatcher claimed room (nothing to settle otherwise). */
+  get claimed(): boolean {
+    return this.claims.length > 0;
+  }
+
   get asks(): HandoffAsk[] {
     return this.claims.map(({ claim }) => ({ queue: claim.queue, room: claim.room }));
   }

@@ -64,7 +64,10 @@ export class Publisher {
       handoff.settle(undefined);
       throw error;
     }
-    handoff.settle(published.handedOff);
+    // The streams get their deliveries once this publish's answer is on its way: encoding a
+    // 500-event Deliveries message before answering held a producer that waits for each confirm
+    // (bench (a), 4 streams: 0.78x the same tree without hand-offs).
+    if (handoff.claimed) setImmediate(() => handoff.settle(published.handedOff));
     const { outcomes, stored } = published;
     if (stored > 0) this.onPublished(topic, published.newest);
     this.observer.published(topic, stored, (performance.now() - started) / 1000);
